@@ -94,6 +94,7 @@ type Stats struct {
 type stream struct {
 	started  bool
 	ssrc     uint32
+	lastSeq  uint16 // sequence number of the newest packet
 	refTS    uint32 // timestamp of the newest packet
 	refPos   int64  // timeline sample of refTS
 	segStart int64  // first sample written in this segment
@@ -266,11 +267,15 @@ func (w *Writer) WriteRTP(ch Channel, pkt *rtp.Packet, arrival time.Time) error 
 }
 
 // place returns the timeline sample of pkt's first sample, re-anchoring or
-// refining s as needed.
+// refining s as needed; a negative result means "late, drop it".
 func (w *Writer) place(s *stream, ch Channel, pkt *rtp.Packet, apos int64) int64 {
 	if !s.started || pkt.SSRC != s.ssrc {
 		return w.newSegment(s, pkt, apos)
 	}
+	// Sequence numbers, not timestamps, say which packet is the newest: a
+	// stale packet and a timestamp reset both go backwards in time, only
+	// the reset goes forwards in sequence.
+	newer := int16(pkt.SequenceNumber-s.lastSeq) > 0
 	// int32 difference: correct across the uint32 wraparound, and the
 	// reference follows the newest packet so it never grows large.
 	rel := int64(int32(pkt.Timestamp - s.refTS))
@@ -278,10 +283,13 @@ func (w *Writer) place(s *stream, ch Channel, pkt *rtp.Packet, apos int64) int64
 	transit := apos - pos // how much later than its anchor predicts
 	switch {
 	case transit > discontinuity || transit < -discontinuity:
+		if !newer {
+			return -1 // a straggler from before the jump, or long lost
+		}
 		// Timestamp jump or a pause with a frozen timestamp (hold): the
 		// timestamp no longer says where we are, the wall clock does.
 		return w.newSegment(s, pkt, apos)
-	case rel > 0 && pos < w.committed:
+	case newer && pos < w.committed:
 		// The newest packet is already behind the file: the sender's
 		// clock has drifted behind ours by more than the window. Re-anchor
 		// rather than drop everything until the 1 s threshold.
@@ -294,15 +302,15 @@ func (w *Writer) place(s *stream, ch Channel, pkt *rtp.Packet, apos int64) int64
 		w.shift(ch, s, transit)
 		pos += transit
 	}
-	if rel > 0 {
-		s.refTS, s.refPos = pkt.Timestamp, pos
+	if newer {
+		s.lastSeq, s.refTS, s.refPos = pkt.SequenceNumber, pkt.Timestamp, pos
 	}
 	return pos
 }
 
 func (w *Writer) newSegment(s *stream, pkt *rtp.Packet, apos int64) int64 {
 	pos := max(apos, w.committed)
-	*s = stream{started: true, ssrc: pkt.SSRC, refTS: pkt.Timestamp, refPos: pos, segStart: pos, segEnd: pos}
+	*s = stream{started: true, ssrc: pkt.SSRC, lastSeq: pkt.SequenceNumber, refTS: pkt.Timestamp, refPos: pos, segStart: pos, segEnd: pos}
 	w.stats.Segments++
 	return pos
 }

@@ -70,7 +70,7 @@ func TestWriterLongCallLossJitter(t *testing.T) {
 	checkMarkers(t, left, right, w.Start(), t0, markers)
 
 	// Channel separation: a second of tone on each side, away from markers.
-	from := int(t0.Add(10 * time.Second).Sub(w.Start()) / sampleDur)
+	from := int(t0.Add(10*time.Second).Sub(w.Start()) / sampleDur)
 	l, r := left[from:from+SampleRate], right[from:from+SampleRate]
 	if a, b := goertzel(l, 600), goertzel(l, 1400); a < 1000*b {
 		t.Errorf("left: 600 Hz energy %.3g, 1400 Hz %.3g: operator tone not alone on the left", a, b)
@@ -174,38 +174,41 @@ func TestWriterDropsAndIgnores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkt := func(pt uint8, ts uint32, n int) *rtp.Packet {
-		return &rtp.Packet{Header: rtp.Header{PayloadType: pt, Timestamp: ts, SSRC: 9}, Payload: make([]byte, n)}
+	pkt := func(pt uint8, seq uint16, ts uint32, n int) *rtp.Packet {
+		return &rtp.Packet{Header: rtp.Header{PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: 9}, Payload: make([]byte, n)}
 	}
 	steps := []struct {
 		pt      uint8
+		seq     uint16
 		ts      uint32
 		n       int
 		arrival time.Duration
 	}{
-		{ptPCMU, 0, 160, 0},
-		{101, 160, 4, 10 * time.Millisecond},        // DTMF event: ignored
-		{ptPCMU, 160, 2000, 20 * time.Millisecond},  // oversize
-		{ptPCMU, 160, 0, 20 * time.Millisecond},     // empty
-		{ptPCMU, 8000, 160, 1000 * time.Millisecond}, // advances the commit point
-		{ptPCMU, 320, 160, 1020 * time.Millisecond}, // 960 ms late: dropped
+		{ptPCMU, 1, 0, 160, 0},
+		{101, 2, 160, 4, 10 * time.Millisecond},          // DTMF event: ignored
+		{ptPCMU, 3, 160, 2000, 20 * time.Millisecond},    // oversize
+		{ptPCMU, 3, 160, 0, 20 * time.Millisecond},       // empty
+		{ptPCMU, 50, 8000, 160, 1000 * time.Millisecond}, // advances the commit point
+		{ptPCMU, 3, 320, 160, 1020 * time.Millisecond},   // 960 ms late: dropped
+		{ptPCMU, 51, 8160, 160, 1040 * time.Millisecond},
+		{ptPCMU, 4, 480, 160, 2040 * time.Millisecond}, // 2 s late: dropped, not a jump
 	}
 	for _, s := range steps {
-		if err := w.WriteRTP(Operator, pkt(s.pt, s.ts, s.n), t0.Add(s.arrival)); err != nil {
+		if err := w.WriteRTP(Operator, pkt(s.pt, s.seq, s.ts, s.n), t0.Add(s.arrival)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := Stats{Packets: 2, Ignored: 1, Late: 1, Oversize: 1, Segments: 1}
+	want := Stats{Packets: 3, Ignored: 1, Late: 2, Oversize: 1, Segments: 1}
 	if got := w.Stats(); got != want {
 		t.Errorf("stats %+v, want %+v", got, want)
 	}
-	if err := w.WriteRTP(Channel(2), pkt(0, 0, 160), t0); !errors.Is(err, ErrInvalidChannel) {
+	if err := w.WriteRTP(Channel(2), pkt(0, 0, 0, 160), t0); !errors.Is(err, ErrInvalidChannel) {
 		t.Errorf("channel 2: %v, want ErrInvalidChannel", err)
 	}
 	if _, _, err := w.Close(t0.Add(2 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteRTP(Operator, pkt(0, 0, 160), t0); !errors.Is(err, ErrClosed) {
+	if err := w.WriteRTP(Operator, pkt(0, 0, 0, 160), t0); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v, want ErrClosed", err)
 	}
 	if err := w.Flush(t0); !errors.Is(err, ErrClosed) {
