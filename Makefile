@@ -1,0 +1,48 @@
+# Plateau — make run (the demo) and make test (everything CI runs).
+GO      ?= go
+BIN     := bin/plateau
+CONFIG  ?= configs/plateau.yaml
+PKGS    := ./...
+APT_PKGS := sip-tester baresip espeak-ng sox
+
+.PHONY: all build deps run test unit e2e fuzz bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/plateau
+
+# Installs the Debian tools the tests use; does nothing when they are there.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(GO) mod download
+
+# The demo: Plateau on the example config beside the simulated outside world.
+run: build
+	@scripts/demo.sh $(BIN) $(CONFIG)
+
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) fuzz
+
+# A short run of every fuzz target, on top of the committed corpora.
+FUZZTIME ?= 5s
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+	@scripts/bench.sh $(BIN)
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+clean:
+	rm -rf bin

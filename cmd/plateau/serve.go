@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"plateau/config"
+	"plateau/sip"
+	"plateau/store"
+	"plateau/web"
+)
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve")
+	path := configFlag(fs)
+	jsonLogs := fs.Bool("log-json", false, "log as JSON (overrides log.format)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	log := newLogger(e.stderr, cfg.Log, *jsonLogs)
+	st, err := store.Open(ctx, cfg.DBPath())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if n, err := bootstrapUsers(ctx, cfg, st, e.now()); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("bootstrap users created", "count", n)
+	}
+	if err := os.MkdirAll(cfg.RecordingsDir(), 0o750); err != nil {
+		return fmt.Errorf("recordings.dir: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	auditor := &auditLog{log: log}
+	sipSrv, err := sip.NewServer(sipOptions(cfg), st, st, auditor, reg, log.With("component", "sip"), e.now)
+	if err != nil {
+		return err
+	}
+	defer sipSrv.Close()
+
+	httpSrv := web.New(reg, []web.Check{
+		{Name: "store", Fn: st.Ping},
+		{Name: "sip", Fn: func(context.Context) error {
+			if !sipSrv.Listening() {
+				return errors.New("not listening")
+			}
+			return nil
+		}},
+	}, log.With("component", "http"))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sipSrv.Serve(gctx) })
+	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
+	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.Resolve(cfg.DataDir))
+	err = g.Wait()
+	log.Info("plateau stopped", "err", err)
+	return err
+}
+
+func sipOptions(cfg *config.Config) sip.Options {
+	return sip.Options{
+		Listen:          cfg.SIP.Listen,
+		Transports:      cfg.SIP.Transports,
+		Realm:           cfg.SIP.Realm,
+		ExternalAddress: cfg.SIP.ExternalAddress,
+		NonceTTL:        cfg.SIP.NonceTTL.D(),
+		MinExpires:      cfg.SIP.MinExpires.D(),
+		MaxExpires:      cfg.SIP.MaxExpires.D(),
+		DefaultExpires:  cfg.SIP.DefaultExpires.D(),
+		UDPBufferBytes:  cfg.SIP.UDPBufferBytes,
+		BanMaxFailures:  cfg.Policy.Ban.MaxFailures,
+		BanWindow:       cfg.Policy.Ban.Window.D(),
+		BanDuration:     cfg.Policy.Ban.Duration.D(),
+	}
+}
+
+// auditLog adapts the audit chain to the SIP server's Auditor.
+type auditLog struct {
+	log *slog.Logger
+}
+
+func (a *auditLog) Audit(ctx context.Context, kind, actor, subject, outcome, reason, source string, details map[string]any) {
+	a.log.Info("audit", "kind", kind, "actor", actor, "subject", subject, "outcome", outcome, "reason", reason, "source", source, "details", details)
+}

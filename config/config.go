@@ -1,0 +1,289 @@
+// Package config decodes and validates Plateau's YAML configuration.
+//
+// Decoding is strict: an unknown key is an error that names it, and Validate
+// names the key of every invalid value, so an operator knows what to change.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Site       Site       `yaml:"site"`
+	SIP        SIP        `yaml:"sip"`
+	Media      Media      `yaml:"media"`
+	HTTP       HTTP       `yaml:"http"`
+	DataDir    string     `yaml:"data_dir"`
+	Log        Log        `yaml:"log"`
+	Trunks     []Trunk    `yaml:"trunks"`
+	Users      []User     `yaml:"users"`
+	Policy     Policy     `yaml:"policy"`
+	Recordings Recordings `yaml:"recordings"`
+
+	// dir is the directory of the config file; relative paths are resolved
+	// against it so the binary can be started from anywhere.
+	dir string
+}
+
+type Site struct {
+	Name          string `yaml:"name"`
+	Timezone      string `yaml:"timezone"`
+	DefaultRegion string `yaml:"default_region"`
+	// DetentionMode forbids turning the recording notice off. Default true.
+	DetentionMode *bool `yaml:"detention_mode"`
+}
+
+type SIP struct {
+	Listen          string   `yaml:"listen"`
+	Transports      []string `yaml:"transports"`
+	Realm           string   `yaml:"realm"`
+	ExternalAddress string   `yaml:"external_address"`
+	NonceTTL        Duration `yaml:"nonce_ttl"`
+	MinExpires      Duration `yaml:"min_expires"`
+	MaxExpires      Duration `yaml:"max_expires"`
+	DefaultExpires  Duration `yaml:"default_expires"`
+	// UDPBufferBytes sizes the UDP socket receive buffer; bursts overflow the
+	// kernel's default.
+	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
+}
+
+type Media struct {
+	IP                string   `yaml:"ip"`
+	RTPPorts          string   `yaml:"rtp_ports"`
+	InactivityTimeout Duration `yaml:"inactivity_timeout"`
+	PortDrain         Duration `yaml:"port_drain"`
+
+	portMin, portMax int
+}
+
+// PortRange returns the validated RTP port range.
+func (m Media) PortRange() (min, max int) { return m.portMin, m.portMax }
+
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+type Log struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+type Trunk struct {
+	Name            string    `yaml:"name"`
+	Address         string    `yaml:"address"`
+	Transport       string    `yaml:"transport"`
+	Auth            TrunkAuth `yaml:"auth"`
+	CallerID        string    `yaml:"caller_id"`
+	AllowedSources  []string  `yaml:"allowed_sources"`
+	OptionsInterval Duration  `yaml:"options_interval"`
+	// NumberFormat is how the called number is written in the Request-URI:
+	// "e164" (+33...), "national" (0...), or "international" (0033...).
+	NumberFormat string `yaml:"number_format"`
+}
+
+type TrunkAuth struct {
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+type User struct {
+	Extension       string `yaml:"extension"`
+	Name            string `yaml:"name"`
+	Role            string `yaml:"role"`
+	SIPPassword     string `yaml:"sip_password"`
+	SIPPasswordFile string `yaml:"sip_password_file"`
+	WebPassword     string `yaml:"web_password"`
+	WebPasswordFile string `yaml:"web_password_file"`
+}
+
+type Policy struct {
+	Windows         []Window `yaml:"windows"`
+	Holidays        []string `yaml:"holidays"`
+	MaxCallDuration Duration `yaml:"max_call_duration"`
+	WindowWarning   Duration `yaml:"window_warning"`
+	WindowGrace     Duration `yaml:"window_grace"`
+	Limits          Limits   `yaml:"limits"`
+	Ban             Ban      `yaml:"ban"`
+}
+
+// Window is a weekly time window, e.g. days "mon-fri", from "07:30", to "12:00".
+type Window struct {
+	Days string `yaml:"days"`
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+}
+
+type Limits struct {
+	PerOperator int `yaml:"per_operator"`
+	PerSite     int `yaml:"per_site"`
+}
+
+type Ban struct {
+	MaxFailures int      `yaml:"max_failures"`
+	Window      Duration `yaml:"window"`
+	Duration    Duration `yaml:"duration"`
+}
+
+type Recordings struct {
+	Dir           string `yaml:"dir"`
+	RetentionDays int    `yaml:"retention_days"`
+	MinFreeMB     int    `yaml:"min_free_mb"`
+	NoticePrompt  string `yaml:"notice_prompt"`
+}
+
+// Duration is a time.Duration written as "30s", "5m" in YAML.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration such as \"30s\"", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 30s, 5m, 1h)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ErrInvalid marks every configuration error; the CLI exits 2 on it.
+var ErrInvalid = errors.New("invalid configuration")
+
+// FieldError names the key whose value is wrong.
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Load reads, decodes, defaults and validates a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	abs, _ := filepath.Abs(path)
+	return Parse(data, filepath.Dir(abs))
+}
+
+// Parse decodes YAML strictly; dir resolves relative paths.
+func Parse(data []byte, dir string) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	c.dir = dir
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Resolve makes a path from the config file relative to the file's directory.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// DetentionMode reports whether the site runs in detention mode (default).
+func (c *Config) DetentionMode() bool {
+	return c.Site.DetentionMode == nil || *c.Site.DetentionMode
+}
+
+// RecordingsDir is where recordings go, resolved.
+func (c *Config) RecordingsDir() string {
+	if c.Recordings.Dir != "" {
+		return c.Resolve(c.Recordings.Dir)
+	}
+	return filepath.Join(c.Resolve(c.DataDir), "recordings")
+}
+
+// DBPath is the SQLite database file.
+func (c *Config) DBPath() string { return filepath.Join(c.Resolve(c.DataDir), "plateau.db") }
+
+func (c *Config) applyDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defD := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	defI := func(i *int, v int) {
+		if *i == 0 {
+			*i = v
+		}
+	}
+	def(&c.Site.Name, "Plateau")
+	def(&c.Site.Timezone, "Europe/Paris")
+	def(&c.Site.DefaultRegion, "FR")
+	def(&c.SIP.Listen, "0.0.0.0:5060")
+	if len(c.SIP.Transports) == 0 {
+		c.SIP.Transports = []string{"udp", "tcp"}
+	}
+	def(&c.SIP.Realm, "plateau")
+	defD(&c.SIP.NonceTTL, 5*time.Minute)
+	defD(&c.SIP.MinExpires, 60*time.Second)
+	defD(&c.SIP.MaxExpires, time.Hour)
+	defD(&c.SIP.DefaultExpires, time.Hour)
+	defI(&c.SIP.UDPBufferBytes, 4<<20)
+	def(&c.Media.IP, "127.0.0.1")
+	def(&c.Media.RTPPorts, "20000-29999")
+	defD(&c.Media.InactivityTimeout, 60*time.Second)
+	defD(&c.Media.PortDrain, 5*time.Second)
+	def(&c.HTTP.Listen, "127.0.0.1:8080")
+	def(&c.DataDir, "./data")
+	def(&c.Log.Format, "text")
+	def(&c.Log.Level, "info")
+	for i := range c.Trunks {
+		t := &c.Trunks[i]
+		def(&t.Transport, "udp")
+		defD(&t.OptionsInterval, 30*time.Second)
+		def(&t.NumberFormat, "e164")
+	}
+	defD(&c.Policy.MaxCallDuration, time.Hour)
+	defD(&c.Policy.WindowWarning, 60*time.Second)
+	defI(&c.Policy.Limits.PerOperator, 1)
+	defI(&c.Policy.Limits.PerSite, 500)
+	defI(&c.Policy.Ban.MaxFailures, 10)
+	defD(&c.Policy.Ban.Window, time.Minute)
+	defD(&c.Policy.Ban.Duration, 15*time.Minute)
+	defI(&c.Recordings.RetentionDays, 180)
+	defI(&c.Recordings.MinFreeMB, 200)
+}
+
+// Secret returns an inline secret or the trimmed content of its file.
+func (c *Config) Secret(inline, file string) (string, error) {
+	if file == "" {
+		return inline, nil
+	}
+	b, err := os.ReadFile(c.Resolve(file))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,253 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Roles a user may have.
+var roles = map[string]bool{"operator": true, "supervisor": true, "security": true, "admin": true}
+
+var extensionRE = regexp.MustCompile(`^[0-9]{2,8}$`)
+
+// Validate checks every value and names the key of the first bad one.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if _, err := time.LoadLocation(c.Site.Timezone); err != nil {
+		return bad("site.timezone", "unknown time zone %q (use e.g. Europe/Paris)", c.Site.Timezone)
+	}
+	if !regexp.MustCompile(`^[A-Z]{2}$`).MatchString(c.Site.DefaultRegion) {
+		return bad("site.default_region", "%q is not a two-letter region code such as FR", c.Site.DefaultRegion)
+	}
+	if err := checkHostPort(c.SIP.Listen); err != nil {
+		return bad("sip.listen", "%v", err)
+	}
+	for i, t := range c.SIP.Transports {
+		if t != "udp" && t != "tcp" {
+			return bad(fmt.Sprintf("sip.transports[%d]", i), "%q is not supported (udp or tcp)", t)
+		}
+	}
+	if c.SIP.ExternalAddress != "" {
+		if _, err := netip.ParseAddr(c.SIP.ExternalAddress); err != nil {
+			return bad("sip.external_address", "%q is not an IP address", c.SIP.ExternalAddress)
+		}
+	}
+	if c.SIP.MinExpires > c.SIP.MaxExpires {
+		return bad("sip.min_expires", "must not exceed sip.max_expires")
+	}
+	if c.SIP.NonceTTL.D() < 5*time.Second {
+		return bad("sip.nonce_ttl", "must be at least 5s")
+	}
+	if _, err := netip.ParseAddr(c.Media.IP); err != nil {
+		return bad("media.ip", "%q is not an IP address", c.Media.IP)
+	}
+	min, max, err := parsePortRange(c.Media.RTPPorts)
+	if err != nil {
+		return bad("media.rtp_ports", "%v", err)
+	}
+	c.Media.portMin, c.Media.portMax = min, max
+	if err := checkHostPort(c.HTTP.Listen); err != nil {
+		return bad("http.listen", "%v", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	names := map[string]bool{}
+	for i, t := range c.Trunks {
+		key := fmt.Sprintf("trunks[%d]", i)
+		if t.Name == "" {
+			return bad(key+".name", "is required")
+		}
+		if names[t.Name] {
+			return bad(key+".name", "%q is used twice", t.Name)
+		}
+		names[t.Name] = true
+		if err := checkHostPort(t.Address); err != nil {
+			return bad(key+".address", "%v", err)
+		}
+		if t.Transport != "udp" && t.Transport != "tcp" {
+			return bad(key+".transport", "%q is not udp or tcp", t.Transport)
+		}
+		for j, s := range t.AllowedSources {
+			if _, err := netip.ParsePrefix(s); err != nil {
+				return bad(fmt.Sprintf("%s.allowed_sources[%d]", key, j), "%q is not a CIDR such as 192.0.2.0/24", s)
+			}
+		}
+		if t.Auth.PasswordFile != "" {
+			if _, err := os.Stat(c.Resolve(t.Auth.PasswordFile)); err != nil {
+				return bad(key+".auth.password_file", "cannot read: %v", err)
+			}
+		}
+		switch t.NumberFormat {
+		case "e164", "national", "international":
+		default:
+			return bad(key+".number_format", "%q is not e164, national or international", t.NumberFormat)
+		}
+	}
+	exts := map[string]bool{}
+	for i, u := range c.Users {
+		key := fmt.Sprintf("users[%d]", i)
+		if !extensionRE.MatchString(u.Extension) {
+			return bad(key+".extension", "%q must be 2 to 8 digits", u.Extension)
+		}
+		if exts[u.Extension] {
+			return bad(key+".extension", "%q is used twice", u.Extension)
+		}
+		exts[u.Extension] = true
+		if !roles[u.Role] {
+			return bad(key+".role", "%q is not operator, supervisor, security or admin", u.Role)
+		}
+		for _, f := range []struct{ key, path string }{{".sip_password_file", u.SIPPasswordFile}, {".web_password_file", u.WebPasswordFile}} {
+			if f.path != "" {
+				if _, err := os.Stat(c.Resolve(f.path)); err != nil {
+					return bad(key+f.key, "cannot read: %v", err)
+				}
+			}
+		}
+	}
+	for i, w := range c.Policy.Windows {
+		if _, err := w.Parse(); err != nil {
+			return bad(fmt.Sprintf("policy.windows[%d]", i), "%v", err)
+		}
+	}
+	for i, h := range c.Policy.Holidays {
+		if _, err := time.Parse(time.DateOnly, h); err != nil {
+			return bad(fmt.Sprintf("policy.holidays[%d]", i), "%q is not a date YYYY-MM-DD", h)
+		}
+	}
+	if c.Policy.MaxCallDuration < 0 {
+		return bad("policy.max_call_duration", "must be positive")
+	}
+	if c.Policy.Limits.PerOperator < 0 || c.Policy.Limits.PerSite < 0 {
+		return bad("policy.limits", "limits must be positive")
+	}
+	if c.Policy.Ban.MaxFailures < 1 {
+		return bad("policy.ban.max_failures", "must be at least 1")
+	}
+	if c.Recordings.RetentionDays < 1 {
+		return bad("recordings.retention_days", "must be at least 1")
+	}
+	if c.Recordings.MinFreeMB < 0 {
+		return bad("recordings.min_free_mb", "must not be negative")
+	}
+	if c.Recordings.NoticePrompt != "" {
+		if _, err := os.Stat(c.Resolve(c.Recordings.NoticePrompt)); err != nil {
+			return bad("recordings.notice_prompt", "cannot read: %v", err)
+		}
+	} else if c.DetentionMode() {
+		return bad("recordings.notice_prompt", "is required in detention mode (the called party must hear that the call is recorded)")
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+			return fmt.Errorf("%q: host must be an IP address", s)
+		}
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port must be 0-65535", s)
+	}
+	return nil
+}
+
+func parsePortRange(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not a range such as 20000-29999", s)
+	}
+	min, err1 := strconv.Atoi(strings.TrimSpace(a))
+	max, err2 := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, fmt.Errorf("%q is not a range such as 20000-29999", s)
+	case min < 1024 || max > 65534 || min >= max:
+		return 0, 0, fmt.Errorf("%q must be within 1024-65534 with start < end", s)
+	case max-min < 3:
+		return 0, 0, fmt.Errorf("%q holds fewer than two RTP/RTCP port pairs", s)
+	}
+	return min, max, nil
+}
+
+// WeeklyWindow is a parsed Window: the weekdays it applies to and the
+// minutes after local midnight it opens and closes.
+type WeeklyWindow struct {
+	Days     [7]bool // indexed by time.Weekday
+	From, To int     // minutes since midnight, From < To
+}
+
+var dayNames = map[string]time.Weekday{
+	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
+}
+
+// Parse validates a window: days like "mon-fri" or "mon,wed,sat", times HH:MM.
+func (w Window) Parse() (WeeklyWindow, error) {
+	var ww WeeklyWindow
+	if strings.TrimSpace(w.Days) == "" {
+		return ww, fmt.Errorf("days is required (e.g. mon-fri)")
+	}
+	for _, part := range strings.Split(strings.ToLower(w.Days), ",") {
+		part = strings.TrimSpace(part)
+		a, b, isRange := strings.Cut(part, "-")
+		da, ok := dayNames[a]
+		if !ok {
+			return ww, fmt.Errorf("days: %q is not a day (mon, tue, wed, thu, fri, sat, sun)", a)
+		}
+		if !isRange {
+			ww.Days[da] = true
+			continue
+		}
+		db, ok := dayNames[b]
+		if !ok {
+			return ww, fmt.Errorf("days: %q is not a day (mon, tue, wed, thu, fri, sat, sun)", b)
+		}
+		for d := da; ; d = (d + 1) % 7 {
+			ww.Days[d] = true
+			if d == db {
+				break
+			}
+		}
+	}
+	var err error
+	if ww.From, err = parseClock(w.From); err != nil {
+		return ww, fmt.Errorf("from: %v", err)
+	}
+	if ww.To, err = parseClock(w.To); err != nil {
+		return ww, fmt.Errorf("to: %v", err)
+	}
+	if ww.From >= ww.To {
+		return ww, fmt.Errorf("from %s must be before to %s", w.From, w.To)
+	}
+	return ww, nil
+}
+
+func parseClock(s string) (int, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		if s == "24:00" {
+			return 24 * 60, nil
+		}
+		return 0, fmt.Errorf("%q is not a time HH:MM", s)
+	}
+	return t.Hour()*60 + t.Minute(), nil
+}

@@ -1,0 +1,54 @@
+package sip
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests      *prometheus.CounterVec
+	responses     *prometheus.CounterVec
+	registrations prometheus.Gauge
+	authFailures  prometheus.Counter
+	bans          prometheus.Counter
+	bannedSources prometheus.Gauge
+	dropped       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plateau_sip_requests_total", Help: "SIP requests received, by method.",
+		}, []string{"method"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plateau_sip_responses_total", Help: "SIP responses sent, by request method and status class.",
+		}, []string{"method", "class"}),
+		registrations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plateau_sip_registrations_active", Help: "Registered contacts (bindings) not yet expired.",
+		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plateau_sip_auth_failures_total", Help: "Digest authentications that failed (wrong password or unknown user).",
+		}),
+		bans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plateau_sip_bans_total", Help: "Sources banned after repeated authentication failures.",
+		}),
+		bannedSources: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plateau_sip_banned_sources", Help: "Sources currently banned.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plateau_sip_dropped_requests_total", Help: "SIP requests dropped without answer, by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
+	return m
+}
+
+var statusClasses = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx"}
+
+func statusClass(code int) string {
+	if c := code / 100; c > 0 && c < len(statusClasses) {
+		return statusClasses[c]
+	}
+	return strconv.Itoa(code)
+}

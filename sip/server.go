@@ -1,0 +1,248 @@
+// Package sip is Plateau's SIP side: the registrar with digest
+// authentication, and (in the b2bua files) the call control that bridges
+// operators to the trunk.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"plateau/store"
+)
+
+// Options configure the SIP server.
+type Options struct {
+	Listen          string   // host:port for UDP and TCP
+	Transports      []string // "udp", "tcp"
+	Realm           string
+	ExternalAddress string // written in Contact/Via; defaults to the listen host
+	NonceTTL        time.Duration
+	MinExpires      time.Duration
+	MaxExpires      time.Duration
+	DefaultExpires  time.Duration
+	UDPBufferBytes  int
+	BanMaxFailures  int
+	BanWindow       time.Duration
+	BanDuration     time.Duration
+	MaxContacts     int // per user; 0 means 5
+}
+
+// Users is the user directory the server authenticates against.
+type Users interface {
+	User(ctx context.Context, ext string) (store.User, error)
+}
+
+// BindingStore persists registrations.
+type BindingStore interface {
+	SaveBindings(ctx context.Context, upserts, removals []store.Binding) error
+	Bindings(ctx context.Context, ext string, now time.Time) ([]store.Binding, error)
+}
+
+// Auditor records security events (bans, refusals) in the audit chain.
+type Auditor interface {
+	Audit(ctx context.Context, kind, actor, subject, outcome, reason, source string, details map[string]any)
+}
+
+// Server is the SIP endpoint: transports, registrar, call control.
+type Server struct {
+	opts    Options
+	users   Users
+	log     *slog.Logger
+	now     func() time.Time
+	audit   Auditor
+	metrics *metrics
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	nonces *nonceIssuer
+	bans   *banList
+	reg    *registrar
+
+	// ctx is Serve's context: handlers run on sipgo's goroutines and use it
+	// for lookups, so that shutdown cancels them.
+	ctx context.Context
+
+	listening atomic.Bool
+	closeOnce sync.Once
+}
+
+// NewServer builds the server; Serve starts it.
+func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, promReg prometheus.Registerer, log *slog.Logger, now func() time.Time) (*Server, error) {
+	if opts.MaxContacts == 0 {
+		opts.MaxContacts = 5
+	}
+	if opts.ExternalAddress == "" {
+		host, _, _ := net.SplitHostPort(opts.Listen)
+		opts.ExternalAddress = host
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress))
+	if err != nil {
+		return nil, fmt.Errorf("sip user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log.With("component", "sipgo")))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip server: %w", err)
+	}
+	s := &Server{
+		opts: opts, users: users, log: log, now: now, audit: audit,
+		metrics: newMetrics(promReg),
+		ua:      ua, srv: srv, ctx: context.Background(),
+		nonces: newNonceIssuer(opts.Realm, opts.NonceTTL, now),
+		bans:   newBanList(opts.BanMaxFailures, opts.BanWindow, opts.BanDuration, now),
+	}
+	s.reg = newRegistrar(s, bindings)
+	srv.OnRegister(s.guard(s.reg.handleRegister))
+	srv.OnOptions(s.guard(s.handleOptions))
+	srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil))
+	}))
+	return s, nil
+}
+
+// Serve listens on the configured transports until ctx ends, then closes
+// every listener it opened. It returns the first listener error.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.reg.load(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.ctx = ctx
+	var wg sync.WaitGroup
+	errc := make(chan error, len(s.opts.Transports)+1)
+	var closers []func()
+	for _, tp := range s.opts.Transports {
+		switch tp {
+		case "udp":
+			conn, err := listenUDP(s.opts.Listen, s.opts.UDPBufferBytes)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, func() { conn.Close() })
+			wg.Add(1)
+			go func() { defer wg.Done(); errc <- s.srv.ServeUDP(conn) }()
+		case "tcp":
+			l, err := net.Listen("tcp", s.opts.Listen)
+			if err != nil {
+				for _, c := range closers {
+					c()
+				}
+				return fmt.Errorf("sip listen tcp %s: %w", s.opts.Listen, err)
+			}
+			closers = append(closers, func() { l.Close() })
+			wg.Add(1)
+			go func() { defer wg.Done(); errc <- s.srv.ServeTCP(l) }()
+		}
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); s.reg.run(ctx) }()
+	go func() { defer wg.Done(); s.sweepBans(ctx) }()
+	s.listening.Store(true)
+	s.log.Info("sip listening", "addr", s.opts.Listen, "transports", s.opts.Transports)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	}
+	s.listening.Store(false)
+	cancel()
+	for _, c := range closers {
+		c()
+	}
+	wg.Wait()
+	return err
+}
+
+func listenUDP(addr string, bufBytes int) (*net.UDPConn, error) {
+	la, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen udp %s: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", la)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen udp %s: %w", addr, err)
+	}
+	if bufBytes > 0 {
+		// The kernel caps this at net.core.rmem_max; bursts of REGISTER
+		// otherwise overflow the default buffer.
+		conn.SetReadBuffer(bufBytes)
+		conn.SetWriteBuffer(bufBytes)
+	}
+	return conn, nil
+}
+
+// Listening reports whether the transports are up (for /readyz).
+func (s *Server) Listening() bool { return s.listening.Load() }
+
+// Close releases the user agent; call after Serve returned.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.ua.Close() })
+	return err
+}
+
+// guard drops requests from banned sources before any work, and counts
+// requests by method.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		s.metrics.requests.WithLabelValues(string(req.Method)).Inc()
+		if src, ok := sourceAddr(req); ok && s.bans.banned(src) {
+			s.metrics.dropped.WithLabelValues("banned").Inc()
+			return
+		}
+		h(req, tx)
+	}
+}
+
+// respond sends a response and counts it.
+func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
+	s.metrics.responses.WithLabelValues(string(req.Method), statusClass(int(res.StatusCode))).Inc()
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "method", req.Method, "status", res.StatusCode, "err", err)
+	}
+}
+
+func (s *Server) handleOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, REFER, INFO, NOTIFY"))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	s.respond(tx, req, res)
+}
+
+// sourceAddr is the network source of a request (not its Via).
+func sourceAddr(req *sip.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
+}
+
+// sweepBans forgets old failures and exports the banned gauge.
+func (s *Server) sweepBans(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.metrics.bannedSources.Set(float64(s.bans.sweep()))
+		}
+	}
+}
