@@ -49,9 +49,12 @@ type SIP struct {
 	Realm           string   `yaml:"realm"`
 	ExternalAddress string   `yaml:"external_address"`
 	NonceTTL        Duration `yaml:"nonce_ttl"`
-	MinExpires      Duration `yaml:"min_expires"`
-	MaxExpires      Duration `yaml:"max_expires"`
-	DefaultExpires  Duration `yaml:"default_expires"`
+	// DigestAlgorithms are offered in this order (RFC 8760: most preferred
+	// first). Some clients (SIPp) only read the first challenge.
+	DigestAlgorithms []string `yaml:"digest_algorithms"`
+	MinExpires       Duration `yaml:"min_expires"`
+	MaxExpires       Duration `yaml:"max_expires"`
+	DefaultExpires   Duration `yaml:"default_expires"`
 	// UDPBufferBytes sizes the UDP socket receive buffer; bursts overflow the
 	// kernel's default.
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
@@ -247,6 +250,9 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.SIP.Realm, "plateau")
 	defD(&c.SIP.NonceTTL, 5*time.Minute)
+	if len(c.SIP.DigestAlgorithms) == 0 {
+		c.SIP.DigestAlgorithms = []string{"SHA-256", "MD5"}
+	}
 	defD(&c.SIP.MinExpires, 60*time.Second)
 	defD(&c.SIP.MaxExpires, time.Hour)
 	defD(&c.SIP.DefaultExpires, time.Hour)

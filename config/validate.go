@@ -40,6 +40,11 @@ func (c *Config) Validate() error {
 			return bad("sip.external_address", "%q is not an IP address", c.SIP.ExternalAddress)
 		}
 	}
+	for i, a := range c.SIP.DigestAlgorithms {
+		if a != "SHA-256" && a != "MD5" {
+			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)
+		}
+	}
 	if c.SIP.MinExpires > c.SIP.MaxExpires {
 		return bad("sip.min_expires", "must not exceed sip.max_expires")
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,22 +32,23 @@ var (
 	errReplay         = errors.New("nonce count replayed")
 )
 
-// Algorithms offered, strongest first (RFC 8760 §2.4: one challenge each).
-var digestAlgorithms = []string{"SHA-256", "MD5"}
-
 type nonceIssuer struct {
 	key   [32]byte
 	ttl   time.Duration
 	now   func() time.Time
 	realm string
+	algs  []string // offered, most preferred first (RFC 8760 §2.4)
 
 	mu       sync.Mutex
-	epoch    int64                  // issue-time / ttl of the current generation
-	cur, old map[[16]byte]uint32    // nonce id -> highest nc seen
+	epoch    int64               // issue-time / ttl of the current generation
+	cur, old map[[16]byte]uint32 // nonce id -> highest nc seen
 }
 
-func newNonceIssuer(realm string, ttl time.Duration, now func() time.Time) *nonceIssuer {
-	n := &nonceIssuer{ttl: ttl, now: now, realm: realm, cur: map[[16]byte]uint32{}, old: map[[16]byte]uint32{}}
+func newNonceIssuer(realm string, algs []string, ttl time.Duration, now func() time.Time) *nonceIssuer {
+	if len(algs) == 0 {
+		algs = []string{"SHA-256", "MD5"}
+	}
+	n := &nonceIssuer{ttl: ttl, now: now, realm: realm, algs: algs, cur: map[[16]byte]uint32{}, old: map[[16]byte]uint32{}}
 	if _, err := rand.Read(n.key[:]); err != nil {
 		panic("crypto/rand: " + err.Error())
 	}
@@ -113,8 +115,8 @@ func (n *nonceIssuer) rotate(now time.Time) {
 
 // challenges returns the header values for a 401/407: one per algorithm.
 func (n *nonceIssuer) challenges(stale bool) []string {
-	out := make([]string, 0, len(digestAlgorithms))
-	for _, alg := range digestAlgorithms {
+	out := make([]string, 0, len(n.algs))
+	for _, alg := range n.algs {
 		c := digest.Challenge{Realm: n.realm, Nonce: n.issue(), Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
 		out = append(out, c.String())
 	}
@@ -135,7 +137,14 @@ func (n *nonceIssuer) verify(c *digest.Credentials, method string, s secrets) er
 	}
 	var h func() hash.Hash
 	var ha1 string
-	switch strings.ToUpper(c.Algorithm) {
+	alg := strings.ToUpper(c.Algorithm)
+	if alg == "" {
+		alg = "MD5"
+	}
+	if !slices.Contains(n.algs, alg) {
+		return errBadCredentials
+	}
+	switch alg {
 	case "", "MD5":
 		h, ha1 = md5.New, s.HA1MD5
 	case "SHA-256":

@@ -233,7 +233,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	for _, b := range r.contacts(u.Extension) {
 		res.AppendHeader(sip.NewHeader("Contact", "<"+b.Contact+">;expires="+strconv.Itoa(int(b.ExpiresAt.Sub(now).Round(time.Second)/time.Second))))
 	}
-	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
 	s.respond(tx, req, res)
 }
 

@@ -23,19 +23,20 @@ import (
 
 // Options configure the SIP server.
 type Options struct {
-	Listen          string   // host:port for UDP and TCP
-	Transports      []string // "udp", "tcp"
-	Realm           string
-	ExternalAddress string // written in Contact/Via; defaults to the listen host
-	NonceTTL        time.Duration
-	MinExpires      time.Duration
-	MaxExpires      time.Duration
-	DefaultExpires  time.Duration
-	UDPBufferBytes  int
-	BanMaxFailures  int
-	BanWindow       time.Duration
-	BanDuration     time.Duration
-	MaxContacts     int // per user; 0 means 5
+	Listen           string   // host:port for UDP and TCP
+	Transports       []string // "udp", "tcp"
+	Realm            string
+	ExternalAddress  string // written in Contact/Via; defaults to the listen host
+	NonceTTL         time.Duration
+	DigestAlgorithms []string
+	MinExpires       time.Duration
+	MaxExpires       time.Duration
+	DefaultExpires   time.Duration
+	UDPBufferBytes   int
+	BanMaxFailures   int
+	BanWindow        time.Duration
+	BanDuration      time.Duration
+	MaxContacts      int // per user; 0 means 5
 }
 
 // Users is the user directory the server authenticates against.
@@ -99,7 +100,7 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		opts: opts, users: users, log: log, now: now, audit: audit,
 		metrics: newMetrics(promReg),
 		ua:      ua, srv: srv, ctx: context.Background(),
-		nonces: newNonceIssuer(opts.Realm, opts.NonceTTL, now),
+		nonces: newNonceIssuer(opts.Realm, opts.DigestAlgorithms, opts.NonceTTL, now),
 		bans:   newBanList(opts.BanMaxFailures, opts.BanWindow, opts.BanDuration, now),
 	}
 	s.reg = newRegistrar(s, bindings)

@@ -74,18 +74,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 func sipOptions(cfg *config.Config) sip.Options {
 	return sip.Options{
-		Listen:          cfg.SIP.Listen,
-		Transports:      cfg.SIP.Transports,
-		Realm:           cfg.SIP.Realm,
-		ExternalAddress: cfg.SIP.ExternalAddress,
-		NonceTTL:        cfg.SIP.NonceTTL.D(),
-		MinExpires:      cfg.SIP.MinExpires.D(),
-		MaxExpires:      cfg.SIP.MaxExpires.D(),
-		DefaultExpires:  cfg.SIP.DefaultExpires.D(),
-		UDPBufferBytes:  cfg.SIP.UDPBufferBytes,
-		BanMaxFailures:  cfg.Policy.Ban.MaxFailures,
-		BanWindow:       cfg.Policy.Ban.Window.D(),
-		BanDuration:     cfg.Policy.Ban.Duration.D(),
+		Listen:           cfg.SIP.Listen,
+		Transports:       cfg.SIP.Transports,
+		Realm:            cfg.SIP.Realm,
+		ExternalAddress:  cfg.SIP.ExternalAddress,
+		NonceTTL:         cfg.SIP.NonceTTL.D(),
+		DigestAlgorithms: cfg.SIP.DigestAlgorithms,
+		MinExpires:       cfg.SIP.MinExpires.D(),
+		MaxExpires:       cfg.SIP.MaxExpires.D(),
+		DefaultExpires:   cfg.SIP.DefaultExpires.D(),
+		UDPBufferBytes:   cfg.SIP.UDPBufferBytes,
+		BanMaxFailures:   cfg.Policy.Ban.MaxFailures,
+		BanWindow:        cfg.Policy.Ban.Window.D(),
+		BanDuration:      cfg.Policy.Ban.Duration.D(),
 	}
 }
 
