@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -33,6 +34,9 @@ func (r Remote) OnHold() bool { return !r.Direction.Receives() || !r.Addr.Addr()
 // ParseSDP extracts the first active audio stream of body. Errors wrap the
 // sentinels in errors.go and say what is wrong with the SDP.
 func ParseSDP(body []byte) (Remote, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return Remote{}, fmt.Errorf("%w: empty body", ErrInvalidSDP)
+	}
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(body); err != nil {
 		return Remote{}, fmt.Errorf("%w: %v", ErrInvalidSDP, err)
