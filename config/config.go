@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,7 +193,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, decodeError(data, err)
 	}
 	c.dir = dir
 	c.applyDefaults()
@@ -292,4 +294,79 @@ func (c *Config) Secret(inline, file string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+var lineRE = regexp.MustCompile(`line (\d+): (field (\S+) not found)?`)
+
+// decodeError names the key of each line a YAML decoding error points at
+// ("line 12: ..." becomes "sip.nonce_ttl: line 12: ..."), since yaml.v3 only
+// gives line numbers and Duration's decoder cannot know its key.
+func decodeError(data []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
+	}
+	keys := map[int][]string{}    // line -> key paths written on it
+	values := map[string]string{} // key path -> its scalar value
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				keys[n.Content[i].Line] = append(keys[n.Content[i].Line], p)
+				if v := n.Content[i+1]; v.Kind == yaml.ScalarNode {
+					values[p] = v.Value
+				}
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(&root, "")
+	var first string
+	found := 0
+	msg = lineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		sm := lineRE.FindStringSubmatch(m)
+		line, _ := strconv.Atoi(sm[1])
+		paths := keys[line]
+		if len(paths) == 0 {
+			return m
+		}
+		// One line may hold several keys (flow style): prefer the unknown
+		// field, then the key whose value the message quotes, then the
+		// innermost key.
+		key := paths[len(paths)-1]
+		for _, p := range paths {
+			if sm[3] != "" && (p == sm[3] || strings.HasSuffix(p, "."+sm[3])) {
+				key = p
+				break
+			}
+			if v, ok := values[p]; ok && sm[3] == "" && strings.Contains(msg, strconv.Quote(v)) {
+				key = p
+				break
+			}
+		}
+		if found == 0 {
+			first = key
+		}
+		found++
+		return key + ": " + m
+	})
+	if found == 1 {
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+		return &FieldError{Key: first, Msg: strings.TrimPrefix(msg, first+": ")}
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, msg)
 }

@@ -1,0 +1,204 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// base is a valid configuration; cases append or replace sections.
+const base = `
+site: {name: Test, timezone: Europe/Paris, default_region: FR}
+sip: {listen: "127.0.0.1:5060", realm: plateau}
+media: {ip: 127.0.0.1, rtp_ports: "20000-20100"}
+http: {listen: "127.0.0.1:8080"}
+data_dir: ./data
+recordings: {notice_prompt: notice.wav}
+`
+
+// testDir holds notice.wav so the base config validates.
+func testDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notice.wav"), []byte("RIFF"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestParseValid(t *testing.T) {
+	dir := testDir(t)
+	c, err := Parse([]byte(base), dir)
+	if err != nil {
+		t.Fatalf("base config: %v", err)
+	}
+	if min, max := c.Media.PortRange(); min != 20000 || max != 20100 {
+		t.Errorf("PortRange = %d-%d", min, max)
+	}
+	if c.SIP.NonceTTL.D() != 5*time.Minute || c.Policy.Ban.MaxFailures != 10 {
+		t.Errorf("defaults not applied: nonce_ttl %v, ban.max_failures %d", c.SIP.NonceTTL.D(), c.Policy.Ban.MaxFailures)
+	}
+	if got := c.SIP.DigestAlgorithms; len(got) != 2 || got[0] != "SHA-256" {
+		t.Errorf("default digest_algorithms = %v", got)
+	}
+	if got, want := c.DBPath(), filepath.Join(dir, "data", "plateau.db"); got != want {
+		t.Errorf("DBPath = %q, want %q (relative to the config file)", got, want)
+	}
+	if !c.DetentionMode() {
+		t.Error("detention mode must default to true")
+	}
+}
+
+func TestExampleConfig(t *testing.T) {
+	if _, err := Load("../configs/plateau.yaml"); err != nil {
+		t.Fatalf("configs/plateau.yaml: %v", err)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string // a section appended to base
+		key  string
+	}{
+		{"unknown top-level key", "colour: blue\n", "colour"},
+		{"unknown nested key", "policy: {ban: {max_failure: 3}}\n", "policy.ban.max_failure"},
+		{"unknown key in a list item", "users:\n  - {extension: \"101\", role: operator, pasword: x}\n", "users[0].pasword"},
+		{"bad duration", "policy: {max_call_duration: 5 minutes}\n", "policy.max_call_duration"},
+		{"duration not a scalar", "policy: {ban: {window: [1]}}\n", "policy.ban.window"},
+		{"bad window day", "policy: {windows: [{days: mon-fry, from: \"07:30\", to: \"12:00\"}]}\n", "policy.windows[0]"},
+		{"bad window time", "policy: {windows: [{days: mon-fri, from: \"7h30\", to: \"12:00\"}]}\n", "policy.windows[0]"},
+		{"window ends before it starts", "policy: {windows: [{days: mon-fri, from: \"12:00\", to: \"07:30\"}]}\n", "policy.windows[0]"},
+		{"window without days", "policy: {windows: [{from: \"07:30\", to: \"12:00\"}]}\n", "policy.windows[0]"},
+		{"bad holiday", "policy: {holidays: [\"25/12/2026\"]}\n", "policy.holidays[0]"},
+		{"ban max_failures zero", "policy: {ban: {max_failures: -1}}\n", "policy.ban.max_failures"},
+		{"bad CIDR", "trunks: [{name: t, address: \"127.0.0.1:5070\", allowed_sources: [\"10.0.0.0/33\"]}]\n", "trunks[0].allowed_sources[0]"},
+		{"trunk without name", "trunks: [{address: \"127.0.0.1:5070\"}]\n", "trunks[0].name"},
+		{"trunk name twice", "trunks: [{name: t, address: \"127.0.0.1:5070\"}, {name: t, address: \"127.0.0.1:5071\"}]\n", "trunks[1].name"},
+		{"trunk bad address", "trunks: [{name: t, address: carrier.example}]\n", "trunks[0].address"},
+		{"trunk bad transport", "trunks: [{name: t, address: \"127.0.0.1:5070\", transport: sctp}]\n", "trunks[0].transport"},
+		{"trunk missing password file", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {password_file: nope.secret}}]\n", "trunks[0].auth.password_file"},
+		{"trunk bad number format", "trunks: [{name: t, address: \"127.0.0.1:5070\", number_format: local}]\n", "trunks[0].number_format"},
+		{"bad role", "users: [{extension: \"101\", role: warden}]\n", "users[0].role"},
+		{"duplicate extension", "users: [{extension: \"101\", role: operator}, {extension: \"101\", role: supervisor}]\n", "users[1].extension"},
+		{"bad extension", "users: [{extension: \"1a\", role: operator}]\n", "users[0].extension"},
+		{"missing sip password file", "users: [{extension: \"101\", role: operator, sip_password_file: nope}]\n", "users[0].sip_password_file"},
+		{"missing web password file", "users: [{extension: \"101\", role: operator, web_password_file: nope}]\n", "users[0].web_password_file"},
+	}
+	// Cases that replace a base section rather than add one.
+	replace := []struct {
+		name, old, new, key string
+	}{
+		{"bad timezone", "timezone: Europe/Paris", "timezone: Europe/Lutece", "site.timezone"},
+		{"bad region", "default_region: FR", "default_region: France", "site.default_region"},
+		{"bad sip listen", `listen: "127.0.0.1:5060"`, `listen: "127.0.0.1"`, "sip.listen"},
+		{"bad sip listen port", `listen: "127.0.0.1:5060"`, `listen: "127.0.0.1:70000"`, "sip.listen"},
+		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, tls]}", "sip.transports[1]"},
+		{"bad external address", "realm: plateau}", "realm: plateau, external_address: pbx.example}", "sip.external_address"},
+		{"bad digest algorithm", "realm: plateau}", "realm: plateau, digest_algorithms: [SHA-512]}", "sip.digest_algorithms[0]"},
+		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
+		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},
+		{"bad nonce ttl", "realm: plateau}", "realm: plateau, nonce_ttl: soon}", "sip.nonce_ttl"},
+		{"bad media ip", "ip: 127.0.0.1,", "ip: localhost,", "media.ip"},
+		{"port range not a range", `rtp_ports: "20000-20100"`, `rtp_ports: "20000"`, "media.rtp_ports"},
+		{"port range reversed", `rtp_ports: "20000-20100"`, `rtp_ports: "20100-20000"`, "media.rtp_ports"},
+		{"port range privileged", `rtp_ports: "20000-20100"`, `rtp_ports: "80-200"`, "media.rtp_ports"},
+		{"port range too small", `rtp_ports: "20000-20100"`, `rtp_ports: "20000-20002"`, "media.rtp_ports"},
+		{"port range beyond 65534", `rtp_ports: "20000-20100"`, `rtp_ports: "65000-65535"`, "media.rtp_ports"},
+		{"bad http listen", `listen: "127.0.0.1:8080"`, `listen: "web.example:8080"`, "http.listen"},
+		{"bad log format", "data_dir: ./data", "data_dir: ./data\nlog: {format: xml}", "log.format"},
+		{"bad log level", "data_dir: ./data", "data_dir: ./data\nlog: {level: loud}", "log.level"},
+		{"missing notice prompt", "notice_prompt: notice.wav", "notice_prompt: nope.wav", "recordings.notice_prompt"},
+		{"notice prompt required in detention mode", "recordings: {notice_prompt: notice.wav}", "recordings: {}", "recordings.notice_prompt"},
+		{"retention", "notice_prompt: notice.wav", "notice_prompt: notice.wav, retention_days: -3", "recordings.retention_days"},
+		{"min free", "notice_prompt: notice.wav", "notice_prompt: notice.wav, min_free_mb: -1", "recordings.min_free_mb"},
+	}
+	type tc struct{ name, yaml, key string }
+	var all []tc
+	for _, tt := range tests {
+		all = append(all, tc{tt.name, base + tt.yaml, tt.key})
+	}
+	for _, r := range replace {
+		if !strings.Contains(base, r.old) {
+			t.Fatalf("%s: base has no %q", r.name, r.old)
+		}
+		all = append(all, tc{r.name, strings.Replace(base, r.old, r.new, 1), r.key})
+	}
+	for _, tt := range all {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), testDir(t))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", tt.yaml)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v is not ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("error %q does not name %q", err, tt.key)
+			}
+			var fe *FieldError
+			if errors.As(err, &fe) && fe.Key != tt.key {
+				t.Errorf("FieldError.Key = %q, want %q", fe.Key, tt.key)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.yaml")
+	_, err := Load(path)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Load(missing) = %v, want ErrInvalid naming the file", err)
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	dir := testDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "trunk.secret"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte(base+"trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {password_file: trunk.secret}}]\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Secret("", c.Trunks[0].Auth.PasswordFile)
+	if err != nil || got != "s3cret" {
+		t.Fatalf("Secret = %q, %v; want s3cret (trimmed)", got, err)
+	}
+}
+
+func TestWindowParse(t *testing.T) {
+	tests := []struct {
+		w        Window
+		days     []time.Weekday
+		from, to int
+	}{
+		{Window{"mon-fri", "07:30", "12:00"}, []time.Weekday{1, 2, 3, 4, 5}, 450, 720},
+		{Window{"sat,sun", "00:00", "24:00"}, []time.Weekday{0, 6}, 0, 1440},
+		{Window{"fri-mon", "13:30", "18:00"}, []time.Weekday{5, 6, 0, 1}, 810, 1080},
+	}
+	for _, tt := range tests {
+		ww, err := tt.w.Parse()
+		if err != nil {
+			t.Errorf("%+v: %v", tt.w, err)
+			continue
+		}
+		n := 0
+		for _, d := range tt.days {
+			if !ww.Days[d] {
+				t.Errorf("%+v: %v not set", tt.w, d)
+			}
+		}
+		for _, on := range ww.Days {
+			if on {
+				n++
+			}
+		}
+		if n != len(tt.days) || ww.From != tt.from || ww.To != tt.to {
+			t.Errorf("%+v = %+v", tt.w, ww)
+		}
+	}
+}
