@@ -369,3 +369,48 @@ func TestWriterFlushWritesSilenceDuringHold(t *testing.T) {
 		t.Errorf("after flushing at 10 s the file holds %v, want %v (now - window)", got, want)
 	}
 }
+
+// TestWriterConcurrentLegs runs both relays and the owner's flush timer at
+// once, as in production; -race checks the locking.
+func TestWriterConcurrentLegs(t *testing.T) {
+	f := newMemFile()
+	w, err := NewWriter(f, WithSyncInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callDur = 5 * time.Second
+	legs := [2][]simPacket{
+		simulate(t0, rand.New(rand.NewPCG(1, 5)), 0, 0, operatorSpec(callDur, nil)),
+		simulate(t0, rand.New(rand.NewPCG(2, 5)), 0, 0, outsideSpec(0, callDur, nil)),
+	}
+	done := make(chan error, 3)
+	for _, pkts := range legs {
+		go func() {
+			for _, p := range pkts {
+				if err := w.WriteRTP(p.ch, p.pkt, p.arrival); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	go func() {
+		for i := range 20 {
+			if err := w.Flush(t0.Add(time.Duration(i) * 100 * time.Millisecond)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := w.Close(t0.Add(callDur)); err != nil {
+		t.Fatal(err)
+	}
+	decodeWAV(t, f.bytes())
+}
