@@ -1,0 +1,113 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"plateau/config"
+)
+
+// Windows are the weekly hours during which outside calls may be placed, read
+// on the wall clock of the site's time zone, with holidays closed all day.
+//
+// Wall-clock reading is what makes DST harmless: on 2026-03-29 and 2026-10-25
+// in Europe/Paris a window written "07:30" still opens at 07:30 local time,
+// because we compare the local hour/minute/second, never durations since
+// midnight (which are 23 or 25 hours long on those days).
+type Windows struct {
+	loc      *time.Location
+	weekly   []config.WeeklyWindow
+	holidays []string // YYYY-MM-DD in loc, sorted
+}
+
+// NewWindows validates the windows and holidays (dates YYYY-MM-DD in loc).
+func NewWindows(loc *time.Location, weekly []config.WeeklyWindow, holidays []string) (Windows, error) {
+	if loc == nil {
+		return Windows{}, fmt.Errorf("%w: no time zone", ErrInvalidConfig)
+	}
+	for i, w := range weekly {
+		if w.From < 0 || w.To > 24*60 || w.From >= w.To {
+			return Windows{}, fmt.Errorf("%w: window %d: from %d must be before to %d, within 0..1440 minutes", ErrInvalidConfig, i, w.From, w.To)
+		}
+	}
+	hs := make([]string, 0, len(holidays))
+	for _, h := range holidays {
+		d, err := time.Parse(time.DateOnly, h)
+		if err != nil {
+			return Windows{}, fmt.Errorf("%w: holiday %q is not a date YYYY-MM-DD", ErrInvalidConfig, h)
+		}
+		hs = append(hs, d.Format(time.DateOnly))
+	}
+	slices.Sort(hs)
+	return Windows{loc: loc, weekly: slices.Clone(weekly), holidays: hs}, nil
+}
+
+// Location is the site's time zone.
+func (w Windows) Location() *time.Location { return w.loc }
+
+// IsHoliday reports whether t falls on a holiday in the site's zone.
+func (w Windows) IsHoliday(t time.Time) bool {
+	if w.loc == nil {
+		return false
+	}
+	_, found := slices.BinarySearch(w.holidays, t.In(w.loc).Format(time.DateOnly))
+	return found
+}
+
+// Contains reports whether t is inside a window. A zero Windows contains
+// nothing: with no hours configured no call is allowed (fail closed).
+func (w Windows) Contains(t time.Time) bool {
+	_, ok := w.closeOf(t)
+	return ok
+}
+
+// NextClose returns when the window containing t ends, following windows
+// that touch or overlap (12:00-13:00 right after 07:30-12:00, or a 24:00 end
+// followed by a 00:00 start) so that a call is not cut at a seam. ok is false
+// when t is outside every window.
+func (w Windows) NextClose(t time.Time) (end time.Time, ok bool) {
+	end, ok = w.closeOf(t)
+	if !ok {
+		return time.Time{}, false
+	}
+	// Bounded: a week of back-to-back windows is at most a few hundred seams.
+	for range 7 * 24 * 4 {
+		next, ok := w.closeOf(end)
+		if !ok || !next.After(end) {
+			break
+		}
+		end = next
+	}
+	return end, true
+}
+
+// closeOf returns the latest end among the windows containing t on t's
+// local day.
+func (w Windows) closeOf(t time.Time) (time.Time, bool) {
+	if w.loc == nil || len(w.weekly) == 0 || w.IsHoliday(t) {
+		return time.Time{}, false
+	}
+	lt := t.In(w.loc)
+	// Seconds since local midnight on the wall clock, nanoseconds kept so
+	// that 11:59:59.999 is still inside a window ending at 12:00.
+	clock := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute +
+		time.Duration(lt.Second())*time.Second + time.Duration(lt.Nanosecond())
+	best := -1
+	for _, ww := range w.weekly {
+		if !ww.Days[lt.Weekday()] {
+			continue
+		}
+		from, to := time.Duration(ww.From)*time.Minute, time.Duration(ww.To)*time.Minute
+		if clock >= from && clock < to && ww.To > best {
+			best = ww.To
+		}
+	}
+	if best < 0 {
+		return time.Time{}, false
+	}
+	y, m, d := lt.Date()
+	// time.Date normalises 24:00 to the next midnight, and resolves a wall
+	// time that DST skips to a real instant.
+	return time.Date(y, m, d, best/60, best%60, 0, 0, w.loc), true
+}
