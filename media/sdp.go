@@ -29,7 +29,9 @@ type Remote struct {
 }
 
 // OnHold reports whether the peer does not want media sent to it.
-func (r Remote) OnHold() bool { return !r.Direction.Receives() || !r.Addr.Addr().IsValid() || r.Addr.Addr().IsUnspecified() }
+func (r Remote) OnHold() bool {
+	return !r.Direction.Receives() || !r.Addr.Addr().IsValid() || r.Addr.Addr().IsUnspecified()
+}
 
 // ParseSDP extracts the first active audio stream of body. Errors wrap the
 // sentinels in errors.go and say what is wrong with the SDP.
