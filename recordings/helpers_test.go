@@ -128,6 +128,8 @@ type streamSpec struct {
 
 	gapFrom, gapTo time.Duration // no packets sent in [gapFrom, gapTo)
 	freezeTS       bool          // timestamps do not advance during the gap
+
+	ppm float64 // sender clock error: timestamps run (1 + ppm/1e6) fast
 }
 
 type simPacket struct {
@@ -160,7 +162,7 @@ func simulate(t0 time.Time, rng *rand.Rand, loss float64, jitter time.Duration, 
 				}
 				continue
 			}
-			ssrc, ts := sp.ssrc, sp.ts0+uint32(k-frozen)*pktLen
+			ssrc, ts := sp.ssrc, sp.ts0+uint32(math.Round(float64((k-frozen)*pktLen)*(1+sp.ppm/1e6)))
 			if sp.ssrcChangeAt > 0 && send >= sp.ssrcChangeAt {
 				kc := int((sp.ssrcChangeAt - sp.start) / pktDur)
 				ssrc, ts = sp.newSSRC, sp.newTS0+uint32(k-kc)*pktLen

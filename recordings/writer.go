@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -48,6 +49,12 @@ const (
 	// maxWindow keeps window + discontinuity + maxPayload inside the ring.
 	maxWindow = 500 * time.Millisecond
 
+	// driftPeriod and driftStep: every 250 packets (5 s of 20 ms packets)
+	// the anchor follows the least delayed packet if it moved by more than
+	// 10 ms, costing a 10 ms gap or overlap, far below an audible skip.
+	driftPeriod = 250
+	driftStep   = SampleRate / 100
+
 	defaultWindow       = 200 * time.Millisecond
 	defaultSyncInterval = 5 * time.Second
 	sampleDur           = time.Second / SampleRate
@@ -83,11 +90,12 @@ func WithSyncInterval(d time.Duration) Option {
 
 // Stats counts what a Writer did with the packets it was given.
 type Stats struct {
-	Packets  uint64 // G.711 packets placed in the recording
-	Ignored  uint64 // other payload types (DTMF events, comfort noise)
-	Late     uint64 // dropped: arrived after their samples were committed
-	Oversize uint64 // dropped: payload over 200 ms
-	Segments uint64 // stream starts and re-anchors (SSRC change, jumps)
+	Packets   uint64 // G.711 packets placed in the recording
+	Ignored   uint64 // other payload types (DTMF events, comfort noise)
+	Late      uint64 // dropped: arrived after their samples were committed
+	Oversize  uint64 // dropped: payload over 200 ms
+	Segments  uint64 // stream starts and re-anchors (SSRC change, jumps)
+	Realigned uint64 // anchor nudges for sender clock drift
 }
 
 // stream is one channel's mapping from RTP timestamp to timeline sample.
@@ -99,6 +107,12 @@ type stream struct {
 	refPos   int64  // timeline sample of refTS
 	segStart int64  // first sample written in this segment
 	segEnd   int64  // one past the last sample written in this segment
+
+	// Clock drift: the least transit seen over the last driftPeriod
+	// packets. A sender's clock is never exactly ours (±50 ppm is ~30 ms
+	// in 10 minutes), so the anchor is nudged when that minimum moves.
+	minTransit int64
+	periodPkts int
 }
 
 // Writer writes one call's recording: a stereo WAV whose timeline is the
@@ -305,12 +319,23 @@ func (w *Writer) place(s *stream, ch Channel, pkt *rtp.Packet, apos int64) int64
 	if newer {
 		s.lastSeq, s.refTS, s.refPos = pkt.SequenceNumber, pkt.Timestamp, pos
 	}
+	s.minTransit = min(s.minTransit, apos-pos)
+	if s.periodPkts++; s.periodPkts >= driftPeriod {
+		if s.minTransit > driftStep || s.minTransit < -driftStep {
+			s.refPos += s.minTransit // this packet stays put, later ones move
+			w.stats.Realigned++
+		}
+		s.minTransit, s.periodPkts = math.MaxInt64, 0
+	}
 	return pos
 }
 
 func (w *Writer) newSegment(s *stream, pkt *rtp.Packet, apos int64) int64 {
 	pos := max(apos, w.committed)
-	*s = stream{started: true, ssrc: pkt.SSRC, lastSeq: pkt.SequenceNumber, refTS: pkt.Timestamp, refPos: pos, segStart: pos, segEnd: pos}
+	*s = stream{
+		started: true, ssrc: pkt.SSRC, lastSeq: pkt.SequenceNumber, refTS: pkt.Timestamp,
+		refPos: pos, segStart: pos, segEnd: pos, minTransit: math.MaxInt64,
+	}
 	w.stats.Segments++
 	return pos
 }

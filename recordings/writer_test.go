@@ -56,8 +56,11 @@ func TestWriterLongCallLossJitter(t *testing.T) {
 		markers = append(markers, m)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	pkts := simulate(t0, rng, 0.02, 40*time.Millisecond,
-		operatorSpec(callDur, markers), outsideSpec(answer, callDur, markers))
+	// Each phone's clock is off by 100 ppm, in opposite directions: 60 ms
+	// each by the end, which the recording must not show.
+	op, out := operatorSpec(callDur, markers), outsideSpec(answer, callDur, markers)
+	op.ppm, out.ppm = 100, -100
+	pkts := simulate(t0, rng, 0.02, 40*time.Millisecond, op, out)
 	end := t0.Add(callDur + 50*time.Millisecond)
 	left, right, w, dur := writeAndClose(t, pkts, end)
 
@@ -85,6 +88,7 @@ func TestWriterLongCallLossJitter(t *testing.T) {
 		}
 	}
 	st := w.Stats()
+	t.Logf("stats %+v", st)
 	if st.Late != 0 || st.Segments != 2 {
 		t.Errorf("stats %+v: want no late packet and one segment per channel (jitter < window)", st)
 	}
@@ -103,6 +107,16 @@ func TestWriterStreamEvents(t *testing.T) {
 		silent   [2]time.Duration // operator silence expected in this span
 	}{
 		{name: "steady", segments: 2},
+		{
+			name:     "sender clock 0.1% fast",
+			op:       func(s *streamSpec) { s.ppm = 1000 },
+			segments: 2,
+		},
+		{
+			name:     "sender clock 0.1% slow",
+			op:       func(s *streamSpec) { s.ppm = -1000 },
+			segments: 2,
+		},
 		{
 			name:     "ssrc change",
 			op:       func(s *streamSpec) { s.ssrcChangeAt, s.newSSRC, s.newTS0 = 7*time.Second, 0xBEEF, 77 },
