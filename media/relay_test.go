@@ -477,3 +477,36 @@ func TestRelayCloseIdempotentAndNoLeaks(t *testing.T) {
 		}
 	}
 }
+
+func TestRelayRTCP(t *testing.T) {
+	c := newCall(t, PCMU.Codec(), PCMU.Codec())
+	listen := func() *net.UDPConn {
+		s, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ra, rb := listen(), listen()
+	bRTCP := rb.LocalAddr().(*net.UDPAddr).AddrPort()
+	// B's SDP port is rb-1, so its RTCP goes to rb (RFC 3550 port+1).
+	c.r.SetRemote(LegOutside, netip.AddrPortFrom(lo, bRTCP.Port()-1), PCMU.Codec(), 101)
+	rr := []byte{0x80, 201, 0, 1, 0, 0, 0, 7} // empty receiver report
+	ra.WriteToUDPAddrPort(rr, netip.AddrPortFrom(lo, uint16(c.r.LocalPort(LegOperator)+1)))
+	rb.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 100)
+	n, from, err := rb.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(rr) || from.Port() != uint16(c.r.LocalPort(LegOutside)+1) {
+		t.Fatalf("got %d bytes from %v", n, from)
+	}
+	// B answers from its RTCP socket: symmetric, back to A's RTCP source.
+	rb.WriteToUDPAddrPort(rr, from)
+	ra.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, _, err := ra.ReadFromUDPAddrPort(buf); err != nil {
+		t.Fatalf("RTCP B→A: %v", err)
+	}
+}
