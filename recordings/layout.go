@@ -12,7 +12,8 @@ import (
 // Path is where the recording id started at start lives:
 // dir/YYYY/MM/DD/<id>.wav. The date is start's in its own location, so the
 // caller chooses the site's time zone (or UTC) once, for every recording.
-// id must pass ValidateID; Create checks it through the path it is given.
+// id must pass ValidateID first: Path does not check it, and an id such
+// as "../x" would leave the day directory.
 func Path(dir, id string, start time.Time) string {
 	return filepath.Join(dayDir(dir, start), id+".wav")
 }
