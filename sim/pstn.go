@@ -87,6 +87,7 @@ type PSTN struct {
 	stats map[string]*CallStats
 	order []string
 
+	serving   chan struct{} // closed once Serve has registered the UDP listener
 	closeOnce sync.Once
 }
 
@@ -98,7 +99,7 @@ func New(cfg Config, opts ...Option) (*PSTN, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &PSTN{cfg: cfg, log: o.log, now: o.now, calls: map[string]*pstnCall{}, stats: map[string]*CallStats{}}
+	p := &PSTN{cfg: cfg, log: o.log, now: o.now, serving: make(chan struct{}), calls: map[string]*pstnCall{}, stats: map[string]*CallStats{}}
 	if cfg.Auth.Username != "" {
 		pw, err := cfg.password()
 		if err != nil {
@@ -216,6 +217,8 @@ func (p *PSTN) Serve(ctx context.Context) error {
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); errc <- p.srv.ServeUDP(p.udp) }()
 	go func() { defer p.wg.Done(); errc <- p.srv.ServeTCP(p.tcp) }()
+	waitServing(p.srv, p.addr)
+	close(p.serving)
 	p.log.Info("pstn-sim listening", "addr", p.addr.String(), "transports", "udp,tcp", "auth", p.auth != nil, "answer", p.cfg.Answer.Mode)
 	var err error
 	select {

@@ -1,0 +1,160 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+
+	"plateau/media"
+)
+
+// Call is one call placed by a Phone.
+type Call struct {
+	p      *Phone
+	sess   *sipgo.DialogClientSession
+	ep     *media.Endpoint
+	number string
+
+	mu           sync.Mutex
+	codec        media.Codec
+	dtmfPT       uint8
+	sessID       uint64
+	version      uint64
+	sent         int
+	status       int
+	reason       string
+	answered     bool
+	early        bool
+	remoteHangup bool
+	closed       bool
+}
+
+// CallResult is what a Phone's call did.
+type CallResult struct {
+	Number       string
+	Answered     bool
+	Status       int    // final status (200 when answered)
+	Reason       string // Reason header text of a failure
+	Early        bool   // early media SDP was received (18x)
+	Codec        media.Codec
+	Sent         int // RTP packets sent
+	Received     int // RTP packets received (audio and events)
+	RemoteHangup bool
+}
+
+// Stats returns the call's counters so far.
+func (c *Call) Stats() CallResult {
+	recv := c.ep.Received()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CallResult{
+		Number: c.number, Answered: c.answered, Status: c.status, Reason: c.reason, Early: c.early,
+		Codec: c.codec, Sent: c.sent, Received: recv, RemoteHangup: c.remoteHangup,
+	}
+}
+
+// Done is closed when the dialog ends (BYE either way).
+func (c *Call) Done() <-chan struct{} { return c.sess.Context().Done() }
+
+// Endpoint gives access to the call's RTP endpoint (captured audio).
+func (c *Call) Endpoint() *media.Endpoint { return c.ep }
+
+// Play sends pcm as RTP, paced at 20 ms, until it ends, ctx ends or the far
+// end hangs up. It counts what it sent.
+func (c *Call) Play(ctx context.Context, pcm []int16) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.sess.Context(), cancel)
+	defer stop()
+	const chunk = 10 * media.FrameSamples
+	for off := 0; off < len(pcm); off += chunk {
+		end := min(off+chunk, len(pcm))
+		if err := c.ep.Play(ctx, pcm[off:end]); err != nil {
+			if c.sess.Context().Err() != nil {
+				return nil // the far end hung up
+			}
+			if errors.Is(err, media.ErrNoRemote) { // on hold: nothing to send to
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(media.FrameSamples * time.Second / media.SampleRate):
+				}
+				continue
+			}
+			return err
+		}
+		c.mu.Lock()
+		c.sent += (end - off + media.FrameSamples - 1) / media.FrameSamples
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// Hangup sends BYE unless the far end already hung up, then closes the
+// RTP endpoint. Safe to call twice.
+func (c *Call) Hangup(ctx context.Context) error {
+	c.mu.Lock()
+	remote, answered, closed := c.remoteHangup, c.answered, c.closed
+	c.mu.Unlock()
+	defer c.close()
+	if remote || closed || !answered {
+		return nil
+	}
+	c.p.step("→ BYE")
+	if err := c.sess.Bye(ctx); err != nil {
+		c.p.step("BYE failed: %v", err)
+		return err
+	}
+	c.p.step("← 200 OK")
+	return nil
+}
+
+func (c *Call) close() {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if already {
+		return
+	}
+	c.ep.Close()
+	c.sess.Close()
+	c.p.mu.Lock()
+	delete(c.p.calls, c.sess.InviteRequest.CallID().Value())
+	c.p.mu.Unlock()
+}
+
+func (c *Call) setFinal(e *StatusError) {
+	c.mu.Lock()
+	c.status, c.reason = e.Status, e.Reason
+	c.mu.Unlock()
+}
+
+// applyAnswer points RTP at the far end's SDP and adopts its codec.
+func (c *Call) applyAnswer(r media.Remote) {
+	if codec, err := media.Negotiate(r, media.DefaultCodecs()); err == nil {
+		c.ep.SetCodec(codec)
+		c.mu.Lock()
+		c.codec = codec
+		c.mu.Unlock()
+	}
+	if r.OnHold() {
+		c.ep.SetRemote(netip.AddrPort{})
+	} else {
+		c.ep.SetRemote(r.Addr)
+	}
+}
+
+func (c *Call) sdp(dir media.Direction) ([]byte, error) {
+	la := c.ep.LocalAddr()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return media.BuildSDP(media.Local{
+		Addr: la.Addr(), Port: int(la.Port()), Codecs: media.DefaultCodecs(), DTMFPT: 101,
+		Direction: dir, SessionID: c.sessID, Version: c.version,
+	})
+}
