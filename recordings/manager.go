@@ -74,9 +74,12 @@ func (m *Manager) Start(ctx context.Context, info Info) (*Session, error) {
 	if err := m.Ready(); err != nil {
 		return nil, err
 	}
+	if err := ValidateID(info.ID); err != nil {
+		return nil, err
+	}
 	path := Path(m.dir, info.ID, info.Start)
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRecorderUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrRecorderUnavailable, err)
 	}
 	opts := []Option{WithSyncInterval(0)}
 	if m.metrics != nil {
@@ -84,7 +87,7 @@ func (m *Manager) Start(ctx context.Context, info Info) (*Session, error) {
 	}
 	w, err := Create(path, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRecorderUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrRecorderUnavailable, err)
 	}
 	s := &Session{m: m, w: w, info: info, path: path}
 	m.mu.Lock()
