@@ -163,6 +163,15 @@ func New(cfg Config, opts ...Option) (*PSTN, error) {
 	p.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 	})
+	// REGISTER is accepted without a check so `plateau dial` can talk to
+	// the simulator directly; nothing is stored.
+	p.srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+		if c := req.Contact(); c != nil {
+			res.AppendHeader(c)
+		}
+		tx.Respond(res)
+	})
 	p.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))

@@ -70,6 +70,14 @@ func run(ctx context.Context, e *env, args []string) int {
 		err = runCheckConfig(e, rest)
 	case "user":
 		err = runUser(ctx, e, rest)
+	case "allowlist":
+		err = runAllowlist(ctx, e, rest)
+	case "audit":
+		err = runAudit(ctx, e, rest)
+	case "pstn-sim":
+		err = runPSTNSim(ctx, e, rest)
+	case "dial":
+		err = runDial(ctx, e, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 		return 0

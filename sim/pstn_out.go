@@ -1,0 +1,137 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"plateau/media"
+)
+
+// Call places a call from the PSTN toward target (host:port, UDP): an
+// inbound call for Plateau, from the number from to the number number. The
+// answered call echoes or plays per the config and lasts until the far end
+// hangs up, hold elapses (then the PSTN sends BYE) or ctx ends. It must be
+// called while Serve runs. The returned stats describe the call.
+func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.Duration) (CallStats, error) {
+	select {
+	case <-p.serving:
+	case <-ctx.Done():
+		return CallStats{}, ctx.Err()
+	}
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return CallStats{}, fmt.Errorf("call: target %q is not host:port", target)
+	}
+	rport, _ := strconv.Atoi(port)
+	recipient := sip.Uri{Scheme: "sip", User: number, Host: host, Port: rport}
+	req := sip.NewRequest(sip.INVITE, recipient)
+	req.SetTransport("UDP")
+	id := sip.CallIDHeader(sip.GenerateTagN(24))
+	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.addr.Addr().String()}, Params: sip.HeaderParams{}}
+	fh.Params.Add("tag", sip.GenerateTagN(12))
+	req.AppendHeader(fh)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: number, Host: host}})
+	req.AppendHeader(&id)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+
+	st := p.stat(string(id), func() *CallStats {
+		return &CallStats{Direction: "out", Transport: "UDP", Number: number, From: from, Start: p.now(), Auth: "none", Action: ActionRing}
+	})
+	log := p.log.With("call", shortID(string(id)), "number", number, "from", from, "direction", "out")
+	c := &pstnCall{p: p, id: string(id), log: log, st: st}
+	ep, err := media.NewEndpoint(p.pool, p.cfg.Media.ip, media.PCMU.Codec())
+	if err != nil {
+		return CallStats{}, fmt.Errorf("call: %w", err)
+	}
+	c.ep, c.codec, c.dtmfPT, c.sessID, c.version = ep, media.PCMU.Codec(), 101, rand.Uint64()>>1, 1
+	la := ep.LocalAddr()
+	offer, err := media.BuildSDP(media.Local{Addr: la.Addr(), Port: int(la.Port()), Codecs: media.DefaultCodecs(), DTMFPT: 101, SessionID: c.sessID, Version: 1})
+	if err != nil {
+		ep.Close()
+		return CallStats{}, err
+	}
+	req.SetBody(offer)
+
+	p.mu.Lock()
+	p.calls[string(id)] = c
+	p.mu.Unlock()
+	p.wg.Add(1)
+	defer func() {
+		c.stopMedia()
+		if c.cli != nil {
+			c.cli.Close()
+		}
+		p.mu.Lock()
+		delete(p.calls, string(id))
+		st.End = p.now()
+		p.mu.Unlock()
+		p.wg.Done()
+	}()
+
+	log.Info("→ INVITE", "target", target)
+	sess, err := p.dialogUDP.WriteInvite(ctx, req)
+	if err != nil {
+		return *st, fmt.Errorf("call %s: %w", number, err)
+	}
+	c.cli = sess
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		log.Info(fmt.Sprintf("← %d %s", res.StatusCode, res.Reason))
+		if !res.IsProvisional() {
+			p.update(func() { st.Status = int(res.StatusCode) })
+		}
+		return nil
+	}})
+	if err != nil {
+		var de *sipgo.ErrDialogResponse
+		if errors.As(err, &de) {
+			return p.snapshot(st), fmt.Errorf("call %s: %w", number, responseError(de.Res))
+		}
+		return p.snapshot(st), fmt.Errorf("call %s: %w", number, err)
+	}
+	ans, err := media.ParseSDP(sess.InviteResponse.Body())
+	var codec media.Codec
+	if err == nil {
+		codec, err = media.Negotiate(ans, media.DefaultCodecs())
+	}
+	log.Info("→ ACK")
+	sess.Ack(ctx)
+	if err != nil {
+		c.hangup()
+		return p.snapshot(st), fmt.Errorf("call %s: answer SDP: %w", number, err)
+	}
+	ep.SetCodec(codec)
+	c.mu.Lock()
+	c.codec = codec
+	c.mu.Unlock()
+	c.applyRemote(ans)
+	p.update(func() { st.Answered = true })
+	c.startMedia(p.ctx)
+	t := time.NewTimer(hold)
+	defer t.Stop()
+	select {
+	case <-sess.Context().Done():
+		p.update(func() { st.HangupBy = "remote" })
+	case <-t.C:
+		c.hangup()
+	case <-ctx.Done():
+		c.hangup()
+	case <-p.ctx.Done():
+		c.hangup()
+	}
+	c.updateRTP()
+	return p.snapshot(st), nil
+}
+
+func (p *PSTN) snapshot(st *CallStats) CallStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return *st
+}
