@@ -90,7 +90,8 @@ type Trunk struct {
 	Auth            TrunkAuth `yaml:"auth"`
 	CallerID        string    `yaml:"caller_id"`
 	AllowedSources  []string  `yaml:"allowed_sources"`
-	OptionsInterval Duration  `yaml:"options_interval"`
+	// OptionsInterval is the OPTIONS keepalive period; 0s turns it off.
+	OptionsInterval *Duration `yaml:"options_interval"`
 	// NumberFormat is how the called number is written in the Request-URI:
 	// "e164" (+33...), "national" (0...), or "international" (0033...).
 	NumberFormat string `yaml:"number_format"`
@@ -270,7 +271,10 @@ func (c *Config) applyDefaults() {
 	for i := range c.Trunks {
 		t := &c.Trunks[i]
 		def(&t.Transport, "udp")
-		defD(&t.OptionsInterval, 30*time.Second)
+		if t.OptionsInterval == nil {
+			d := Duration(30 * time.Second)
+			t.OptionsInterval = &d
+		}
 		def(&t.NumberFormat, "e164")
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)

@@ -14,6 +14,13 @@ type metrics struct {
 	bans          prometheus.Counter
 	bannedSources prometheus.Gauge
 	dropped       *prometheus.CounterVec
+
+	callsActive      prometheus.Gauge
+	callsAnswered    prometheus.Counter
+	callsRefused     *prometheus.CounterVec
+	callsEnded       *prometheus.CounterVec
+	requestsInDialog *prometheus.CounterVec
+	trunkUp          *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,6 +47,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "plateau_sip_dropped_requests_total", Help: "SIP requests dropped without answer, by reason.",
 		}, []string{"reason"}),
 	}
+	m.callsActive = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_calls_active", Help: "Calls in progress (from admission to hang-up).",
+	})
+	m.callsAnswered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_calls_answered_total", Help: "Calls answered by the outside party and bridged.",
+	})
+	m.callsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_calls_refused_total", Help: "Call attempts refused, by reason code.",
+	}, []string{"reason"})
+	m.callsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_calls_ended_total", Help: "Calls ended, by why.",
+	}, []string{"why"})
+	m.requestsInDialog = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_in_dialog_requests_total", Help: "In-dialog requests handled, by method.",
+	}, []string{"method"})
+	m.trunkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "plateau_trunk_up", Help: "1 when the trunk answered its last OPTIONS keepalive.",
+	}, []string{"trunk"})
+	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	return m
 }

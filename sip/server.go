@@ -74,7 +74,10 @@ type Server struct {
 	// for lookups, so that shutdown cancels them.
 	ctx context.Context
 
+	calls *b2bua // nil until EnableCalls
+
 	listening atomic.Bool
+	draining  atomic.Bool
 	closeOnce sync.Once
 }
 
@@ -147,6 +150,10 @@ func (s *Server) Serve(ctx context.Context) error {
 			go func() { defer wg.Done(); errc <- s.srv.ServeTCP(l) }()
 		}
 	}
+	if s.calls != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.calls.run(ctx) }()
+	}
 	wg.Add(2)
 	go func() { defer wg.Done(); s.reg.run(ctx) }()
 	go func() { defer wg.Done(); s.sweepBans(ctx) }()
@@ -161,6 +168,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.listening.Store(false)
+	if s.calls != nil {
+		s.calls.shutdown()
+	}
 	cancel()
 	for _, c := range closers {
 		c()
@@ -185,6 +195,17 @@ func listenUDP(addr string, bufBytes int) (*net.UDPConn, error) {
 		conn.SetWriteBuffer(bufBytes)
 	}
 	return conn, nil
+}
+
+// Drain refuses new calls (503) while calls in progress go on.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// ActiveCalls returns the number of calls in progress.
+func (s *Server) ActiveCalls() int {
+	if s.calls == nil {
+		return 0
+	}
+	return s.calls.active.Site()
 }
 
 // Listening reports whether the transports are up (for /readyz).

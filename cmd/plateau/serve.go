@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"plateau/audit"
 	"plateau/config"
+	"plateau/media"
+	"plateau/policy"
+	"plateau/recordings"
 	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
@@ -46,12 +49,41 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	auditor := &auditLog{log: log}
+	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
 	sipSrv, err := sip.NewServer(sipOptions(cfg), st, st, auditor, reg, log.With("component", "sip"), e.now)
 	if err != nil {
 		return err
 	}
 	defer sipSrv.Close()
+
+	recMetrics, err := recordings.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	recorder := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, auditor, log.With("component", "recorder"), e.now, recMetrics)
+	active := sip.NewActiveCalls()
+	pcfg, err := policy.ConfigFrom(cfg)
+	if err != nil {
+		return err
+	}
+	engine, err := policy.New(pcfg, policy.Deps{
+		Operators: operators{st}, Allowlist: st, DoNotCall: st, Calls: active, Recorder: recorder,
+	})
+	if err != nil {
+		return err
+	}
+	minPort, maxPort := cfg.Media.PortRange()
+	pool, err := media.NewPortPool(minPort, maxPort, cfg.Media.PortDrain.D(), e.now)
+	if err != nil {
+		return fmt.Errorf("media.rtp_ports: %w", err)
+	}
+	copts, err := callOptions(cfg, pool, media.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRecorder{recorder}, active); err != nil {
+		return err
+	}
 
 	httpSrv := web.New(reg, []web.Check{
 		{Name: "store", Fn: st.Ping},
@@ -65,6 +97,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
+	g.Go(func() error { recorder.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
 	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.Resolve(cfg.DataDir))
 	err = g.Wait()
@@ -88,13 +121,4 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
 	}
-}
-
-// auditLog adapts the audit chain to the SIP server's Auditor.
-type auditLog struct {
-	log *slog.Logger
-}
-
-func (a *auditLog) Audit(ctx context.Context, kind, actor, subject, outcome, reason, source string, details map[string]any) {
-	a.log.Info("audit", "kind", kind, "actor", actor, "subject", subject, "outcome", outcome, "reason", reason, "source", source, "details", details)
 }

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+	"github.com/pion/rtp"
+
+	"plateau/audit"
+	"plateau/config"
+	"plateau/media"
+	"plateau/policy"
+	"plateau/recordings"
+	"plateau/sip"
+	"plateau/store"
+)
+
+// auditLog adapts the audit chain to the packages' Auditor interfaces. An
+// audit entry that cannot be written is logged as an error: the event
+// already happened, and the operator of the system must see the gap.
+type auditLog struct {
+	chain *audit.Log
+	log   *slog.Logger
+}
+
+func (a *auditLog) Audit(ctx context.Context, kind, actor, subject, outcome, reason, source string, details map[string]any) {
+	if _, err := a.chain.Append(context.WithoutCancel(ctx), audit.Entry{
+		Kind: kind, Actor: actor, Subject: subject, Outcome: outcome, Reason: reason, Source: source, Details: details,
+	}); err != nil {
+		a.log.Error("audit append failed", "kind", kind, "actor", actor, "subject", subject, "err", err)
+	}
+}
+
+// operators adapts the user store to the policy.
+type operators struct{ st *store.Store }
+
+func (o operators) Operator(ctx context.Context, ext string) (policy.Operator, bool, error) {
+	u, err := o.st.User(ctx, ext)
+	if errors.Is(err, store.ErrNotFound) {
+		return policy.Operator{}, false, nil
+	}
+	if err != nil {
+		return policy.Operator{}, false, err
+	}
+	return policy.Operator{Extension: u.Extension, Role: string(u.Role), Active: u.Status == store.StatusActive}, true, nil
+}
+
+// callRecorder adapts the recordings manager to the B2BUA: media legs map
+// to the WAV's channels (operator left, outside right).
+type callRecorder struct{ m *recordings.Manager }
+
+func (r callRecorder) Ready() error { return r.m.Ready() }
+
+func (r callRecorder) Start(ctx context.Context, info sip.RecordingInfo) (sip.Recording, error) {
+	s, err := r.m.Start(ctx, recordings.Info{ID: info.CallID, CallIDs: info.LegCallIDs, Operator: info.Operator,
+		Number: info.Number, Campaign: info.Campaign, Start: info.Start})
+	if err != nil {
+		return nil, err
+	}
+	return recordingSession{s}, nil
+}
+
+type recordingSession struct{ s *recordings.Session }
+
+func (r recordingSession) TapRTP(l media.Leg, p *rtp.Packet, at time.Time) error {
+	ch := recordings.Operator
+	if l == media.LegOutside {
+		ch = recordings.Outside
+	}
+	return r.s.WriteRTP(ch, p, at)
+}
+
+func (r recordingSession) Close(end time.Time) error { return r.s.Close(end) }
+
+// callOptions builds the B2BUA's options from the config.
+func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (sip.CallOptions, error) {
+	ip, _ := netip.ParseAddr(cfg.Media.IP)
+	opts := sip.CallOptions{
+		MediaIP: ip, Ports: pool, MediaMetrics: mm,
+		InactivityTimeout: cfg.Media.InactivityTimeout.D(),
+		MaxCallDuration:   cfg.Policy.MaxCallDuration.D(),
+		WindowWarning:     cfg.Policy.WindowWarning.D(),
+		WindowGrace:       cfg.Policy.WindowGrace.D(),
+	}
+	if p := cfg.Recordings.NoticePrompt; p != "" {
+		f, err := os.Open(cfg.Resolve(p))
+		if err != nil {
+			return opts, fmt.Errorf("recordings.notice_prompt: %w", err)
+		}
+		pcm, err := media.ReadWAV(f)
+		f.Close()
+		if err != nil {
+			return opts, fmt.Errorf("recordings.notice_prompt: %w", err)
+		}
+		opts.Notice = pcm
+	}
+	for i, t := range cfg.Trunks {
+		pass, err := cfg.Secret(t.Auth.Password, t.Auth.PasswordFile)
+		if err != nil {
+			return opts, fmt.Errorf("trunks[%d].auth.password_file: %w", i, err)
+		}
+		tc := sip.TrunkConfig{
+			Name: t.Name, Address: t.Address, Transport: t.Transport, Username: t.Auth.Username, Password: pass,
+			CallerID: t.CallerID, OptionsInterval: t.OptionsInterval.D(), NumberFormat: t.NumberFormat,
+			CountryCode: countryCode(cfg.Site.DefaultRegion),
+		}
+		for _, s := range t.AllowedSources {
+			p, _ := netip.ParsePrefix(s)
+			tc.AllowedSources = append(tc.AllowedSources, p)
+		}
+		opts.Trunks = append(opts.Trunks, tc)
+	}
+	return opts, nil
+}
+
+// countryCode is the calling code of a region, for trunks that want
+// national numbers.
+func countryCode(region string) string {
+	if cc := phonenumbers.GetCountryCodeForRegion(region); cc > 0 {
+		return strconv.Itoa(cc)
+	}
+	return ""
+}

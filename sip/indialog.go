@@ -1,0 +1,260 @@
+package sip
+
+import (
+	"context"
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"plateau/media"
+	"plateau/policy"
+)
+
+// legOf tells which side of c a request arrived on.
+func (c *call) legOf(req *sip.Request) (media.Leg, dialogLeg) {
+	id := req.CallID().Value()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id == c.opCallID {
+		return media.LegOperator, c.opLeg
+	}
+	return media.LegOutside, c.outLeg
+}
+
+func (b *b2bua) noDialog(req *sip.Request, tx sip.ServerTransaction) {
+	b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+}
+
+func (b *b2bua) handleAck(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.lookup(req)
+	if c == nil {
+		return
+	}
+	l, d := c.legOf(req)
+	if ds, ok := d.(*sipgo.DialogServerSession); ok {
+		ds.ReadAck(req, tx)
+	}
+	// An ACK carries the answer when our re-INVITE answer was an offer.
+	if len(req.Body()) > 0 {
+		c.applySDP(l, req.Body())
+	}
+}
+
+func (b *b2bua) handleBye(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.lookup(req)
+	if c == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	l, d := c.legOf(req)
+	if d == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	if err := d.ReadBye(req, tx); err != nil {
+		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	}
+	b.s.metrics.requestsInDialog.WithLabelValues("BYE").Inc()
+	if l == media.LegOperator {
+		c.end("operator_hangup")
+	} else {
+		c.end("outside_hangup")
+	}
+}
+
+// handleStrayCancel answers a CANCEL that matched no transaction (sipgo
+// handles the ones that match: 200 to the CANCEL, 487 to the INVITE).
+func (b *b2bua) handleStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
+	b.noDialog(req, tx)
+}
+
+// handleReinvite applies a new offer (hold, resume, a media address
+// change) to the leg's side of the relay and answers it locally: media is
+// anchored, so the other side need not know.
+func (b *b2bua) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.lookup(req)
+	if c == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	l, d := c.legOf(req)
+	if d == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	if err := d.ReadRequest(req, tx); err != nil {
+		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
+		return
+	}
+	b.s.metrics.requestsInDialog.WithLabelValues("INVITE").Inc()
+	b.answerOffer(c, l, req, tx)
+}
+
+func (b *b2bua) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.lookup(req)
+	if c == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	l, d := c.legOf(req)
+	if d == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	b.s.metrics.requestsInDialog.WithLabelValues("UPDATE").Inc()
+	if len(req.Body()) == 0 { // a session refresh
+		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		return
+	}
+	b.answerOffer(c, l, req, tx)
+}
+
+// answerOffer handles an in-dialog offer (re-INVITE or UPDATE).
+func (b *b2bua) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	relay := c.relay
+	c.mu.Unlock()
+	if relay == nil {
+		b.respondReason(req, tx, 491, "Request Pending", "")
+		return
+	}
+	if len(req.Body()) == 0 {
+		// Delayed offer: we offer, the ACK answers.
+		res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, media.DefaultCodecs(), 101, media.SendRecv))
+		res.AppendHeader(&b.dialogs.ContactHDR)
+		b.s.respond(tx, req, res)
+		return
+	}
+	remote, err := media.ParseSDP(req.Body())
+	if err != nil {
+		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
+		return
+	}
+	codec, err := media.Negotiate(remote, media.DefaultCodecs())
+	if err != nil {
+		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "NO_COMMON_CODEC")
+		return
+	}
+	if l == media.LegOperator && !b.mediaAddrAllowed(req, remote) {
+		b.refuseMediaMove(c, req, tx, remote)
+		return
+	}
+	if err := relay.SetRemoteSDP(l, remote, codec); err != nil {
+		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
+		return
+	}
+	c.log.Info("media updated", "leg", l, "addr", remote.Addr, "direction", remote.Direction)
+	res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, []media.Codec{codec}, remote.DTMFPT, answerDirection(remote.Direction)))
+	res.AppendHeader(&b.dialogs.ContactHDR)
+	b.s.respond(tx, req, res)
+}
+
+// applySDP applies an answer carried by an ACK.
+func (c *call) applySDP(l media.Leg, body []byte) {
+	remote, err := media.ParseSDP(body)
+	if err != nil {
+		return
+	}
+	codec, err := media.Negotiate(remote, media.DefaultCodecs())
+	if err != nil {
+		return
+	}
+	c.relay.SetRemoteSDP(l, remote, codec)
+}
+
+// answerDirection mirrors the offerer's direction (RFC 3264 §6.1).
+func answerDirection(d media.Direction) media.Direction {
+	switch d {
+	case media.SendOnly:
+		return media.RecvOnly
+	case media.RecvOnly:
+		return media.SendOnly
+	case media.Inactive:
+		return media.Inactive
+	}
+	return media.SendRecv
+}
+
+// mediaAddrAllowed keeps an operator's media on the operator's own phone:
+// the SDP address must be the signalling source (or unspecified, for hold),
+// so a softphone cannot have the call's audio sent to a third host.
+func (b *b2bua) mediaAddrAllowed(req *sip.Request, remote media.Remote) bool {
+	src, ok := sourceAddr(req)
+	if !ok {
+		return false
+	}
+	a := remote.Addr.Addr().Unmap()
+	return a.IsUnspecified() || a == src
+}
+
+func (b *b2bua) refuseMediaMove(c *call, req *sip.Request, tx sip.ServerTransaction, remote media.Remote) {
+	b.s.audit.Audit(b.s.ctx, "call.media_refused", c.operator, c.number, "refused", "MEDIA_ADDRESS_MISMATCH", req.Source(),
+		map[string]any{"call_id": c.id, "sdp_addr": remote.Addr.String()})
+	b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "MEDIA_ADDRESS_MISMATCH")
+}
+
+// handleRefer never lets a transfer reach the trunk unchecked: the target
+// goes through the policy like any dialled number, and only the operator's
+// side may transfer.
+func (b *b2bua) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.lookup(req)
+	if c == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	l, _ := c.legOf(req)
+	target := ""
+	if rt := req.GetHeader("Refer-To"); rt != nil {
+		var u sip.Uri
+		v := strings.Trim(strings.TrimSpace(rt.Value()), "<>")
+		if i := strings.IndexByte(v, '>'); i >= 0 {
+			v = v[:i]
+		}
+		if err := sip.ParseUri(v, &u); err == nil {
+			target = u.User
+		}
+	}
+	if l != media.LegOperator {
+		b.refuse(req, tx, c.operator, target, "REFER_FORBIDDEN", "transfer requested by the outside party")
+		return
+	}
+	d := b.policy.Decide(b.s.ctx, policy.Request{Operator: c.operator, Number: target, Time: b.s.now(), Source: req.Source(), Kind: policy.KindRefer})
+	if !d.Allow {
+		b.auditDecision(c.operator, target, req.Source(), d)
+		b.s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()
+		b.respondReason(req, tx, sip.StatusForbidden, "Forbidden", d.Reason)
+		return
+	}
+	// Allowed by the policy, but a blind transfer would leave the outside
+	// parties talking with no operator on the line: the operator places
+	// that call from their phone instead, through the same checks.
+	b.refuse(req, tx, c.operator, target, "TRANSFER_UNSUPPORTED", "transfer allowed by policy; place the call directly")
+}
+
+// handleInfo accepts in-call signalling; DTMF sent as SIP INFO is audited
+// (digits sent to a carrier's second-dial service must leave a trace).
+func (b *b2bua) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.lookup(req)
+	if c == nil {
+		b.noDialog(req, tx)
+		return
+	}
+	if ct := req.ContentType(); ct != nil && strings.Contains(ct.Value(), "dtmf") {
+		b.s.audit.Audit(b.s.ctx, "call.dtmf", c.operator, c.number, "sent", "", req.Source(),
+			map[string]any{"call_id": c.id, "body": string(req.Body())})
+	}
+	b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+}
+
+// handleInbound refuses calls from the trunk for now: routing them to an
+// operator is not built yet, and nothing may be bridged unchecked.
+func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Trunk) {
+	caller := ""
+	if f := req.From(); f != nil {
+		caller = f.Address.User
+	}
+	b.s.audit.Audit(context.WithoutCancel(b.s.ctx), "policy.decision", "", caller, "refused", "INBOUND_NOT_ROUTED", req.Source(),
+		map[string]any{"trunk": t.Name, "to": req.Recipient.User})
+	b.respondReason(req, tx, sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", "INBOUND_NOT_ROUTED")
+}

@@ -1,0 +1,375 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"plateau/media"
+	"plateau/policy"
+)
+
+// handleInvite routes a new INVITE: in-dialog ones are re-INVITEs, those
+// from a trunk's sources are inbound calls, the rest must be operators
+// (digest-authenticated) calling out.
+func (b *b2bua) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params != nil {
+		if tag, ok := to.Params.Get("tag"); ok && tag != "" {
+			b.handleReinvite(req, tx)
+			return
+		}
+	}
+	if src, ok := sourceAddr(req); ok {
+		if t := b.trunkFor(src); t != nil {
+			b.handleInbound(req, tx, t)
+			return
+		}
+	}
+	b.handleOutbound(req, tx)
+}
+
+func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if cause != "" {
+		res.AppendHeader(sip.NewHeader("Reason", `SIP;cause=`+strconv.Itoa(code)+`;text="`+cause+`"`))
+	}
+	b.s.respond(tx, req, res)
+}
+
+func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
+	s := b.s
+	if s.draining.Load() {
+		b.respondReason(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", "DRAINING")
+		return
+	}
+	u, ok := s.authenticate(req, tx, true)
+	if !ok {
+		return
+	}
+	// The caller is who authenticated, whatever the From header claims.
+	if from := req.From(); from == nil || from.Address.User != u.Extension {
+		b.refuse(req, tx, u.Extension, req.Recipient.User, "FROM_MISMATCH", "From does not match the authenticated user")
+		return
+	}
+	offer, err := media.ParseSDP(req.Body())
+	if err != nil {
+		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
+		return
+	}
+	codec, err := media.Negotiate(offer, media.DefaultCodecs())
+	if err != nil {
+		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "NO_COMMON_CODEC")
+		return
+	}
+
+	number := req.Recipient.User
+	b.admit.Lock()
+	d := b.policy.Decide(s.ctx, policy.Request{
+		Operator: u.Extension, Number: number, Time: s.now(), Source: req.Source(), Kind: policy.KindOutbound,
+	})
+	if d.Allow {
+		b.active.add(u.Extension)
+	}
+	b.admit.Unlock()
+	b.auditDecision(u.Extension, number, req.Source(), d)
+	if !d.Allow {
+		s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()
+		b.respondReason(req, tx, sip.StatusForbidden, "Forbidden", d.Reason)
+		return
+	}
+	s.metrics.callsActive.Inc()
+	c := b.newCall(u.Extension, d.E164, req.Source())
+	c.opCallID = req.CallID().Value()
+	b.register(c, c.opCallID)
+	ok = false
+	defer func() {
+		if !ok {
+			c.end("setup_failed")
+		}
+	}()
+
+	ds, err := b.dialogs.ReadInvite(req, tx)
+	if err != nil {
+		c.log.Warn("read invite", "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.opLeg = ds
+	c.mu.Unlock()
+	ds.Respond(sip.StatusTrying, "Trying", nil)
+
+	// No recording, no call: the recording starts before anything is dialled.
+	rec, err := b.rec.Start(c.ctx, RecordingInfo{CallID: c.id, LegCallIDs: []string{c.opCallID}, Operator: c.operator, Number: c.number, Start: c.start})
+	if err != nil {
+		c.log.Error("recording refused", "err", err)
+		s.audit.Audit(s.ctx, "policy.decision", c.operator, c.number, "refused", policy.ReasonRecorderUnavailable, c.source, map[string]any{"detail": err.Error(), "call_id": c.id})
+		s.metrics.callsRefused.WithLabelValues(policy.ReasonRecorderUnavailable).Inc()
+		ds.Respond(sip.StatusForbidden, "Forbidden", nil, sip.NewHeader("Reason", `SIP;cause=403;text="`+policy.ReasonRecorderUnavailable+`"`))
+		return
+	}
+	relayOpts := []media.Option{media.WithTap(rec), media.WithLogger(c.log)}
+	if b.opts.MediaMetrics != nil {
+		relayOpts = append(relayOpts, media.WithMetrics(b.opts.MediaMetrics))
+	}
+	if b.opts.InactivityTimeout > 0 {
+		relayOpts = append(relayOpts, media.WithInactivityTimeout(b.opts.InactivityTimeout))
+	}
+	relay, err := media.NewRelay(b.opts.Ports, b.opts.MediaIP, relayOpts...)
+	if err != nil {
+		rec.Close(s.now())
+		c.log.Error("relay", "err", err)
+		ds.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil, sip.NewHeader("Reason", `SIP;cause=503;text="NO_MEDIA_PORTS"`))
+		return
+	}
+	c.mu.Lock()
+	c.relay, c.rec = relay, rec
+	c.mu.Unlock()
+	if err := relay.SetRemoteSDP(media.LegOperator, offer, codec); err != nil {
+		ds.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
+		return
+	}
+	opSDP := func() []byte {
+		return c.localSDP(media.LegOperator, []media.Codec{{Encoding: codec.Encoding, PayloadType: codec.PayloadType}}, offer.DTMFPT, media.SendRecv)
+	}
+
+	cs, status, err := b.dialOut(c, ds, opSDP)
+	if err != nil {
+		if ds.Context().Err() != nil {
+			// The operator cancelled: sipgo has answered 487 already.
+			c.log.Info("cancelled by operator")
+			c.end("cancelled")
+			ok = true
+			return
+		}
+		code, reason := mapFailure(status)
+		c.log.Info("outside leg failed", "status", status, "err", err)
+		ds.Respond(code, reason, nil)
+		return
+	}
+	c.mu.Lock()
+	c.outLeg = cs
+	c.answered = s.now()
+	c.mu.Unlock()
+	if err := ds.RespondSDP(opSDP()); err != nil {
+		c.log.Warn("answer operator", "err", err)
+		return
+	}
+	s.metrics.callsAnswered.Inc()
+	c.log.Info("call answered", "number", c.number)
+	ok = true
+	b.wg.Add(2)
+	go c.supervise()
+	go c.announce()
+}
+
+// announce plays the recording notice to the outside party before the
+// operator is heard, then a short tone to the operator.
+func (c *call) announce() {
+	defer c.b.wg.Done()
+	if len(c.b.opts.Notice) > 0 {
+		if err := c.relay.Play(c.ctx, media.LegOutside, c.b.opts.Notice, media.Muted()); err != nil {
+			return
+		}
+	}
+	c.relay.Play(c.ctx, media.LegOperator, media.Tone(880, 150*time.Millisecond))
+}
+
+// dialOut places the outside leg over the trunks in order, failing over on
+// 503 or silence, relaying provisional responses (and early media) to the
+// operator. It returns the answered dialog or the last final status.
+func (b *b2bua) dialOut(c *call, ds *sipgo.DialogServerSession, opSDP func() []byte) (*sipgo.DialogClientSession, int, error) {
+	status := sip.StatusServiceUnavailable
+	var lastErr error = errors.New("no trunk available")
+	for _, t := range b.trunks {
+		if !t.Up() {
+			continue
+		}
+		if ds.Context().Err() != nil {
+			return nil, 0, context.Canceled
+		}
+		cs, st, err := b.tryTrunk(c, ds, t, opSDP)
+		if err == nil {
+			return cs, 0, nil
+		}
+		status, lastErr = st, err
+		// Only a carrier failure moves to the next trunk; busy, not found
+		// and the like are the called party's answer.
+		if st != sip.StatusServiceUnavailable && st != 0 {
+			break
+		}
+		b.s.log.Warn("trunk failed, trying next", "trunk", t.Name, "status", st, "err", err)
+	}
+	if status == 0 {
+		status = sip.StatusServiceUnavailable
+	}
+	return nil, status, lastErr
+}
+
+func (b *b2bua) tryTrunk(c *call, ds *sipgo.DialogServerSession, t *Trunk, opSDP func() []byte) (*sipgo.DialogClientSession, int, error) {
+	s := b.s
+	offer := c.localSDP(media.LegOutside, media.DefaultCodecs(), 101, media.SendRecv)
+	req := sip.NewRequest(sip.INVITE, t.uri(c.number))
+	req.SetBody(offer)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: t.CallerID, Host: s.opts.ExternalAddress}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(&from)
+	req.AppendHeader(&sip.ToHeader{Address: req.Recipient})
+	if t.Transport == "tcp" {
+		req.SetTransport("TCP")
+	}
+
+	// The ring context ends with the operator's dialog (CANCEL), the ring
+	// timeout, or a trunk that says nothing at all (failover).
+	ringCtx, cancelTimeout := context.WithTimeout(ds.Context(), b.opts.RingTimeout)
+	defer cancelTimeout()
+	ringCtx, cancel := context.WithCancelCause(ringCtx)
+	defer cancel(nil)
+	cs, err := b.dialogs.WriteInvite(ringCtx, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	outCallID := req.CallID().Value()
+	c.mu.Lock()
+	c.outCallID = outCallID
+	c.mu.Unlock()
+	b.register(c, outCallID)
+
+	heard := make(chan struct{})
+	silence := time.AfterFunc(b.opts.TrunkTimeout, func() {
+		select {
+		case <-heard:
+		default:
+			// Nothing heard: no CANCEL to wait for (RFC 3261 §9.1), move on.
+			cancel(sipgo.WaitAnswerForceCancelErr)
+		}
+	})
+	defer silence.Stop()
+	var heardOnce bool
+	err = cs.WaitAnswer(ringCtx, sipgo.AnswerOptions{
+		Username: t.Username, Password: t.Password,
+		OnResponse: func(res *sip.Response) error {
+			if !heardOnce {
+				heardOnce = true
+				close(heard)
+			}
+			return b.relayProvisional(c, ds, res, opSDP)
+		},
+	})
+	if err == nil {
+		answer, perr := media.ParseSDP(cs.InviteResponse.Body())
+		var codec media.Codec
+		if perr == nil {
+			codec, perr = media.Negotiate(answer, media.DefaultCodecs())
+		}
+		if perr == nil {
+			perr = c.relay.SetRemoteSDP(media.LegOutside, answer, codec)
+		}
+		if err := cs.Ack(ringCtx); err != nil {
+			c.log.Warn("ack trunk", "err", err)
+		}
+		if perr != nil {
+			// An answer we cannot use: hang it up rather than bridge silence.
+			cs.Bye(context.WithoutCancel(ringCtx))
+			b.unregister(outCallID)
+			return nil, sip.StatusNotAcceptableHere, perr
+		}
+		return cs, 0, nil
+	}
+	b.unregister(outCallID)
+	var de *sipgo.ErrDialogResponse
+	if errors.As(err, &de) {
+		return nil, int(de.Res.StatusCode), err
+	}
+	if !heardOnce && ds.Context().Err() == nil {
+		return nil, 0, errors.New("trunk " + t.Name + " did not answer")
+	}
+	return nil, sip.StatusRequestTimeout, err
+}
+
+// relayProvisional forwards 180 and 183 to the operator; a 183 with SDP
+// carries early media, which the relay already bridges.
+func (b *b2bua) relayProvisional(c *call, ds *sipgo.DialogServerSession, res *sip.Response, opSDP func() []byte) error {
+	switch {
+	case res.StatusCode == sip.StatusRinging:
+		ds.Respond(sip.StatusRinging, "Ringing", nil)
+	case res.StatusCode == sip.StatusSessionInProgress && len(res.Body()) > 0:
+		remote, err := media.ParseSDP(res.Body())
+		if err != nil {
+			return nil // early media we cannot read: keep ringing without it
+		}
+		codec, err := media.Negotiate(remote, media.DefaultCodecs())
+		if err != nil {
+			return nil
+		}
+		c.relay.SetRemoteSDP(media.LegOutside, remote, codec)
+		ds.Respond(sip.StatusSessionInProgress, "Session Progress", opSDP(), sip.NewHeader("Content-Type", "application/sdp"))
+	case res.StatusCode == sip.StatusSessionInProgress:
+		ds.Respond(sip.StatusSessionInProgress, "Session Progress", nil)
+	}
+	return nil
+}
+
+// mapFailure turns the outside leg's final status into the operator's.
+func mapFailure(status int) (int, string) {
+	switch status {
+	case sip.StatusBusyHere, 600:
+		return sip.StatusBusyHere, "Busy Here"
+	case sip.StatusNotFound, 604:
+		return sip.StatusNotFound, "Not Found"
+	case sip.StatusTemporarilyUnavailable, sip.StatusRequestTimeout:
+		return sip.StatusTemporarilyUnavailable, "Temporarily Unavailable"
+	case sip.StatusForbidden, 603:
+		return sip.StatusForbidden, "Forbidden"
+	case sip.StatusNotAcceptableHere:
+		return sip.StatusNotAcceptableHere, "Not Acceptable Here"
+	case sip.StatusRequestTerminated:
+		return sip.StatusRequestTerminated, "Request Terminated"
+	default:
+		return sip.StatusServiceUnavailable, "Service Unavailable"
+	}
+}
+
+func (b *b2bua) refuse(req *sip.Request, tx sip.ServerTransaction, operator, number, reason, detail string) {
+	b.auditDecision(operator, number, req.Source(), policy.Decision{Reason: reason, Rule: "request", Detail: detail})
+	b.s.metrics.callsRefused.WithLabelValues(reason).Inc()
+	b.respondReason(req, tx, sip.StatusForbidden, "Forbidden", reason)
+}
+
+func (b *b2bua) auditDecision(operator, number, source string, d policy.Decision) {
+	outcome := "refused"
+	if d.Allow {
+		outcome = "allowed"
+	}
+	subject := d.E164
+	if subject == "" {
+		subject = number
+	}
+	b.s.audit.Audit(b.s.ctx, "policy.decision", operator, subject, outcome, d.Reason, source,
+		map[string]any{"rule": d.Rule, "detail": d.Detail, "dialled": number})
+}
+
+func mediaEndReason(err error) string {
+	switch {
+	case errors.Is(err, media.ErrTapFailed):
+		return "recording_failed"
+	case errors.Is(err, media.ErrInactive):
+		return "rtp_timeout"
+	}
+	return "media_ended"
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	return strings.Trim(h, "[]"), n, err
+}
