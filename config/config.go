@@ -84,12 +84,12 @@ type Log struct {
 }
 
 type Trunk struct {
-	Name            string    `yaml:"name"`
-	Address         string    `yaml:"address"`
-	Transport       string    `yaml:"transport"`
-	Auth            TrunkAuth `yaml:"auth"`
-	CallerID        string    `yaml:"caller_id"`
-	AllowedSources  []string  `yaml:"allowed_sources"`
+	Name           string    `yaml:"name"`
+	Address        string    `yaml:"address"`
+	Transport      string    `yaml:"transport"`
+	Auth           TrunkAuth `yaml:"auth"`
+	CallerID       string    `yaml:"caller_id"`
+	AllowedSources []string  `yaml:"allowed_sources"`
 	// OptionsInterval is the OPTIONS keepalive period; 0s turns it off.
 	OptionsInterval *Duration `yaml:"options_interval"`
 	// NumberFormat is how the called number is written in the Request-URI:
