@@ -3,11 +3,13 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"plateau/media"
 )
@@ -48,7 +50,7 @@ type CallResult struct {
 
 // Stats returns the call's counters so far.
 func (c *Call) Stats() CallResult {
-	recv := c.ep.Received()
+	recv := c.endpoint().Received()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return CallResult{
@@ -61,7 +63,13 @@ func (c *Call) Stats() CallResult {
 func (c *Call) Done() <-chan struct{} { return c.sess.Context().Done() }
 
 // Endpoint gives access to the call's RTP endpoint (captured audio).
-func (c *Call) Endpoint() *media.Endpoint { return c.ep }
+func (c *Call) Endpoint() *media.Endpoint { return c.endpoint() }
+
+func (c *Call) endpoint() *media.Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ep
+}
 
 // Play sends pcm as RTP, paced at 20 ms, until it ends, ctx ends or the far
 // end hangs up. It counts what it sent.
@@ -73,9 +81,13 @@ func (c *Call) Play(ctx context.Context, pcm []int16) error {
 	const chunk = 10 * media.FrameSamples
 	for off := 0; off < len(pcm); off += chunk {
 		end := min(off+chunk, len(pcm))
-		if err := c.ep.Play(ctx, pcm[off:end]); err != nil {
+		ep := c.endpoint()
+		if err := ep.Play(ctx, pcm[off:end]); err != nil {
 			if c.sess.Context().Err() != nil {
 				return nil // the far end hung up
+			}
+			if errors.Is(err, media.ErrClosed) && c.endpoint() != ep { // MoveMedia
+				continue
 			}
 			if errors.Is(err, media.ErrNoRemote) { // on hold: nothing to send to
 				select {
@@ -121,7 +133,7 @@ func (c *Call) close() {
 	if already {
 		return
 	}
-	c.ep.Close()
+	c.endpoint().Close()
 	c.sess.Close()
 	c.p.mu.Lock()
 	delete(c.p.calls, c.sess.InviteRequest.CallID().Value())
@@ -137,24 +149,88 @@ func (c *Call) setFinal(e *StatusError) {
 // applyAnswer points RTP at the far end's SDP and adopts its codec.
 func (c *Call) applyAnswer(r media.Remote) {
 	if codec, err := media.Negotiate(r, media.DefaultCodecs()); err == nil {
-		c.ep.SetCodec(codec)
+		c.endpoint().SetCodec(codec)
 		c.mu.Lock()
 		c.codec = codec
 		c.mu.Unlock()
 	}
 	if r.OnHold() {
-		c.ep.SetRemote(netip.AddrPort{})
+		c.endpoint().SetRemote(netip.AddrPort{})
 	} else {
-		c.ep.SetRemote(r.Addr)
+		c.endpoint().SetRemote(r.Addr)
 	}
 }
 
 func (c *Call) sdp(dir media.Direction) ([]byte, error) {
-	la := c.ep.LocalAddr()
+	la := c.endpoint().LocalAddr()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return media.BuildSDP(media.Local{
 		Addr: la.Addr(), Port: int(la.Port()), Codecs: media.DefaultCodecs(), DTMFPT: 101,
 		Direction: dir, SessionID: c.sessID, Version: c.version,
 	})
+}
+
+// Hold puts the far end on hold: re-INVITE with a=sendonly.
+func (c *Call) Hold(ctx context.Context) error { return c.reinvite(ctx, media.SendOnly, false) }
+
+// Resume takes the call off hold: re-INVITE with a=sendrecv.
+func (c *Call) Resume(ctx context.Context) error { return c.reinvite(ctx, media.SendRecv, false) }
+
+// MoveMedia rebinds the call's RTP on a new port and announces it with a
+// re-INVITE, as a phone changing network does: the far end must follow.
+func (c *Call) MoveMedia(ctx context.Context) error { return c.reinvite(ctx, media.SendRecv, true) }
+
+func (c *Call) reinvite(ctx context.Context, dir media.Direction, move bool) error {
+	c.mu.Lock()
+	answered, closed := c.answered, c.closed
+	c.mu.Unlock()
+	if !answered || closed {
+		return errors.New("re-INVITE: call not up")
+	}
+	if move {
+		c.mu.Lock()
+		codec := c.codec
+		c.mu.Unlock()
+		ep, err := media.NewEndpoint(nil, c.p.cfg.MediaIP, codec)
+		if err != nil {
+			return fmt.Errorf("re-INVITE: %w", err)
+		}
+		ep.SetRemote(c.endpoint().Last().From)
+		c.mu.Lock()
+		old := c.ep
+		c.ep = ep
+		c.mu.Unlock()
+		old.Close()
+	}
+	c.mu.Lock()
+	c.version++
+	c.mu.Unlock()
+	body, err := c.sdp(dir)
+	if err != nil {
+		return err
+	}
+	target := c.sess.InviteRequest.Recipient
+	if ct := c.sess.InviteResponse.Contact(); ct != nil {
+		target = ct.Address
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	req.SetTransport(c.sess.InviteRequest.Transport())
+	req.AppendHeader(&c.p.contact)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	c.p.step("→ re-INVITE (%s)", dir)
+	res, err := c.sess.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("re-INVITE: %w", err)
+	}
+	c.p.stepResponse(res)
+	if !res.IsSuccess() {
+		return fmt.Errorf("re-INVITE: %w", responseError(res))
+	}
+	if r, err := media.ParseSDP(res.Body()); err == nil {
+		c.applyAnswer(r)
+	}
+	c.p.step("→ ACK")
+	return c.sess.WriteAck(ctx, sip.NewRequest(sip.ACK, target))
 }

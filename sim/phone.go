@@ -166,7 +166,7 @@ func (p *Phone) Close() error {
 		}
 		p.mu.Unlock()
 		for _, c := range calls {
-			c.ep.Close()
+			c.endpoint().Close()
 		}
 		p.closeSockets()
 		p.ua.Close()

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
 	"plateau/config"
 	"plateau/media"
 )
@@ -297,6 +300,33 @@ func TestPSTNHangupAfter(t *testing.T) {
 }
 
 func TestPSTNOptions(t *testing.T) {
-	// Covered through sipgo's client in TestPSTNOptionsAndReInvite.
-	_ = runtime.NumGoroutine
+	p := startPSTN(t, nil)
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: int(p.Addr().Port())})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := cli.Do(ctx, req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("OPTIONS: %v %v", res, err)
+	}
+}
+
+// TestNoGoroutineLeak: a PSTN and a Phone that placed a call stop every
+// goroutine they started once closed.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("call", TestPhoneCallEcho)
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
