@@ -384,4 +384,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-
