@@ -60,6 +60,8 @@ type SIP struct {
 	// UDPBufferBytes sizes the UDP socket receive buffer; bursts overflow the
 	// kernel's default.
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
+	// DrainTimeout is how long SIGTERM lets calls in progress go on.
+	DrainTimeout Duration `yaml:"drain_timeout"`
 }
 
 type Media struct {
@@ -260,6 +262,7 @@ func (c *Config) applyDefaults() {
 	defD(&c.SIP.MaxExpires, time.Hour)
 	defD(&c.SIP.DefaultExpires, time.Hour)
 	defI(&c.SIP.UDPBufferBytes, 4<<20)
+	defD(&c.SIP.DrainTimeout, 60*time.Second)
 	def(&c.Media.IP, "127.0.0.1")
 	def(&c.Media.RTPPorts, "20000-29999")
 	defD(&c.Media.InactivityTimeout, 60*time.Second)

@@ -200,6 +200,9 @@ func listenUDP(addr string, bufBytes int) (*net.UDPConn, error) {
 // Drain refuses new calls (503) while calls in progress go on.
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // ActiveCalls returns the number of calls in progress.
 func (s *Server) ActiveCalls() int {
 	if s.calls == nil {

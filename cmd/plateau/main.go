@@ -48,13 +48,32 @@ type env struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	now            func() time.Time
+	// drain is closed on SIGTERM: serve stops taking calls and lets the
+	// calls in progress finish. SIGINT (or a second signal) cancels ctx.
+	drain <-chan struct{}
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: time.Now}
-	os.Exit(run(ctx, e, os.Args[1:]))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drain := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		draining := false
+		for sig := range sigs {
+			if sig == syscall.SIGTERM && !draining {
+				draining = true
+				close(drain)
+				continue
+			}
+			cancel()
+		}
+	}()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: time.Now, drain: drain}
+	code := run(ctx, e, os.Args[1:])
+	signal.Stop(sigs)
+	os.Exit(code)
 }
 
 func run(ctx context.Context, e *env, args []string) int {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -91,9 +92,42 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			if !sipSrv.Listening() {
 				return errors.New("not listening")
 			}
+			if sipSrv.Draining() {
+				return errors.New("draining")
+			}
 			return nil
 		}},
 	}, log.With("component", "http"))
+
+	// SIGTERM drains: new calls get 503, /readyz goes unready, calls in
+	// progress may finish up to drain_timeout; then everything stops.
+	ctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.drain:
+		}
+		sipSrv.Drain()
+		log.Info("draining: new calls refused", "calls", sipSrv.ActiveCalls(), "limit", cfg.SIP.DrainTimeout.D())
+		deadline := time.NewTimer(cfg.SIP.DrainTimeout.D())
+		defer deadline.Stop()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for sipSrv.ActiveCalls() > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-deadline.C:
+				log.Warn("drain limit reached, ending calls", "calls", sipSrv.ActiveCalls())
+				stopAll()
+				return
+			case <-tick.C:
+			}
+		}
+		stopAll()
+	}()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
