@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# REGISTER-with-digest-auth load: Plateau on a temporary config with USERS
+# bootstrap users, SIPp (e2e/sipp/register_auth.xml) at increasing rates.
+# Prints, for the highest rate with zero failed registrations, the rate
+# reached, the server's CPU seconds and its peak RSS.
+# Usage: scripts/bench-register.sh [bin/plateau]
+# Tunables (env): USERS (1000), RATES ("2000 4000 6000 8000 10000 12000 14000"),
+# SECONDS_PER_RATE (4).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bin=$(realpath "${1:-bin/plateau}")
+users=${USERS:-1000}
+rates=${RATES:-"2000 4000 6000 8000 10000 12000 14000"}
+per=${SECONDS_PER_RATE:-4}
+command -v sipp >/dev/null || { echo "bench-register: sipp is not installed (make deps)"; exit 1; }
+
+tmp=$(mktemp -d /tmp/plateau-bench.XXXXXX)
+pid=""
+cleanup() {
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid"
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# A free port on 127.0.0.1 for both UDP and TCP (checked with ss).
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		ss -Hlnu "sport = :$p" | grep -q . && continue
+		ss -Hlnt "sport = :$p" | grep -q . && continue
+		echo "$p"; return
+	done
+}
+sip_port=$(free_port); http_port=$(free_port); rtp=$((30000 + (RANDOM % 15000) * 2))
+
+{
+	cat <<YAML
+sip:
+  listen: "127.0.0.1:$sip_port"
+  transports: [udp]
+  realm: plateau
+  digest_algorithms: [MD5]   # SIPp answers only the first challenge, and only MD5
+media: {rtp_ports: "$rtp-$((rtp + 9))"}
+http: {listen: "127.0.0.1:$http_port"}
+data_dir: $tmp/data
+log: {level: warn}
+policy:
+  ban: {max_failures: 1000000}
+recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav}
+users:
+YAML
+	for i in $(seq 1 "$users"); do
+		echo "  - {extension: \"$((100000 + i))\", role: operator, sip_password: \"pw$i\"}"
+	done
+} >"$tmp/plateau.yaml"
+{
+	echo SEQUENTIAL
+	for i in $(seq 1 "$users"); do echo "$((100000 + i));pw$i;3600"; done
+} >"$tmp/users.csv"
+
+"$bin" serve -c "$tmp/plateau.yaml" >"$tmp/plateau.log" 2>&1 &
+pid=$!
+for _ in $(seq 150); do
+	curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
+	kill -0 "$pid" 2>/dev/null || { cat "$tmp/plateau.log"; exit 1; }
+	sleep 0.2
+done
+curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null || { echo "plateau not ready"; cat "$tmp/plateau.log"; exit 1; }
+
+tck=$(getconf CLK_TCK)
+rss_start=$(awk '/VmRSS/{print $2 " " $3}' "/proc/$pid/status")
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+
+printf 'Plateau REGISTER benchmark: %d users, digest MD5 (qop=auth), UDP, SIPp on the same %d cores\n' "$users" "$(nproc)"
+printf '%8s %9s %9s %8s %10s %10s\n' "target/s" "ok" "failed" "wall s" "reg/s" "cpu s"
+best_rate=0; best_ok=0; best_cpu=0; best_wall=0; best_target=0
+for rate in $rates; do
+	n=$((rate * per))
+	cp_port=$(free_port); lp=$(free_port)
+	before=$(cpu_ticks)
+	start=$(date +%s.%N)
+	set +e
+	(cd "$tmp" && timeout 120 sipp "127.0.0.1:$sip_port" -sf "$root/e2e/sipp/register_auth.xml" \
+		-inf "$tmp/users.csv" -r "$rate" -rp 1000 -m "$n" -l 100000 \
+		-i 127.0.0.1 -p "$lp" -ci 127.0.0.1 -cp "$cp_port" -nostdin \
+		-buff_size 4194304 -timeout 60s -timeout_error -recv_timeout 5000 \
+		-trace_stat -stf "$tmp/stat-$rate.csv" -fd 1 >"$tmp/sipp-$rate.out" 2>&1)
+	rc=$?
+	set -e
+	end=$(date +%s.%N)
+	after=$(cpu_ticks)
+	# Last line of the -trace_stat CSV: cumulative SuccessfulCall and FailedCall.
+	read -r ok failed < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++){if($i=="SuccessfulCall(C)")s=i;if($i=="FailedCall(C)")f=i}} END{print $s+0, $f+0}' "$tmp/stat-$rate.csv" 2>/dev/null || echo "0 $n")
+	wall=$(echo "$end - $start" | bc -l)
+	cpu=$(echo "($after - $before) / $tck" | bc -l)
+	achieved=$(echo "$ok / $wall" | bc -l)
+	printf '%8d %9d %9d %8.2f %10.0f %10.2f\n' "$rate" "$ok" "$failed" "$wall" "$achieved" "$cpu"
+	if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$ok" -ne "$n" ]; then
+		break
+	fi
+	best_target=$rate; best_ok=$ok; best_wall=$wall; best_cpu=$cpu; best_rate=$achieved
+done
+hwm=$(awk '/VmHWM/{print $2 " " $3}' "/proc/$pid/status")
+echo
+if [ "$best_target" -eq 0 ]; then
+	echo "no rate completed without failures (see $tmp, kept)"; trap - EXIT; kill -TERM "$pid"; exit 1
+fi
+printf '%-44s %s\n' "highest target rate with 0 failures" "$best_target/s"
+printf '%-44s %.0f/s (%d in %.2f s, SIPp start-up included)\n' "authenticated REGISTER reached" "$best_rate" "$best_ok" "$best_wall"
+printf '%-44s %.2f s (%.0f µs per registration, 2 transactions each)\n' "server CPU at that rate (utime+stime)" "$best_cpu" "$(echo "$best_cpu * 1000000 / $best_ok" | bc -l)"
+printf '%-44s %s (%s after start-up)\n' "server peak RSS (VmHWM, whole run)" "$hwm" "$rss_start"
+echo "reference (FIELD-NOTES): Kamailio 5.6 auth_db+registrar, 14000/s, 0 failures"
