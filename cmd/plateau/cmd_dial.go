@@ -118,6 +118,9 @@ func runDial(ctx context.Context, e *env, args []string) error {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = ph.Register(rctx, time.Hour)
 	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("register %s at %s: no answer within 10s (is plateau serve running there? see --server, --transport)", *as, *server)
+	}
 	if err != nil {
 		return fmt.Errorf("register %s at %s: %w", *as, *server, err)
 	}
