@@ -44,8 +44,8 @@ func TestParseValid(t *testing.T) {
 	if got := c.SIP.DigestAlgorithms; len(got) != 2 || got[0] != "SHA-256" {
 		t.Errorf("default digest_algorithms = %v", got)
 	}
-	if got, want := c.DBPath(), filepath.Join(dir, "data", "plateau.db"); got != want {
-		t.Errorf("DBPath = %q, want %q (relative to the config file)", got, want)
+	if got := c.Resolve("notice.wav"); got != filepath.Join(dir, "notice.wav") {
+		t.Errorf("Resolve = %q, want it relative to the config file", got)
 	}
 	if !c.DetentionMode() {
 		t.Error("detention mode must default to true")

@@ -19,7 +19,7 @@ func testConfig(t *testing.T, extra string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf("data_dir: data\nrecordings: {notice_prompt: %q}\n%s", prompt, extra)
+	cfg := fmt.Sprintf("data_dir: %q\nrecordings: {notice_prompt: %q}\n%s", filepath.Join(dir, "data"), prompt, extra)
 	path := filepath.Join(dir, "plateau.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
