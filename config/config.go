@@ -219,16 +219,18 @@ func (c *Config) DetentionMode() bool {
 	return c.Site.DetentionMode == nil || *c.Site.DetentionMode
 }
 
-// RecordingsDir is where recordings go, resolved.
+// RecordingsDir is where recordings go. Data paths are relative to the
+// working directory (DESIGN: data in ./data); files the config refers to
+// (prompts, secrets) are relative to the config file.
 func (c *Config) RecordingsDir() string {
 	if c.Recordings.Dir != "" {
-		return c.Resolve(c.Recordings.Dir)
+		return c.Recordings.Dir
 	}
-	return filepath.Join(c.Resolve(c.DataDir), "recordings")
+	return filepath.Join(c.DataDir, "recordings")
 }
 
 // DBPath is the SQLite database file.
-func (c *Config) DBPath() string { return filepath.Join(c.Resolve(c.DataDir), "plateau.db") }
+func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "plateau.db") }
 
 func (c *Config) applyDefaults() {
 	def := func(s *string, v string) {

@@ -21,12 +21,12 @@ cat <<'MSG'
   The outside world is simulated (pstn-sim on 127.0.0.1:5070, echo).
 
   Place a real, policy-checked, recorded call from another terminal:
-      bin/plateau dial --as 101 -c configs/plateau.yaml 02 40 12 34 56
+      bin/plateau dial --as 101 -c configs/plateau.yaml '02 40 12 34 56'
   A refused one (not on the allowlist):
-      bin/plateau dial --as 101 -c configs/plateau.yaml 02 40 99 99 99
+      bin/plateau dial --as 101 -c configs/plateau.yaml '02 40 99 99 99'
   Or register a softphone (baresip account line):
       <sip:101@127.0.0.1:5060;transport=udp>;auth_pass=demo101
-  Recordings: configs/data/recordings/   Audit: bin/plateau audit list -c configs/plateau.yaml
+  Recordings: data/recordings/   Audit: bin/plateau audit list -c configs/plateau.yaml
 
 MSG
 "$bin" serve -c "$cfg"

@@ -60,6 +60,7 @@ type CallOptions struct {
 	RingTimeout       time.Duration // no answer: give up
 	TrunkTimeout      time.Duration // no provisional from a trunk: fail over
 	Trunks            []TrunkConfig
+	Region            string // default region of national numbers
 }
 
 // b2bua holds the call control state; the Server owns it.
@@ -78,8 +79,11 @@ type b2bua struct {
 	// INVITEs cannot both pass a concurrency limit.
 	admit sync.Mutex
 
-	mu    sync.Mutex
-	calls map[string]*call // by the Call-ID of either leg
+	region string // for normalising inbound callers
+
+	mu           sync.Mutex
+	calls        map[string]*call  // by the Call-ID of either leg
+	lastOperator map[string]string // E.164 -> operator who last reached it
 
 	wg sync.WaitGroup // call goroutines
 }
@@ -111,7 +115,7 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 		dialogs: &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{
 			Address: sip.Uri{Scheme: "sip", User: "plateau", Host: s.opts.ExternalAddress, Port: port},
 		}},
-		calls: map[string]*call{},
+		calls: map[string]*call{}, lastOperator: map[string]string{}, region: opts.Region,
 	}
 	for _, tc := range opts.Trunks {
 		b.trunks = append(b.trunks, newTrunk(tc))

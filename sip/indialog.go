@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"strings"
 
 	"github.com/emiago/sipgo"
@@ -245,16 +244,4 @@ func (b *b2bua) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
 			map[string]any{"call_id": c.id, "body": string(req.Body())})
 	}
 	b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
-}
-
-// handleInbound refuses calls from the trunk for now: routing them to an
-// operator is not built yet, and nothing may be bridged unchecked.
-func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Trunk) {
-	caller := ""
-	if f := req.From(); f != nil {
-		caller = f.Address.User
-	}
-	b.s.audit.Audit(context.WithoutCancel(b.s.ctx), "policy.decision", "", caller, "refused", "INBOUND_NOT_ROUTED", req.Source(),
-		map[string]any{"trunk": t.Name, "to": req.Recipient.User})
-	b.respondReason(req, tx, sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", "INBOUND_NOT_ROUTED")
 }

@@ -113,23 +113,12 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		ds.Respond(sip.StatusForbidden, "Forbidden", nil, sip.NewHeader("Reason", `SIP;cause=403;text="`+policy.ReasonRecorderUnavailable+`"`))
 		return
 	}
-	relayOpts := []media.Option{media.WithTap(rec), media.WithLogger(c.log)}
-	if b.opts.MediaMetrics != nil {
-		relayOpts = append(relayOpts, media.WithMetrics(b.opts.MediaMetrics))
-	}
-	if b.opts.InactivityTimeout > 0 {
-		relayOpts = append(relayOpts, media.WithInactivityTimeout(b.opts.InactivityTimeout))
-	}
-	relay, err := media.NewRelay(b.opts.Ports, b.opts.MediaIP, relayOpts...)
+	relay, err := b.newRelay(c, rec)
 	if err != nil {
-		rec.Close(s.now())
 		c.log.Error("relay", "err", err)
 		ds.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil, sip.NewHeader("Reason", `SIP;cause=503;text="NO_MEDIA_PORTS"`))
 		return
 	}
-	c.mu.Lock()
-	c.relay, c.rec = relay, rec
-	c.mu.Unlock()
 	if err := relay.SetRemoteSDP(media.LegOperator, offer, codec); err != nil {
 		ds.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
 		return
@@ -161,6 +150,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.metrics.callsAnswered.Inc()
+	b.rememberCaller(c.number, c.operator)
 	c.log.Info("call answered", "number", c.number)
 	ok = true
 	b.wg.Add(2)

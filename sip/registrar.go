@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,6 +122,18 @@ func (r *registrar) expire() {
 	if len(gone) > 0 {
 		r.queue(nil, gone)
 	}
+}
+
+// extensions lists the users with live bindings, sorted.
+func (r *registrar) extensions() []string {
+	r.mu.Lock()
+	out := make([]string, 0, len(r.bindings))
+	for ext := range r.bindings {
+		out = append(out, ext)
+	}
+	r.mu.Unlock()
+	sort.Strings(out)
+	return out
 }
 
 // Contacts returns a user's live bindings, newest expiry first.

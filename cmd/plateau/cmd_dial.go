@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"plateau/config"
@@ -40,6 +41,13 @@ func runDial(ctx context.Context, e *env, args []string) error {
 			return usagef("dial: want one NUMBER, got extra %q", fs.Arg(0))
 		}
 	}
+	// A phone sends digits: drop the separators people type (02 40 12 34 56).
+	number = strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" .-()/", r) {
+			return -1
+		}
+		return r
+	}, number)
 	switch {
 	case number == "":
 		return usagef("dial: want a NUMBER, e.g. plateau dial --as 101 0240123456")

@@ -133,7 +133,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	g.Go(func() error { return sipSrv.Serve(gctx) })
 	g.Go(func() error { recorder.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
-	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.Resolve(cfg.DataDir))
+	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.DataDir)
 	err = g.Wait()
 	log.Info("plateau stopped", "err", err)
 	return err

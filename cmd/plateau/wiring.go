@@ -88,6 +88,7 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 		MaxCallDuration:   cfg.Policy.MaxCallDuration.D(),
 		WindowWarning:     cfg.Policy.WindowWarning.D(),
 		WindowGrace:       cfg.Policy.WindowGrace.D(),
+		Region:            cfg.Site.DefaultRegion,
 	}
 	if p := cfg.Recordings.NoticePrompt; p != "" {
 		f, err := os.Open(cfg.Resolve(p))
