@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func newCLI(t *testing.T) *cliFixture {
 	}
 	cfg := filepath.Join(dir, "plateau.yaml")
 	yaml := "site: {timezone: Europe/Paris, default_region: FR}\n" +
-		"data_dir: ./data\n" +
+		"data_dir: " + strconv.Quote(filepath.Join(dir, "data")) + "\n" +
 		"recordings: {notice_prompt: notice.wav}\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
