@@ -78,6 +78,8 @@ func (m Media) PortRange() (min, max int) { return m.portMin, m.portMax }
 
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves /debug/pprof for profiling; keep it off in production.
+	Pprof bool `yaml:"pprof"`
 }
 
 type Log struct {

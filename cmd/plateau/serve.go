@@ -129,6 +129,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		stopAll()
 	}()
 
+	if cfg.HTTP.Pprof {
+		httpSrv.EnablePprof()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
 	g.Go(func() error { recorder.Run(gctx); return nil })
