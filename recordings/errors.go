@@ -34,4 +34,25 @@ var (
 	// ErrInvalidChannel is returned by WriteRTP for a channel other than
 	// Operator or Outside.
 	ErrInvalidChannel = errors.New("recordings: invalid channel")
+
+	// ErrExists means a recording with this id is already indexed.
+	ErrExists = errors.New("recordings: recording already exists")
+
+	// ErrUnknown means no recording has this id in the index.
+	ErrUnknown = errors.New("recordings: no such recording")
+
+	// ErrNotOpen is returned when finishing a recording whose index row is
+	// no longer open (closed twice, or repaired by someone else).
+	ErrNotOpen = errors.New("recordings: recording is not open")
+
+	// ErrDeleted means the recording's files were deleted by retention.
+	ErrDeleted = errors.New("recordings: recording deleted")
+
+	// ErrNoChange means the requested change was already in effect or no
+	// longer applies (legal hold already set, row held or deleted since).
+	ErrNoChange = errors.New("recordings: nothing to change")
+
+	// ErrServerRunning means another process (plateau serve) holds the
+	// recordings directory: offline repair would race its live files.
+	ErrServerRunning = errors.New("recordings: directory in use by a running server")
 )

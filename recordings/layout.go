@@ -62,6 +62,9 @@ type Sidecar struct {
 	// Repaired marks a recording recovered by Repair after a crash: its
 	// tail may miss the last seconds, and security must know.
 	Repaired bool `json:"repaired"`
+	// Failed marks a recording whose writing failed mid-call (disk full,
+	// I/O error): the call was ended and the file holds what was written.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // WriteSidecar writes s to path atomically: a temporary file in the same

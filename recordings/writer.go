@@ -530,6 +530,21 @@ func (w *Writer) finish(end time.Time) error {
 	return nil
 }
 
+// discard releases a Writer whose recording is abandoned before any audio
+// (its index row could not be written): the caller removes the file.
+func (w *Writer) discard() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.m.addActive(-1)
+	if w.owned != nil {
+		w.owned.Close()
+	}
+}
+
 // Start is the wall-clock time of the recording's first frame (zero before
 // any audio was committed).
 func (w *Writer) Start() time.Time {

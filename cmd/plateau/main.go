@@ -93,6 +93,8 @@ func run(ctx context.Context, e *env, args []string) int {
 		err = runAllowlist(ctx, e, rest)
 	case "audit":
 		err = runAudit(ctx, e, rest)
+	case "recordings":
+		err = runRecordings(ctx, e, rest)
 	case "pstn-sim":
 		err = runPSTNSim(ctx, e, rest)
 	case "dial":

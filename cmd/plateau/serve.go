@@ -61,7 +61,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	recorder := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, auditor, log.With("component", "recorder"), e.now, recMetrics)
+	recIndex, recLock, err := startRecordings(ctx, cfg, st, log.With("component", "recorder"), e.now)
+	if err != nil {
+		return err
+	}
+	defer recLock.Close()
+	recorder := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, recIndex, auditor, log.With("component", "recorder"), e.now, recMetrics)
+	retention := &recordings.Retention{Dir: cfg.RecordingsDir(), Index: recIndex, Days: cfg.Recordings.RetentionDays,
+		Log: log.With("component", "retention"), Now: e.now}
 	active := sip.NewActiveCalls()
 	pcfg, err := policy.ConfigFrom(cfg)
 	if err != nil {
@@ -135,6 +142,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
 	g.Go(func() error { recorder.Run(gctx); return nil })
+	g.Go(func() error { retention.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
 	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.DataDir)
 	err = g.Wait()
