@@ -128,6 +128,9 @@ type serverOpts struct {
 	users       []user
 	maxFailures int    // policy.ban.max_failures; 0 means 1000 (never bans)
 	algorithms  string // sip.digest_algorithms; default [MD5] for SIPp
+	sipYAML     string // extra lines under sip:, indented two spaces
+	policyYAML  string // extra lines under policy:, indented two spaces
+	extraYAML   string // extra top-level keys (e.g. trunks:)
 }
 
 // plateau is a running `plateau serve`.
@@ -140,6 +143,9 @@ type plateau struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	exitErr  error
+	// stopsItself is set by a test that ends the server itself (SIGTERM
+	// drain): cleanup then only checks that it has exited.
+	stopsItself bool
 }
 
 func (p *plateau) sipAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.sipPort) }
@@ -183,17 +189,17 @@ sip:
   min_expires: 60s
   max_expires: 1h
   default_expires: 1h
-media: {ip: 127.0.0.1, rtp_ports: "%d-%d"}
+%smedia: {ip: 127.0.0.1, rtp_ports: "%d-%d"}
 http: {listen: "127.0.0.1:%d"}
 data_dir: %q
 log: {format: text, level: info}
 policy:
   ban: {max_failures: %d, window: 1m, duration: 15m}
-recordings:
+%srecordings:
   notice_prompt: %q
-users:
-`, p.sipPort, o.algorithms, rtp, rtp+9, p.httpPort, filepath.Join(dir, "data"), o.maxFailures,
-		filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"))
+%susers:
+`, p.sipPort, o.algorithms, o.sipYAML, rtp, rtp+9, p.httpPort, filepath.Join(dir, "data"), o.maxFailures, o.policyYAML,
+		filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"), o.extraYAML)
 	for _, u := range o.users {
 		fmt.Fprintf(&b, "  - {extension: %q, role: operator, sip_password: %q}\n", u.ext, u.password)
 	}
@@ -233,6 +239,16 @@ users:
 
 func (p *plateau) stop() {
 	t := p.t
+	if p.stopsItself {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+			t.Errorf("plateau did not exit by the end of the test:\n%s", p.logs.String())
+		}
+		return
+	}
 	select {
 	case <-p.done:
 		t.Errorf("plateau exited before the end of the test (%v):\n%s", p.exitErr, p.logs.String())
