@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 
 	"plateau/store"
 )
@@ -14,9 +13,9 @@ import (
 // for a suspended user, or 500 when the directory fails) and returns false.
 // proxy selects 407/Proxy-Authorization (INVITE) over 401/Authorization.
 func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) (store.User, bool) {
-	hdrName, code, reason, chalName := "Authorization", sip.StatusUnauthorized, "Unauthorized", "WWW-Authenticate"
+	hdrName, code, reason, chalName := "authorization", sip.StatusUnauthorized, "Unauthorized", "WWW-Authenticate"
 	if proxy {
-		hdrName, code, reason, chalName = "Proxy-Authorization", sip.StatusProxyAuthRequired, "Proxy Authentication Required", "Proxy-Authenticate"
+		hdrName, code, reason, chalName = "proxy-authorization", sip.StatusProxyAuthRequired, "Proxy Authentication Required", "Proxy-Authenticate"
 	}
 	challenge := func(stale bool) {
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
@@ -25,13 +24,13 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 		}
 		s.respond(tx, req, res)
 	}
-	h := req.GetHeader(hdrName)
+	h := req.GetHeader(hdrName) // lower case: sipgo looks it up without allocating
 	if h == nil {
 		challenge(false)
 		return store.User{}, false
 	}
-	cred, err := digest.ParseCredentials(h.Value())
-	if err != nil || cred.Username == "" {
+	cred, err := parseCredentials(h.Value())
+	if err != nil {
 		s.authFailed(req, "", "malformed credentials")
 		challenge(false)
 		return store.User{}, false
@@ -43,7 +42,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 		s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Error", nil))
 		return store.User{}, false
 	}
-	err = s.nonces.verify(cred, string(req.Method), secrets{HA1MD5: u.HA1MD5, HA1SHA256: u.HA1SHA256})
+	err = s.nonces.verify(&cred, string(req.Method), secrets{HA1MD5: u.HA1MD5, HA1SHA256: u.HA1SHA256})
 	switch {
 	case err == nil && known:
 	case errors.Is(err, errStaleNonce) && known:

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/icholy/digest"
 )
 
 // Digest authentication (RFC 3261 §22, RFC 8760): MD5 and SHA-256
@@ -117,8 +115,11 @@ func (n *nonceIssuer) rotate(now time.Time) {
 func (n *nonceIssuer) challenges(stale bool) []string {
 	out := make([]string, 0, len(n.algs))
 	for _, alg := range n.algs {
-		c := digest.Challenge{Realm: n.realm, Nonce: n.issue(), Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
-		out = append(out, c.String())
+		c := `Digest realm="` + n.realm + `", nonce="` + n.issue() + `", algorithm=` + alg + `, qop="auth"`
+		if stale {
+			c += ", stale=true"
+		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -131,7 +132,7 @@ type secrets struct {
 // verify checks credentials of method against stored secrets. Unknown
 // users are verified against empty secrets, so that they cost the same work
 // and get the same answer as a wrong password (no extension enumeration).
-func (n *nonceIssuer) verify(c *digest.Credentials, method string, s secrets) error {
+func (n *nonceIssuer) verify(c *credentials, method string, s secrets) error {
 	if c.Realm != n.realm || c.Nonce == "" || c.URI == "" {
 		return errBadCredentials
 	}
@@ -154,19 +155,19 @@ func (n *nonceIssuer) verify(c *digest.Credentials, method string, s secrets) er
 	}
 	// qop=auth is required: without it there is no nonce count and so
 	// no replay protection.
-	if c.QOP != "auth" || c.Cnonce == "" || c.Nc <= 0 {
+	if c.QOP != "auth" || c.Cnonce == "" || c.Nc == 0 {
 		return errBadCredentials
 	}
 	if ha1 == "" {
 		ha1 = strings.Repeat("0", h().Size()*2)
 	}
 	ha2 := hexHash(h, method+":"+c.URI)
-	nc := strings.ToLower(hex8(uint32(c.Nc)))
+	nc := hex8(c.Nc)
 	want := hexHash(h, ha1+":"+c.Nonce+":"+nc+":"+c.Cnonce+":auth:"+ha2)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(c.Response))) != 1 {
 		return errBadCredentials
 	}
-	return n.check(c.Nonce, uint32(c.Nc))
+	return n.check(c.Nonce, c.Nc)
 }
 
 func hexHash(h func() hash.Hash, s string) string {

@@ -1,6 +1,8 @@
 package sip
 
 import (
+	"github.com/icholy/digest"
+
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/icholy/digest"
 
 	"plateau/auth"
 )
@@ -82,9 +82,9 @@ const (
 var tSecrets = secrets{HA1MD5: auth.HA1MD5(tUser, tRealm, tPass), HA1SHA256: auth.HA1SHA256(tUser, tRealm, tPass)}
 
 // creds builds credentials answering nonce with password pass.
-func creds(alg, pass, nonce string, nc int) *digest.Credentials {
-	return &digest.Credentials{
-		Username: tUser, Realm: tRealm, Nonce: nonce, URI: tURI, Algorithm: alg, QOP: "auth", Nc: nc, Cnonce: "c0ffee",
+func creds(alg, pass, nonce string, nc int) *credentials {
+	return &credentials{
+		Username: tUser, Realm: tRealm, Nonce: nonce, URI: tURI, Algorithm: alg, QOP: "auth", Nc: uint32(nc), Cnonce: "c0ffee",
 		Response: digestResponse(alg, tUser, tRealm, pass, "REGISTER", tURI, nonce, nc, "c0ffee"),
 	}
 }
@@ -132,17 +132,17 @@ func TestDigestRefusesMalformed(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		mod  func(c *digest.Credentials)
+		mod  func(c *credentials)
 	}{
-		{"no qop", func(c *digest.Credentials) { c.QOP = "" }},
-		{"qop auth-int", func(c *digest.Credentials) { c.QOP = "auth-int" }},
-		{"no cnonce", func(c *digest.Credentials) { c.Cnonce = "" }},
-		{"nc zero", func(c *digest.Credentials) { c.Nc = 0 }},
-		{"other realm", func(c *digest.Credentials) { c.Realm = "elsewhere" }},
-		{"no uri", func(c *digest.Credentials) { c.URI = "" }},
-		{"no nonce", func(c *digest.Credentials) { c.Nonce = "" }},
-		{"algorithm not offered", func(c *digest.Credentials) { *c = *creds("SHA-256", tPass, good, 1) }},
-		{"unknown algorithm", func(c *digest.Credentials) { c.Algorithm = "SHA-512-256" }},
+		{"no qop", func(c *credentials) { c.QOP = "" }},
+		{"qop auth-int", func(c *credentials) { c.QOP = "auth-int" }},
+		{"no cnonce", func(c *credentials) { c.Cnonce = "" }},
+		{"nc zero", func(c *credentials) { c.Nc = 0 }},
+		{"other realm", func(c *credentials) { c.Realm = "elsewhere" }},
+		{"no uri", func(c *credentials) { c.URI = "" }},
+		{"no nonce", func(c *credentials) { c.Nonce = "" }},
+		{"algorithm not offered", func(c *credentials) { *c = *creds("SHA-256", tPass, good, 1) }},
+		{"unknown algorithm", func(c *credentials) { c.Algorithm = "SHA-512-256" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

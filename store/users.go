@@ -87,9 +87,14 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	return u, err
 }
 
-// User returns one user; ErrNotFound if there is none.
+// User returns one user; ErrNotFound if there is none. It runs on every
+// authenticated SIP request, so its statement is prepared once.
 func (s *Store) User(ctx context.Context, ext string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE extension = ?`, ext))
+	st, err := s.prepared(ctx, `SELECT `+userCols+` FROM users WHERE extension = ?`)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := scanUser(st.QueryRowContext(ctx, ext))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, fmt.Errorf("user %s: %w", ext, ErrNotFound)
 	}
