@@ -67,8 +67,18 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "NO_COMMON_CODEC")
 		return
 	}
+	if !b.mediaAddrAllowed(req, offer) {
+		b.refuse(req, tx, u.Extension, req.Recipient.User, "MEDIA_ADDRESS_MISMATCH", "SDP address is not the phone's own: "+offer.Addr.String())
+		return
+	}
 
 	number := req.Recipient.User
+	if strings.HasPrefix(number, "*") {
+		// Feature codes (*1<ext> listen, *2 whisper, *3 barge) never reach
+		// a trunk.
+		b.handleFeatureCode(req, tx, u, offer, codec)
+		return
+	}
 	b.admit.Lock()
 	d := b.policy.Decide(s.ctx, policy.Request{
 		Operator: u.Extension, Number: number, Time: s.now(), Source: req.Source(), Kind: policy.KindOutbound,
