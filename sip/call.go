@@ -28,6 +28,7 @@ type call struct {
 	id       string
 	operator string
 	number   string // E.164
+	campaign string
 	source   string
 	log      *slog.Logger
 	start    time.Time

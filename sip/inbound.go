@@ -94,7 +94,7 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 		return
 	}
 
-	cs, err := b.ringOperator(c, ds, contact)
+	cs, err := b.ringOperator(ds.Context(), c, contact, func() { ds.Respond(sip.StatusRinging, "Ringing", nil) })
 	if err != nil {
 		if ds.Context().Err() == nil {
 			ds.Respond(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
@@ -151,8 +151,9 @@ func (b *b2bua) pickOperator(e164 string) (string, store.Binding) {
 	return "", store.Binding{}
 }
 
-// ringOperator places the operator's leg of an inbound call.
-func (b *b2bua) ringOperator(c *call, ds *sipgo.DialogServerSession, contact store.Binding) (*sipgo.DialogClientSession, error) {
+// ringOperator places a call's operator leg toward the operator's phone
+// (inbound calls, click-to-call); extra headers ask for auto-answer.
+func (b *b2bua) ringOperator(ctx context.Context, c *call, contact store.Binding, onRinging func(), extra ...sip.Header) (*sipgo.DialogClientSession, error) {
 	var target sip.Uri
 	if err := sip.ParseUri(contact.Contact, &target); err != nil {
 		return nil, err
@@ -164,10 +165,13 @@ func (b *b2bua) ringOperator(c *call, ds *sipgo.DialogServerSession, contact sto
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.operator, Host: b.s.opts.ExternalAddress}})
+	for _, h := range extra {
+		req.AppendHeader(h)
+	}
 	if contact.Transport == "tcp" {
 		req.SetTransport("TCP")
 	}
-	ctx, cancel := context.WithTimeout(ds.Context(), b.opts.RingTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.opts.RingTimeout)
 	defer cancel()
 	cs, err := b.dialogs.WriteInvite(ctx, req)
 	if err != nil {
@@ -178,8 +182,8 @@ func (b *b2bua) ringOperator(c *call, ds *sipgo.DialogServerSession, contact sto
 	c.mu.Unlock()
 	b.register(c, c.opCallID)
 	err = cs.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
-		if res.StatusCode == sip.StatusRinging {
-			ds.Respond(sip.StatusRinging, "Ringing", nil)
+		if res.StatusCode == sip.StatusRinging && onRinging != nil {
+			onRinging()
 		}
 		return nil
 	}})

@@ -137,7 +137,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		return c.localSDP(media.LegOperator, []media.Codec{{Encoding: codec.Encoding, PayloadType: codec.PayloadType}}, offer.DTMFPT, media.SendRecv)
 	}
 
-	cs, status, err := b.dialOut(c, ds, opSDP)
+	cs, status, err := b.dialOut(ds.Context(), c, func(res *sip.Response) { b.relayProvisional(c, ds, res, opSDP) })
 	if err != nil {
 		if ds.Context().Err() != nil {
 			// The operator cancelled: sipgo has answered 487 already.
@@ -183,17 +183,17 @@ func (c *call) announce() {
 // dialOut places the outside leg over the trunks in order, failing over on
 // 503 or silence, relaying provisional responses (and early media) to the
 // operator. It returns the answered dialog or the last final status.
-func (b *b2bua) dialOut(c *call, ds *sipgo.DialogServerSession, opSDP func() []byte) (*sipgo.DialogClientSession, int, error) {
+func (b *b2bua) dialOut(ctx context.Context, c *call, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
 	status := sip.StatusServiceUnavailable
 	var lastErr error = errors.New("no trunk available")
 	for _, t := range b.trunks {
 		if !t.Up() {
 			continue
 		}
-		if ds.Context().Err() != nil {
+		if ctx.Err() != nil {
 			return nil, 0, context.Canceled
 		}
-		cs, st, err := b.tryTrunk(c, ds, t, opSDP)
+		cs, st, err := b.tryTrunk(ctx, c, t, onProvisional)
 		if err == nil {
 			return cs, 0, nil
 		}
@@ -211,7 +211,7 @@ func (b *b2bua) dialOut(c *call, ds *sipgo.DialogServerSession, opSDP func() []b
 	return nil, status, lastErr
 }
 
-func (b *b2bua) tryTrunk(c *call, ds *sipgo.DialogServerSession, t *Trunk, opSDP func() []byte) (*sipgo.DialogClientSession, int, error) {
+func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
 	s := b.s
 	offer := c.localSDP(media.LegOutside, media.DefaultCodecs(), 101, media.SendRecv)
 	req := sip.NewRequest(sip.INVITE, t.uri(c.number))
@@ -225,9 +225,9 @@ func (b *b2bua) tryTrunk(c *call, ds *sipgo.DialogServerSession, t *Trunk, opSDP
 		req.SetTransport("TCP")
 	}
 
-	// The ring context ends with the operator's dialog (CANCEL), the ring
+	// The ring context ends with the operator's side (CANCEL), the ring
 	// timeout, or a trunk that says nothing at all (failover).
-	ringCtx, cancelTimeout := context.WithTimeout(ds.Context(), b.opts.RingTimeout)
+	ringCtx, cancelTimeout := context.WithTimeout(ctx, b.opts.RingTimeout)
 	defer cancelTimeout()
 	ringCtx, cancel := context.WithCancelCause(ringCtx)
 	defer cancel(nil)
@@ -259,7 +259,10 @@ func (b *b2bua) tryTrunk(c *call, ds *sipgo.DialogServerSession, t *Trunk, opSDP
 				heardOnce = true
 				close(heard)
 			}
-			return b.relayProvisional(c, ds, res, opSDP)
+			if res.IsProvisional() {
+				onProvisional(res)
+			}
+			return nil
 		},
 	})
 	if err == nil {
@@ -287,33 +290,40 @@ func (b *b2bua) tryTrunk(c *call, ds *sipgo.DialogServerSession, t *Trunk, opSDP
 	if errors.As(err, &de) {
 		return nil, int(de.Res.StatusCode), err
 	}
-	if !heardOnce && ds.Context().Err() == nil {
+	if !heardOnce && ctx.Err() == nil {
 		return nil, 0, errors.New("trunk " + t.Name + " did not answer")
 	}
 	return nil, sip.StatusRequestTimeout, err
 }
 
 // relayProvisional forwards 180 and 183 to the operator; a 183 with SDP
-// carries early media, which the relay already bridges.
-func (b *b2bua) relayProvisional(c *call, ds *sipgo.DialogServerSession, res *sip.Response, opSDP func() []byte) error {
+// carries early media, which the relay bridges.
+func (b *b2bua) relayProvisional(c *call, ds *sipgo.DialogServerSession, res *sip.Response, opSDP func() []byte) {
 	switch {
 	case res.StatusCode == sip.StatusRinging:
 		ds.Respond(sip.StatusRinging, "Ringing", nil)
-	case res.StatusCode == sip.StatusSessionInProgress && len(res.Body()) > 0:
-		remote, err := media.ParseSDP(res.Body())
-		if err != nil {
-			return nil // early media we cannot read: keep ringing without it
-		}
-		codec, err := media.Negotiate(remote, media.DefaultCodecs())
-		if err != nil {
-			return nil
-		}
-		c.relay.SetRemoteSDP(media.LegOutside, remote, codec)
+	case res.StatusCode == sip.StatusSessionInProgress && c.applyEarlyMedia(res):
 		ds.Respond(sip.StatusSessionInProgress, "Session Progress", opSDP(), sip.NewHeader("Content-Type", "application/sdp"))
 	case res.StatusCode == sip.StatusSessionInProgress:
 		ds.Respond(sip.StatusSessionInProgress, "Session Progress", nil)
 	}
-	return nil
+}
+
+// applyEarlyMedia points the outside leg at a 183's SDP; early media we
+// cannot read is ignored (the call keeps ringing without it).
+func (c *call) applyEarlyMedia(res *sip.Response) bool {
+	if len(res.Body()) == 0 {
+		return false
+	}
+	remote, err := media.ParseSDP(res.Body())
+	if err != nil {
+		return false
+	}
+	codec, err := media.Negotiate(remote, media.DefaultCodecs())
+	if err != nil {
+		return false
+	}
+	return c.relay.SetRemoteSDP(media.LegOutside, remote, codec) == nil
 }
 
 // mapFailure turns the outside leg's final status into the operator's.
