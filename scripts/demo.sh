@@ -18,7 +18,7 @@ trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null' EXIT
 cat <<'MSG'
 
   Plateau demo — SIP 127.0.0.1:5060 (UDP/TCP), web http://127.0.0.1:8080
-  The outside world is simulated (pstn-sim on 127.0.0.1:5070, echo).
+  The outside world is simulated (pstn-sim on 127.0.0.2:5070, echo).
 
   Place a real, policy-checked, recorded call from another terminal:
       bin/plateau dial --as 101 -c configs/plateau.yaml '02 40 12 34 56'
