@@ -5,7 +5,8 @@
 # Prints a table per rate and, for the highest rate with zero failed calls,
 # the setups/s reached, the server's CPU per call and its peak RSS.
 # Usage: scripts/bench-calls.sh [bin/plateau]
-# Tunables (env): RATES ("100 250 500 1000 1500 2000"), SECONDS_PER_RATE (5),
+# Tunables (env): PROFILE=1 (keep a server CPU profile per step), KEEP=1 (keep the
+# temporary directory), RATES ("100 250 500 1000 1500 2000"), SECONDS_PER_RATE (5),
 # HOLD_MS (1000), USERS (4000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +62,7 @@ media:
   rtp_ports: "10000-59999"
   port_drain: 2s
   inactivity_timeout: 60s
-http: {listen: "127.0.0.1:$http_port"}
+http: {listen: "127.0.0.1:$http_port", pprof: true}
 data_dir: $tmp/data
 log: {level: warn}
 trunks:
@@ -121,6 +122,11 @@ printf '%9s %8s %7s %8s %10s %9s %12s %9s\n' "target/s" "calls" "failed" "wall s
 best=0; best_line=""
 for rate in $rates; do
 	n=$((rate * per))
+	prof=""
+	if [ -n "${PROFILE:-}" ]; then # a CPU profile of the server over the step
+		curl -fs -o "$tmp/cpu-$rate.pprof" "http://127.0.0.1:$http_port/debug/pprof/profile?seconds=$per" &
+		prof=$!
+	fi
 	before=$(cpu_ticks)
 	start=$(date +%s.%N)
 	set +e
@@ -134,6 +140,7 @@ for rate in $rates; do
 	set -e
 	end=$(date +%s.%N)
 	sleep 0.5 # the last BYEs' transactions and recordings close
+	[ -z "$prof" ] || wait "$prof" || true
 	after=$(cpu_ticks)
 	read -r ok failed < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++){if($i=="SuccessfulCall(C)")s=i;if($i=="FailedCall(C)")f=i}} END{print $s+0, $f+0}' "$tmp/stat-$rate.csv" 2>/dev/null || echo "0 $n")
 	# Mean time from the first INVITE to the 200 (407 round included), ms:
@@ -147,6 +154,10 @@ for rate in $rates; do
 	if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$ok" -ne "$n" ]; then
 		keep=1
 		echo "  stopped at $rate/s: sipp exit $rc, $failed failed, $ok of $n completed (see $tmp/err-$rate.log)"
+		break
+	fi
+	if [ "$(echo "$achieved < 0.9 * $rate" | bc -l)" -eq 1 ]; then
+		echo "  stopped at $rate/s: no failures, but only $(printf %.0f "$achieved")/s reached (calls queue in SIPp)"
 		break
 	fi
 	best=$rate

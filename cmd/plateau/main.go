@@ -28,6 +28,7 @@ commands:
   audit verify
   pstn-sim -c FILE           the simulated outside world (demo, tests)
   dial --as EXT NUMBER       place one test call through Plateau
+  loadgen --server ADDR ...  concurrent G.711 calls through Plateau: loss, latency
 `
 
 // exit codes: 1 runtime failure, 2 bad usage or configuration.
@@ -99,6 +100,8 @@ func run(ctx context.Context, e *env, args []string) int {
 		err = runPSTNSim(ctx, e, rest)
 	case "dial":
 		err = runDial(ctx, e, rest)
+	case "loadgen":
+		err = runLoadgen(ctx, e, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 		return 0

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"plateau/loadgen"
+)
+
+// runLoadgen places concurrent G.711 calls through Plateau and measures
+// loss and latency: `plateau loadgen --server ADDR --first-ext N --count N
+// --password-prefix P --calls N --number NUMBER`.
+func runLoadgen(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "loadgen")
+	server := fs.String("server", "127.0.0.1:5060", "Plateau's SIP address (UDP); pstn-sim's with --direct")
+	direct := fs.Bool("direct", false, "baseline: call --server as the carrier itself (no REGISTER, no auth)")
+	usersFile := fs.String("users", "", "operators, one per line: EXT;PASSWORD (SIPp CSV; other lines skipped)")
+	firstExt := fs.Int("first-ext", 1000, "first operator extension, when --users is not given")
+	count := fs.Int("count", 0, "number of operators from --first-ext (default: the largest step)")
+	prefix := fs.String("password-prefix", "pw", "operator password: this prefix followed by the extension")
+	calls := fs.Int("calls", 100, "concurrent calls to hold (one step)")
+	steps := fs.String("steps", "", "comma-separated increasing call counts, each held and measured (overrides --calls)")
+	rate := fs.Float64("rate", 50, "call setups per second while ramping")
+	hold := fs.Duration("hold", 30*time.Second, "measurement window per step")
+	settle := fs.Duration("settle", 6*time.Second, "wait after a step's calls are up before measuring (notice prompt)")
+	number := fs.String("number", "+33240123456", "number every call dials (approved on Plateau's allowlist)")
+	mediaIP := fs.String("media-ip", "127.0.0.1", "address of the RTP sockets")
+	sockets := fs.Int("sockets", 16, "RTP sockets shared by the calls")
+	maxFail := fs.Int("max-failures", 10, "stop ramping after this many failed calls")
+	pid := fs.Int("server-pid", 0, "Plateau's process id: its CPU is read from /proc per step")
+	metrics := fs.String("metrics-url", "", "Plateau's /metrics URL, read around each window (recorder drops)")
+	jsonOut := fs.String("json", "", "write the result as JSON to this file")
+	baseline := fs.String("baseline", "", "JSON of a --direct run: subtract its round trip to estimate Plateau's added one-way latency")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("loadgen: unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	stepList := []int{*calls}
+	if *steps != "" {
+		stepList = nil
+		for _, f := range strings.Split(*steps, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || (len(stepList) > 0 && n <= stepList[len(stepList)-1]) {
+				return usagef("loadgen: --steps %q: want increasing positive counts, e.g. 250,500,1000", *steps)
+			}
+			stepList = append(stepList, n)
+		}
+	}
+	if stepList[0] < 1 {
+		return usagef("loadgen: --calls must be at least 1")
+	}
+	if *rate <= 0 || *hold <= 0 || *sockets < 1 {
+		return usagef("loadgen: --rate, --hold and --sockets must be positive")
+	}
+	ip, err := netip.ParseAddr(*mediaIP)
+	if err != nil {
+		return usagef("loadgen: --media-ip %q is not an IP address", *mediaIP)
+	}
+	need := stepList[len(stepList)-1]
+	var users []loadgen.User
+	if *usersFile != "" {
+		if users, err = readUsers(*usersFile); err != nil {
+			return err
+		}
+	} else {
+		n := *count
+		if n == 0 {
+			n = need
+		}
+		for i := range n {
+			ext := strconv.Itoa(*firstExt + i)
+			users = append(users, loadgen.User{Ext: ext, Password: *prefix + ext})
+		}
+	}
+	if len(users) < need {
+		return usagef("loadgen: %d operators for %d calls: one call per operator (raise --count or add users)", len(users), need)
+	}
+	var base *loadgen.Result
+	if *baseline != "" {
+		b, err := os.ReadFile(*baseline)
+		if err != nil {
+			return err
+		}
+		base = new(loadgen.Result)
+		if err := json.Unmarshal(b, base); err != nil {
+			return fmt.Errorf("%s: %w", *baseline, err)
+		}
+	}
+
+	path := "through Plateau " + *server
+	if *direct {
+		path = "direct to pstn-sim " + *server + " (baseline)"
+	}
+	fmt.Fprintf(e.stdout, "loadgen: G.711 PCMU 20 ms, %s, steps %v, %.0f setups/s, %s per step after %s settle, %d RTP sockets\n",
+		path, stepList, *rate, *hold, *settle, *sockets)
+	printStepHeader(e.stdout)
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		Server: *server, Direct: *direct, Users: users, Steps: stepList, Rate: *rate, Hold: *hold, Settle: *settle,
+		Number: *number, MediaIP: ip, Sockets: *sockets, MaxSetupFailures: *maxFail, ServerPID: *pid, MetricsURL: *metrics,
+		OnStep: func(st loadgen.StepResult) { printStep(e.stdout, st, base) },
+		Log:    slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if res != nil {
+		fmt.Fprintf(e.stdout, "calls answered %d, failed %d, setup rate %.0f/s, hangup errors %d, call time %.1f min\n",
+			res.Placed, res.Failed, res.SetupRate, res.HangupErrors, res.CallTime.Minutes())
+		for _, m := range res.FirstErrors {
+			fmt.Fprintln(e.stdout, "  setup error:", m)
+		}
+		if *jsonOut != "" {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			if werr := os.WriteFile(*jsonOut, b, 0o644); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	if len(res.Steps) == 0 {
+		return fmt.Errorf("loadgen: no step measured (%d calls failed)", res.Failed)
+	}
+	return nil
+}
+
+func printStepHeader(w io.Writer) {
+	fmt.Fprintf(w, "%6s %9s %7s %8s %8s %6s %9s %9s %9s %9s %11s %11s %9s %9s\n",
+		"calls", "sent", "lost", "loss %", "worst %", "lossy", "rtt p50", "rtt p99", "rtt max", "late tick",
+		"+1way p50", "+1way p99", "%core/cl", "rec drop")
+}
+
+func printStep(w io.Writer, st loadgen.StepResult, base *loadgen.Result) {
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }
+	add50, add99 := "-", "-"
+	if b := baselineFor(base, st.Calls); b != nil {
+		add50 = us((st.RTT.P50 - b.RTT.P50) / 2)
+		add99 = us((st.RTT.P99 - b.RTT.P99) / 2)
+	}
+	cpu, drop := "-", "-"
+	if st.ServerCPU > 0 {
+		cpu = fmt.Sprintf("%.3f", st.CPUPerCall)
+	}
+	if v, ok := st.Metrics["plateau_recorder_dropped_packets_total"]; ok {
+		drop = fmt.Sprintf("%.0f", v)
+	}
+	fmt.Fprintf(w, "%6d %9d %7d %8.3f %8.2f %6d %9s %9s %9s %9d %11s %11s %9s %9s\n",
+		st.Calls, st.Loss.Sent, st.Loss.Lost, st.Loss.LossPct, st.Loss.WorstPct, st.Loss.Lossy,
+		us(st.RTT.P50), us(st.RTT.P99), us(st.RTT.Max), st.LateTicks, add50, add99, cpu, drop)
+}
+
+// baselineFor is the baseline step with the same number of calls, or the
+// largest below it.
+func baselineFor(base *loadgen.Result, calls int) *loadgen.StepResult {
+	if base == nil {
+		return nil
+	}
+	var best *loadgen.StepResult
+	for i := range base.Steps {
+		if s := &base.Steps[i]; s.Calls <= calls && (best == nil || s.Calls > best.Calls) {
+			best = s
+		}
+	}
+	return best
+}
+
+// readUsers reads EXT;PASSWORD lines (SIPp injection CSV: a SEQUENTIAL or
+// RANDOM first line and further fields are ignored).
+func readUsers(path string) ([]loadgen.User, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var users []loadgen.User
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") || !strings.Contains(t, ";") {
+			continue
+		}
+		f := strings.Split(t, ";")
+		if f[0] == "" || f[1] == "" {
+			return nil, usagef("%s:%d: want EXT;PASSWORD", path, line)
+		}
+		users = append(users, loadgen.User{Ext: f[0], Password: f[1]})
+	}
+	return users, sc.Err()
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Media load: `plateau loadgen` holds concurrent G.711 calls through Plateau
+# (every call registered, digest-authenticated, policy-checked, relayed and
+# recorded) to pstn-sim, which echoes the RTP. The calls ramp up step by step
+# (STEPS); at each step one window of HOLD measures per-stream loss, the
+# round trip through Plateau, Plateau's CPU (from /proc/PID/stat, Plateau
+# only) and the recorder's dropped packets (/metrics). A first run straight to
+# pstn-sim (no Plateau) is the baseline subtracted to estimate Plateau's added
+# one-way latency. Ends with disk bytes per minute per recorded call.
+# Usage: scripts/bench-media.sh [bin/plateau]
+# Tunables (env): STEPS ("250 500 1000 2000"), HOLD (10s), SETTLE (7s: the
+# notice prompt plays before the operator is bridged), RATE (setups/s while
+# ramping, 60), BASELINE=0 to skip the direct run, KEEP=1 to keep the files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bin=$(realpath "${1:-bin/plateau}")
+steps=${STEPS:-"250 500 1000 2000"}
+hold=${HOLD:-10s}
+settle=${SETTLE:-7s}
+rate=${RATE:-60}
+first_ext=1000
+number="+33240123456"
+steps_csv=$(echo $steps | tr ' ' ',')
+max_calls=$(echo $steps | tr ' ' '\n' | sort -n | tail -1)
+users=$max_calls
+
+tmp=$(mktemp -d /tmp/plateau-bench-media.XXXXXX)
+pid=""; sim=""; keep=${KEEP:-}
+stop() { # stop PID: TERM, then KILL after 20 s (Plateau closes recordings)
+	local p=$1
+	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
+	kill -TERM "$p" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+	kill -KILL "$p" 2>/dev/null || true
+}
+cleanup() {
+	stop "$pid"; stop "$sim"
+	if [ -z "$keep" ]; then rm -rf "$tmp"; else echo "bench-media: files kept in $tmp"; fi
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		ss -Hlnu "sport = :$p" | grep -q . && continue
+		ss -Hlnt "sport = :$p" | grep -q . && continue
+		echo "$p"; return
+	done
+}
+sip_port=$(free_port); http_port=$(free_port); sim_port=$(free_port)
+
+cat >"$tmp/pstn-sim.yaml" <<YAML
+listen: "127.0.0.1:$sim_port"
+media: {ip: 127.0.0.1, rtp_ports: "30000-32699"}
+ring_time: 10ms
+answer: {mode: echo}
+no_default_rules: true
+YAML
+
+# Plateau: 2 RTP port pairs per call (10000-29999 holds 5,000 calls).
+{
+	cat <<YAML
+site: {name: bench, timezone: Europe/Paris, default_region: FR}
+sip:
+  listen: "127.0.0.1:$sip_port"
+  transports: [udp]
+  realm: plateau
+  external_address: 127.0.0.1
+  digest_algorithms: [MD5]
+  udp_buffer_bytes: 4194304
+media:
+  ip: 127.0.0.1
+  rtp_ports: "10000-29999"
+  inactivity_timeout: 60s
+http: {listen: "127.0.0.1:$http_port", pprof: true}
+data_dir: $tmp/data
+log: {level: warn}
+trunks:
+  - name: sim
+    address: "127.0.0.1:$sim_port"
+    transport: udp
+    caller_id: "+33240000000"
+    options_interval: 0s
+    number_format: e164
+policy:
+  windows: [{days: mon-sun, from: "00:00", to: "24:00"}]
+  max_call_duration: 4h
+  limits: {per_operator: 1, per_site: 100000}
+  ban: {max_failures: 1000000}
+recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav, min_free_mb: 10}
+users:
+  - {extension: "301", role: security}
+  - {extension: "302", role: security}
+YAML
+	for i in $(seq 0 $((users - 1))); do
+		ext=$((first_ext + i))
+		echo "  - {extension: \"$ext\", role: operator, sip_password: \"pw$ext\"}"
+	done
+} >"$tmp/plateau.yaml"
+
+"$bin" pstn-sim -c "$tmp/pstn-sim.yaml" >"$tmp/pstn-sim.log" 2>&1 &
+sim=$!
+"$bin" serve -c "$tmp/plateau.yaml" >"$tmp/plateau.log" 2>&1 &
+pid=$!
+for _ in $(seq 150); do
+	curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
+	kill -0 "$pid" 2>/dev/null || { cat "$tmp/plateau.log"; exit 1; }
+	sleep 0.2
+done
+curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null || { echo "plateau not ready"; keep=1; exit 1; }
+kill -0 "$sim" 2>/dev/null || { cat "$tmp/pstn-sim.log"; exit 1; }
+"$bin" allowlist add --by 301 -c "$tmp/plateau.yaml" "$number" >/dev/null
+"$bin" allowlist approve --by 302 -c "$tmp/plateau.yaml" --all >/dev/null
+
+lg=(loadgen --steps "$steps_csv" --rate "$rate" --hold "$hold" --number "$number"
+	--first-ext "$first_ext" --password-prefix pw)
+echo "== baseline: loadgen <-> pstn-sim echo, no Plateau"
+if [ "${BASELINE:-1}" != 0 ]; then
+	timeout 600 "$bin" "${lg[@]}" --direct --server "127.0.0.1:$sim_port" --settle 1s \
+		--json "$tmp/baseline.json" 2>"$tmp/loadgen-direct.log" || { keep=1; cat "$tmp/loadgen-direct.log"; }
+	base=(--baseline "$tmp/baseline.json")
+else
+	base=()
+fi
+
+echo
+echo "== through Plateau: operator (loadgen) -> Plateau (relay + recording) -> pstn-sim echo"
+rss0=$(awk '/VmRSS/{print $2 " " $3}' "/proc/$pid/status")
+set +e
+timeout 900 "$bin" "${lg[@]}" --server "127.0.0.1:$sip_port" --settle "$settle" \
+	--server-pid "$pid" --metrics-url "http://127.0.0.1:$http_port/metrics" \
+	--json "$tmp/plateau.json" "${base[@]}" 2>"$tmp/loadgen.log" | tee "$tmp/plateau.out"
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" -eq 0 ] || { keep=1; echo "loadgen exited $rc (see $tmp/loadgen.log)"; tail -5 "$tmp/loadgen.log"; }
+hwm=$(awk '/VmHWM/{print $2 " " $3}' "/proc/$pid/status")
+# Let Plateau close the last recordings, then size them.
+for _ in $(seq 100); do
+	active=$(curl -fs "http://127.0.0.1:$http_port/metrics" | awk '/^plateau_recordings_active /{print $2}')
+	[ "${active:-0}" = 0 ] && break
+	sleep 0.2
+done
+bytes=$(du -sb "$tmp/data/recordings" 2>/dev/null | awk '{print $1}')
+files=$(find "$tmp/data/recordings" -name '*.wav' | wc -l)
+minutes=$(grep -o 'call time [0-9.]* min' "$tmp/plateau.out" | awk '{print $3}' | tail -1)
+echo
+printf '%-44s %s (%s after start-up)\n' "Plateau peak RSS (VmHWM)" "$hwm" "$rss0"
+printf '%-44s %s files, %s bytes\n' "recordings" "$files" "${bytes:-0}"
+if [ -n "$minutes" ] && [ "$(echo "${minutes:-0} > 0" | bc -l)" -eq 1 ]; then
+	printf '%-44s %.0f bytes (%.2f MB) over %s call-minutes\n' "disk per minute per recorded call" \
+		"$(echo "$bytes / $minutes" | bc -l)" "$(echo "$bytes / $minutes / 1000000" | bc -l)" "$minutes"
+fi
+echo "targets: 2000 concurrent relayed calls, <= 0.05 % of a core per relayed call, p99 added latency < 1 ms;"
+echo "         2000 concurrent recorded calls, recorder drops 0, <= 0.07 % of a core per recorded call"
+echo "reference (FIELD-NOTES): Asterisk 20 relays 400 calls at 0.27 % core/call, records 200 at 0.7 % core/call"
