@@ -40,8 +40,9 @@ func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 	r.lastRx.Store(int64(sinceStart))
 	m.packetsIn.Inc()
 
+	r.monitorTap(l, now)
 	if r.cfg.tap != nil {
-		if err := r.cfg.tap.TapRTP(l.id, &l.pkt, now); err != nil {
+		if err := r.cfg.tap.TapRTP(l.id, r.monitorRecord(l, srcEnc, audio), now); err != nil {
 			r.end(fmt.Errorf("%w: %s leg: %w", ErrTapFailed, l.id, err))
 			return
 		}
@@ -95,6 +96,7 @@ func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 		} else {
 			transcode(srcEnc, d.codec.Encoding, l.pkt.Payload)
 		}
+		r.monitorForward(l, d, l.pkt.Payload)
 	}
 	r.mu.Unlock()
 

@@ -76,6 +76,8 @@ type Relay struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	lastRx    atomic.Int64 // ns since start of the last accepted packet
+
+	mon monitorHook // a supervisor's monitor (monitor_relay.go)
 }
 
 // leg is one side. Fields after "reader-owned" are only touched by that
@@ -101,10 +103,11 @@ type leg struct {
 	mixReady  bool
 
 	// reader-owned
-	buf     [1500]byte
-	pkt     rtp.Packet
-	pcm     [1500]int16
-	rtcpBuf [1500]byte
+	buf        [1500]byte
+	pkt        rtp.Packet
+	pcm        [1500]int16
+	rtcpBuf    [1500]byte
+	monScratch monitorScratch
 }
 
 // NewRelay allocates a port pair per leg from pool, bound on ip, and starts

@@ -1,0 +1,239 @@
+package media
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/pion/rtp"
+)
+
+// MonitorMode is how a supervisor takes part in an operator's call.
+type MonitorMode uint8
+
+const (
+	// Listen: the supervisor hears both sides; nobody hears the supervisor.
+	Listen MonitorMode = iota
+	// Whisper: the supervisor hears both sides and is heard by the
+	// operator only, never by the customer.
+	Whisper
+	// Barge: a three-way call; everyone hears everyone.
+	Barge
+	numModes
+)
+
+func (m MonitorMode) String() string {
+	switch m {
+	case Listen:
+		return "listen"
+	case Whisper:
+		return "whisper"
+	case Barge:
+		return "barge"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// ParseMonitorMode reads "listen", "whisper" or "barge".
+func ParseMonitorMode(s string) (MonitorMode, error) {
+	for m := range numModes {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("monitor mode %q is not listen, whisper or barge", s)
+}
+
+// MixInput is one audio source of a monitored call.
+type MixInput uint8
+
+const (
+	InOperator   MixInput = iota // what the operator's phone sends
+	InCustomer                   // what the outside party sends
+	InSupervisor                 // what the supervisor's phone sends
+	numInputs
+)
+
+func (i MixInput) String() string {
+	return [...]string{"operator", "customer", "supervisor"}[i]
+}
+
+// MixOutput is one destination of a monitored call's audio.
+type MixOutput uint8
+
+const (
+	OutOperator   MixOutput = iota // what the operator hears
+	OutCustomer                    // what the outside party hears
+	OutSupervisor                  // what the supervisor hears
+	// OutRecordOperator is the recording's operator (left) channel. The
+	// supervisor's voice, when the operator hears it (whisper, barge), is
+	// recorded there: that channel is "Plateau's side" of the call, and the
+	// audit's monitor.mode entries say whether the customer heard it too.
+	OutRecordOperator
+	OutRecordCustomer // the recording's outside (right) channel
+	numOutputs
+)
+
+func (o MixOutput) String() string {
+	return [...]string{"operator", "customer", "supervisor", "record-operator", "record-customer"}[o]
+}
+
+// MixMatrix says, per mode, which inputs each output gets. It is the one
+// place where "whisper never reaches the customer" is decided; the tests
+// check it row by row and the start-up self-test checks it on real sockets.
+var MixMatrix = [numModes][numOutputs][numInputs]bool{
+	Listen: {
+		OutOperator:       {InCustomer: true},
+		OutCustomer:       {InOperator: true},
+		OutSupervisor:     {InOperator: true, InCustomer: true},
+		OutRecordOperator: {InOperator: true},
+		OutRecordCustomer: {InCustomer: true},
+	},
+	Whisper: {
+		OutOperator:       {InCustomer: true, InSupervisor: true},
+		OutCustomer:       {InOperator: true},
+		OutSupervisor:     {InOperator: true, InCustomer: true},
+		OutRecordOperator: {InOperator: true, InSupervisor: true},
+		OutRecordCustomer: {InCustomer: true},
+	},
+	Barge: {
+		OutOperator:       {InCustomer: true, InSupervisor: true},
+		OutCustomer:       {InOperator: true, InSupervisor: true},
+		OutSupervisor:     {InOperator: true, InCustomer: true},
+		OutRecordOperator: {InOperator: true, InSupervisor: true},
+		OutRecordCustomer: {InCustomer: true},
+	},
+}
+
+// DirectPath marks the matrix entries the Relay delivers itself, packet by
+// packet, with or without a monitor: the call's own two-way audio and the
+// recording of each side. A monitor only adds the other entries, so it adds
+// no delay or loss to the call.
+var DirectPath = [numOutputs][numInputs]bool{
+	OutOperator:       {InCustomer: true},
+	OutCustomer:       {InOperator: true},
+	OutRecordOperator: {InOperator: true},
+	OutRecordCustomer: {InCustomer: true},
+}
+
+// Jitter buffer geometry: 2048 samples (256 ms, a power of two so the
+// ring index survives the RTP timestamp's wraparound) of room, playout
+// 2 frames (40 ms) behind the newest packet when a stream (re)starts.
+const (
+	jbSamples = 2048
+	jbDelay   = 2 * FrameSamples
+)
+
+// jitterBuffer turns one input's RTP packets into a steady 20 ms frame
+// stream, placing samples by RTP timestamp so reordered packets land where
+// they belong and missing ones read as silence. It resynchronises when the
+// stream changes SSRC or jumps outside its window (hold, restart, drift).
+type jitterBuffer struct {
+	mu      sync.Mutex
+	ring    [jbSamples]int16
+	started bool
+	ssrc    uint32
+	head    uint32 // RTP timestamp of the next sample to play out
+	pcm     [1500]int16
+	late    uint64
+}
+
+// write places a packet's payload (G.711, decoded with enc).
+func (j *jitterBuffer) write(enc Encoding, pkt *rtp.Packet) {
+	n := min(len(pkt.Payload), len(j.pcm))
+	if n == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ts := pkt.Timestamp
+	rel := int32(ts - j.head)
+	if !j.started || pkt.SSRC != j.ssrc || rel < -jbSamples || rel+int32(n) > jbSamples {
+		clear(j.ring[:])
+		j.started, j.ssrc = true, pkt.SSRC
+		j.head = ts - jbDelay
+		rel = jbDelay
+	}
+	pcm := j.pcm[:n]
+	decodeFrame(enc, pcm, pkt.Payload[:n])
+	for i, s := range pcm {
+		if int32(i)+rel < 0 {
+			continue // already played out
+		}
+		j.ring[(ts+uint32(i))%jbSamples] = s
+	}
+	if rel < 0 {
+		j.late++
+	}
+}
+
+// read plays out the next frame into dst and frees its slots.
+func (j *jitterBuffer) read(dst *[FrameSamples]int16) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.started {
+		clear(dst[:])
+		return
+	}
+	for i := range dst {
+		k := (j.head + uint32(i)) % jbSamples
+		dst[i], j.ring[k] = j.ring[k], 0
+	}
+	j.head += FrameSamples
+}
+
+func (j *jitterBuffer) reset() {
+	j.mu.Lock()
+	j.started = false
+	clear(j.ring[:])
+	j.mu.Unlock()
+}
+
+// Mixer mixes a monitored call's three inputs on 20 ms frames, one
+// jitter buffer per input, with saturating sums. Write may be called from
+// any goroutine; Next and Mix belong to one goroutine (the frame clock).
+type Mixer struct {
+	in  [numInputs]jitterBuffer
+	cur [numInputs][FrameSamples]int16
+}
+
+// NewMixer returns an empty mixer.
+func NewMixer() *Mixer { return &Mixer{} }
+
+// Write gives the mixer one RTP packet of input in, encoded with enc.
+func (m *Mixer) Write(in MixInput, enc Encoding, pkt *rtp.Packet) {
+	if in < numInputs {
+		m.in[in].write(enc, pkt)
+	}
+}
+
+// Reset forgets an input's buffered audio (the stream restarts).
+func (m *Mixer) Reset(in MixInput) { m.in[in].reset() }
+
+// Next advances every input by one frame.
+func (m *Mixer) Next() {
+	for i := range m.in {
+		m.in[i].read(&m.cur[i])
+	}
+}
+
+// Mix writes into dst the current frame of output out in mode: the
+// saturating sum of the inputs MixMatrix gives it, leaving out those the
+// relay delivers directly when skipDirect is set. It reports whether any
+// input was mixed (false: dst is silence and need not be sent).
+func (m *Mixer) Mix(dst *[FrameSamples]int16, mode MonitorMode, out MixOutput, skipDirect bool) bool {
+	var acc [FrameSamples]int32
+	any := false
+	for in := range numInputs {
+		if !MixMatrix[mode%numModes][out][in] || skipDirect && DirectPath[out][in] {
+			continue
+		}
+		any = true
+		for i, s := range m.cur[in] {
+			acc[i] += int32(s)
+		}
+	}
+	for i, v := range acc {
+		dst[i] = sat16(v)
+	}
+	return any
+}
