@@ -10,7 +10,7 @@
 # Usage: scripts/bench-media.sh [bin/plateau]
 # Tunables (env): STEPS ("250 500 1000 2000"), HOLD (10s), SETTLE (7s: the
 # notice prompt plays before the operator is bridged), RATE (setups/s while
-# ramping, 60), BASELINE=0 to skip the direct run, KEEP=1 to keep the files.
+# ramping, 60; BASE_RATE for the baseline, 200), BASELINE=0 to skip the direct run, KEEP=1 to keep the files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -118,7 +118,7 @@ lg=(loadgen --steps "$steps_csv" --rate "$rate" --hold "$hold" --number "$number
 	--first-ext "$first_ext" --password-prefix pw)
 echo "== baseline: loadgen <-> pstn-sim echo, no Plateau"
 if [ "${BASELINE:-1}" != 0 ]; then
-	timeout 600 "$bin" "${lg[@]}" --direct --server "127.0.0.1:$sim_port" --settle 1s \
+	timeout 600 "$bin" "${lg[@]}" --rate "${BASE_RATE:-200}" --direct --server "127.0.0.1:$sim_port" --settle 1s \
 		--json "$tmp/baseline.json" 2>"$tmp/loadgen-direct.log" || { keep=1; cat "$tmp/loadgen-direct.log"; }
 	base=(--baseline "$tmp/baseline.json")
 else

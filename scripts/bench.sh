@@ -6,3 +6,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-bin/plateau}
 [ -x "$bin" ] || go build -o "$bin" ./cmd/plateau
 scripts/bench-register.sh "$bin"
+echo
+scripts/bench-calls.sh "$bin"
+echo
+scripts/bench-media.sh "$bin"
