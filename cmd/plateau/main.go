@@ -165,6 +165,11 @@ func openStore(ctx context.Context, path string) (*config.Config, *store.Store, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// The config's users exist for every command, not only once serve ran.
+	if _, err := bootstrapUsers(ctx, cfg, st, time.Now()); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
 	return cfg, st, nil
 }
 
