@@ -173,6 +173,14 @@ func (c *sipClient) do(msg string, wait time.Duration) *response {
 	deadline := time.Now().Add(wait)
 	interval := 500 * time.Millisecond
 	buf := make([]byte, 65535)
+	// A late retransmitted answer to the previous request must not pass
+	// for this one's: match the CSeq.
+	cseq := ""
+	for _, line := range strings.Split(msg, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "CSeq: "); ok {
+			cseq = strings.TrimSpace(v)
+		}
+	}
 	for time.Now().Before(deadline) {
 		if _, err := c.conn.WriteToUDP([]byte(msg), c.server); err != nil {
 			c.t.Fatalf("send: %v", err)
@@ -192,7 +200,7 @@ func (c *sipClient) do(msg string, wait time.Duration) *response {
 			if err != nil {
 				c.t.Fatalf("%v", err)
 			}
-			if r.status >= 200 {
+			if r.status >= 200 && (cseq == "" || r.get("CSeq") == cseq) {
 				return r
 			}
 		}
