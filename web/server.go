@@ -1,5 +1,3 @@
-// Package web serves Plateau's HTTP side: health and readiness probes,
-// Prometheus metrics, the JSON API and the web consoles.
 package web
 
 import (

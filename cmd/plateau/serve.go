@@ -105,6 +105,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			return nil
 		}},
 	}, log.With("component", "http"))
+	loc, _ := time.LoadLocation(cfg.Site.Timezone) // checked by config.Load
+	app, err := web.NewApp(web.Deps{Store: st, Audit: auditor.chain, Policy: engine, Location: loc, Now: e.now,
+		Log: log.With("component", "web")})
+	if err != nil {
+		return err
+	}
+	httpSrv.Handle("/", app)
 
 	// SIGTERM drains: new calls get 503, /readyz goes unready, calls in
 	// progress may finish up to drain_timeout; then everything stops.

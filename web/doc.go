@@ -1,0 +1,33 @@
+// Package web serves Plateau's HTTP side: health and readiness probes,
+// Prometheus metrics (Server), and the web consoles and JSON API (App).
+//
+// # For the engineers of other packages (dialer, recordings…)
+//
+// App owns the login session. Mount your handlers on the App, not on the
+// bare Server, so that they run behind the session middleware:
+//
+//	app.Handle("GET /api/v1/dialer/next", web.RequireRole(store.RoleOperator)(h))
+//	app.Handle("POST /api/v1/dialer/call", web.RequireRole(store.RoleOperator)(h))
+//
+// Behind the App every request has been through these steps:
+//
+//   - the session cookie, if any, is checked (idle and absolute expiry, user
+//     still active); web.CurrentUser(r) returns the logged-in user;
+//   - POST, PUT, PATCH and DELETE need a valid CSRF token: the header
+//     X-CSRF-Token for the JSON API (the consoles' pages carry it in
+//     <meta name="csrf-token">), or the form field "csrf" for HTML forms.
+//     A request without one gets 403 before reaching your handler.
+//
+// RequireRole(roles...) answers 401 (JSON under /api/, a redirect to the
+// login page elsewhere) when nobody is logged in and 403 when the user's
+// role is not listed. It is the only check the App makes: deciding that an
+// operator may see only their own data is the handler's job, with
+// CurrentUser(r).Extension.
+//
+//	u, ok := web.CurrentUser(r) // u.Extension, u.Role, u.DisplayName
+//
+// Errors: write them with web.WriteError(w, r, status, code, err) so the
+// API answers {"error": code, "message": "<localised>", "detail": "..."}.
+// Localised strings come from the catalogues in messages.go (French and
+// English, every key in both: TestCatalogues checks it).
+package web

@@ -1,0 +1,60 @@
+// Plateau consoles: small progressive enhancements. Every page works
+// without this file; it adds select-all, confirmations and the live views.
+"use strict";
+(function () {
+  // A checkbox with data-select-all="name" ticks every checkbox of that name.
+  document.querySelectorAll("input[data-select-all]").forEach(function (all) {
+    all.addEventListener("change", function () {
+      var boxes = all.form.querySelectorAll('input[type=checkbox][name="' + all.dataset.selectAll + '"]');
+      boxes.forEach(function (b) { b.checked = all.checked; });
+    });
+  });
+
+  // Forms with data-confirm ask first.
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      if (!window.confirm(f.dataset.confirm)) { ev.preventDefault(); }
+    });
+  });
+
+  // A table with data-stream is refreshed from Server-Sent Events; its
+  // labels come from data-l-* attributes (the catalogue), never from here.
+  var table = document.querySelector("table[data-stream]");
+  if (table && window.EventSource) {
+    var es = new EventSource(table.dataset.stream);
+    var cell = function (tr, text, cls) {
+      var td = document.createElement("td");
+      if (cls) {
+        var span = document.createElement("span");
+        span.className = cls;
+        span.textContent = text;
+        td.appendChild(span);
+      } else {
+        td.textContent = text;
+      }
+      tr.appendChild(td);
+    };
+    es.addEventListener("operators", function (ev) {
+      var ops = JSON.parse(ev.data);
+      var body = document.createElement("tbody");
+      ops.forEach(function (o) {
+        var tr = document.createElement("tr");
+        cell(tr, o.extension);
+        cell(tr, o.display_name || "");
+        cell(tr, o.status === "suspended" ? table.dataset.lSuspended : table.dataset.lActive);
+        cell(tr, o.registered ? table.dataset.lRegistered : table.dataset.lNotRegistered,
+          "state " + (o.registered ? "ok" : "off"));
+        cell(tr, o.user_agent || "");
+        body.appendChild(tr);
+      });
+      table.replaceChild(body, table.tBodies[0]);
+      var t = document.getElementById("updated");
+      if (t) {
+        var now = new Date();
+        t.dateTime = now.toISOString();
+        t.textContent = now.toLocaleTimeString(document.documentElement.lang);
+      }
+    });
+    es.addEventListener("logout", function () { es.close(); window.location = "/login"; });
+  }
+})();
