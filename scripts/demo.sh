@@ -26,6 +26,8 @@ cat <<'MSG'
       bin/plateau dial --as 101 -c configs/plateau.yaml '02 40 99 99 99'
   Or register a softphone (baresip account line):
       <sip:101@127.0.0.1:5060;transport=udp>;auth_pass=demo101
+  Calls are allowed Mon-Fri 07:30-12:00 and 13:30-18:00 (Europe/Paris, see
+  policy.windows); outside them the answer is 403 OUTSIDE_WINDOW.
   Recordings: data/recordings/   Audit: bin/plateau audit list -c configs/plateau.yaml
 
 MSG
