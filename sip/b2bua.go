@@ -86,6 +86,8 @@ type b2bua struct {
 	lastOperator map[string]string // E.164 -> operator who last reached it
 
 	wg sync.WaitGroup // call goroutines
+
+	monitors monitorTable // supervisors' monitor sessions (monitor.go)
 }
 
 // EnableCalls turns on call control; without it INVITEs get 503.

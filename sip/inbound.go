@@ -113,6 +113,7 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 	s.metrics.callsAnswered.Inc()
 	c.log.Info("inbound call answered", "caller", c.number)
 	ok = true
+	b.callAnswered(c) // monitors following the operator, coaching (monitor.go)
 	b.wg.Add(2)
 	go c.supervise()
 	go c.announce()

@@ -26,6 +26,9 @@ func (b *b2bua) noDialog(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *b2bua) handleAck(req *sip.Request, tx sip.ServerTransaction) {
+	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
+		return
+	}
 	c := b.lookup(req)
 	if c == nil {
 		return
@@ -41,6 +44,9 @@ func (b *b2bua) handleAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *b2bua) handleBye(req *sip.Request, tx sip.ServerTransaction) {
+	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
+		return
+	}
 	c := b.lookup(req)
 	if c == nil {
 		b.noDialog(req, tx)
@@ -72,6 +78,9 @@ func (b *b2bua) handleStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
 // change) to the leg's side of the relay and answers it locally: media is
 // anchored, so the other side need not know.
 func (b *b2bua) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
+		return
+	}
 	c := b.lookup(req)
 	if c == nil {
 		b.noDialog(req, tx)
@@ -234,6 +243,9 @@ func (b *b2bua) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 // handleInfo accepts in-call signalling; DTMF sent as SIP INFO is audited
 // (digits sent to a carrier's second-dial service must leave a trace).
 func (b *b2bua) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
+	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
+		return
+	}
 	c := b.lookup(req)
 	if c == nil {
 		b.noDialog(req, tx)

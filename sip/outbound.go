@@ -140,7 +140,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		return c.localSDP(media.LegOperator, []media.Codec{{Encoding: codec.Encoding, PayloadType: codec.PayloadType}}, offer.DTMFPT, media.SendRecv)
 	}
 
-	cs, status, err := b.dialOut(ds.Context(), c, func(res *sip.Response) { b.relayProvisional(c, ds, res, opSDP) })
+	cs, status, err := b.dialOut(ds.Context(), c, c.number, func(res *sip.Response) { b.relayProvisional(c, ds, res, opSDP) })
 	if err != nil {
 		if ds.Context().Err() != nil {
 			// The operator cancelled: sipgo has answered 487 already.
@@ -166,6 +166,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 	b.rememberCaller(c.number, c.operator)
 	c.log.Info("call answered", "number", c.number)
 	ok = true
+	b.callAnswered(c) // monitors following the operator, coaching (monitor.go)
 	b.wg.Add(2)
 	go c.supervise()
 	go c.announce()
@@ -186,7 +187,7 @@ func (c *call) announce() {
 // dialOut places the outside leg over the trunks in order, failing over on
 // 503 or silence, relaying provisional responses (and early media) to the
 // operator. It returns the answered dialog or the last final status.
-func (b *b2bua) dialOut(ctx context.Context, c *call, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
+func (b *b2bua) dialOut(ctx context.Context, c *call, e164 string, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
 	status := sip.StatusServiceUnavailable
 	var lastErr error = errors.New("no trunk available")
 	for _, t := range b.trunks {
@@ -196,7 +197,7 @@ func (b *b2bua) dialOut(ctx context.Context, c *call, onProvisional func(*sip.Re
 		if ctx.Err() != nil {
 			return nil, 0, context.Canceled
 		}
-		cs, st, err := b.tryTrunk(ctx, c, t, onProvisional)
+		cs, st, err := b.tryTrunk(ctx, c, t, e164, onProvisional)
 		if err == nil {
 			return cs, 0, nil
 		}
@@ -214,10 +215,10 @@ func (b *b2bua) dialOut(ctx context.Context, c *call, onProvisional func(*sip.Re
 	return nil, status, lastErr
 }
 
-func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
+func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, e164 string, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
 	s := b.s
 	offer := c.localSDP(media.LegOutside, media.DefaultCodecs(), 101, media.SendRecv)
-	req := sip.NewRequest(sip.INVITE, t.uri(c.number))
+	req := sip.NewRequest(sip.INVITE, t.uri(e164))
 	req.SetBody(offer)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: t.CallerID, Host: s.opts.ExternalAddress}, Params: sip.NewParams()}
