@@ -1,0 +1,40 @@
+package dialer
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Errors. The HTTP handlers map each to a status (see statusOf); the CLI
+// turns the ones a user can cause into usage errors.
+var (
+	ErrNotFound            = errors.New("not found")
+	ErrExists              = errors.New("already exists")
+	ErrInvalid             = errors.New("invalid")
+	ErrForbidden           = errors.New("not allowed for this user")
+	ErrNotActive           = errors.New("campaign is not active")
+	ErrNotAssigned         = errors.New("operator is not assigned to this campaign")
+	ErrOutsideWindow       = errors.New("outside the calling hours")
+	ErrNoContact           = errors.New("no contact is due now")
+	ErrDispositionRequired = errors.New("the last call needs a disposition first")
+	ErrNotLeased           = errors.New("contact is not leased to this operator")
+	ErrUnknownDisposition  = errors.New("disposition is not one of the campaign's")
+	ErrUnreadableFile      = errors.New("unreadable contact file")
+)
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrNotAssigned):
+		return http.StatusForbidden
+	case errors.Is(err, ErrExists), errors.Is(err, ErrNotActive), errors.Is(err, ErrOutsideWindow),
+		errors.Is(err, ErrDispositionRequired), errors.Is(err, ErrNotLeased):
+		return http.StatusConflict
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrUnknownDisposition), errors.Is(err, ErrUnreadableFile):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNoContact):
+		return http.StatusNoContent
+	}
+	return http.StatusInternalServerError
+}

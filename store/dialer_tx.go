@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"plateau/audit"
+)
+
+// The dialer imports a contact list and proposes its unapproved numbers in
+// one transaction (an unreadable file or a failure half-way leaves nothing
+// behind), and a "do not call" disposition lists the number in the same
+// transaction as the disposition. These are the allowlist and do-not-call
+// writes of allowlist.go, run inside a transaction the caller owns; the
+// rules are the same (E.164 only, an active proposer, an audit entry per
+// change in the same transaction). Approval stays in ApproveAllowlist: the
+// dialer never approves anything.
+
+// BeginTx starts a write transaction (BEGIN IMMEDIATE, from the DSN) for a
+// package that keeps its own tables and must write them together with the
+// allowlist or the do-not-call list.
+func (s *Store) BeginTx(ctx context.Context) (*sql.Tx, error) { return s.db.BeginTx(ctx, nil) }
+
+// ProposeAllowlistTx is ProposeAllowlist inside tx. A number already
+// proposed or approved for the same campaign is ErrExists.
+func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, ps []Proposal) ([]AllowEntry, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	if _, err := activeUser(ctx, tx, c.By); err != nil {
+		return nil, fmt.Errorf("propose: %w", err)
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO allowlist
+		(e164, label, campaign, status, proposed_by, proposed_at, valid_from, valid_until, note)
+		VALUES (?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return nil, err
+	}
+	defer ins.Close()
+	out := make([]AllowEntry, 0, len(ps))
+	for _, p := range ps {
+		if !ValidE164(p.E164) {
+			return nil, fmt.Errorf("propose %q: %w", p.E164, ErrInvalidE164)
+		}
+		from := validFrom(p, c)
+		if !p.ValidUntil.IsZero() && !p.ValidUntil.After(from) {
+			return nil, fmt.Errorf("propose %s: valid until %s is not after valid from %s", p.E164, FormatTime(p.ValidUntil), FormatTime(from))
+		}
+		res, err := ins.ExecContext(ctx, p.E164, p.Label, p.Campaign, string(AllowProposed), c.By, formatTime(c.At),
+			formatTime(from), optTime(p.ValidUntil), p.Note)
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE constraint") {
+				return nil, fmt.Errorf("propose %s (campaign %q): already proposed or approved: %w", p.E164, p.Campaign, ErrExists)
+			}
+			return nil, fmt.Errorf("propose %s: %w", p.E164, err)
+		}
+		id, _ := res.LastInsertId()
+		e := AllowEntry{ID: id, E164: p.E164, Label: p.Label, Campaign: p.Campaign, Status: AllowProposed,
+			ProposedBy: c.By, ProposedAt: ParseTime(formatTime(c.At)), ValidFrom: ParseTime(formatTime(from)),
+			ValidUntil: p.ValidUntil, Note: p.Note}
+		if err := auditChange(ctx, tx, c, "allowlist.propose", e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// AddDNCTx is AddDNC inside tx; a number already listed is left as it is
+// (added false, no error, no audit entry).
+func AddDNCTx(ctx context.Context, tx *sql.Tx, c Change, e164, reason string) (added bool, err error) {
+	if !ValidE164(e164) {
+		return false, fmt.Errorf("dnc add %q: %w", e164, ErrInvalidE164)
+	}
+	if _, err := activeUser(ctx, tx, c.By); err != nil {
+		return false, fmt.Errorf("dnc add: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO dnc (e164, reason, added_by, added_at) VALUES (?,?,?,?)
+		ON CONFLICT (e164) DO NOTHING`, e164, reason, c.By, formatTime(c.At))
+	if err != nil {
+		return false, fmt.Errorf("dnc add %s: %w", e164, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	_, err = audit.AppendTx(ctx, tx, c.At, audit.Entry{Kind: "dnc.add", Actor: c.By, Subject: e164,
+		Outcome: "ok", Reason: reason, Source: c.Source})
+	return err == nil, err
+}
+
+// ActiveUserTx returns the user ext if it exists and is active, else
+// ErrUserInactive.
+func ActiveUserTx(ctx context.Context, tx *sql.Tx, ext string) (User, error) {
+	return activeUser(ctx, tx, ext)
+}
