@@ -262,6 +262,10 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	if err != nil {
 		return lookupFailed(RuleLimits, e164, err)
 	}
+	if r.Kind == KindRefer {
+		// A transfer replaces the outside party of a call already counted.
+		mine, site = mine-1, site-1
+	}
 	if mine >= e.cfg.PerOperator {
 		return deny(ReasonLimitReached, RuleLimits, fmt.Sprintf("extension %s has %d call(s) in progress (limit %d)", r.Operator, mine, e.cfg.PerOperator), e164)
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
@@ -44,6 +45,8 @@ type call struct {
 	sdpVer    [2]uint64 // our SDP version per leg (RFC 3264 §8)
 	sessID    [2]uint64
 
+	swapped chan struct{} // a transfer replaced the outside leg
+
 	ctx      context.Context // ends when the call ends
 	cancel   context.CancelFunc
 	endOnce  sync.Once
@@ -57,9 +60,20 @@ func (b *b2bua) newCall(operator, number, source string) *call {
 	return &call{
 		b: b, id: id, operator: operator, number: number, source: source,
 		log:   b.s.log.With("call", id, "operator", operator),
-		start: now, ctx: ctx, cancel: cancel,
+		start: now, ctx: ctx, cancel: cancel, swapped: make(chan struct{}, 1),
 		sessID: [2]uint64{uint64(now.UnixNano()), uint64(now.UnixNano()) + 1},
 	}
+}
+
+// setOutside makes an answered trunk leg the call's outside leg.
+func (c *call) setOutside(cs *sipgo.DialogClientSession, at time.Time) {
+	c.mu.Lock()
+	c.outLeg = cs
+	c.outCallID = cs.InviteRequest.CallID().Value()
+	if c.answered.IsZero() {
+		c.answered = at
+	}
+	c.mu.Unlock()
 }
 
 // localSDP builds our SDP toward one leg with the negotiated codec.
@@ -168,6 +182,10 @@ func (c *call) supervise() {
 			}
 			c.end(why)
 			return
+		case <-c.swapped:
+			c.mu.Lock()
+			op, out = c.opLeg, c.outLeg
+			c.mu.Unlock()
 		case <-maxT.C:
 			c.end("max_duration")
 			return

@@ -111,7 +111,7 @@ func (s *Server) ClickToCall(ctx context.Context, r ClickToCallRequest, onOutcom
 // dialOutside completes a click-to-call once the operator is on the line.
 func (b *b2bua) dialOutside(c *call, opCtx context.Context) Outcome {
 	out := Outcome{CallID: c.id}
-	cs, status, err := b.dialOut(opCtx, c, func(res *sip.Response) {
+	cs, status, err := b.dialOut(opCtx, c, c.number, func(res *sip.Response) {
 		if res.StatusCode == sip.StatusSessionInProgress {
 			c.applyEarlyMedia(res)
 		}
@@ -134,10 +134,7 @@ func (b *b2bua) dialOutside(c *call, opCtx context.Context) Outcome {
 		}
 		return out
 	}
-	c.mu.Lock()
-	c.outLeg = cs
-	c.answered = b.s.now()
-	c.mu.Unlock()
+	c.setOutside(cs, b.s.now())
 	b.s.metrics.callsAnswered.Inc()
 	b.rememberCaller(c.number, c.operator)
 	out.Answered, out.Status, out.Result = true, sip.StatusOK, "answered"

@@ -1,7 +1,10 @@
 package sip
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -227,17 +230,81 @@ func (b *b2bua) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 		b.refuse(req, tx, c.operator, target, "REFER_FORBIDDEN", "transfer requested by the outside party")
 		return
 	}
+	// The transfer takes the operator's own slot: the call stays one call.
 	d := b.policy.Decide(b.s.ctx, policy.Request{Operator: c.operator, Number: target, Time: b.s.now(), Source: req.Source(), Kind: policy.KindRefer})
+	b.auditDecision(c.operator, target, req.Source(), d)
 	if !d.Allow {
-		b.auditDecision(c.operator, target, req.Source(), d)
 		b.s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()
 		b.respondReason(req, tx, sip.StatusForbidden, "Forbidden", d.Reason)
 		return
 	}
-	// Allowed by the policy, but a blind transfer would leave the outside
-	// parties talking with no operator on the line: the operator places
-	// that call from their phone instead, through the same checks.
-	b.refuse(req, tx, c.operator, target, "TRANSFER_UNSUPPORTED", "transfer allowed by policy; place the call directly")
+	// Allowed: Plateau places the new call itself, through the trunk and
+	// into the same recording, and swaps it in for the outside party.
+	b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusAccepted, "Accepted", nil))
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.transfer(c, d.E164)
+	}()
+}
+
+// transfer dials e164 for an established call and, once answered, hangs up
+// the previous outside party. The operator learns the result by NOTIFY
+// (RFC 3515) with a sipfrag of the new leg's final status.
+func (b *b2bua) transfer(c *call, e164 string) {
+	c.mu.Lock()
+	op, old, oldID, oldNumber := c.opLeg, c.outLeg, c.outCallID, c.number
+	c.mu.Unlock()
+	cs, status, err := b.dialOut(c.ctx, c, e164, func(res *sip.Response) {})
+	if err != nil {
+		c.log.Info("transfer failed", "to", e164, "status", status, "err", err)
+		b.notifyRefer(c, op, status)
+		return
+	}
+	c.setOutside(cs, b.s.now())
+	c.mu.Lock()
+	c.number = e164
+	c.mu.Unlock()
+	select {
+	case c.swapped <- struct{}{}:
+	default:
+	}
+	b.unregister(oldID)
+	byeCtx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	old.Bye(byeCtx)
+	cancel()
+	b.s.audit.Audit(c.ctx, "call.transferred", c.operator, e164, "ok", "", c.source,
+		map[string]any{"call_id": c.id, "from": oldNumber})
+	b.notifyRefer(c, op, sip.StatusOK)
+}
+
+// notifyRefer tells the operator's phone how the transfer went.
+func (b *b2bua) notifyRefer(c *call, op dialogLeg, status int) {
+	doer, ok := op.(interface {
+		Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	})
+	if !ok {
+		return
+	}
+	if status == 0 {
+		status = sip.StatusServiceUnavailable
+	}
+	req := sip.NewRequest(sip.NOTIFY, sip.Uri{})
+	req.AppendHeader(sip.NewHeader("Event", "refer"))
+	req.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=noresource"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+	phrase := "Service Unavailable"
+	if status == sip.StatusOK {
+		phrase = "OK"
+	} else if _, p := mapFailure(status); p != "" {
+		phrase = p
+	}
+	req.SetBody([]byte(fmt.Sprintf("SIP/2.0 %d %s\r\n", status, phrase)))
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := doer.Do(ctx, req); err != nil {
+		c.log.Debug("notify refer", "err", err)
+	}
 }
 
 // handleInfo accepts in-call signalling; DTMF sent as SIP INFO is audited

@@ -154,10 +154,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		ds.Respond(code, reason, nil)
 		return
 	}
-	c.mu.Lock()
-	c.outLeg = cs
-	c.answered = s.now()
-	c.mu.Unlock()
+	c.setOutside(cs, s.now())
 	if err := ds.RespondSDP(opSDP()); err != nil {
 		c.log.Warn("answer operator", "err", err)
 		return
@@ -239,10 +236,9 @@ func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, e164 string, on
 	if err != nil {
 		return nil, 0, err
 	}
+	// In-dialog requests of this leg find the call from now on; the leg
+	// becomes the call's outside leg only once answered (setOutside).
 	outCallID := req.CallID().Value()
-	c.mu.Lock()
-	c.outCallID = outCallID
-	c.mu.Unlock()
 	b.register(c, outCallID)
 
 	heard := make(chan struct{})
