@@ -289,7 +289,21 @@ func (b *b2bua) notifyRefer(c *call, op dialogLeg, status int) {
 	if status == 0 {
 		status = sip.StatusServiceUnavailable
 	}
-	req := sip.NewRequest(sip.NOTIFY, sip.Uri{})
+	var target sip.Uri
+	switch d := op.(type) {
+	case *sipgo.DialogServerSession:
+		if ct := d.InviteRequest.Contact(); ct != nil {
+			target = *ct.Address.Clone()
+		}
+	case *sipgo.DialogClientSession:
+		if ct := d.InviteResponse.Contact(); ct != nil {
+			target = *ct.Address.Clone()
+		}
+	}
+	if target.Host == "" {
+		return
+	}
+	req := sip.NewRequest(sip.NOTIFY, target)
 	req.AppendHeader(sip.NewHeader("Event", "refer"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=noresource"))
 	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
