@@ -28,7 +28,7 @@ type Deps struct {
 	Store    *store.Store
 	Audit    *audit.Log
 	Policy   Decider
-	Sessions SessionStore // nil: in memory
+	Sessions SessionStore // nil: StoreSessions on Store
 	Location *time.Location
 	Now      func() time.Time
 	Log      *slog.Logger
@@ -88,7 +88,7 @@ func NewApp(d Deps) (*App, error) {
 		d.MaxSourceFailures = 20
 	}
 	if d.Sessions == nil {
-		d.Sessions = NewMemorySessions()
+		d.Sessions = StoreSessions{St: d.Store}
 	}
 	r, err := newRenderer()
 	if err != nil {
