@@ -31,6 +31,7 @@ type Config struct {
 	Users      []User     `yaml:"users"`
 	Policy     Policy     `yaml:"policy"`
 	Recordings Recordings `yaml:"recordings"`
+	Monitoring Monitoring `yaml:"monitoring"`
 
 	// dir is the directory of the config file; relative paths are resolved
 	// against it so the binary can be started from anywhere.
@@ -150,6 +151,17 @@ type Recordings struct {
 	RetentionDays int    `yaml:"retention_days"`
 	MinFreeMB     int    `yaml:"min_free_mb"`
 	NoticePrompt  string `yaml:"notice_prompt"`
+}
+
+// Monitoring configures supervisors' live monitoring and coaching.
+type Monitoring struct {
+	// FollowNextCall keeps a supervisor on the line when the monitored
+	// call ends, and joins the operator's next call.
+	FollowNextCall bool `yaml:"follow_next_call"`
+	// TrainingCalls is how many calls of an operator put in training are
+	// offered to a supervisor (default 5); "plateau user train
+	// --until-signoff" coaches every call until sign-off instead.
+	TrainingCalls int `yaml:"training_calls"`
 }
 
 // Duration is a time.Duration written as "30s", "5m" in YAML.
@@ -293,6 +305,7 @@ func (c *Config) applyDefaults() {
 	defD(&c.Policy.Ban.Duration, 15*time.Minute)
 	defI(&c.Recordings.RetentionDays, 180)
 	defI(&c.Recordings.MinFreeMB, 200)
+	defI(&c.Monitoring.TrainingCalls, 5)
 }
 
 // Secret returns an inline secret or the trimmed content of its file.

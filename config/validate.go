@@ -145,6 +145,9 @@ func (c *Config) Validate() error {
 	if c.Recordings.RetentionDays < 1 {
 		return bad("recordings.retention_days", "must be at least 1")
 	}
+	if c.Monitoring.TrainingCalls < 0 {
+		return bad("monitoring.training_calls", "must not be negative")
+	}
 	if c.Recordings.MinFreeMB < 0 {
 		return bad("recordings.min_free_mb", "must not be negative")
 	}

@@ -20,6 +20,9 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef("user: want add, list, suspend, activate or passwd")
 	}
+	if args[0] == "train" || args[0] == "signoff" {
+		return runUserTraining(ctx, e, args) // cmd_training.go
+	}
 	fs := newFlags(e, "user "+args[0])
 	path := configFlag(fs)
 	switch args[0] {

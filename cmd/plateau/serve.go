@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
@@ -90,6 +91,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRecorder{recorder}, active); err != nil {
+		return err
+	}
+	// Whisper must never reach a customer: prove it on real sockets before
+	// taking calls.
+	if err := media.SelfTestWhisper(ctx, pool, netip.MustParseAddr("127.0.0.1")); err != nil {
+		return fmt.Errorf("monitoring self-test failed, not starting: %w", err)
+	}
+	if err := sipSrv.EnableMonitoring(sip.MonitorOptions{
+		FollowNextCall: cfg.Monitoring.FollowNextCall, Training: st, Registerer: reg,
+	}); err != nil {
 		return err
 	}
 
