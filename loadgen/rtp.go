@@ -148,11 +148,14 @@ func (e *engine) send() {
 		}
 		next = now + ptime
 		e.ticks.Add(1)
-		w := e.window.Load()
 		for _, s := range e.streams {
 			if !s.active.Load() {
 				continue
 			}
+			// The window is read per packet: one may open mid-tick, and a
+			// packet must be counted sent in the window its echo will be
+			// counted in.
+			w := e.window.Load()
 			at := e.now()
 			if _, err := s.sock.WriteToUDPAddrPort(s.next(at), s.dest); err != nil {
 				e.sendErrs.Add(1)

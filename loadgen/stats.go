@@ -187,7 +187,7 @@ type Loss struct {
 	Sent, Recv uint64  // packets
 	Dup        uint64  // repeated packets (not counted in Recv)
 	Foreign    uint64  // packets without our probe (Plateau's tones, prompts)
-	Lost       uint64  // Sent - Recv (0 if more came back)
+	Lost       uint64  // per stream Sent - Recv, summed (a stream with more back counts 0)
 	LossPct    float64 // Lost / Sent, in %
 	WorstPct   float64 // the worst stream's loss, in %
 	Lossy      int     // streams above 0.1 % loss
@@ -212,15 +212,13 @@ func (w *Window) Loss() Loss {
 			l.Silent++
 		}
 		if recv < sent {
+			l.Lost += sent - recv
 			pct := 100 * float64(sent-recv) / float64(sent)
 			l.WorstPct = max(l.WorstPct, pct)
 			if pct > 0.1 {
 				l.Lossy++
 			}
 		}
-	}
-	if l.Recv < l.Sent {
-		l.Lost = l.Sent - l.Recv
 	}
 	if l.Sent > 0 {
 		l.LossPct = 100 * float64(l.Lost) / float64(l.Sent)
