@@ -137,6 +137,16 @@ func TestWindowNoLossWhenMoreComeBack(t *testing.T) {
 	if l := w.Loss(); l.Lost != 0 || l.LossPct != 0 || l.Lossy != 0 {
 		t.Errorf("Loss() = %+v, want none lost", l)
 	}
+
+	// A stream with an extra echo does not hide another stream's loss.
+	w = NewWindow(2, 0, time.Second)
+	w.Sent(0, time.Millisecond)
+	w.Received(payload(0, 0, time.Millisecond), 2*time.Millisecond, &h)
+	w.Received(payload(0, 5, time.Millisecond), 2*time.Millisecond, &h)
+	w.Sent(1, time.Millisecond)
+	if l := w.Loss(); l.Lost != 1 || l.Lossy != 1 || l.Silent != 1 {
+		t.Errorf("Loss() = %+v, want stream 1's packet lost", l)
+	}
 }
 
 func TestParseStatCPU(t *testing.T) {
