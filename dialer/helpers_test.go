@@ -20,8 +20,8 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 var paris = mustLoc("Europe/Paris")
@@ -84,7 +84,9 @@ func addUser(t testing.TB, st *store.Store, ext string, role store.Role) {
 	}
 }
 
-func (f *fixture) by(ext string) store.Change { return store.Change{By: ext, Source: "test", At: f.clk.Now()} }
+func (f *fixture) by(ext string) store.Change {
+	return store.Change{By: ext, Source: "test", At: f.clk.Now()}
+}
 
 // campaign creates an active campaign with the given operators.
 func (f *fixture) campaign(name string, ops ...string) Campaign {

@@ -84,6 +84,8 @@ func (s *Service) Import(ctx context.Context, c store.Change, campaignID int64, 
 		acc = append(acc, accepted{r, n})
 	}
 
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.st.BeginTx(ctx)
 	if err != nil {
 		return rep, err

@@ -24,6 +24,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"plateau/policy"
@@ -41,6 +42,12 @@ type Service struct {
 	grace    time.Duration
 	skipWait time.Duration
 	log      *slog.Logger
+
+	// wmu serialises this process's dialer write transactions so that they
+	// queue here instead of polling on SQLite's busy timeout (which costs
+	// tens of milliseconds a request when operators ask at once); the
+	// BEGIN IMMEDIATE is what keeps them atomic against other processes.
+	wmu sync.Mutex
 }
 
 // Option configures a Service.
@@ -92,6 +99,8 @@ func (s *Service) at(c store.Change) store.Change {
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits only if
 // fn succeeds.
 func (s *Service) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.st.BeginTx(ctx)
 	if err != nil {
 		return err
