@@ -6,13 +6,13 @@
 # the setups/s reached, the server's CPU per call and its peak RSS.
 # Usage: scripts/bench-calls.sh [bin/plateau]
 # Tunables (env): PROFILE=1 (keep a server CPU profile per step), KEEP=1 (keep the
-# temporary directory), RATES ("100 250 500 1000 1500 2000"), SECONDS_PER_RATE (5),
+# temporary directory), RATES ("50 100 250 500 1000 1500 2000"), SECONDS_PER_RATE (5),
 # HOLD_MS (1000), USERS (4000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 bin=$(realpath "${1:-bin/plateau}")
-rates=${RATES:-"100 250 500 1000 1500 2000"}
+rates=${RATES:-"50 100 250 500 1000 1500 2000"}
 per=${SECONDS_PER_RATE:-5}
 hold=${HOLD_MS:-1000}
 users=${USERS:-4000}
@@ -116,10 +116,12 @@ tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_start=$(awk '/VmRSS/{print $2 " " $3}' "/proc/$pid/status")
 
+# Other jobs on the host skew every figure: say how busy it was.
+echo "host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 printf 'Plateau call-setup benchmark: SIPp UAC (digest MD5) -> Plateau (policy, B2BUA, recording) -> SIPp UAS, no RTP from the peers,\n'
 printf '%d s per rate, calls held %d ms, UDP, SIPp on the same %d cores\n' "$per" "$hold" "$(nproc)"
 printf '%9s %8s %7s %8s %10s %9s %12s %9s\n' "target/s" "calls" "failed" "wall s" "setups/s" "cpu s" "cpu ms/call" "setup ms"
-best=0; best_line=""
+best=0; best_line=""; peak=0; peak_line=""
 for rate in $rates; do
 	n=$((rate * per))
 	prof=""
@@ -156,22 +158,35 @@ for rate in $rates; do
 		echo "  stopped at $rate/s: sipp exit $rc, $failed failed, $ok of $n completed (see $tmp/err-$rate.log)"
 		break
 	fi
-	if [ "$(echo "$achieved < 0.9 * $rate" | bc -l)" -eq 1 ]; then
+	if [ "$(echo "$achieved > $peak" | bc -l)" -eq 1 ]; then
+		peak=$(printf %.0f "$achieved")
+		peak_line=$(printf '%.0f setups/s at target %d/s, %.3f ms server CPU per call, mean setup %s ms' "$achieved" "$rate" "$per_call" "$setup")
+	fi
+	# A target counts as sustained when 90 % of it is reached; below half
+	# of it, higher targets are pointless (calls only queue in SIPp).
+	if [ "$(echo "$achieved < 0.5 * $rate" | bc -l)" -eq 1 ]; then
 		echo "  stopped at $rate/s: no failures, but only $(printf %.0f "$achieved")/s reached (calls queue in SIPp)"
 		break
 	fi
-	best=$rate
-	best_line=$(printf '%.0f setups/s (%d calls in %.2f s), %.3f ms server CPU per call' "$achieved" "$ok" "$wall" "$per_call")
+	if [ "$(echo "$achieved >= 0.9 * $rate" | bc -l)" -eq 1 ]; then
+		best=$rate
+		best_line=$(printf '%.0f setups/s (%d calls in %.2f s), %.3f ms server CPU per call' "$achieved" "$ok" "$wall" "$per_call")
+	fi
 	sleep 2 # ports drain (media.port_drain) before the next step
 done
 hwm=$(awk '/VmHWM/{print $2 " " $3}' "/proc/$pid/status")
 recs=$(find "$tmp/data/recordings" -name '*.wav' 2>/dev/null | wc -l)
 echo
-if [ "$best" -eq 0 ]; then
+if [ "$peak" -eq 0 ]; then
 	echo "no rate completed without failures"; keep=1; exit 1
 fi
-printf '%-42s %s\n' "highest target rate with 0 failures" "$best/s"
-printf '%-42s %s\n' "at that rate" "$best_line"
+if [ "$best" -gt 0 ]; then
+	printf '%-42s %s\n' "highest target rate sustained, 0 failures" "$best/s"
+	printf '%-42s %s\n' "at that rate" "$best_line"
+else
+	printf '%-42s %s\n' "highest target rate sustained, 0 failures" "none (the lowest target was not reached)"
+fi
+printf '%-42s %s\n' "most setups/s with 0 failures" "$peak_line"
 printf '%-42s %s (%s after start-up)\n' "server peak RSS (VmHWM, whole run)" "$hwm" "$rss_start"
 printf '%-42s %s\n' "recordings written (WAV files)" "$recs"
 echo "targets: >= 1000 setups/s with 0 failures (then 2000). Reference (FIELD-NOTES): Asterisk 20 275/s, Kamailio 5.6 + dialog 2000/s"
