@@ -87,13 +87,15 @@ func startSipp(t *testing.T, name, scenario string, args ...string) *sippProc {
 	t.Helper()
 	bin := need(t, "sipp")
 	s := &sippProc{t: t, name: name, dir: t.TempDir(), done: make(chan struct{})}
-	all := append([]string{}, args...)
-	all = append(all,
+	// The caller's arguments come last so that they override the defaults
+	// (SIPp keeps the last value of a repeated option, e.g. -m).
+	all := []string{
 		"-sf", filepath.Join(repoRoot, "e2e", "sipp", scenario),
 		"-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(t)),
 		"-ci", "127.0.0.1", "-cp", strconv.Itoa(freePort(t)),
 		"-m", "1", "-timeout", "40s", "-timeout_error", "-trace_err", "-nostdin",
-		"-buff_size", "4194304")
+		"-buff_size", "4194304"}
+	all = append(all, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cmd := exec.CommandContext(ctx, bin, all...)
 	cmd.Dir = s.dir
