@@ -7,9 +7,10 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"plateau/audit"
 	"plateau/policy"
@@ -69,8 +70,9 @@ func (s *Service) Import(ctx context.Context, c store.Change, campaignID int64, 
 	}
 	acc := make([]accepted, 0, len(f.Records))
 	first := make(map[string]int, len(f.Records))
-	for _, r := range f.Records {
-		n, err := policy.Normalize(r.Phone, s.region)
+	norm := s.normalizeAll(f.Records)
+	for i, r := range f.Records {
+		n, err := norm[i].e164, norm[i].err
 		if err != nil {
 			rep.Rejected = append(rep.Rejected, Rejection{Line: r.Line, Phone: r.Phone, Reason: RejectInvalidNumber, Detail: err.Error()})
 			continue
@@ -102,24 +104,22 @@ func (s *Service) Import(ctx context.Context, c store.Change, campaignID int64, 
 	if cp.Status == Finished {
 		return rep, fmt.Errorf("%w: campaign %q is finished", ErrInvalid, cp.Name)
 	}
-	existing, err := campaignNumbers(ctx, tx, cp.ID)
+	existing, err := numberSet(ctx, tx, `SELECT e164 FROM contacts WHERE campaign_id = ?`, cp.ID)
 	if err != nil {
 		return rep, err
 	}
-	dnc, err := tx.PrepareContext(ctx, `SELECT 1 FROM dnc WHERE e164 = ?`)
+	dnc, err := numberSet(ctx, tx, `SELECT e164 FROM dnc`)
 	if err != nil {
 		return rep, err
 	}
-	defer dnc.Close()
 	// Callable now, or already waiting for security in this campaign: no
-	// new proposal. (The same rule as store.IsApproved.)
-	known, err := tx.PrepareContext(ctx, `SELECT 1 FROM allowlist WHERE e164 = ?1 AND (
-		(status = 'approved' AND valid_from <= ?2 AND (valid_until = '' OR valid_until > ?2))
-		OR (status IN ('proposed','approved') AND campaign = ?3)) LIMIT 1`)
+	// new proposal. (The approval rule is store.IsApproved's.)
+	known, err := numberSet(ctx, tx, `SELECT e164 FROM allowlist WHERE
+		(status = 'approved' AND valid_from <= ?1 AND (valid_until = '' OR valid_until > ?1))
+		OR (status IN ('proposed','approved') AND campaign = ?2)`, ft(c.At), cp.Name)
 	if err != nil {
 		return rep, err
 	}
-	defer known.Close()
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO contacts (campaign_id, e164, company, contact, email, city, notes,
 		custom, import_line, due_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
@@ -133,11 +133,7 @@ func (s *Service) Import(ctx context.Context, c store.Change, campaignID int64, 
 			rep.Rejected = append(rep.Rejected, Rejection{Line: a.rec.Line, Phone: a.rec.Phone, Reason: RejectInCampaign, Detail: a.e164})
 			continue
 		}
-		listed, err := exists(ctx, dnc, a.e164)
-		if err != nil {
-			return rep, err
-		}
-		if listed {
+		if dnc[a.e164] {
 			rep.Rejected = append(rep.Rejected, Rejection{Line: a.rec.Line, Phone: a.rec.Phone, Reason: RejectDNC, Detail: a.e164})
 			continue
 		}
@@ -154,11 +150,7 @@ func (s *Service) Import(ctx context.Context, c store.Change, campaignID int64, 
 			return rep, fmt.Errorf("import line %d: %w", a.rec.Line, err)
 		}
 		rep.Added++
-		ok, err := exists(ctx, known, a.e164, now, cp.Name)
-		if err != nil {
-			return rep, err
-		}
-		if !ok {
+		if !known[a.e164] {
 			label := a.rec.Company
 			if label == "" {
 				label = a.rec.Contact
@@ -171,7 +163,7 @@ func (s *Service) Import(ctx context.Context, c store.Change, campaignID int64, 
 	if rep.Added == 0 {
 		return rep, nil // nothing to change: not even an audit entry
 	}
-	if _, err := store.ProposeAllowlistTx(ctx, tx, c, proposals); err != nil {
+	if _, err := store.ProposeAllowlistTx(ctx, tx, c, campaignSubject(cp), proposals); err != nil {
 		return rep, fmt.Errorf("import: %w", err)
 	}
 	rep.Proposed = len(proposals)
@@ -190,8 +182,8 @@ func (s *Service) Import(ctx context.Context, c store.Change, campaignID int64, 
 	return rep, nil
 }
 
-func campaignNumbers(ctx context.Context, tx *sql.Tx, id int64) (map[string]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT e164 FROM contacts WHERE campaign_id = ?`, id)
+func numberSet(ctx context.Context, tx *sql.Tx, q string, args ...any) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -207,11 +199,24 @@ func campaignNumbers(ctx context.Context, tx *sql.Tx, id int64) (map[string]bool
 	return m, rows.Err()
 }
 
-func exists(ctx context.Context, st *sql.Stmt, args ...any) (bool, error) {
-	var one int
-	err := st.QueryRowContext(ctx, args...).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+type normalized struct {
+	e164 string
+	err  error
+}
+
+// normalizeAll normalises every record's number on all cores: it is the
+// costliest pure step of a large import.
+func (s *Service) normalizeAll(recs []Record) []normalized {
+	out := make([]normalized, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), len(recs)/1000+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(recs); i += workers {
+				out[i].e164, out[i].err = policy.Normalize(recs[i].Phone, s.region)
+			}
+		})
 	}
-	return err == nil, err
+	wg.Wait()
+	return out
 }

@@ -23,9 +23,15 @@ import (
 // allowlist or the do-not-call list.
 func (s *Store) BeginTx(ctx context.Context) (*sql.Tx, error) { return s.db.BeginTx(ctx, nil) }
 
-// ProposeAllowlistTx is ProposeAllowlist inside tx. A number already
-// proposed or approved for the same campaign is ErrExists.
-func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, ps []Proposal) ([]AllowEntry, error) {
+// ProposeAllowlistTx proposes numbers inside tx, as ProposeAllowlist does
+// (E.164 only, an active proposer, a number already proposed or approved
+// for the same campaign is ErrExists), for a bulk import: instead of one
+// audit entry per number it writes a single "allowlist.propose.bulk" entry
+// that lists every entry (id and number), with subject what (e.g. the
+// campaign). One person's one decision is one entry; the allowlist rows
+// themselves keep who proposed each number and when. Approval stays per
+// entry, in ApproveAllowlist.
+func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, what string, ps []Proposal) ([]AllowEntry, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
@@ -40,6 +46,8 @@ func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, ps []Proposal
 	}
 	defer ins.Close()
 	out := make([]AllowEntry, 0, len(ps))
+	listed := make([][2]any, 0, len(ps))
+	at := formatTime(c.At)
 	for _, p := range ps {
 		if !ValidE164(p.E164) {
 			return nil, fmt.Errorf("propose %q: %w", p.E164, ErrInvalidE164)
@@ -48,7 +56,7 @@ func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, ps []Proposal
 		if !p.ValidUntil.IsZero() && !p.ValidUntil.After(from) {
 			return nil, fmt.Errorf("propose %s: valid until %s is not after valid from %s", p.E164, FormatTime(p.ValidUntil), FormatTime(from))
 		}
-		res, err := ins.ExecContext(ctx, p.E164, p.Label, p.Campaign, string(AllowProposed), c.By, formatTime(c.At),
+		res, err := ins.ExecContext(ctx, p.E164, p.Label, p.Campaign, string(AllowProposed), c.By, at,
 			formatTime(from), optTime(p.ValidUntil), p.Note)
 		if err != nil {
 			if strings.Contains(err.Error(), "UNIQUE constraint") {
@@ -57,13 +65,18 @@ func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, ps []Proposal
 			return nil, fmt.Errorf("propose %s: %w", p.E164, err)
 		}
 		id, _ := res.LastInsertId()
-		e := AllowEntry{ID: id, E164: p.E164, Label: p.Label, Campaign: p.Campaign, Status: AllowProposed,
-			ProposedBy: c.By, ProposedAt: ParseTime(formatTime(c.At)), ValidFrom: ParseTime(formatTime(from)),
-			ValidUntil: p.ValidUntil, Note: p.Note}
-		if err := auditChange(ctx, tx, c, "allowlist.propose", e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
+		out = append(out, AllowEntry{ID: id, E164: p.E164, Label: p.Label, Campaign: p.Campaign, Status: AllowProposed,
+			ProposedBy: c.By, ProposedAt: ParseTime(at), ValidFrom: ParseTime(formatTime(from)), ValidUntil: p.ValidUntil, Note: p.Note})
+		listed = append(listed, [2]any{id, p.E164})
+	}
+	d := map[string]any{"count": len(out), "entries": listed}
+	if c.Note != "" {
+		d["note"] = c.Note
+	}
+	_, err = audit.AppendTx(ctx, tx, c.At, audit.Entry{Kind: "allowlist.propose.bulk", Actor: c.By, Subject: what,
+		Outcome: "ok", Source: c.Source, Details: d})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
