@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/plateau
 CONFIG  ?= configs/plateau.yaml
 PKGS    := ./...
-APT_PKGS := sip-tester baresip espeak-ng sox
+APT_PKGS := sip-tester baresip espeak-ng sox chromium
 
 .PHONY: all build deps run test unit e2e fuzz bench lint clean
 
@@ -21,6 +21,7 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@$(GO) mod download
+	@cd e2e/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 # The demo: Plateau on the example config beside the simulated outside world.
 run: build

@@ -96,11 +96,11 @@ func (a *App) supervisorPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.render(w, r, http.StatusOK, "supervisor", a.newView(r, "supervisor.title",
-		supervisorData{Operators: ops, Interval: int(a.deps.StreamInterval / time.Second)}))
+		supervisorData{Operators: ops, Interval: max(1, int(a.deps.StreamInterval.Round(time.Second)/time.Second))}))
 }
 
 // supervisorEvents streams the operators' state as Server-Sent Events
-// ("event: operators", JSON data) every StreamInterval, re-checking the
+// ("event: operators", data {"at": site time, "operators": [...]}) every StreamInterval, re-checking the
 // session each time so a logout or suspension ends the stream.
 func (a *App) supervisorEvents(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
@@ -120,7 +120,7 @@ func (a *App) supervisorEvents(w http.ResponseWriter, r *http.Request) {
 			a.log.Warn("supervisor stream", "err", err)
 			return
 		}
-		b, _ := json.Marshal(ops)
+		b, _ := json.Marshal(map[string]any{"at": a.now().In(a.deps.Location).Format("15:04:05"), "operators": ops})
 		if _, err := fmt.Fprintf(w, "event: operators\ndata: %s\n\n", b); err != nil {
 			return
 		}

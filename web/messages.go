@@ -125,7 +125,7 @@ var catalogue = map[string]map[string]string{
 		"simulate.e164":       "Numéro normalisé",
 		"simulate.detail":     "Détail technique",
 		"simulate.invalid":    "Indiquez un poste, un numéro, une date (AAAA-MM-JJ) et une heure (HH:MM).",
-		"simulate.live_facts": "Le compte du poste, la liste rouge et la liste autorisée sont lus pour la date simulée ; le nombre d'appels en cours et l'état de l'enregistreur sont ceux de maintenant, pas ceux de la date simulée.",
+		"simulate.live_facts": "Le compte du poste, la liste d'opposition et la liste autorisée sont lus pour la date simulée ; le nombre d'appels en cours et l'état de l'enregistreur sont ceux de maintenant, pas ceux de la date simulée.",
 
 		"reason.ALLOWED":              "autorisé",
 		"reason.OPERATOR_SUSPENDED":   "poste inconnu ou suspendu",

@@ -35,7 +35,8 @@
       tr.appendChild(td);
     };
     es.addEventListener("operators", function (ev) {
-      var ops = JSON.parse(ev.data);
+      var msg = JSON.parse(ev.data);
+      var ops = msg.operators;
       var body = document.createElement("tbody");
       ops.forEach(function (o) {
         var tr = document.createElement("tr");
@@ -49,11 +50,7 @@
       });
       table.replaceChild(body, table.tBodies[0]);
       var t = document.getElementById("updated");
-      if (t) {
-        var now = new Date();
-        t.dateTime = now.toISOString();
-        t.textContent = now.toLocaleTimeString(document.documentElement.lang);
-      }
+      if (t) { t.textContent = msg.at; } // the site's time, as every time shown
     });
     es.addEventListener("logout", function () { es.close(); window.location = "/login"; });
   }

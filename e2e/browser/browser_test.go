@@ -1,0 +1,162 @@
+// Package browser drives the web consoles in headless Chromium (Debian's
+// /usr/bin/chromium, through playwright-core from npm, installed by make
+// deps) and saves a screenshot of each console in artifacts/.
+package browser
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"net/http/httptest"
+
+	"plateau/audit"
+	"plateau/auth"
+	"plateau/config"
+	"plateau/policy"
+	"plateau/store"
+	"plateau/web"
+)
+
+const password = "browser-test-pw"
+
+// need skips when a tool is missing, unless CI is set: CI must run these.
+func need(t *testing.T, what, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not found at %s (make deps installs it)", what, path)
+		}
+		t.Skipf("%s not found at %s: run make deps (CI fails instead of skipping)", what, path)
+	}
+}
+
+type operators struct{ st *store.Store }
+
+func (o operators) Operator(ctx context.Context, ext string) (policy.Operator, bool, error) {
+	u, err := o.st.User(ctx, ext)
+	if err != nil {
+		return policy.Operator{}, false, nil
+	}
+	return policy.Operator{Extension: u.Extension, Role: string(u.Role), Active: u.Status == store.StatusActive}, true, nil
+}
+
+type idle struct{}
+
+func (idle) Active(context.Context, string) (int, int, error) { return 0, 0, nil }
+func (idle) Ready() error                                     { return nil }
+
+func TestConsolesInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: not in -short")
+	}
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	need(t, "chromium", chromium)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		node = "/usr/bin/node"
+	}
+	need(t, "node", node)
+	need(t, "playwright-core (npm ci in e2e/browser)", "node_modules/playwright-core/package.json")
+
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "plateau.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	paris, _ := time.LoadLocation("Europe/Paris")
+	now := time.Now()
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []store.User{
+		{Extension: "101", DisplayName: "Opérateur Un", Role: store.RoleOperator},
+		{Extension: "102", DisplayName: "Opérateur Deux", Role: store.RoleOperator},
+		{Extension: "201", DisplayName: "Superviseure", Role: store.RoleSupervisor},
+		{Extension: "301", DisplayName: "Agent Sécurité Un", Role: store.RoleSecurity},
+		{Extension: "302", DisplayName: "Agent Sécurité Deux", Role: store.RoleSecurity},
+		{Extension: "401", DisplayName: "Admin", Role: store.RoleAdmin},
+	} {
+		u.WebPassword = hash
+		if err := st.AddUser(ctx, u, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	propose := func(by string, ps ...store.Proposal) {
+		if _, err := st.ProposeAllowlist(ctx, store.Change{By: by, Source: "test", At: now}, ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	propose("301", store.Proposal{E164: "+33240000001", Label: "Cabinet d'architectes Loire", Campaign: "archi-44"},
+		store.Proposal{E164: "+33240000002", Label: "Syndic Atlantique", Campaign: "syndics"})
+	propose("302", store.Proposal{E164: "+33240000003", Label: "Bâtiment Martin", Campaign: "archi-44"})
+	if err := st.SaveBindings(ctx, []store.Binding{{Extension: "101", Contact: "sip:101@127.0.0.1:5070", Source: "127.0.0.1:5070",
+		Transport: "UDP", UserAgent: "baresip", ExpiresAt: now.Add(time.Hour)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	chain := audit.New(st.DB(), time.Now)
+	chain.Append(ctx, audit.Entry{Kind: "policy.decision", Actor: "102", Subject: "+33612345678", Outcome: "refused",
+		Reason: policy.ReasonNotAllowlisted, Source: "127.0.0.1", Details: map[string]any{"rule": "allowlist",
+			"detail": "+33612345678 is not approved on the allowlist", "dialled": "0612345678"}})
+
+	weekdays := [7]bool{false, true, true, true, true, true, false}
+	ws, err := policy.NewWindows(paris, []config.WeeklyWindow{{Days: weekdays, From: 7*60 + 30, To: 18 * 60}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policy.New(policy.Config{Region: "FR", Windows: ws}, policy.Deps{Operators: operators{st},
+		Allowlist: st, DoNotCall: st, Calls: idle{}, Recorder: idle{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := web.NewApp(web.Deps{Store: st, Audit: chain, Policy: engine, Location: paris, StreamInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	defer srv.Close()
+
+	artifacts, _ := filepath.Abs("artifacts")
+	os.RemoveAll(artifacts)
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, node, "run.mjs")
+	cmd.Env = append(os.Environ(), "BASE_URL="+srv.URL, "ARTIFACTS="+artifacts, "PASSWORD="+password, "CHROMIUM="+chromium)
+	outp, err := cmd.CombinedOutput()
+	t.Logf("run.mjs:\n%s", outp)
+	if err != nil {
+		t.Fatalf("browser run failed (%v); screenshots in %s", err, artifacts)
+	}
+
+	// What the browser did is in the store and the audit log.
+	approved, _ := st.Allowlist(ctx, store.AllowFilter{Status: store.AllowApproved})
+	if len(approved) != 1 || approved[0].E164 != "+33240000001" || approved[0].DecidedBy != "302" {
+		t.Fatalf("approved: %+v", approved)
+	}
+	proposed, _ := st.Allowlist(ctx, store.AllowFilter{Status: store.AllowProposed})
+	if len(proposed) != 2 {
+		t.Fatalf("still proposed: %+v", proposed)
+	}
+	recs, _ := chain.List(ctx, audit.Filter{Kind: "allowlist.approve"})
+	if len(recs) != 2 || recs[0].Entry.Outcome != "refused" || recs[1].Entry.Outcome != "ok" {
+		t.Fatalf("allowlist.approve audit: %+v", recs)
+	}
+	for _, name := range []string{"login", "security-allowlist", "security-audit", "security-refused", "security-simulator",
+		"supervisor", "operator", "admin-users-en"} {
+		fi, err := os.Stat(filepath.Join(artifacts, name+".png"))
+		if err != nil || fi.Size() < 5000 {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+}
