@@ -85,7 +85,6 @@ func TestTemplatesUseKeysOnly(t *testing.T) {
 	}
 }
 
-
 func TestLanguageChoice(t *testing.T) {
 	f := newFixture(t)
 	c := f.client()
