@@ -298,7 +298,7 @@ func (s *Service) SetStatus(ctx context.Context, c store.Change, id int64, st St
 
 // Campaign returns one campaign.
 func (s *Service) Campaign(ctx context.Context, id int64) (Campaign, error) {
-	return campaignTx(ctx, s.db, id)
+	return campaignTx(ctx, s.on(nil), id)
 }
 
 // CampaignByName returns the campaign with this exact name.

@@ -45,6 +45,10 @@ type Lease struct {
 const contactCols = `id, campaign_id, e164, company, contact, email, city, notes, custom, state, attempts,
 	last_disposition, last_notes, callback_by, callback_at, leased_by, lease_until`
 
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
 type contactRow struct {
 	Contact
 	callbackBy, leasedBy string
@@ -109,7 +113,7 @@ var queueQueries = []string{
 // operators never get the same contact.
 func (s *Service) Next(ctx context.Context, operator string, campaignID int64) (Lease, error) {
 	now := s.now()
-	cp, err := s.Campaign(ctx, campaignID)
+	cp, err := campaignTx(ctx, s.on(nil), campaignID)
 	if err != nil {
 		return Lease{}, err
 	}
@@ -118,13 +122,19 @@ func (s *Service) Next(ctx context.Context, operator string, campaignID int64) (
 			Dispositions: cp.Dispositions, Callback: callback}
 	}
 	var out Lease
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := store.ActiveUserTx(ctx, tx, operator); err != nil {
-			return fmt.Errorf("%w: %v", ErrForbidden, err)
+	err = s.inTx(ctx, func(dbtx *sql.Tx) error {
+		tx := s.on(dbtx)
+		var status string
+		err := tx.QueryRowContext(ctx, `SELECT status FROM users WHERE extension = ?`, operator).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && status != string(store.StatusActive)) {
+			return fmt.Errorf("%w: user %q is unknown or suspended", ErrForbidden, operator)
+		}
+		if err != nil {
+			return err
 		}
 		// A disposition owed blocks everything else, in any campaign.
 		var pending int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM contacts WHERE leased_by = ? AND leased_by <> '' AND state = 'pending' ORDER BY id LIMIT 1`,
+		err = tx.QueryRowContext(ctx, `SELECT id FROM contacts WHERE leased_by = ? AND leased_by <> '' AND state = 'pending' ORDER BY id LIMIT 1`,
 			operator).Scan(&pending)
 		if err == nil {
 			c, err := contactTx(ctx, tx, pending)
@@ -209,7 +219,7 @@ func (s *Service) canLease(cp Campaign, operator string, now time.Time) error {
 	return nil
 }
 
-func leaseContact(ctx context.Context, tx *sql.Tx, id int64, operator string, now, until time.Time) (contactRow, error) {
+func leaseContact(ctx context.Context, tx runner, id int64, operator string, now, until time.Time) (contactRow, error) {
 	// due_at follows the lease: the queue index skips leased contacts
 	// without reading them, and an expired lease is simply due again.
 	c, err := scanContact(tx.QueryRowContext(ctx, `UPDATE contacts SET leased_by = ?, lease_until = ?, due_at = ?
@@ -220,7 +230,7 @@ func leaseContact(ctx context.Context, tx *sql.Tx, id int64, operator string, no
 	return c, nil
 }
 
-func release(ctx context.Context, tx *sql.Tx, id int64, operator string, now time.Time) error {
+func release(ctx context.Context, tx execer, id int64, operator string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE contacts SET leased_by = '', lease_until = '', due_at = ?
 		WHERE id = ? AND leased_by = ? AND state = 'open'`, ft(now), id, operator)
 	return err
@@ -229,7 +239,7 @@ func release(ctx context.Context, tx *sql.Tx, id int64, operator string, now tim
 // heldBy returns the contact if operator holds it: leased to them and not
 // taken over by anyone since (an expired lease still counts until someone
 // else leases the contact), or pending their disposition when pendingOK.
-func heldBy(ctx context.Context, tx *sql.Tx, id int64, operator string, pendingOK bool) (contactRow, error) {
+func heldBy(ctx context.Context, tx querier, id int64, operator string, pendingOK bool) (contactRow, error) {
 	c, err := contactTx(ctx, tx, id)
 	if err != nil {
 		return c, err
@@ -244,10 +254,11 @@ func heldBy(ctx context.Context, tx *sql.Tx, id int64, operator string, pendingO
 func (s *Service) Release(ctx context.Context, operator string, contactID int64) error {
 	now := s.now()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := heldBy(ctx, tx, contactID, operator, false); err != nil {
+		r := s.on(tx)
+		if _, err := heldBy(ctx, r, contactID, operator, false); err != nil {
 			return err
 		}
-		return release(ctx, tx, contactID, operator, now)
+		return release(ctx, r, contactID, operator, now)
 	})
 }
 

@@ -48,6 +48,9 @@ type Service struct {
 	// tens of milliseconds a request when operators ask at once); the
 	// BEGIN IMMEDIATE is what keeps them atomic against other processes.
 	wmu sync.Mutex
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
 
 // Option configures a Service.
