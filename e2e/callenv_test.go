@@ -36,6 +36,7 @@ const (
 type callOpts struct {
 	trunkPorts []int  // carrier UDP ports on 127.0.0.1, in failover order
 	sipYAML    string // extra sip: lines
+	policyYAML string // extra policy: lines
 }
 
 // startCallServer starts plateau with the given trunks, windows open all
@@ -55,7 +56,7 @@ func startCallServer(t *testing.T, o callOpts) *plateau {
 	p := startPlateau(t, serverOpts{
 		users:      []user{{opExt, opPass}},
 		sipYAML:    o.sipYAML,
-		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
+		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n" + o.policyYAML,
 		extraYAML:  tr.String(),
 	})
 	for _, args := range [][]string{
