@@ -58,8 +58,20 @@ func (l *lockout) fail(kind, key string, now time.Time) bool {
 		return true
 	}
 	l.fails[k] = fs
+	if len(l.fails) > maxTracked {
+		// Guessing many names must not grow memory without bound: forget
+		// keys whose last failure left the window.
+		for key, ts := range l.fails {
+			if now.Sub(ts[len(ts)-1]) >= l.window {
+				delete(l.fails, key)
+			}
+		}
+	}
 	return false
 }
+
+// maxTracked is how many keys may be tracked before old ones are pruned.
+const maxTracked = 10000
 
 // succeed clears a user's failures after a good login (not the source's:
 // one good account must not unlock guessing at others from that desk).
