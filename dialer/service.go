@@ -42,6 +42,7 @@ type Service struct {
 	grace    time.Duration
 	skipWait time.Duration
 	log      *slog.Logger
+	call     CallFunc
 
 	// wmu serialises this process's dialer write transactions so that they
 	// queue here instead of polling on SQLite's busy timeout (which costs
