@@ -134,8 +134,8 @@ func runLoadgen(ctx context.Context, e *env, args []string) error {
 }
 
 func printStepHeader(w io.Writer) {
-	fmt.Fprintf(w, "%6s %9s %7s %8s %8s %6s %9s %9s %9s %9s %11s %11s %9s %9s\n",
-		"calls", "sent", "lost", "loss %", "worst %", "lossy", "rtt p50", "rtt p99", "rtt max", "late tick",
+	fmt.Fprintf(w, "%6s %9s %6s %7s %8s %8s %6s %9s %9s %9s %9s %11s %11s %9s %9s\n",
+		"calls", "sent", "pace%", "lost", "loss %", "worst %", "lossy", "rtt p50", "rtt p99", "rtt max", "late tick",
 		"+1way p50", "+1way p99", "%core/cl", "rec drop")
 }
 
@@ -153,8 +153,14 @@ func printStep(w io.Writer, st loadgen.StepResult, base *loadgen.Result) {
 	if v, ok := st.Metrics["plateau_recorder_dropped_packets_total"]; ok {
 		drop = fmt.Sprintf("%.0f", v)
 	}
-	fmt.Fprintf(w, "%6d %9d %7d %8.3f %8.2f %6d %9s %9s %9s %9d %11s %11s %9s %9s\n",
-		st.Calls, st.Loss.Sent, st.Loss.Lost, st.Loss.LossPct, st.Loss.WorstPct, st.Loss.Lossy,
+	// pace: packets sent against one per call per 20 ms over the window;
+	// below 100 the generator itself could not keep up.
+	pace := 0.0
+	if st.Calls > 0 && st.Window > 0 {
+		pace = 100 * float64(st.Loss.Sent) / (float64(st.Calls) * float64(st.Window/(20*time.Millisecond)))
+	}
+	fmt.Fprintf(w, "%6d %9d %6.1f %7d %8.3f %8.2f %6d %9s %9s %9s %9d %11s %11s %9s %9s\n",
+		st.Calls, st.Loss.Sent, pace, st.Loss.Lost, st.Loss.LossPct, st.Loss.WorstPct, st.Loss.Lossy,
 		us(st.RTT.P50), us(st.RTT.P99), us(st.RTT.Max), st.LateTicks, add50, add99, cpu, drop)
 }
 
