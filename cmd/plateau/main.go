@@ -25,6 +25,7 @@ commands:
   check-config -c FILE       validate a configuration and exit
   user add|list|suspend|activate|passwd
   allowlist add|approve|reject|revoke|list|export
+  campaign create|list|import|export|results|activate|pause|finish
   audit verify
   pstn-sim -c FILE           the simulated outside world (demo, tests)
   dial --as EXT NUMBER       place one test call through Plateau
@@ -94,6 +95,8 @@ func run(ctx context.Context, e *env, args []string) int {
 		err = runAllowlist(ctx, e, rest)
 	case "audit":
 		err = runAudit(ctx, e, rest)
+	case "campaign":
+		err = runCampaign(ctx, e, rest)
 	case "recordings":
 		err = runRecordings(ctx, e, rest)
 	case "pstn-sim":
