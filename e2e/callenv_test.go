@@ -59,17 +59,27 @@ func startCallServer(t *testing.T, o callOpts) *plateau {
 		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n" + o.policyYAML,
 		extraYAML:  tr.String(),
 	})
-	for _, args := range [][]string{
-		{"user", "add", "--role", "security", "--name", "Sec1", "--web-password", "sec-301-password", "301"},
-		{"user", "add", "--role", "security", "--name", "Sec2", "--web-password", "sec-302-password", "302"},
-		{"allowlist", "add", "--by", "301", approved},
-		{"allowlist", "approve", "--by", "302", "--all"},
-	} {
+	approve(t, p, approved)
+	return p
+}
+
+// approve puts numbers on the allowlist: 301 proposes, 302 approves (the
+// two security officers are created when missing).
+func approve(t *testing.T, p *plateau, numbers ...string) {
+	t.Helper()
+	users, _ := p.plateauCmd("user", "list")
+	cmds := [][]string{}
+	if !strings.Contains(users, "\n301 ") {
+		cmds = append(cmds,
+			[]string{"user", "add", "--role", "security", "--name", "Sec1", "--web-password", "sec-301-password", "301"},
+			[]string{"user", "add", "--role", "security", "--name", "Sec2", "--web-password", "sec-302-password", "302"})
+	}
+	cmds = append(cmds, append([]string{"allowlist", "add", "--by", "301"}, numbers...), []string{"allowlist", "approve", "--by", "302", "--all"})
+	for _, args := range cmds {
 		if out, err := p.plateauCmd(args...); err != nil {
 			t.Fatalf("plateau %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	return p
 }
 
 // sippProc is a SIPp run in the background.

@@ -47,14 +47,7 @@ func TestCallsReferAllowed(t *testing.T) {
 	const target = "+33240120183"
 	carrierPort := freePort(t)
 	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
-	for _, args := range [][]string{
-		{"allowlist", "add", "--by", "301", target},
-		{"allowlist", "approve", "--by", "302", "--all"},
-	} {
-		if out, err := p.plateauCmd(args...); err != nil {
-			t.Fatalf("plateau %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	approve(t, p, target)
 	// Two calls: the original (ended by Plateau's BYE) and the transfer.
 	carrier := startCarrier(t, carrierPort, "uas_answer.xml", "-m", "2")
 	op := startReferOperator(t, p, "uac_refer_ok.xml", approved, target)
