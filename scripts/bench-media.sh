@@ -27,15 +27,15 @@ users=$max_calls
 
 tmp=$(mktemp -d /tmp/plateau-bench-media.XXXXXX)
 pid=""; sim=""; keep=${KEEP:-}
-stop() { # stop PID: TERM, then KILL after 20 s (Plateau closes recordings)
+stop() { # stop PID [SIGNAL]: TERM (or SIGNAL), then KILL after 20 s (Plateau closes recordings)
 	local p=$1
 	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-	kill -TERM "$p" 2>/dev/null || true
+	kill "-${2:-TERM}" "$p" 2>/dev/null || true
 	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
 	kill -KILL "$p" 2>/dev/null || true
 }
 cleanup() {
-	stop "$pid"; stop "$sim"
+	stop "$pid"; stop "$sim" INT # pstn-sim stops on SIGINT (SIGTERM only drains)
 	if [ -z "$keep" ]; then rm -rf "$tmp"; else echo "bench-media: files kept in $tmp"; fi
 }
 trap cleanup EXIT INT TERM
