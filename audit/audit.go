@@ -57,10 +57,24 @@ type Record struct {
 type Log struct {
 	db  *sql.DB
 	now func() time.Time
-	// mu serialises this process's appends so they queue here instead of
-	// spinning on SQLite's busy timeout; the write transaction is what
-	// keeps the chain linear across processes (the CLI and the server).
+	// mu is held by the one appender that commits: entries queued while it
+	// commits go together in the next transaction (group commit), so a
+	// burst of calls costs a few commits, not one each. The write
+	// transaction is what keeps the chain linear across processes (the CLI
+	// and the server).
 	mu sync.Mutex
+
+	qmu   sync.Mutex
+	queue []*pending
+}
+
+// pending is an entry waiting for its batch to commit.
+type pending struct {
+	at    time.Time
+	entry Entry
+	seq   int64
+	err   error
+	done  bool // set under Log.mu by the committer
 }
 
 // New returns a log on db, whose schema must include migration 0002.
@@ -71,23 +85,58 @@ func New(db *sql.DB, now func() time.Time) *Log {
 	return &Log{db: db, now: now}
 }
 
-// Append adds an entry and returns its sequence number.
+// Append adds an entry and returns its sequence number once it is
+// committed. Concurrent appends are committed together.
 func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
+	// A bad entry fails alone, not the batch it would have joined.
+	if e.Kind == "" {
+		return 0, fmt.Errorf("%w: kind is required", ErrInvalidEntry)
+	}
+	if _, err := json.Marshal(e.Details); err != nil {
+		return 0, fmt.Errorf("%w: details: %v", ErrInvalidEntry, err)
+	}
+	p := &pending{at: l.now(), entry: e}
+	l.qmu.Lock()
+	l.queue = append(l.queue, p)
+	l.qmu.Unlock()
+
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if p.done { // an earlier committer took it in its batch
+		return p.seq, p.err
+	}
+	l.qmu.Lock()
+	batch := l.queue
+	l.queue = nil
+	l.qmu.Unlock()
+	err := l.commit(ctx, batch)
+	for _, q := range batch {
+		if err != nil {
+			q.seq, q.err = 0, err
+		}
+		q.done = true
+	}
+	return p.seq, p.err
+}
+
+// commit writes a batch in one transaction; all or none of it.
+func (l *Log) commit(ctx context.Context, batch []*pending) error {
+	// Appenders of a batch may have gone; the entries must still be written.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("audit append: %w", err)
+		return fmt.Errorf("audit append: %w", err)
 	}
 	defer tx.Rollback()
-	seq, err := AppendTx(ctx, tx, l.now(), e)
-	if err != nil {
-		return 0, err
+	for _, q := range batch {
+		if q.seq, err = AppendTx(ctx, tx, q.at, q.entry); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("audit append: %w", err)
+		return fmt.Errorf("audit append: %w", err)
 	}
-	return seq, nil
+	return nil
 }
 
 // AppendTx adds an entry inside the caller's transaction, so that a change
