@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -263,5 +264,55 @@ func BenchmarkMixerFrame(b *testing.B) {
 		m.Mix(&f.op, Barge, OutOperator, true)
 		m.Mix(&f.cust, Barge, OutCustomer, true)
 		m.Mix(&f.rec, Barge, OutRecordOperator, true)
+	}
+}
+
+// With nothing to mix into (both sides silent), the supervisor's voice is
+// sent as packets of its own — to the operator in whisper, to both in
+// barge, never to the customer in whisper.
+func TestMonitorInjectsWhenSidesSilent(t *testing.T) {
+	for _, mode := range []MonitorMode{Whisper, Barge} {
+		t.Run(mode.String(), func(t *testing.T) {
+			pool := testPool(t, 0, nil)
+			r, err := NewRelay(pool, lo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			op, _ := NewEndpoint(nil, lo, PCMU.Codec())
+			cust, _ := NewEndpoint(nil, lo, PCMA.Codec())
+			sup, _ := NewEndpoint(nil, lo, PCMU.Codec())
+			defer op.Close()
+			defer cust.Close()
+			defer sup.Close()
+			r.SetRemote(LegOperator, op.LocalAddr(), PCMU.Codec(), 101)
+			r.SetRemote(LegOutside, cust.LocalAddr(), PCMA.Codec(), 101)
+			m, err := NewMonitor(pool, lo, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			m.SetRemote(sup.LocalAddr(), PCMU.Codec(), 101)
+			if err := m.Attach(r); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Attach(r); err != nil {
+				t.Fatalf("re-attaching the same monitor: %v", err)
+			}
+			other, _ := NewMonitor(pool, lo, Listen)
+			defer other.Close()
+			if err := other.Attach(r); err != ErrMonitorBusy {
+				t.Fatalf("second monitor: %v, want ErrMonitorBusy", err)
+			}
+			sup.SetRemote(netip.AddrPortFrom(lo, uint16(m.LocalPort())))
+			play(t, sup, Tone(hzSup, 600*time.Millisecond))
+			time.Sleep(150 * time.Millisecond)
+			if !hears(op.PCM(), hzSup) {
+				t.Fatalf("%v: the operator does not hear the supervisor", mode)
+			}
+			if got := hears(cust.PCM(), hzSup); got != (mode == Barge) {
+				t.Fatalf("%v: the customer hears the supervisor: %v (%d samples)", mode, got, len(cust.PCM()))
+			}
+		})
 	}
 }

@@ -126,12 +126,19 @@ func (r *Relay) InjectMonitor(toOperator, toOutside, recordOperator *[FrameSampl
 	if !r.mon.active.Load() {
 		return
 	}
-	r.mon.mu.Lock()
-	if toOperator != nil {
-		r.mon.toLeg[LegOperator].push(toOperator[:])
+	// Lock order is r.mu then r.mon.mu (the packet path's): the direct
+	// send decides under r.mu alone.
+	var queue [2]*[FrameSamples]int16
+	for l, f := range [2]*[FrameSamples]int16{toOperator, toOutside} {
+		if f != nil && !r.injectDirect(r.legs[l], f) {
+			queue[l] = f
+		}
 	}
-	if toOutside != nil {
-		r.mon.toLeg[LegOutside].push(toOutside[:])
+	r.mon.mu.Lock()
+	for l, f := range queue {
+		if f != nil {
+			r.mon.toLeg[l].push(f[:])
+		}
 	}
 	if recordOperator != nil {
 		r.mon.record.push(recordOperator[:])
@@ -183,4 +190,33 @@ func (r *Relay) monitorForward(l, d *leg, payload []byte) {
 	if mixed {
 		encodeFrame(d.codec.Encoding, payload, pcm)
 	}
+}
+
+// injectDirect sends a monitor frame toward d as a packet of its own when
+// nothing is being forwarded to d (the other side is silent, muted by
+// DTX or finished): there is no packet to mix into, and no stream to
+// collide with. It reports whether it sent.
+func (r *Relay) injectDirect(d *leg, f *[FrameSamples]int16) bool {
+	now := r.cfg.now()
+	r.mu.Lock()
+	dest, reason := d.rtpDest()
+	if reason != "" || d.muted > 0 || now.Sub(d.out.lastFwd) < 3*ptime || d.out.injecting && now.Sub(d.out.lastSent) < ptime/2 {
+		r.mu.Unlock()
+		return false
+	}
+	seq, ts, marker := d.out.inject(now)
+	enc, pt, ssrc := d.codec.Encoding, d.codec.PayloadType, d.out.ssrc
+	r.mu.Unlock()
+	r.mon.mu.Lock()
+	if q := &r.mon.toLeg[d.id]; q.n > 0 {
+		q.mixInto(f[:]) // what was queued while packets still flowed
+	}
+	r.mon.mu.Unlock()
+	var pkt [12 + FrameSamples]byte
+	writeHeader(pkt[:12], pt, marker, seq, ts, ssrc)
+	encodeFrame(enc, pkt[12:], f[:])
+	if _, err := d.ports.RTP.WriteToUDPAddrPort(pkt[:], dest); err == nil {
+		r.cfg.metrics.packetsOut.Inc()
+	}
+	return true
 }

@@ -94,8 +94,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	// Whisper must never reach a customer: prove it on real sockets before
-	// taking calls.
-	if err := media.SelfTestWhisper(ctx, pool, netip.MustParseAddr("127.0.0.1")); err != nil {
+	// taking calls (its own pool, no drain: no call's ports stay held).
+	selfPool, err := media.NewPortPool(minPort, maxPort, 0, e.now)
+	if err != nil {
+		return fmt.Errorf("media.rtp_ports: %w", err)
+	}
+	if err := media.SelfTestWhisper(ctx, selfPool, netip.MustParseAddr("127.0.0.1")); err != nil {
 		return fmt.Errorf("monitoring self-test failed, not starting: %w", err)
 	}
 	if err := sipSrv.EnableMonitoring(sip.MonitorOptions{
