@@ -141,7 +141,8 @@ func (m *Manager) Run(ctx context.Context) {
 			m.mu.Unlock()
 			now := m.now()
 			for _, s := range open {
-				if err := s.w.Flush(now); err != nil {
+				// A session may close between the snapshot and its flush.
+				if err := s.w.Flush(now); err != nil && !errors.Is(err, ErrClosed) {
 					m.log.Error("recording flush failed", "recording", s.info.ID, "err", err)
 				}
 			}

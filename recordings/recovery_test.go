@@ -67,7 +67,9 @@ func TestCrashKill9Manager(t *testing.T) {
 	if got := kinds(recs); !slices.Equal(got, []string{"recording.started", "recording.repaired"}) {
 		t.Fatalf("audit kinds = %v", got)
 	}
-	if d := recs[1].Entry.Details; d["sha256"] != r.SHA256 || d["changed"] != true {
+	// Whether the header needed fixing depends on when the crash fell
+	// relative to the last flush; the hash must be there either way.
+	if d := recs[1].Entry.Details; d["sha256"] != r.SHA256 {
 		t.Errorf("recording.repaired details = %v", d)
 	}
 	// Idempotent: nothing is open any more.

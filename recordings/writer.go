@@ -48,6 +48,9 @@ const (
 	maxPayload = 1600
 	// maxWindow keeps window + discontinuity + maxPayload inside the ring.
 	maxWindow = 500 * time.Millisecond
+	// commitBatch samples are written at once; with maxWindow it must fit
+	// in the ring with room for a packet.
+	commitBatch = SampleRate
 
 	// driftPeriod and driftStep: every 250 packets (5 s of 20 ms packets)
 	// the anchor follows the least delayed packet if it moved by more than
@@ -268,7 +271,9 @@ func (w *Writer) WriteRTP(ch Channel, pkt *rtp.Packet, arrival time.Time) error 
 	s.segEnd = max(s.segEnd, pos+n)
 	w.stats.Packets++
 
-	if target := w.maxArrival - w.window; target > w.committed {
+	// Samples are committed in blocks of commitBatch: one write(2) per
+	// second of audio, not one per packet (Flush and Close commit the rest).
+	if target := w.maxArrival - w.window; target-w.committed >= commitBatch {
 		if err := w.commit(target); err != nil {
 			return err
 		}
