@@ -12,6 +12,7 @@ import (
 
 	"plateau/audit"
 	"plateau/policy"
+	"plateau/recordings"
 	"plateau/store"
 )
 
@@ -32,6 +33,12 @@ type Deps struct {
 	Location *time.Location
 	Now      func() time.Time
 	Log      *slog.Logger
+
+	// Recordings is the recordings index and RecordingsDir the directory
+	// its paths are relative to (recordings.dir). Nil: the recordings
+	// routes answer 503 (web/recordings.go).
+	Recordings    *recordings.DBIndex
+	RecordingsDir string
 
 	// SecureCookies forces the Secure flag (TLS ended by a proxy); it is
 	// set anyway on requests that came over TLS.
@@ -157,6 +164,7 @@ func (a *App) routes() {
 	page("GET /api/v1/users", userReaders, a.apiUsers)
 	page("POST /api/v1/users/{ext}/{action}", admin, a.apiUserStatus)
 	page("GET /api/v1/operators", supervisor, a.apiOperators)
+	a.recordingRoutes()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, http.StatusNotFound, "not_found", nil)
 	})

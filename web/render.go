@@ -106,7 +106,7 @@ func navFor(role store.Role, path string) []navItem {
 		add("/security/refused", "nav.refused")
 		add("/security/simulate", "nav.simulate")
 	}
-	return items
+	return append(items, recordingsNav(role, path)...)
 }
 
 func (a *App) newView(r *http.Request, title string, data any) *view {

@@ -122,7 +122,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}, log.With("component", "http"))
 	loc, _ := time.LoadLocation(cfg.Site.Timezone) // checked by config.Load
 	app, err := web.NewApp(web.Deps{Store: st, Audit: auditor.chain, Policy: engine, Location: loc, Now: e.now,
-		Log: log.With("component", "web")})
+		Log: log.With("component", "web"), Recordings: recIndex, RecordingsDir: cfg.RecordingsDir()})
 	if err != nil {
 		return err
 	}
