@@ -64,6 +64,10 @@ type Request struct {
 	Source   string    // signalling source address, for the audit log
 	Kind     Kind
 	Campaign string // optional
+	// Reserved says the caller counted this call in Calls before asking,
+	// so that concurrent requests cannot all pass a limit: the counts then
+	// include the request itself.
+	Reserved bool
 }
 
 // Decision is the answer, allowed or not, with why.
@@ -262,8 +266,9 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	if err != nil {
 		return lookupFailed(RuleLimits, e164, err)
 	}
-	if r.Kind == KindRefer {
-		// A transfer replaces the outside party of a call already counted.
+	if r.Kind == KindRefer || r.Reserved {
+		// The counts include this request: its own reservation, or (a
+		// transfer) the call whose outside party it replaces.
 		mine, site = mine-1, site-1
 	}
 	if mine >= e.cfg.PerOperator {

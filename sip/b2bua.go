@@ -75,10 +75,6 @@ type b2bua struct {
 	dialogs *sipgo.DialogUA
 	trunks  []*Trunk
 
-	// admit serialises decide-then-reserve, so that two simultaneous
-	// INVITEs cannot both pass a concurrency limit.
-	admit sync.Mutex
-
 	region string // for normalising inbound callers
 
 	mu           sync.Mutex
@@ -185,6 +181,20 @@ func (b *b2bua) hangupAll(reason string) {
 	for _, c := range cs {
 		c.end(reason)
 	}
+}
+
+// admit reserves the operator's slot, then asks the policy with the
+// reservation counted: simultaneous requests cannot all pass a limit (at
+// worst both are refused), and no lock is held across the policy's
+// lookups. A refusal releases the slot.
+func (b *b2bua) admit(r policy.Request) policy.Decision {
+	b.active.add(r.Operator)
+	r.Reserved = true
+	d := b.policy.Decide(b.s.ctx, r)
+	if !d.Allow {
+		b.active.remove(r.Operator)
+	}
+	return d
 }
 
 // trunkFor returns the trunk whose allowed sources contain src.

@@ -57,12 +57,7 @@ func (s *Server) ClickToCall(ctx context.Context, r ClickToCallRequest, onOutcom
 	if len(contacts) == 0 {
 		return "", fmt.Errorf("%w: %s", ErrNotRegistered, r.Operator)
 	}
-	b.admit.Lock()
-	d := b.policy.Decide(s.ctx, policy.Request{Operator: r.Operator, Number: r.Number, Time: s.now(), Source: r.Source, Kind: policy.KindClickToCall, Campaign: r.Campaign})
-	if d.Allow {
-		b.active.add(r.Operator)
-	}
-	b.admit.Unlock()
+	d := b.admit(policy.Request{Operator: r.Operator, Number: r.Number, Time: s.now(), Source: r.Source, Kind: policy.KindClickToCall, Campaign: r.Campaign})
 	b.auditDecision(r.Operator, r.Number, r.Source, d)
 	if !d.Allow {
 		s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()

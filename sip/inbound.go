@@ -38,16 +38,11 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 	}
 	e164, _ := policy.Normalize(caller, b.region)
 
-	b.admit.Lock()
 	op, contact := b.pickOperator(e164)
 	d := policy.Decision{Reason: "NO_OPERATOR_AVAILABLE", Rule: "routing", E164: e164}
 	if op != "" {
-		d = b.policy.Decide(s.ctx, policy.Request{Operator: op, Number: caller, Time: s.now(), Source: req.Source(), Kind: policy.KindInbound})
+		d = b.admit(policy.Request{Operator: op, Number: caller, Time: s.now(), Source: req.Source(), Kind: policy.KindInbound})
 	}
-	if d.Allow {
-		b.active.add(op)
-	}
-	b.admit.Unlock()
 	b.auditDecision(op, caller, req.Source(), d)
 	if !d.Allow {
 		s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()

@@ -82,14 +82,9 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		b.handleFeatureCode(req, tx, u, offer, codec)
 		return
 	}
-	b.admit.Lock()
-	d := b.policy.Decide(s.ctx, policy.Request{
+	d := b.admit(policy.Request{
 		Operator: u.Extension, Number: number, Time: s.now(), Source: req.Source(), Kind: policy.KindOutbound,
 	})
-	if d.Allow {
-		b.active.add(u.Extension)
-	}
-	b.admit.Unlock()
 	b.auditDecision(u.Extension, number, req.Source(), d)
 	if !d.Allow {
 		s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()
