@@ -50,7 +50,8 @@ func (x *memIndex) Finish(_ context.Context, id string, _ time.Time, f recording
 
 type nopAudit struct{}
 
-func (nopAudit) Audit(context.Context, string, string, string, string, string, string, map[string]any) {}
+func (nopAudit) Audit(context.Context, string, string, string, string, string, string, map[string]any) {
+}
 
 func testLog(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
