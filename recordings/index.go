@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"plateau/audit"
@@ -82,7 +83,12 @@ type Index interface {
 
 // DBIndex is the Index in the Plateau database (migration 0004), chained
 // into the audit log of the same database.
-type DBIndex struct{ db *sql.DB }
+type DBIndex struct {
+	db *sql.DB
+	// mu queues this process's index writes in Go: SQLite's busy handler
+	// would make concurrent writers sleep and retry instead.
+	mu sync.Mutex
+}
 
 // NewDBIndex returns the index on db (store.Store.DB()).
 func NewDBIndex(db *sql.DB) *DBIndex { return &DBIndex{db: db} }
@@ -90,6 +96,8 @@ func NewDBIndex(db *sql.DB) *DBIndex { return &DBIndex{db: db} }
 // inTx runs fn in a write transaction: the store opens SQLite with
 // _txlock=immediate, which audit.AppendTx needs to keep the chain linear.
 func (x *DBIndex) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -82,8 +82,8 @@ func openRaw(path string) (*Store, error) {
 	// Opening a connection runs the DSN's pragmas (a large share of a
 	// query's cost under load): keep a fixed pool open. WAL lets readers
 	// run beside the single writer.
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 	return &Store{db: db}, nil
