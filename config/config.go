@@ -32,6 +32,9 @@ type Config struct {
 	Policy     Policy     `yaml:"policy"`
 	Recordings Recordings `yaml:"recordings"`
 	Monitoring Monitoring `yaml:"monitoring"`
+	// Recorder configures `plateau recorder` (the remote recorder, SIPREC
+	// server); plateau serve ignores it.
+	Recorder Recorder `yaml:"recorder"`
 
 	// dir is the directory of the config file; relative paths are resolved
 	// against it so the binary can be started from anywhere.
@@ -151,6 +154,31 @@ type Recordings struct {
 	RetentionDays int    `yaml:"retention_days"`
 	MinFreeMB     int    `yaml:"min_free_mb"`
 	NoticePrompt  string `yaml:"notice_prompt"`
+	// Remote, when its address is set, sends every recording to a remote
+	// recorder with SIPREC (RFC 7866) instead of writing it here.
+	Remote RemoteRecorder `yaml:"remote"`
+}
+
+// RemoteRecorder is the SIPREC recorder plateau serve records to.
+type RemoteRecorder struct {
+	Address string `yaml:"address"` // host:port; empty means record locally
+	// Transport is tcp (default) or udp; with udp the INVITE still goes
+	// over TCP, as RFC 3261 wants for messages over 1300 bytes.
+	Transport string   `yaml:"transport"`
+	Timeout   Duration `yaml:"timeout"` // each SIP request; default 2s
+}
+
+// Recorder is `plateau recorder`: it listens for SIPREC sessions and
+// records into recordings.dir (data_dir/recordings), refusing sessions
+// below recordings.min_free_mb, with RTP on media.ip and media.rtp_ports,
+// and its index and audit chain in data_dir/plateau.db.
+type Recorder struct {
+	Listen     string   `yaml:"listen"`     // SIP host:port; default 0.0.0.0:5070
+	Transports []string `yaml:"transports"` // default udp, tcp
+	// RTPTimeout ends a session that received no RTP for that long.
+	RTPTimeout Duration `yaml:"rtp_timeout"`
+	// AllowedSources, if set, are the only SRC addresses served (CIDR).
+	AllowedSources []string `yaml:"allowed_sources"`
 }
 
 // Monitoring configures supervisors' live monitoring and coaching.
@@ -306,6 +334,15 @@ func (c *Config) applyDefaults() {
 	defI(&c.Recordings.RetentionDays, 180)
 	defI(&c.Recordings.MinFreeMB, 200)
 	defI(&c.Monitoring.TrainingCalls, 5)
+	if c.Recordings.Remote.Address != "" {
+		def(&c.Recordings.Remote.Transport, "tcp")
+		defD(&c.Recordings.Remote.Timeout, 2*time.Second)
+	}
+	def(&c.Recorder.Listen, "0.0.0.0:5070")
+	if len(c.Recorder.Transports) == 0 {
+		c.Recorder.Transports = []string{"udp", "tcp"}
+	}
+	defD(&c.Recorder.RTPTimeout, 5*time.Minute)
 }
 
 // Secret returns an inline secret or the trimmed content of its file.

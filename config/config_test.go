@@ -202,3 +202,39 @@ func TestWindowParse(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteRecorderAndRecorder(t *testing.T) {
+	dir := testDir(t)
+	c, err := Parse([]byte(base+"recorder: {listen: \"127.0.0.1:5070\", allowed_sources: [10.0.0.0/24]}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Recordings.Remote.Address != "" || c.Recorder.RTPTimeout.D() != 5*time.Minute || len(c.Recorder.Transports) != 2 {
+		t.Errorf("defaults: remote %+v, recorder %+v", c.Recordings.Remote, c.Recorder)
+	}
+	remote := strings.Replace(base, "recordings: {notice_prompt: notice.wav}",
+		`recordings: {notice_prompt: notice.wav, remote: {address: "10.0.0.9:5070"}}`, 1)
+	c, err = Parse([]byte(remote), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Recordings.Remote; r.Transport != "tcp" || r.Timeout.D() != 2*time.Second {
+		t.Errorf("remote defaults = %+v", r)
+	}
+	for key, doc := range map[string]string{
+		"recordings.remote.address":   strings.Replace(remote, `"10.0.0.9:5070"`, `"10.0.0.9"`, 1),
+		"recordings.remote.transport": strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", transport: tls`, 1),
+		"recordings.remote.timeout":   strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", timeout: 5m`, 1),
+		"recordings.remote":           strings.Replace(remote, `address: "10.0.0.9:5070"`, `adress: "10.0.0.9:5070"`, 1),
+		"recorder.listen":             base + "recorder: {listen: nowhere}\n",
+		"recorder.transports[0]":      base + "recorder: {transports: [sctp]}\n",
+		"recorder.rtp_timeout":        base + "recorder: {rtp_timeout: 10ms}\n",
+		"recorder.allowed_sources[0]": base + "recorder: {allowed_sources: [10.0.0.1/99]}\n",
+	} {
+		_, err := Parse([]byte(doc), dir)
+		var fe *FieldError
+		if !errors.As(err, &fe) || !strings.HasPrefix(fe.Key, key) {
+			t.Errorf("%s: err = %v, want a FieldError naming it", key, err)
+		}
+	}
+}

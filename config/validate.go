@@ -151,6 +151,35 @@ func (c *Config) Validate() error {
 	if c.Recordings.MinFreeMB < 0 {
 		return bad("recordings.min_free_mb", "must not be negative")
 	}
+	if r := c.Recordings.Remote; r.Address != "" {
+		if _, _, err := net.SplitHostPort(r.Address); err != nil {
+			return bad("recordings.remote.address", "%q is not host:port (the plateau recorder's SIP address)", r.Address)
+		}
+		if r.Transport != "udp" && r.Transport != "tcp" {
+			return bad("recordings.remote.transport", "%q is not udp or tcp", r.Transport)
+		}
+		if r.Timeout.D() < 100*time.Millisecond || r.Timeout.D() > time.Minute {
+			return bad("recordings.remote.timeout", "must be between 100ms and 1m")
+		}
+	} else if c.Recordings.Remote.Transport != "" || c.Recordings.Remote.Timeout != 0 {
+		return bad("recordings.remote.address", "is required when recordings.remote is set")
+	}
+	if err := checkHostPort(c.Recorder.Listen); err != nil {
+		return bad("recorder.listen", "%v", err)
+	}
+	for i, t := range c.Recorder.Transports {
+		if t != "udp" && t != "tcp" {
+			return bad(fmt.Sprintf("recorder.transports[%d]", i), "%q is not supported (udp or tcp)", t)
+		}
+	}
+	if c.Recorder.RTPTimeout.D() < time.Second {
+		return bad("recorder.rtp_timeout", "must be at least 1s")
+	}
+	for i, s := range c.Recorder.AllowedSources {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return bad(fmt.Sprintf("recorder.allowed_sources[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/24", s)
+		}
+	}
 	if c.Recordings.NoticePrompt != "" {
 		if _, err := os.Stat(c.Resolve(c.Recordings.NoticePrompt)); err != nil {
 			return bad("recordings.notice_prompt", "cannot read: %v", err)
