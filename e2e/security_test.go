@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -178,10 +179,50 @@ func (c *goCarrier) serve() {
 			c.finals[branch] = final
 			c.mu.Unlock()
 			c.conn.WriteToUDP(final, from)
+			if c.redirect == "" {
+				c.startRTP(m.body)
+			}
 		default:
 			c.conn.WriteToUDP(reply(m, "200 OK", randHex(4), nil, ""), from)
 		}
 	}
+}
+
+var (
+	sdpPortRE = regexp.MustCompile(`m=audio (\d+)`)
+	sdpAddrRE = regexp.MustCompile(`c=IN IP4 ([0-9.]+)`)
+)
+
+// startRTP sends 20 ms PCMA packets to the offer's address from the
+// carrier's media socket until the carrier is closed (10 minutes at most),
+// so the relay and the recorder have audio from the outside leg.
+func (c *goCarrier) startRTP(offer string) {
+	pm, am := sdpPortRE.FindStringSubmatch(offer), sdpAddrRE.FindStringSubmatch(offer)
+	if pm == nil || am == nil {
+		return
+	}
+	port, _ := strconv.Atoi(pm[1])
+	dst := &net.UDPAddr{IP: net.ParseIP(am[1]), Port: port}
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		pkt := make([]byte, 12+160)
+		pkt[0], pkt[1] = 0x80, 8
+		ssrc := uint32(time.Now().UnixNano())
+		pkt[8], pkt[9], pkt[10], pkt[11] = byte(ssrc>>24), byte(ssrc>>16), byte(ssrc>>8), byte(ssrc)
+		for i := 0; i < 30000; i++ {
+			<-tick.C
+			seq, ts := uint16(i), uint32(160*i)
+			pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+			pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+			for j := 12; j < len(pkt); j++ {
+				pkt[j] = 0xd5 // A-law silence
+			}
+			if _, err := c.media.WriteToUDP(pkt, dst); err != nil && errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}
+	}()
 }
 
 // inviteURIs returns the Request-URIs of the INVITEs received so far.
@@ -205,6 +246,7 @@ type opDialog struct {
 	uri    string
 	to     string // To with the remote tag
 	cseq   int
+	from   string // the operator's extension; opExt when empty
 }
 
 // placeCall authenticates an INVITE to number as the operator and returns
@@ -233,9 +275,13 @@ func (d *opDialog) send(method string, cseq int, branch, ctype, body string) str
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s SIP/2.0\r\n", method, d.uri)
 	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=%s;rport\r\n", local, branch)
-	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\nTo: %s\r\n", opExt, local.IP, d.tag, d.to)
+	from := d.from
+	if from == "" {
+		from = opExt
+	}
+	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\nTo: %s\r\n", from, local.IP, d.tag, d.to)
 	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d %s\r\nMax-Forwards: 70\r\n", d.callID, cseq, method)
-	fmt.Fprintf(&b, "Contact: <sip:%s@%s>\r\n", opExt, local)
+	fmt.Fprintf(&b, "Contact: <sip:%s@%s>\r\n", from, local)
 	if ctype != "" {
 		fmt.Fprintf(&b, "Content-Type: %s\r\n", ctype)
 	}
