@@ -3,9 +3,9 @@ package e2e
 import (
 	"context"
 	"database/sql"
-	"math/rand/v2"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
