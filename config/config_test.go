@@ -238,3 +238,13 @@ func TestRemoteRecorderAndRecorder(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleRecorderConfig(t *testing.T) {
+	c, err := Load("../configs/recorder.yaml")
+	if err != nil {
+		t.Fatalf("configs/recorder.yaml: %v", err)
+	}
+	if c.Recorder.Listen != "0.0.0.0:5070" {
+		t.Errorf("recorder.listen = %q", c.Recorder.Listen)
+	}
+}

@@ -27,6 +27,7 @@ commands:
   allowlist add|approve|reject|revoke|list|export
   campaign create|list|import|export|results|activate|pause|finish
   audit verify
+  recorder -c FILE           the recorder alone, for plateau serve's recordings.remote (SIPREC)
   pstn-sim -c FILE           the simulated outside world (demo, tests)
   dial --as EXT NUMBER       place one test call through Plateau
   loadgen --server ADDR ...  concurrent G.711 calls through Plateau: loss, latency
@@ -99,6 +100,8 @@ func run(ctx context.Context, e *env, args []string) int {
 		err = runCampaign(ctx, e, rest)
 	case "recordings":
 		err = runRecordings(ctx, e, rest)
+	case "recorder":
+		err = runRecorder(ctx, e, rest)
 	case "pstn-sim":
 		err = runPSTNSim(ctx, e, rest)
 	case "dial":

@@ -17,6 +17,7 @@ import (
 	"plateau/media"
 	"plateau/policy"
 	"plateau/recordings"
+	"plateau/recordings/siprec"
 	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
@@ -70,13 +71,25 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	recorder := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, recIndex, auditor, log.With("component", "recorder"), e.now, recMetrics)
 	retention := &recordings.Retention{Dir: cfg.RecordingsDir(), Index: recIndex, Days: cfg.Recordings.RetentionDays,
 		Log: log.With("component", "retention"), Now: e.now}
+	// recordings.remote: every recording goes to a remote recorder (SIPREC).
+	var callRec sip.Recorder = callRecorder{recorder}
+	var readyRec policy.Recorder = recorder
+	if r := cfg.Recordings.Remote; r.Address != "" {
+		rc, err := siprec.NewClient(siprec.ClientOptions{Address: r.Address, Transport: r.Transport, Timeout: r.Timeout.D(),
+			Domain: cfg.SIP.Realm, Log: log.With("component", "siprec"), Now: e.now})
+		if err != nil {
+			return fmt.Errorf("recordings.remote: %w", err)
+		}
+		defer rc.Close()
+		callRec, readyRec = remoteRecorder{rc}, remoteRecorder{rc}
+	}
 	active := sip.NewActiveCalls()
 	pcfg, err := policy.ConfigFrom(cfg)
 	if err != nil {
 		return err
 	}
 	engine, err := policy.New(pcfg, policy.Deps{
-		Operators: operators{st}, Allowlist: st, DoNotCall: st, Calls: active, Recorder: recorder,
+		Operators: operators{st}, Allowlist: st, DoNotCall: st, Calls: active, Recorder: readyRec,
 	})
 	if err != nil {
 		return err
@@ -90,7 +103,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRecorder{recorder}, active); err != nil {
+	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRec, active); err != nil {
 		return err
 	}
 	// Whisper must never reach a customer: prove it on real sockets before

@@ -18,6 +18,7 @@ import (
 	"plateau/media"
 	"plateau/policy"
 	"plateau/recordings"
+	"plateau/recordings/siprec"
 	"plateau/sip"
 	"plateau/store"
 )
@@ -78,6 +79,21 @@ func (r recordingSession) TapRTP(l media.Leg, p *rtp.Packet, at time.Time) error
 }
 
 func (r recordingSession) Close(end time.Time) error { return r.s.Close(end) }
+
+// remoteRecorder adapts the SIPREC client (recordings.remote) to the
+// B2BUA and the policy: the recorder on another host.
+type remoteRecorder struct{ c *siprec.Client }
+
+func (r remoteRecorder) Ready() error { return r.c.Ready() }
+
+func (r remoteRecorder) Start(ctx context.Context, info sip.RecordingInfo) (sip.Recording, error) {
+	s, err := r.c.Start(ctx, recordings.Info{ID: info.CallID, CallIDs: info.LegCallIDs, Operator: info.Operator,
+		Number: info.Number, Campaign: info.Campaign, Start: info.Start})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 // callOptions builds the B2BUA's options from the config.
 func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (sip.CallOptions, error) {
