@@ -8,9 +8,8 @@ import "fmt"
 // file. TestCatalogues checks them with the rest.
 var recordingsCatalogue = map[string]map[string]string{
 	"fr": {
-		"nav.my_recordings":     "Mes enregistrements",
-		"nav.recordings":        "Enregistrements",
-		"nav.recordings_access": "Accès aux enregistrements",
+		"nav.my_recordings": "Mes enregistrements",
+		"nav.recordings":    "Enregistrements",
 
 		"rec.title":              "Enregistrements",
 		"rec.title_own":          "Mes enregistrements",
@@ -65,6 +64,8 @@ var recordingsCatalogue = map[string]map[string]string{
 		"rec.verify_done_ok":       "Vérification terminée : %d enregistrements intacts, %d problème.",
 		"rec.verify_done_problems": "Vérification terminée : %d enregistrements vérifiés, %d problèmes (liste ci-dessous).",
 		"rec.access_title":         "Journal des accès aux enregistrements",
+		"rec.search_link":          "Rechercher et écouter les enregistrements",
+		"rec.open_list":            "Ouvrir les enregistrements",
 
 		"recstate.open":     "en cours",
 		"recstate.closed":   "terminé",
@@ -104,9 +105,8 @@ var recordingsCatalogue = map[string]map[string]string{
 		"err.verify_running":         "Une vérification est déjà en cours : attendez sa fin, puis rechargez la page.",
 	},
 	"en": {
-		"nav.my_recordings":     "My recordings",
-		"nav.recordings":        "Recordings",
-		"nav.recordings_access": "Recordings access",
+		"nav.my_recordings": "My recordings",
+		"nav.recordings":    "Recordings",
 
 		"rec.title":              "Recordings",
 		"rec.title_own":          "My recordings",
@@ -161,6 +161,8 @@ var recordingsCatalogue = map[string]map[string]string{
 		"rec.verify_done_ok":       "Verification done: %d recordings intact, %d problem.",
 		"rec.verify_done_problems": "Verification done: %d recordings verified, %d problems (listed below).",
 		"rec.access_title":         "Recordings access log",
+		"rec.search_link":          "Search and play recordings",
+		"rec.open_list":            "Open the recordings",
 
 		"recstate.open":     "in progress",
 		"recstate.closed":   "complete",

@@ -577,7 +577,7 @@ func TestRecordingsNav(t *testing.T) {
 		list, security bool
 	}{
 		{store.RoleOperator, true, false}, {store.RoleSupervisor, true, false},
-		{store.RoleSecurity, true, true}, {store.RoleAdmin, true, true},
+		{store.RoleSecurity, false, true}, {store.RoleAdmin, false, true},
 	} {
 		if has(tc.role, "/recordings") != tc.list || has(tc.role, "/security/recordings") != tc.security {
 			t.Errorf("%s nav: %+v", tc.role, navFor(tc.role, "/"))

@@ -38,9 +38,10 @@
 
   function position() { return Math.round(audio.currentTime * 1000); }
 
+  // setMoment fills the comment form's moment, to the nearest second.
   function setMoment(ms) {
     if (!at) { return; }
-    at.value = moment(ms);
+    at.value = moment(Math.round(ms / 1000) * 1000);
     if (text) { text.focus(); }
   }
 
