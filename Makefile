@@ -3,9 +3,9 @@ GO      ?= go
 BIN     := bin/plateau
 CONFIG  ?= configs/plateau.yaml
 PKGS    := ./...
-APT_PKGS := sip-tester baresip espeak-ng sox chromium
+APT_PKGS := sip-tester baresip espeak-ng sox chromium sipvicious
 
-.PHONY: all build deps run test unit e2e fuzz bench lint clean
+.PHONY: all build deps run test unit e2e fuzz bench soak lint clean
 
 all: build
 
@@ -40,6 +40,11 @@ fuzz:
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 	@scripts/bench.sh $(BIN)
+
+# Soak (not in make test): SIPp calls with RTP at a steady rate for
+# SOAK_MINUTES (10); prints failures, missing recordings, RSS, goroutines, ports.
+soak: deps build
+	@scripts/soak.sh $(BIN)
 
 lint:
 	$(GO) vet $(PKGS)
