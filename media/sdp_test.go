@@ -3,12 +3,9 @@ package media
 import (
 	"errors"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 )
-
-func sdpLines(lines ...string) []byte { return []byte(strings.Join(lines, "\r\n") + "\r\n") }
 
 const sdpHead = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\n"
 

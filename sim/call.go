@@ -23,7 +23,6 @@ type Call struct {
 
 	mu           sync.Mutex
 	codec        media.Codec
-	dtmfPT       uint8
 	sessID       uint64
 	version      uint64
 	sent         int

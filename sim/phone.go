@@ -58,11 +58,10 @@ type Phone struct {
 
 	outMu sync.Mutex
 
-	mu       sync.Mutex
-	calls    map[string]*Call
-	regCall  string
-	regCSeq  uint32
-	regToTag string
+	mu      sync.Mutex
+	calls   map[string]*Call
+	regCall string
+	regCSeq uint32
 
 	closeOnce sync.Once
 }

@@ -336,10 +336,3 @@ func callID(req *sip.Request) string {
 	}
 	return ""
 }
-
-func userOf(h interface{ Value() string }, u sip.Uri) string {
-	if u.User != "" {
-		return u.User
-	}
-	return h.Value()
-}

@@ -142,6 +142,7 @@ func (b *b2bua) run(ctx context.Context) {
 // shutdown hangs up every call (BYE on both legs, recordings closed) while
 // the transports are still open, and waits for the calls' goroutines.
 func (b *b2bua) shutdown() {
+	b.endMonitors("shutdown")
 	b.hangupAll("shutdown")
 	b.wg.Wait()
 }

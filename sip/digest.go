@@ -24,7 +24,6 @@ import (
 // replay protection, in two generations of one TTL each.
 
 var (
-	errNoCredentials  = errors.New("no credentials")
 	errBadCredentials = errors.New("bad credentials")
 	errStaleNonce     = errors.New("stale nonce")
 	errReplay         = errors.New("nonce count replayed")

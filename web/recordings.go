@@ -58,7 +58,6 @@ type recService struct {
 }
 
 var (
-	commenters  = []store.Role{store.RoleSupervisor, store.RoleAdmin}
 	recAuditors = []store.Role{store.RoleSecurity, store.RoleAdmin}
 )
 
