@@ -52,7 +52,7 @@ func TestDemoConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:5070" || c.Auth.Username != "plateau" || c.Auth.Password != "demo-trunk-secret" || c.Answer.Mode != "echo" {
+	if c.Listen != "127.0.0.2:5070" || c.Auth.Username != "plateau" || c.Auth.Password != "demo-trunk-secret" || c.Answer.Mode != "echo" {
 		t.Errorf("demo config %+v", c)
 	}
 	pc, err := config.Load("../configs/plateau.yaml")
