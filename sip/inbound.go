@@ -26,14 +26,8 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 		b.respondReason(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", "DRAINING")
 		return
 	}
-	offer, err := media.ParseSDP(req.Body())
-	if err != nil {
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
-		return
-	}
-	codec, err := media.Negotiate(offer, media.DefaultCodecs())
-	if err != nil {
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "NO_COMMON_CODEC")
+	offer, codec, ok := b.readOffer(req, tx)
+	if !ok {
 		return
 	}
 	e164, _ := policy.Normalize(caller, b.region)
@@ -58,7 +52,7 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 	c := b.newCall(op, d.E164, req.Source())
 	c.outCallID = req.CallID().Value()
 	b.register(c, c.outCallID)
-	ok := false
+	ok = false
 	defer func() {
 		if !ok {
 			c.end("setup_failed")
@@ -186,14 +180,7 @@ func (b *b2bua) ringOperator(ctx context.Context, c *call, contact store.Binding
 	if err != nil {
 		return nil, err
 	}
-	answer, err := media.ParseSDP(cs.InviteResponse.Body())
-	var codec media.Codec
-	if err == nil {
-		codec, err = media.Negotiate(answer, media.DefaultCodecs())
-	}
-	if err == nil {
-		err = c.relay.SetRemoteSDP(media.LegOperator, answer, codec)
-	}
+	err = c.applyRemote(media.LegOperator, cs.InviteResponse.Body())
 	cs.Ack(ctx)
 	if err != nil {
 		cs.Bye(context.WithoutCancel(ctx))

@@ -24,6 +24,22 @@ func (c *call) legOf(req *sip.Request) (media.Leg, dialogLeg) {
 	return media.LegOutside, c.outLeg
 }
 
+// dialogOf finds the call and leg of an in-dialog request; when there is
+// none it has answered 481 and returns a nil call.
+func (b *b2bua) dialogOf(req *sip.Request, tx sip.ServerTransaction) (*call, media.Leg, dialogLeg) {
+	c := b.lookup(req)
+	if c == nil {
+		b.noDialog(req, tx)
+		return nil, 0, nil
+	}
+	l, d := c.legOf(req)
+	if d == nil {
+		b.noDialog(req, tx)
+		return nil, 0, nil
+	}
+	return c, l, d
+}
+
 func (b *b2bua) noDialog(req *sip.Request, tx sip.ServerTransaction) {
 	b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 }
@@ -42,7 +58,9 @@ func (b *b2bua) handleAck(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	// An ACK carries the answer when our re-INVITE answer was an offer.
 	if len(req.Body()) > 0 {
-		c.applySDP(l, req.Body())
+		if err := c.applyRemote(l, req.Body()); err != nil {
+			c.log.Info("ACK answer ignored", "err", err)
+		}
 	}
 }
 
@@ -50,14 +68,8 @@ func (b *b2bua) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
 		return
 	}
-	c := b.lookup(req)
+	c, l, d := b.dialogOf(req, tx)
 	if c == nil {
-		b.noDialog(req, tx)
-		return
-	}
-	l, d := c.legOf(req)
-	if d == nil {
-		b.noDialog(req, tx)
 		return
 	}
 	if err := d.ReadBye(req, tx); err != nil {
@@ -84,14 +96,8 @@ func (b *b2bua) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
 		return
 	}
-	c := b.lookup(req)
+	c, l, d := b.dialogOf(req, tx)
 	if c == nil {
-		b.noDialog(req, tx)
-		return
-	}
-	l, d := c.legOf(req)
-	if d == nil {
-		b.noDialog(req, tx)
 		return
 	}
 	if err := d.ReadRequest(req, tx); err != nil {
@@ -103,14 +109,12 @@ func (b *b2bua) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *b2bua) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	c := b.lookup(req)
+	c, l, d := b.dialogOf(req, tx)
 	if c == nil {
-		b.noDialog(req, tx)
 		return
 	}
-	l, d := c.legOf(req)
-	if d == nil {
-		b.noDialog(req, tx)
+	if err := d.ReadRequest(req, tx); err != nil {
+		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
 		return
 	}
 	b.s.metrics.requestsInDialog.WithLabelValues("UPDATE").Inc()
@@ -137,14 +141,8 @@ func (b *b2bua) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 		b.s.respond(tx, req, res)
 		return
 	}
-	remote, err := media.ParseSDP(req.Body())
-	if err != nil {
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
-		return
-	}
-	codec, err := media.Negotiate(remote, media.DefaultCodecs())
-	if err != nil {
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "NO_COMMON_CODEC")
+	remote, codec, ok := b.readOffer(req, tx)
+	if !ok {
 		return
 	}
 	if l == media.LegOperator && !b.mediaAddrAllowed(req, remote) {
@@ -159,19 +157,6 @@ func (b *b2bua) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 	res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, []media.Codec{codec}, remote.DTMFPT, answerDirection(remote.Direction)))
 	res.AppendHeader(&b.dialogs.ContactHDR)
 	b.s.respond(tx, req, res)
-}
-
-// applySDP applies an answer carried by an ACK.
-func (c *call) applySDP(l media.Leg, body []byte) {
-	remote, err := media.ParseSDP(body)
-	if err != nil {
-		return
-	}
-	codec, err := media.Negotiate(remote, media.DefaultCodecs())
-	if err != nil {
-		return
-	}
-	c.relay.SetRemoteSDP(l, remote, codec)
 }
 
 // answerDirection mirrors the offerer's direction (RFC 3264 §6.1).

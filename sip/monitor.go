@@ -441,11 +441,7 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 			b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
 			return true
 		}
-		remote, err := media.ParseSDP(req.Body())
-		var codec media.Codec
-		if err == nil {
-			codec, err = media.Negotiate(remote, media.DefaultCodecs())
-		}
+		remote, codec, err := negotiate(req.Body())
 		if err != nil {
 			b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
 			return true

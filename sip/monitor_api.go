@@ -114,11 +114,7 @@ func (b *b2bua) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 	if err := cs.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		return nil, "", err
 	}
-	answer, err := media.ParseSDP(cs.InviteResponse.Body())
-	var codec media.Codec
-	if err == nil {
-		codec, err = media.Negotiate(answer, media.DefaultCodecs())
-	}
+	answer, codec, err := negotiate(cs.InviteResponse.Body())
 	if err == nil {
 		err = m.media.SetRemote(answer.Addr, codec, answer.DTMFPT)
 	}

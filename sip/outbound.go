@@ -60,14 +60,8 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		b.refuse(req, tx, u.Extension, req.Recipient.User, "FROM_MISMATCH", "From does not match the authenticated user")
 		return
 	}
-	offer, err := media.ParseSDP(req.Body())
-	if err != nil {
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
-		return
-	}
-	codec, err := media.Negotiate(offer, media.DefaultCodecs())
-	if err != nil {
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "NO_COMMON_CODEC")
+	offer, codec, ok := b.readOffer(req, tx)
+	if !ok {
 		return
 	}
 	if !b.mediaAddrAllowed(req, offer) {
@@ -261,14 +255,7 @@ func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, e164 string, on
 		},
 	})
 	if err == nil {
-		answer, perr := media.ParseSDP(cs.InviteResponse.Body())
-		var codec media.Codec
-		if perr == nil {
-			codec, perr = media.Negotiate(answer, media.DefaultCodecs())
-		}
-		if perr == nil {
-			perr = c.relay.SetRemoteSDP(media.LegOutside, answer, codec)
-		}
+		perr := c.applyRemote(media.LegOutside, cs.InviteResponse.Body())
 		if err := cs.Ack(ringCtx); err != nil {
 			c.log.Warn("ack trunk", "err", err)
 		}
@@ -307,18 +294,7 @@ func (b *b2bua) relayProvisional(c *call, ds *sipgo.DialogServerSession, res *si
 // applyEarlyMedia points the outside leg at a 183's SDP; early media we
 // cannot read is ignored (the call keeps ringing without it).
 func (c *call) applyEarlyMedia(res *sip.Response) bool {
-	if len(res.Body()) == 0 {
-		return false
-	}
-	remote, err := media.ParseSDP(res.Body())
-	if err != nil {
-		return false
-	}
-	codec, err := media.Negotiate(remote, media.DefaultCodecs())
-	if err != nil {
-		return false
-	}
-	return c.relay.SetRemoteSDP(media.LegOutside, remote, codec) == nil
+	return len(res.Body()) > 0 && c.applyRemote(media.LegOutside, res.Body()) == nil
 }
 
 // mapFailure turns the outside leg's final status into the operator's.
