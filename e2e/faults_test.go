@@ -497,3 +497,28 @@ func TestFaultsDatabaseBusy(t *testing.T) {
 	})
 	auditVerify(t, p)
 }
+
+// plateau_media_ports_in_use counts the RTP port pairs a call holds (the
+// soak watches it for leaks): two pairs during a call, none after.
+func TestFaultsPortsGauge(t *testing.T) {
+	carrier := newGoCarrier(t, "")
+	p := startFaultServer(t, faultOpts{operators: 1, trunkPort: carrier.port})
+	const gauge = "plateau_media_ports_in_use"
+	ua := newRawUA(t, p, "127.0.0.1")
+	r, d := placeCallAs(t, ua, "201", "pw-201", approved)
+	if d == nil {
+		t.Fatalf("call: %v, want 200", r)
+	}
+	inCall := p.metricOf(gauge)
+	d.requestAs("201", "BYE", "", "")
+	waitMetric(t, p, mActive, 0)
+	// Bug: cmd/plateau/serve.go creates the pool with media.NewPortPool
+	// but never calls pool.SetMetrics, so the exported gauge stays 0.
+	if inCall < 2 {
+		t.Errorf("%s = %v during a call, want >= 2 (operator and outside pairs)", gauge, inCall)
+	}
+	eventually(t, gauge+" back to 0 after the drain", func() (bool, string) {
+		v := p.metricOf(gauge)
+		return v == 0, strconv.FormatFloat(v, 'f', -1, 64)
+	})
+}
