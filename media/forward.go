@@ -33,6 +33,7 @@ func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 		return
 	}
 	srcEnc, audio := l.encodingOf(l.pkt.PayloadType)
+	event := !audio && l.dtmfPT != 0 && l.pkt.PayloadType == l.dtmfPT
 	if gap := l.rx.update(l.pkt.SequenceNumber, l.pkt.Timestamp, l.pkt.SSRC, len(l.pkt.Payload), sinceStart, audio); gap > 0 {
 		m.lost.Add(float64(gap))
 	}
@@ -40,6 +41,11 @@ func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 	r.lastRx.Store(int64(sinceStart))
 	m.packetsIn.Inc()
 
+	if event && r.cfg.onDTMF != nil {
+		if digit := l.events.digit(&l.pkt); digit != 0 {
+			r.cfg.onDTMF(l.id, digit)
+		}
+	}
 	r.monitorTap(l, now)
 	if r.cfg.tap != nil {
 		if err := r.cfg.tap.TapRTP(l.id, r.monitorRecord(l, srcEnc, audio), now); err != nil {

@@ -35,8 +35,7 @@ type Monitor struct {
 	remote    netip.AddrPort
 	codec     Codec
 	dtmfPT    uint8
-	lastEvent uint32
-	anyEvent  bool
+	events    eventTracker // the supervisor's DTMF
 
 	ssrc uint32
 	seq  uint16
@@ -183,12 +182,8 @@ func (m *Monitor) read() {
 		ok := m.hasRemote && from.Addr() == m.remote.Addr()
 		codec, dtmfPT := m.codec, m.dtmfPT
 		var digit byte
-		if ok && dtmfPT != 0 && pkt.PayloadType == dtmfPT && len(pkt.Payload) >= 4 {
-			// RFC 4733: one event per timestamp, repeated and ended.
-			if !m.anyEvent || pkt.Timestamp != m.lastEvent {
-				m.anyEvent, m.lastEvent = true, pkt.Timestamp
-				digit = eventDigit(pkt.Payload[0])
-			}
+		if ok && dtmfPT != 0 && pkt.PayloadType == dtmfPT {
+			digit = m.events.digit(&pkt)
 			ok = false
 		}
 		m.mu.Unlock()
@@ -207,18 +202,6 @@ func (m *Monitor) read() {
 			m.mixer.Write(InSupervisor, PCMA, &pkt)
 		}
 	}
-}
-
-func eventDigit(ev byte) byte {
-	switch {
-	case ev <= 9:
-		return '0' + ev
-	case ev == 10:
-		return '*'
-	case ev == 11:
-		return '#'
-	}
-	return 0
 }
 
 // clock runs the 20 ms frame loop.

@@ -33,6 +33,7 @@ type relayConfig struct {
 	inactivity  time.Duration
 	now         func() time.Time
 	latchWindow int
+	onDTMF      func(l Leg, digit byte)
 }
 
 // WithTap sends every accepted and injected RTP packet to t. A tap error
@@ -59,6 +60,11 @@ func WithClock(now func() time.Time) Option { return func(c *relayConfig) { c.no
 // SDP address is private, short enough that a stray sender cannot take over
 // an established stream.
 func WithLatchWindow(n int) Option { return func(c *relayConfig) { c.latchWindow = n } }
+
+// WithDigits calls fn once for each RFC 4733 key a leg's peer sends, from
+// the relay's reader goroutine (fn must not block). The events are
+// forwarded as usual; this is for the audit.
+func WithDigits(fn func(l Leg, digit byte)) Option { return func(c *relayConfig) { c.onDTMF = fn } }
 
 // Relay anchors the media of one two-leg call: each leg has its own RTP/RTCP
 // port pair, and packets from one leg's peer are sent to the other's from
@@ -108,6 +114,7 @@ type leg struct {
 	pcm        [1500]int16
 	rtcpBuf    [1500]byte
 	monScratch monitorScratch
+	events     eventTracker // DTMF digits reported (WithDigits)
 }
 
 // NewRelay allocates a port pair per leg from pool, bound on ip, and starts

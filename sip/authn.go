@@ -71,6 +71,10 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 func (s *Server) authFailed(req *sip.Request, user, why string) {
 	s.metrics.authFailures.Inc()
 	s.log.Info("sip auth failed", "method", req.Method, "user", user, "source", req.Source(), "why", why)
+	// Wrong credentials are attempts, audited; a first request without
+	// credentials is the protocol's challenge and is not.
+	s.audit.Audit(s.ctx, "sip.auth_failed", user, string(req.Method), "refused", "BAD_CREDENTIALS", req.Source(),
+		map[string]any{"why": why})
 	addr, ok := sourceAddr(req)
 	if !ok {
 		return

@@ -43,6 +43,7 @@ type call struct {
 	rec       Recording
 	answered  time.Time
 	sdpVer    [2]uint64 // our SDP version per leg (RFC 3264 §8)
+	digits    [2][]byte // DTMF keys each side sent, audited at the end
 	sessID    [2]uint64
 
 	swapped chan struct{} // a transfer replaced the outside leg
@@ -93,6 +94,17 @@ func (c *call) localSDP(l media.Leg, codecs []media.Codec, dtmf uint8, dir media
 	return body
 }
 
+// keyPressed notes a DTMF key (from the relay's reader: it must not block).
+// Keys sent in a call may drive a carrier's second-dial service, so the
+// sequence is audited with the call.
+func (c *call) keyPressed(l media.Leg, digit byte) {
+	c.mu.Lock()
+	if len(c.digits[l]) < 256 {
+		c.digits[l] = append(c.digits[l], digit)
+	}
+	c.mu.Unlock()
+}
+
 // end hangs up both legs, stops media, closes the recording and releases
 // the call's slot. It is safe to call from any goroutine, more than once.
 func (c *call) end(why string) {
@@ -134,6 +146,13 @@ func (c *call) end(why string) {
 		dur := time.Duration(0)
 		if !c.answered.IsZero() {
 			dur = end.Sub(c.answered)
+		}
+		c.mu.Lock()
+		opKeys, outKeys := string(c.digits[media.LegOperator]), string(c.digits[media.LegOutside])
+		c.mu.Unlock()
+		if opKeys != "" || outKeys != "" {
+			c.b.s.audit.Audit(context.WithoutCancel(c.ctx), "call.dtmf", c.operator, c.number, "sent", "", c.source,
+				map[string]any{"call_id": c.id, "operator_keys": opKeys, "outside_keys": outKeys})
 		}
 		c.b.s.audit.Audit(context.WithoutCancel(c.ctx), "call.ended", c.operator, c.number, "ended", why, c.source,
 			map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()})

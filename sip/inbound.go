@@ -191,7 +191,7 @@ func (b *b2bua) ringOperator(ctx context.Context, c *call, contact store.Binding
 
 // newRelay anchors a call's media with its recording as the tap.
 func (b *b2bua) newRelay(c *call, rec Recording) (*media.Relay, error) {
-	opts := []media.Option{media.WithTap(rec), media.WithLogger(c.log)}
+	opts := []media.Option{media.WithTap(rec), media.WithLogger(c.log), media.WithDigits(c.keyPressed)}
 	if b.opts.MediaMetrics != nil {
 		opts = append(opts, media.WithMetrics(b.opts.MediaMetrics))
 	}

@@ -99,7 +99,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("media.rtp_ports: %w", err)
 	}
-	copts, err := callOptions(cfg, pool, media.NewMetrics(reg))
+	mediaMetrics := media.NewMetrics(reg)
+	pool.SetMetrics(mediaMetrics) // plateau_media_ports_in_use
+	copts, err := callOptions(cfg, pool, mediaMetrics)
 	if err != nil {
 		return err
 	}
