@@ -648,3 +648,19 @@ func TestSecurityAuditTampering(t *testing.T) {
 	}
 	auditVerify(t, p) // the live database is untouched
 }
+
+// Keys pressed in a call (RFC 4733 events in the RTP, as a softphone sends
+// them to a carrier's second-dial service) are audited with the call.
+func TestSecurityInCallKeysAudited(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
+	op := startOperator(t, p, "uac_dtmf.xml", approved)
+	op.mustSucceed(40 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+	waitMetric(t, p, mEnded("operator_hangup"), 1)
+	got := auditLines(t, p, "call.dtmf")
+	if !strings.Contains(got, `"operator_keys":"42"`) {
+		t.Errorf("call.dtmf does not show the keys 4 then 2:\n%s", got)
+	}
+}

@@ -5,17 +5,20 @@ import "github.com/pion/rtp"
 // eventTracker reports each RFC 4733 telephone-event once: every packet of
 // an event carries its start timestamp, and the end packet is repeated.
 type eventTracker struct {
-	any  bool
-	last uint32
+	any   bool
+	last  uint32
+	event byte
 }
 
 // digit returns the key of pkt's event the first time the event is seen,
 // 0 otherwise (repeats, or events that are not 0-9, * or #).
 func (t *eventTracker) digit(pkt *rtp.Packet) byte {
-	if len(pkt.Payload) < 4 || (t.any && pkt.Timestamp == t.last) {
+	// Some senders (SIPp's canned pcaps) reuse a timestamp across events:
+	// a different key is a new event even then.
+	if len(pkt.Payload) < 4 || (t.any && pkt.Timestamp == t.last && pkt.Payload[0] == t.event) {
 		return 0
 	}
-	t.any, t.last = true, pkt.Timestamp
+	t.any, t.last, t.event = true, pkt.Timestamp, pkt.Payload[0]
 	return eventDigit(pkt.Payload[0])
 }
 
