@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"plateau/audit"
+	"plateau/dialer"
 	"plateau/policy"
 	"plateau/recordings"
 	"plateau/store"
@@ -39,6 +40,17 @@ type Deps struct {
 	// routes answer 503 (web/recordings.go).
 	Recordings    *recordings.DBIndex
 	RecordingsDir string
+
+	// Dialer is the preview dialer (campaigns, queue, click-to-call);
+	// nil: its routes answer 404 and the consoles say it is off
+	// (web/dialer.go). Calls lists the calls in progress and Monitor rings
+	// a supervisor into one (the SIP server); nil: no call is ever shown,
+	// monitoring answers 503. TrainingCalls is the default number of
+	// coached calls of an operator put in training (0: 5).
+	Dialer        *dialer.Service
+	Calls         LiveCalls
+	Monitor       Monitorer
+	TrainingCalls int
 
 	// SecureCookies forces the Secure flag (TLS ended by a proxy); it is
 	// set anyway on requests that came over TLS.
@@ -165,6 +177,7 @@ func (a *App) routes() {
 	page("POST /api/v1/users/{ext}/{action}", admin, a.apiUserStatus)
 	page("GET /api/v1/operators", supervisor, a.apiOperators)
 	a.recordingRoutes()
+	a.consoleRoutes()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, http.StatusNotFound, "not_found", nil)
 	})

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
+	"plateau/dialer"
 	"plateau/store"
 )
 
@@ -71,37 +74,130 @@ func (a *App) operatorsState(ctx context.Context) ([]registration, error) {
 }
 
 type operatorData struct {
-	Reg registration
+	Reg       registration
+	DialerOn  bool
+	Campaigns []opCampaign
+	Callbacks []dialer.Callback
+	Call      *liveCall
+	Labels    map[string]string // the console script's strings
+}
+
+// opCampaign is an active campaign of the operator, its script rendered.
+type opCampaign struct {
+	ID     int64
+	Name   string
+	Client string
+	Script template.HTML
 }
 
 func (a *App) operatorPage(w http.ResponseWriter, r *http.Request) {
 	u, _ := CurrentUser(r)
-	reg, err := a.myRegistration(r.Context(), u)
+	ctx := r.Context()
+	reg, err := a.myRegistration(ctx, u)
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "operator", a.newView(r, "operator.title", operatorData{Reg: reg}))
+	d := operatorData{Reg: reg, DialerOn: a.deps.Dialer != nil, Labels: labels(langOf(r), "op.", "disp.", "outcome.", "reason.")}
+	cs, err := a.operatorCampaigns(ctx, u.Extension)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	for _, c := range cs {
+		d.Campaigns = append(d.Campaigns, opCampaign{ID: c.ID, Name: c.Name, Client: c.Client, Script: renderScript(c.Script)})
+	}
+	if a.deps.Dialer != nil {
+		if d.Callbacks, err = a.deps.Dialer.Callbacks(ctx, u.Extension); err != nil {
+			a.internal(w, r, err)
+			return
+		}
+	}
+	if c, ok := a.callOf(u.Extension); ok {
+		d.Call = &c
+	}
+	a.render(w, r, http.StatusOK, "operator", a.newView(r, "operator.title", d))
 }
 
 type supervisorData struct {
-	Operators []registration
-	Interval  int // seconds
+	Operators     []wallRow
+	Interval      int // seconds
+	DialerOn      bool
+	MonitorOn     bool
+	Campaigns     []campaignRow
+	Training      []trainingRow
+	TrainingCalls int
+	Labels        map[string]string
+}
+
+// wallRow is one operator on the wallboard: the phone, and the call in
+// progress if any. Nothing is counted per operator.
+type wallRow struct {
+	registration
+	State    string `json:"state"` // idle, ringing, in_call
+	Campaign string `json:"campaign,omitempty"`
+	Elapsed  int    `json:"elapsed"` // seconds in the current state (calls only)
+}
+
+// wallboard joins the operators' registrations with the calls in progress.
+func (a *App) wallboard(ctx context.Context) ([]wallRow, error) {
+	ops, err := a.operatorsState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	calls := map[string]liveCall{}
+	for _, c := range a.liveCalls() {
+		if cur, ok := calls[c.Operator]; !ok || c.Start.After(cur.Start) {
+			calls[c.Operator] = a.toLive(c, false)
+		}
+	}
+	out := make([]wallRow, 0, len(ops))
+	for _, o := range ops {
+		row := wallRow{registration: o, State: "idle"}
+		if c, ok := calls[o.Extension]; ok {
+			row.State, row.Campaign, row.Elapsed = "ringing", c.Campaign, c.Elapsed
+			if c.State == "connected" {
+				row.State = "in_call"
+			}
+		}
+		out = append(out, row)
+	}
+	return out, nil
 }
 
 func (a *App) supervisorPage(w http.ResponseWriter, r *http.Request) {
-	ops, err := a.operatorsState(r.Context())
+	a.showSupervisor(w, r, http.StatusOK, "", "")
+}
+
+// showSupervisor renders the supervisor console with a flash or an error
+// (the forms' answers).
+func (a *App) showSupervisor(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string) {
+	ctx := r.Context()
+	ops, err := a.wallboard(ctx)
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "supervisor", a.newView(r, "supervisor.title",
-		supervisorData{Operators: ops, Interval: max(1, int(a.deps.StreamInterval.Round(time.Second)/time.Second))}))
+	d := supervisorData{Operators: ops, Interval: max(1, int(a.deps.StreamInterval.Round(time.Second)/time.Second)),
+		DialerOn: a.deps.Dialer != nil, MonitorOn: a.deps.Monitor != nil, TrainingCalls: a.trainingCalls(),
+		Labels: labels(langOf(r), "sup.", "wall.", "reg.", "status.")}
+	if d.Campaigns, err = a.campaignRows(ctx); err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	if d.Training, err = a.trainingState(ctx); err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	v := a.newView(r, "supervisor.title", d)
+	v.Flash, v.Error = flash, errMsg
+	a.render(w, r, status, "supervisor", v)
 }
 
-// supervisorEvents streams the operators' state as Server-Sent Events
-// ("event: operators", data {"at": site time, "operators": [...]}) every StreamInterval, re-checking the
-// session each time so a logout or suspension ends the stream.
+// supervisorEvents streams the wallboard as Server-Sent Events ("event:
+// operators", data {"at": site time, "operators": [...]}) every
+// StreamInterval, re-checking the session each time so a logout or
+// suspension ends the stream.
 func (a *App) supervisorEvents(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -115,7 +211,7 @@ func (a *App) supervisorEvents(w http.ResponseWriter, r *http.Request) {
 	tick := time.NewTicker(a.deps.StreamInterval)
 	defer tick.Stop()
 	for {
-		ops, err := a.operatorsState(r.Context())
+		ops, err := a.wallboard(r.Context())
 		if err != nil {
 			a.log.Warn("supervisor stream", "err", err)
 			return
@@ -136,4 +232,18 @@ func (a *App) supervisorEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// labels picks the catalogue entries under prefixes, for a page's script
+// (embedded as JSON data, never as code).
+func labels(lang string, prefixes ...string) map[string]string {
+	out := map[string]string{}
+	for k := range catalogue[languages[0]] {
+		for _, p := range prefixes {
+			if strings.HasPrefix(k, p) {
+				out[k] = T(lang, k)
+			}
+		}
+	}
+	return out
 }

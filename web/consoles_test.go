@@ -15,7 +15,7 @@ func TestOperatorConsole(t *testing.T) {
 	f := newFixture(t)
 	op := f.as("101")
 	_, body := op.get("/operator")
-	if !strings.Contains(body, "Non enregistré") || !strings.Contains(body, "Pas encore disponible") {
+	if !strings.Contains(body, "Non enregistré") || !strings.Contains(body, "Le numéroteur n&#39;est pas activé") {
 		t.Fatalf("operator page: %s", body)
 	}
 	err := f.st.SaveBindings(t.Context(), []store.Binding{{Extension: "101", Contact: "sip:101@10.0.0.7:5062", Source: "10.0.0.7:5062",
@@ -53,7 +53,7 @@ func TestSupervisorConsoleAndStream(t *testing.T) {
 	}
 	sup := f.as("201")
 	_, body := sup.get("/supervisor")
-	if !strings.Contains(body, "Opérateur Deux") || !strings.Contains(body, `data-stream="/supervisor/events"`) {
+	if !strings.Contains(body, "Opérateur Deux") || !strings.Contains(body, `data-events="/supervisor/events"`) {
 		t.Fatalf("supervisor page: %s", body)
 	}
 	if strings.Contains(body, "Superviseure</td>") {

@@ -96,6 +96,7 @@ func navFor(role store.Role, path string) []navItem {
 		add("/operator", "nav.operator")
 	case store.RoleSupervisor:
 		add("/supervisor", "nav.supervisor")
+		add("/supervisor/campaigns", "nav.campaigns")
 	case store.RoleSecurity, store.RoleAdmin:
 		if role == store.RoleAdmin {
 			add("/admin/users", "nav.users")

@@ -14,6 +14,7 @@ import (
 
 	"plateau/audit"
 	"plateau/config"
+	"plateau/dialer"
 	"plateau/media"
 	"plateau/policy"
 	"plateau/recordings"
@@ -135,9 +136,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			return nil
 		}},
 	}, log.With("component", "http"))
+	// The preview dialer; click-to-call goes through the SIP server.
+	caller := &clickToCall{sip: sipSrv}
+	dialSvc, err := dialer.New(st, pcfg.Windows, cfg.Site.DefaultRegion, dialer.WithClock(e.now),
+		dialer.WithLogger(log.With("component", "dialer")), dialer.WithCaller(caller.Call))
+	if err != nil {
+		return err
+	}
+	defer dialSvc.Close()
+	caller.dialer = dialSvc
+
 	loc, _ := time.LoadLocation(cfg.Site.Timezone) // checked by config.Load
 	app, err := web.NewApp(web.Deps{Store: st, Audit: auditor.chain, Policy: engine, Location: loc, Now: e.now,
-		Log: log.With("component", "web"), Recordings: recIndex, RecordingsDir: cfg.RecordingsDir()})
+		Log: log.With("component", "web"), Recordings: recIndex, RecordingsDir: cfg.RecordingsDir(),
+		Dialer: dialSvc, Calls: sipSrv, Monitor: sipSrv, TrainingCalls: cfg.Monitoring.TrainingCalls})
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,14 @@ import (
 
 	"plateau/audit"
 	"plateau/config"
+	"plateau/dialer"
 	"plateau/media"
 	"plateau/policy"
 	"plateau/recordings"
 	"plateau/recordings/siprec"
 	"plateau/sip"
 	"plateau/store"
+	"plateau/web"
 )
 
 // auditLog adapts the audit chain to the packages' Auditor interfaces. An
@@ -144,4 +146,45 @@ func countryCode(region string) string {
 		return strconv.Itoa(cc)
 	}
 	return ""
+}
+
+// clickToCall adapts the SIP server's click-to-call to the dialer's
+// CallFunc: the call is labelled with the contact's campaign and the web
+// client's address, and the outside leg's result becomes the attempt's
+// outcome (recorded by the dialer through report).
+type clickToCall struct {
+	sip    *sip.Server
+	dialer *dialer.Service // set once the dialer exists
+}
+
+func (c *clickToCall) Call(ctx context.Context, operator, number string, report func(dialer.Outcome, int, string)) error {
+	campaign := ""
+	if c.dialer != nil {
+		if _, cp, err := c.dialer.PendingCall(ctx, operator, number); err == nil {
+			campaign = cp.Name
+		}
+	}
+	_, err := c.sip.ClickToCall(ctx, sip.ClickToCallRequest{Operator: operator, Number: number, Campaign: campaign,
+		Source: web.RequestSource(ctx)}, func(o sip.Outcome) {
+		report(outcomeOf(o), o.Status, o.CallID)
+	})
+	if err != nil {
+		return fmt.Errorf("click-to-call %s → %s: %w", operator, number, err)
+	}
+	return nil
+}
+
+// outcomeOf maps the outside leg's result to the dialer's outcomes. An
+// operator who hangs up before the contact answers ("cancelled") counts
+// as no answer: the contact comes back after the no-answer delay.
+func outcomeOf(o sip.Outcome) dialer.Outcome {
+	switch {
+	case o.Answered || o.Result == "answered":
+		return dialer.Answered
+	case o.Result == "busy":
+		return dialer.Busy
+	case o.Result == "no_answer", o.Result == "cancelled":
+		return dialer.NoAnswer
+	}
+	return dialer.Failed
 }

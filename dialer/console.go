@@ -1,0 +1,103 @@
+package dialer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Read-only views for the operator console and the click-to-call wiring.
+// They change nothing, so they take no lock and write no audit entry.
+
+// Callback is a callback an operator promised, as their console lists it.
+type Callback struct {
+	Contact  Contact   `json:"contact"`
+	Campaign string    `json:"campaign"`
+	At       time.Time `json:"at"`
+}
+
+// Callbacks lists the callbacks operator scheduled that are still to be
+// made (the contact is open and still theirs), soonest first.
+func (s *Service) Callbacks(ctx context.Context, operator string) ([]Callback, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+contactCols+` FROM contacts
+		WHERE callback_by = ? AND callback_by <> '' AND state = 'open' AND callback_at <> '' ORDER BY callback_at, id LIMIT 200`, operator)
+	if err != nil {
+		return nil, fmt.Errorf("callbacks: %w", err)
+	}
+	var cs []Contact
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("callbacks: %w", err)
+		}
+		cs = append(cs, c.Contact)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("callbacks: %w", err)
+	}
+	names := map[int64]string{}
+	out := make([]Callback, 0, len(cs))
+	for _, c := range cs {
+		name, ok := names[c.CampaignID]
+		if !ok {
+			cp, err := s.Campaign(ctx, c.CampaignID)
+			if err != nil {
+				return nil, err
+			}
+			name, names[c.CampaignID] = cp.Name, cp.Name
+		}
+		out = append(out, Callback{Contact: c, Campaign: name, At: c.CallbackAt})
+	}
+	return out, nil
+}
+
+// PendingCall returns the contact with this number that operator is
+// calling (pending their disposition), with its campaign: click-to-call
+// uses it to label the call with the campaign.
+func (s *Service) PendingCall(ctx context.Context, operator, e164 string) (Contact, Campaign, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM contacts WHERE leased_by = ? AND leased_by <> '' AND state = 'pending'
+		AND e164 = ? ORDER BY id LIMIT 1`, operator, e164).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Contact{}, Campaign{}, fmt.Errorf("pending call of %s to %s: %w", operator, e164, ErrNotFound)
+	}
+	if err != nil {
+		return Contact{}, Campaign{}, err
+	}
+	c, err := contactTx(ctx, s.db, id)
+	if err != nil {
+		return Contact{}, Campaign{}, err
+	}
+	cp, err := s.Campaign(ctx, c.CampaignID)
+	return c.Contact, cp, err
+}
+
+// LastOutcome is the outcome of operator's last call to a contact that
+// still awaits their disposition.
+type LastOutcome struct {
+	Outcome   Outcome   `json:"outcome"`
+	SIPStatus int       `json:"sip_status"`
+	At        time.Time `json:"at"`
+}
+
+// AwaitingDisposition returns the outcome of operator's latest
+// undisposed call to contactID; ok is false when no call was recorded
+// yet (the call is still being set up, or was never placed).
+func (s *Service) AwaitingDisposition(ctx context.Context, operator string, contactID int64) (LastOutcome, bool, error) {
+	var o LastOutcome
+	var outcome, at string
+	err := s.db.QueryRowContext(ctx, `SELECT outcome, sip_status, at FROM attempts WHERE contact_id = ? AND operator = ?
+		AND disposed_at = '' AND outcome <> '' ORDER BY id DESC LIMIT 1`, contactID, operator).Scan(&outcome, &o.SIPStatus, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, false, nil
+	}
+	if err != nil {
+		return o, false, err
+	}
+	o.Outcome, o.At = Outcome(outcome), pt(at)
+	return o, true, nil
+}
