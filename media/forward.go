@@ -33,6 +33,10 @@ func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 		return
 	}
 	srcEnc, audio := l.encodingOf(l.pkt.PayloadType)
+	// While a muted prompt (the recording notice) plays toward the other
+	// side, that side hears the prompt, and the prompt is what is recorded
+	// on this channel: one stream at a time per channel.
+	promptOver := r.legs[l.id.Other()].muted > 0
 	event := !audio && l.dtmfPT != 0 && l.pkt.PayloadType == l.dtmfPT
 	if gap := l.rx.update(l.pkt.SequenceNumber, l.pkt.Timestamp, l.pkt.SSRC, len(l.pkt.Payload), sinceStart, audio); gap > 0 {
 		m.lost.Add(float64(gap))
@@ -47,7 +51,7 @@ func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 		}
 	}
 	r.monitorTap(l, now)
-	if r.cfg.tap != nil {
+	if r.cfg.tap != nil && !promptOver {
 		if err := r.cfg.tap.TapRTP(l.id, r.monitorRecord(l, srcEnc, audio), now); err != nil {
 			r.end(fmt.Errorf("%w: %s leg: %w", ErrTapFailed, l.id, err))
 			return

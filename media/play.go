@@ -27,9 +27,9 @@ const ptime = 20 * time.Millisecond
 
 // Play sends pcm (8 kHz linear) toward leg's peer in 20 ms packets encoded
 // with that leg's codec, paced by a ticker, and returns when it has all been
-// sent, ctx is done, or the relay ends. Each packet is also given to the tap
-// as audio of the other leg's channel (what leg's peer hears), in a stream
-// with its own SSRC so a recorder can tell it from the real peer's.
+// sent, ctx is done, or the relay ends. A muted prompt's packets are also
+// given to the tap as audio of the other leg's channel (what leg's peer
+// hears), in a stream with its own SSRC, in place of that leg's real audio.
 // While leg is on hold the frames are skipped, not queued.
 func (r *Relay) Play(ctx context.Context, l Leg, pcm []int16, opts ...PlayOption) error {
 	var cfg playConfig
@@ -99,7 +99,10 @@ func (r *Relay) Play(ctx context.Context, l Leg, pcm []int16, opts ...PlayOption
 				r.cfg.metrics.packetsOut.Inc()
 			}
 		}
-		if r.cfg.tap != nil {
+		// Only a muted prompt is recorded as its own stream (it replaces what
+		// the peer hears); a short tone mixed into a live stream is not, so
+		// that a channel never holds two interleaved streams.
+		if r.cfg.tap != nil && cfg.mute {
 			if !send || mixing {
 				encodeFrame(enc, buf[12:], frame[:])
 			}

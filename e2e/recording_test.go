@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A recorded call, checked as security would: the WAV lasts as long as the
+// call, the operator's voice is on the left only, sidecar and audit agree,
+// recordings verify passes, and fails naming the file once a byte changes.
+func TestRecordingContent(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	// The carrier stays silent; the operator talks (SIPp's PCMA pcap).
+	carrier := startCarrier(t, carrierPort, "uas_answer_silent.xml")
+	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "7000")
+	op.mustSucceed(45 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+	waitMetric(t, p, mEnded("operator_hangup"), 1)
+
+	var files map[string][]string
+	eventually(t, "recording WAV and sidecar", func() (bool, string) {
+		files = recordingFiles(t, p)
+		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, "no recording yet"
+	})
+	wavPath := files[".wav"][0]
+	wav, err := os.ReadFile(wavPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wav) < 44 || string(wav[:4]) != "RIFF" || binary.LittleEndian.Uint16(wav[22:]) != 2 || binary.LittleEndian.Uint32(wav[24:]) != 8000 {
+		t.Fatalf("%s is not an 8 kHz stereo WAV", wavPath)
+	}
+	pcm := wav[44:]
+	frames := len(pcm) / 4
+	wavDur := time.Duration(frames) * time.Second / 8000
+
+	var side struct {
+		DurationMS int64  `json:"duration_ms"`
+		SHA256     string `json:"sha256"`
+		Number     string `json:"number"`
+		Operator   string `json:"operator"`
+	}
+	b, _ := os.ReadFile(files[".json"][0])
+	if err := json.Unmarshal(b, &side); err != nil {
+		t.Fatalf("sidecar: %v\n%s", err, b)
+	}
+	if d := time.Duration(side.DurationMS) * time.Millisecond; absDur(d-wavDur) > 25*time.Millisecond {
+		t.Errorf("sidecar says %v, the WAV holds %v", d, wavDur)
+	}
+	// The call's duration from the audit (answer to hang-up): the recording
+	// starts with the first media, at the answer.
+	var callMS int64
+	for _, line := range strings.Split(auditLines(t, p, "call.ended"), "\n") {
+		if i := strings.Index(line, `"duration_ms":`); i >= 0 {
+			json.Unmarshal([]byte(strings.TrimRight(strings.Fields(line[i+len(`"duration_ms":`):])[0], ",}")), &callMS)
+		}
+	}
+	if callMS == 0 {
+		t.Fatalf("no call duration in the audit:\n%s", auditLines(t, p, "call.ended"))
+	}
+	if diff := absDur(wavDur - time.Duration(callMS)*time.Millisecond); diff > 60*time.Millisecond {
+		t.Errorf("WAV lasts %v, the call %v ms: %v apart (want ±60 ms)", wavDur, callMS, diff)
+	}
+
+	// After the notice (left: what the outside party hears, 3.9 s) the
+	// operator's voice is on the left; the silent carrier's right channel
+	// holds only the short bridge tone at its start.
+	left, right := rms(pcm, 0, 4*8000, frames), rms(pcm, 1, 4*8000, frames)
+	t.Logf("after 4 s: left RMS %.0f, right RMS %.0f", left, right)
+	if left < 500 || right > left/50 {
+		t.Errorf("channels mixed up: left RMS %.0f, right RMS %.0f", left, right)
+	}
+
+	if out, err := p.plateauCmd("recordings", "verify"); err != nil {
+		t.Fatalf("recordings verify: %v\n%s", err, out)
+	}
+	wav[len(wav)/2] ^= 0xff
+	if err := os.WriteFile(wavPath, wav, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.plateauCmd("recordings", "verify")
+	if err == nil || !strings.Contains(out, wavPath[strings.LastIndex(wavPath, "/")+1:]) {
+		t.Errorf("verify after a flipped byte: err %v, output does not name the file:\n%s", err, out)
+	}
+}
+
+// rms of one channel of 16-bit stereo PCM over frames [from, to).
+func rms(pcm []byte, ch, from, to int) float64 {
+	var sum float64
+	n := 0
+	for f := from; f < to && (f*4+ch*2+1) < len(pcm); f++ {
+		v := float64(int16(binary.LittleEndian.Uint16(pcm[f*4+ch*2:])))
+		sum += v * v
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	return math.Sqrt(sum / float64(n))
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
