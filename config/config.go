@@ -154,6 +154,9 @@ type Recordings struct {
 	RetentionDays int    `yaml:"retention_days"`
 	MinFreeMB     int    `yaml:"min_free_mb"`
 	NoticePrompt  string `yaml:"notice_prompt"`
+	// CampaignPrompts replace the notice for a campaign's calls (another
+	// wording or language); they cannot turn it off.
+	CampaignPrompts map[string]string `yaml:"campaign_prompts"`
 	// Remote, when its address is set, sends every recording to a remote
 	// recorder with SIPREC (RFC 7866) instead of writing it here.
 	Remote RemoteRecorder `yaml:"remote"`

@@ -114,6 +114,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"missing notice prompt", "notice_prompt: notice.wav", "notice_prompt: nope.wav", "recordings.notice_prompt"},
 		{"notice prompt required in detention mode", "recordings: {notice_prompt: notice.wav}", "recordings: {}", "recordings.notice_prompt"},
 		{"retention", "notice_prompt: notice.wav", "notice_prompt: notice.wav, retention_days: -3", "recordings.retention_days"},
+		{"campaign prompt missing", "notice_prompt: notice.wav", "notice_prompt: notice.wav, campaign_prompts: {bati: nope.wav}", "recordings.campaign_prompts.bati"},
+		{"campaign prompt cannot remove the notice", "notice_prompt: notice.wav", "notice_prompt: notice.wav, campaign_prompts: {bati: \"\"}", "recordings.campaign_prompts.bati"},
 		{"min free", "notice_prompt: notice.wav", "notice_prompt: notice.wav, min_free_mb: -1", "recordings.min_free_mb"},
 	}
 	type tc struct{ name, yaml, key string }

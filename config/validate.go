@@ -180,6 +180,14 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("recorder.allowed_sources[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/24", s)
 		}
 	}
+	for name, p := range c.Recordings.CampaignPrompts {
+		if p == "" {
+			return bad("recordings.campaign_prompts."+name, "is empty: a campaign may change the notice, not remove it")
+		}
+		if _, err := os.Stat(c.Resolve(p)); err != nil {
+			return bad("recordings.campaign_prompts."+name, "cannot read: %v", err)
+		}
+	}
 	if c.Recordings.NoticePrompt != "" {
 		if _, err := os.Stat(c.Resolve(c.Recordings.NoticePrompt)); err != nil {
 			return bad("recordings.notice_prompt", "cannot read: %v", err)

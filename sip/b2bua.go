@@ -54,11 +54,12 @@ type CallOptions struct {
 	MediaMetrics      *media.Metrics
 	InactivityTimeout time.Duration
 	MaxCallDuration   time.Duration
-	WindowWarning     time.Duration // warning tone this long before a window closes
-	WindowGrace       time.Duration // calls end this long after it closes
-	Notice            []int16       // recording notice, 8 kHz PCM, played to the outside party
-	RingTimeout       time.Duration // no answer: give up
-	TrunkTimeout      time.Duration // no provisional from a trunk: fail over
+	WindowWarning     time.Duration      // warning tone this long before a window closes
+	WindowGrace       time.Duration      // calls end this long after it closes
+	Notice            []int16            // recording notice, 8 kHz PCM, played to the outside party
+	CampaignNotices   map[string][]int16 // a campaign's own notice, in place of Notice
+	RingTimeout       time.Duration      // no answer: give up
+	TrunkTimeout      time.Duration      // no provisional from a trunk: fail over
 	Trunks            []TrunkConfig
 	Region            string // default region of national numbers
 }

@@ -162,8 +162,12 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 // operator is heard, then a short tone to the operator.
 func (c *call) announce() {
 	defer c.b.wg.Done()
-	if len(c.b.opts.Notice) > 0 {
-		if err := c.relay.Play(c.ctx, media.LegOutside, c.b.opts.Notice, media.Muted()); err != nil {
+	notice := c.b.opts.Notice
+	if n, ok := c.b.opts.CampaignNotices[c.campaign]; ok {
+		notice = n
+	}
+	if len(notice) > 0 {
+		if err := c.relay.Play(c.ctx, media.LegOutside, notice, media.Muted()); err != nil {
 			return
 		}
 	}

@@ -109,16 +109,21 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 		Region:            cfg.Site.DefaultRegion,
 	}
 	if p := cfg.Recordings.NoticePrompt; p != "" {
-		f, err := os.Open(cfg.Resolve(p))
-		if err != nil {
-			return opts, fmt.Errorf("recordings.notice_prompt: %w", err)
-		}
-		pcm, err := media.ReadWAV(f)
-		f.Close()
+		pcm, err := readPrompt(cfg.Resolve(p))
 		if err != nil {
 			return opts, fmt.Errorf("recordings.notice_prompt: %w", err)
 		}
 		opts.Notice = pcm
+	}
+	for name, p := range cfg.Recordings.CampaignPrompts {
+		pcm, err := readPrompt(cfg.Resolve(p))
+		if err != nil {
+			return opts, fmt.Errorf("recordings.campaign_prompts.%s: %w", name, err)
+		}
+		if opts.CampaignNotices == nil {
+			opts.CampaignNotices = map[string][]int16{}
+		}
+		opts.CampaignNotices[name] = pcm
 	}
 	for i, t := range cfg.Trunks {
 		pass, err := cfg.Secret(t.Auth.Password, t.Auth.PasswordFile)
@@ -187,4 +192,14 @@ func outcomeOf(o sip.Outcome) dialer.Outcome {
 		return dialer.NoAnswer
 	}
 	return dialer.Failed
+}
+
+// readPrompt loads an 8 kHz mono WAV prompt.
+func readPrompt(path string) ([]int16, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return media.ReadWAV(f)
 }
