@@ -90,6 +90,34 @@ func TestRecordingContent(t *testing.T) {
 	}
 }
 
+// The other way round: a silent operator, a talking carrier. After the
+// notice, the outside party's voice is on the right only.
+func TestRecordingOutsideOnTheRight(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
+	op := startOperator(t, p, "uac_silent.xml", approved, "-d", "7000")
+	op.mustSucceed(45 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+	waitMetric(t, p, mEnded("operator_hangup"), 1)
+	var files map[string][]string
+	eventually(t, "recording WAV", func() (bool, string) {
+		files = recordingFiles(t, p)
+		return len(files[".wav"]) == 1, "no recording yet"
+	})
+	wav, err := os.ReadFile(files[".wav"][0])
+	if err != nil || len(wav) < 44 {
+		t.Fatalf("read %v: %v", files[".wav"], err)
+	}
+	pcm := wav[44:]
+	frames := len(pcm) / 4
+	left, right := rms(pcm, 0, 4*8000, frames), rms(pcm, 1, 4*8000, frames)
+	t.Logf("after 4 s: left RMS %.0f, right RMS %.0f", left, right)
+	if right < 500 || left > right/50 {
+		t.Errorf("channels mixed up: left RMS %.0f, right RMS %.0f", left, right)
+	}
+}
+
 // rms of one channel of 16-bit stereo PCM over frames [from, to).
 func rms(pcm []byte, ch, from, to int) float64 {
 	var sum float64
