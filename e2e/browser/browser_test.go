@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,7 +17,10 @@ import (
 	"plateau/audit"
 	"plateau/auth"
 	"plateau/config"
+	"plateau/dialer"
+	"plateau/media"
 	"plateau/policy"
+	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
 )
@@ -45,6 +49,29 @@ func (o operators) Operator(ctx context.Context, ext string) (policy.Operator, b
 }
 
 type idle struct{}
+
+// liveCalls is the SIP server's calls in progress: operator 102 in a call.
+type liveCalls struct{ start time.Time }
+
+func (l liveCalls) Calls() []sip.CallInfo {
+	return []sip.CallInfo{{ID: "call-102", Operator: "102", Number: "+33240000009", Campaign: "menuiseries", State: "connected",
+		Start: l.start, Answered: l.start.Add(4 * time.Second)}}
+}
+
+// monitor stands for the SIP server ringing the supervisor's phone.
+type monitor struct{ got chan string }
+
+func (m monitor) Monitor(_ context.Context, sup, op string, mode media.MonitorMode) (string, error) {
+	m.got <- sup + ">" + op + ":" + mode.String()
+	return "mon-1", nil
+}
+
+// answered stands for click-to-call: the operator's phone answered and
+// the contact too.
+func answered(_ context.Context, op, number string, report func(dialer.Outcome, int, string)) error {
+	go report(dialer.Answered, 200, "call-101")
+	return nil
+}
 
 func (idle) Active(context.Context, string) (int, int, error) { return 0, 0, nil }
 func (idle) Ready() error                                     { return nil }
@@ -117,7 +144,39 @@ func TestConsolesInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := web.NewApp(web.Deps{Store: st, Audit: chain, Policy: engine, Location: paris, StreamInterval: time.Second})
+	// The dialer calls all week here (the browser runs whenever the tests
+	// do); "menuiseries" is active for 101 with one approved contact.
+	allWeek := [7]bool{true, true, true, true, true, true, true}
+	open, err := policy.NewWindows(paris, []config.WeeklyWindow{{Days: allWeek, From: 0, To: 24 * 60}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial, err := dialer.New(st, open, "FR", dialer.WithCaller(answered))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dial.Close()
+	by := func(ext string) store.Change { return store.Change{By: ext, Source: "test", At: time.Now()} }
+	camp, err := dial.CreateCampaign(ctx, by("201"), dialer.CampaignSpec{Name: "menuiseries", Client: "Menuiseries de l'Ouest",
+		Operators: []string{"101"}, Script: "# Accroche\nBonjour, je suis **téléconseiller** pour les Menuiseries de l'Ouest.\n\n" +
+			"## Questions\n- Avez-vous des chantiers de rénovation prévus ?\n- Qui choisit les menuiseries ?\n\n" +
+			"## Objections\n1. *Pas le temps* : proposer un rappel.\n2. *Déjà un fournisseur* : proposer un devis comparatif."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial.Import(ctx, by("201"), camp.ID, []byte("company;contact;phone;city;notes;effectif\n"+
+		"Atelier Durand Architectes;Mme Claire Durand;02 40 00 00 07;Nantes;Préfère être appelée avant 11 h;12\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ApproveAllowlist(ctx, by("302"), store.Selection{Campaign: "menuiseries"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial.SetStatus(ctx, by("201"), camp.ID, dialer.Active); err != nil {
+		t.Fatal(err)
+	}
+	mon := monitor{got: make(chan string, 4)}
+	app, err := web.NewApp(web.Deps{Store: st, Audit: chain, Policy: engine, Location: paris, StreamInterval: time.Second,
+		Dialer: dial, Calls: liveCalls{start: time.Now().Add(-95 * time.Second)}, Monitor: mon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +200,7 @@ func TestConsolesInChromium(t *testing.T) {
 
 	// What the browser did is in the store and the audit log.
 	approved, _ := st.Allowlist(ctx, store.AllowFilter{Status: store.AllowApproved})
+	approved = slices.DeleteFunc(approved, func(e store.AllowEntry) bool { return e.Campaign == "menuiseries" })
 	if len(approved) != 1 || approved[0].E164 != "+33240000001" || approved[0].DecidedBy != "302" {
 		t.Fatalf("approved: %+v", approved)
 	}
@@ -149,11 +209,26 @@ func TestConsolesInChromium(t *testing.T) {
 		t.Fatalf("still proposed: %+v", proposed)
 	}
 	recs, _ := chain.List(ctx, audit.Filter{Kind: "allowlist.approve"})
+	recs = slices.DeleteFunc(recs, func(r audit.Record) bool { return r.Entry.Subject == "+33240000007" })
 	if len(recs) != 2 || recs[0].Entry.Outcome != "refused" || recs[1].Entry.Outcome != "ok" {
 		t.Fatalf("allowlist.approve audit: %+v", recs)
 	}
+	// The supervisor clicked Listen on 102's call; the operator called
+	// their contact and entered the outcome.
+	select {
+	case got := <-mon.got:
+		if got != "201>102:listen" {
+			t.Errorf("monitor request %q", got)
+		}
+	default:
+		t.Error("the Listen button asked for no monitor session")
+	}
+	res, err := dial.Results(ctx, camp.ID)
+	if err != nil || res.Attempts != 1 || res.ByDisposition["interested"] != 1 {
+		t.Errorf("results after the browser's call: %+v %v", res, err)
+	}
 	for _, name := range []string{"login", "security-allowlist", "security-audit", "security-refused", "security-simulator",
-		"supervisor", "operator", "admin-users-en"} {
+		"supervisor", "supervisor-campaigns", "supervisor-campaign", "operator", "operator-preview", "operator-dispose", "admin-users-en"} {
 		fi, err := os.Stat(filepath.Join(artifacts, name+".png"))
 		if err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s: %v", name, err)

@@ -112,22 +112,57 @@ try {
   await shot("security-simulator");
   await logout();
 
-  step("supervisor: live operators list");
+  step("supervisor: live wallboard");
   await login("201", false);
   expect(page.url().endsWith("/supervisor"), "supervisor home");
   await page.waitForFunction(() => document.getElementById("updated").textContent !== "");
-  const rows = await page.locator("#operators tbody tr").count();
+  const rows = await page.locator("#wallboard tbody tr").count();
   expect(rows === 2, "two operators listed, got " + rows);
-  expect((await page.locator("#operators").innerText()).includes("Enregistré"), "registration state shown");
+  const board = await page.locator("#wallboard").innerText();
+  expect(board.includes("Enregistré"), "registration state shown");
+  expect(board.includes("en communication") && board.includes("menuiseries"), "102's call is live: " + board);
+  expect(/1:[3-5]\d/.test(board), "the call's duration is shown: " + board);
+
+  step("supervisor: listen to 102's call");
+  await page.getByRole("button", { name: "Écouter l'appel du poste 102" }).click();
+  await page.getByRole("status").filter({ hasText: "Votre téléphone sonne" }).waitFor();
   await shot("supervisor");
+
+  step("supervisor: campaigns");
+  await page.getByRole("link", { name: "Campagnes", exact: true }).click();
+  await page.waitForURL(/\/supervisor\/campaigns$/);
+  expect((await page.getByRole("link", { name: "menuiseries" }).count()) === 1, "campaign listed");
+  await shot("supervisor-campaigns");
+  await page.getByRole("link", { name: "menuiseries" }).click();
+  await page.waitForURL(/\/supervisor\/campaigns\/\d+$/);
+  expect((await page.getByRole("button", { name: "Mettre en pause" }).count()) === 1, "pause offered for an active campaign");
+  await shot("supervisor-campaign");
   await logout();
 
   step("operator desk");
   await login("101", false);
   expect(page.url().endsWith("/operator"), "operator home");
-  expect((await page.getByText("Pas encore disponible.").count()) >= 1, "placeholders say not available");
   expect((await page.getByRole("link", { name: "Journal d'audit" }).count()) === 0, "no security link for an operator");
   await shot("operator");
+
+  step("operator: preview the next contact with the script");
+  await page.getByRole("button", { name: "Contact suivant" }).click();
+  await page.locator("#pv-company").filter({ hasText: "Atelier Durand Architectes" }).waitFor();
+  expect((await page.locator("#pv-number").innerText()) === "+33240000007", "number shown in E.164");
+  expect((await page.locator(".script-body:not([hidden]) strong").first().innerText()) === "téléconseiller", "script rendered from Markdown");
+  expect(await page.getByRole("button", { name: "Appeler" }).isEnabled(), "Call enabled: the phone is registered");
+  await shot("operator-preview");
+
+  step("operator: call, then the outcome");
+  await page.getByRole("button", { name: "Appeler" }).click();
+  await page.locator("#dispose-form:not([hidden])").waitFor();
+  expect(await page.getByRole("button", { name: "Contact suivant" }).isDisabled(), "next blocked until the outcome is entered");
+  await page.getByLabel("Issue", { exact: true }).selectOption({ label: "intéressé" });
+  await page.locator("#dispose-notes").fill("Rappeler pour un devis en janvier.");
+  await page.locator("#dispose-outcome").filter({ hasText: "décroché" }).waitFor();
+  await shot("operator-dispose");
+  await page.getByRole("button", { name: "Enregistrer l'issue" }).click();
+  await page.getByRole("status").filter({ hasText: "Issue enregistrée" }).waitFor();
   await logout();
 
   step("admin users, in English");

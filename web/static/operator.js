@@ -77,6 +77,12 @@
     $("pv-notes").textContent = c.notes || "";
     $("pv-attempts").textContent = String(c.attempts || 0);
     $("pv-last").textContent = c.last_disposition ? dispLabel(c.last_disposition) + (c.last_notes ? " : " + c.last_notes : "") : "";
+    // Rows with nothing to say are left out.
+    ["pv-contact", "pv-city", "pv-email", "pv-notes", "pv-last"].forEach(function (id) {
+      var dd = $(id), empty = dd.textContent === "";
+      dd.hidden = empty;
+      dd.previousElementSibling.hidden = empty;
+    });
     var custom = $("pv-custom");
     while (custom.firstChild) { custom.removeChild(custom.firstChild); }
     Object.keys(c.custom || {}).sort().forEach(function (k) {
@@ -145,6 +151,7 @@
     });
     var nb = $("btn-next");
     if (nb) { nb.disabled = busy || state.owed; }
+    $("actions").hidden = leased && state.owed;
     var showDispose = leased && state.owed && !busy;
     $("dispose-form").hidden = !showDispose;
     $("owed").hidden = !(leased && state.owed);
