@@ -35,6 +35,20 @@ var queueRoles = []store.Role{store.RoleOperator, store.RoleSupervisor}
 // consoleRoutes mounts the dialer's JSON API and the consoles' own routes.
 // Without a dialer (Deps.Dialer nil) the campaign routes fall through to
 // the /api/ catch-all (404) and the consoles say the dialer is off.
+//
+//	/api/v1/campaigns…, /api/v1/contacts/{id}/skip|release|dispose
+//	                                      the dialer's routes and roles (dialer.Service.Routes)
+//	POST /api/v1/contacts/{id}/call       operator, supervisor: click-to-call (409 phone_not_registered,
+//	                                      phone_no_answer; 403 call_refused with the policy reason)
+//	GET  /api/v1/me/call[?contact=ID]     every role: their phone, their own call in progress only,
+//	                                      the outcome of their undisposed call to ID
+//	GET  /api/v1/me/callbacks             operator, supervisor: the callbacks they promised
+//	GET  /api/v1/calls                    supervisor, admin: calls in progress (no numbers)
+//	POST /api/v1/monitor                  supervisor, admin: {operator, mode} → 202 {session}
+//	GET  /api/v1/training                 supervisor, admin: operators' coaching state
+//	POST /api/v1/training/{ext}[/signoff] supervisor, admin: {calls}|{until_signoff} (audited by the store)
+//	/supervisor/campaigns[/{id}[/status|/import]], /supervisor/monitor, /supervisor/training…
+//	                                      supervisor, admin: the same as HTML forms
 func (a *App) consoleRoutes() {
 	page := func(pattern string, roles []store.Role, h http.HandlerFunc) {
 		a.mux.Handle(pattern, RequireRole(roles...)(h))

@@ -107,7 +107,9 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 	return cf
 }
 
-func (f *fixture) by(ext string) store.Change { return store.Change{By: ext, Source: "test", At: f.clock.Now()} }
+func (f *fixture) by(ext string) store.Change {
+	return store.Change{By: ext, Source: "test", At: f.clock.Now()}
+}
 
 // campaign creates an active campaign for operator 101 with contacts;
 // approved numbers are approved by security officer 302.
