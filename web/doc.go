@@ -26,6 +26,11 @@
 //
 //	u, ok := web.CurrentUser(r) // u.Extension, u.Role, u.DisplayName
 //
+// The consoles' own routes (click-to-call, the live call, monitoring,
+// training, the campaign pages) and the mounting of the dialer's JSON API
+// are listed in dialer.go (consoleRoutes); Deps.Dialer, Deps.Calls and
+// Deps.Monitor connect them to package dialer and the SIP server.
+//
 // Errors: write them with web.WriteError(w, r, status, code, err) so the
 // API answers {"error": code, "message": "<localised>", "detail": "..."}.
 // Localised strings come from the catalogues in messages.go (French and

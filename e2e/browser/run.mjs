@@ -121,7 +121,7 @@ try {
   const board = await page.locator("#wallboard").innerText();
   expect(board.includes("Enregistré"), "registration state shown");
   expect(board.includes("en communication") && board.includes("menuiseries"), "102's call is live: " + board);
-  expect(/1:[3-5]\d/.test(board), "the call's duration is shown: " + board);
+  expect(/\b\d+:\d\d\b/.test(board), "the call's duration is shown: " + board);
 
   step("supervisor: listen to 102's call");
   await page.getByRole("button", { name: "Écouter l'appel du poste 102" }).click();
