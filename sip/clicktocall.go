@@ -17,6 +17,7 @@ var (
 	ErrNotRegistered = errors.New("operator phone not registered")
 	ErrNoAnswer      = errors.New("operator phone did not answer")
 	ErrCallsDisabled = errors.New("call control not enabled")
+	ErrNoSuchCall    = errors.New("no such call in progress")
 )
 
 // RefusedError carries the policy decision of a refused call.
@@ -174,4 +175,27 @@ func (s *Server) Calls() []CallInfo {
 	}
 	b.mu.Unlock()
 	return out
+}
+
+// Hangup ends an operator's call in progress from the console: BYE on both
+// legs, recording closed, audited as call.ended "console_hangup".
+func (s *Server) Hangup(callID, operator string) error {
+	b := s.calls
+	if b == nil {
+		return ErrCallsDisabled
+	}
+	b.mu.Lock()
+	var found *call
+	for _, c := range b.calls {
+		if c.id == callID && c.operator == operator {
+			found = c
+			break
+		}
+	}
+	b.mu.Unlock()
+	if found == nil {
+		return fmt.Errorf("%w: %s", ErrNoSuchCall, callID)
+	}
+	found.end("console_hangup")
+	return nil
 }

@@ -17,9 +17,11 @@ import (
 	"plateau/store"
 )
 
-// LiveCalls lists the calls in progress (the SIP server's B2BUA).
+// LiveCalls lists the calls in progress (the SIP server's B2BUA) and ends
+// one from the console.
 type LiveCalls interface {
 	Calls() []sip.CallInfo
+	Hangup(callID, operator string) error
 }
 
 // Monitorer rings a supervisor's phone into an operator's live call
@@ -81,6 +83,7 @@ func (a *App) consoleRoutes() {
 		a.campaignPages()
 	}
 	page("GET /api/v1/me/call", all, a.apiMyCall)
+	page("POST /api/v1/me/call/hangup", all, a.apiHangup)
 	page("GET /api/v1/calls", supervisor, a.apiCalls)
 	page("POST /api/v1/monitor", supervisor, a.apiMonitor)
 	page("POST /supervisor/monitor", supervisor, a.monitorForm)
@@ -175,6 +178,21 @@ func (a *App) apiMyCall(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// apiHangup ends the user's own call in progress (never anyone else's).
+func (a *App) apiHangup(w http.ResponseWriter, r *http.Request) {
+	u, _ := CurrentUser(r)
+	c, ok := a.callOf(u.Extension)
+	if !ok || a.deps.Calls == nil {
+		WriteError(w, r, http.StatusNotFound, "no_call", nil)
+		return
+	}
+	if err := a.deps.Calls.Hangup(c.ID, u.Extension); err != nil {
+		WriteError(w, r, http.StatusNotFound, "no_call", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // apiCalls lists the calls in progress for the supervisors.

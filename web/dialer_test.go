@@ -34,6 +34,19 @@ func (f *fakeCalls) Calls() []sip.CallInfo {
 	return append([]sip.CallInfo(nil), f.calls...)
 }
 
+// Hangup ends a call of the operator's, as the B2BUA does.
+func (f *fakeCalls) Hangup(callID, operator string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.calls {
+		if c.ID == callID && c.Operator == operator {
+			f.calls = append(f.calls[:i], f.calls[i+1:]...)
+			return nil
+		}
+	}
+	return sip.ErrNoSuchCall
+}
+
 func (f *fakeCalls) set(cs ...sip.CallInfo) {
 	f.mu.Lock()
 	f.calls = cs
@@ -514,4 +527,24 @@ func FuzzRenderScript(f *testing.F) {
 			t.Fatalf("renderScript(%q) lets markup through: %q", s, out)
 		}
 	})
+}
+
+// The console hangs up the user's own call, never another's.
+func TestHangupOwnCall(t *testing.T) {
+	cf := newConsoleFixture(t)
+	now := cf.clock.Now()
+	cf.calls.set(
+		sip.CallInfo{ID: "a", Operator: "101", State: "connected", Start: now, Answered: now},
+		sip.CallInfo{ID: "b", Operator: "102", State: "connected", Start: now, Answered: now},
+	)
+	if res, _ := cf.as("201").api("POST", "/api/v1/me/call/hangup", nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("hang up without a call: %d, want 404", res.StatusCode)
+	}
+	if res, _ := cf.as("101").api("POST", "/api/v1/me/call/hangup", nil); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("hang up own call: %d, want 204", res.StatusCode)
+	}
+	calls := cf.calls.Calls()
+	if len(calls) != 1 || calls[0].ID != "b" {
+		t.Errorf("calls after 101 hung up: %+v, want only 102's", calls)
+	}
 }

@@ -292,6 +292,10 @@
     return m + ":" + (r < 10 ? "0" : "") + r;
   }
   var shown = { elapsed: 0, state: "" };
+  // Hang up from the console: Plateau ends both legs (the phone may too).
+  $("hangup").addEventListener("click", function () {
+    api("POST", "/api/v1/me/call/hangup").then(function () { poll(); });
+  });
   function poll() {
     var q = state.lease ? "?contact=" + state.lease.contact.id : "";
     api("GET", "/api/v1/me/call" + q).then(function (r) {
@@ -313,6 +317,7 @@
           $("call-state").textContent = (c.state === "connected" ? t("op.call_connected") : t("op.call_ringing")) +
             (c.number ? " · " + c.number : "");
           $("call-duration").textContent = duration(c.elapsed);
+          $("hangup").hidden = false;
         } else {
           var wasInCall = state.inCall;
           state.inCall = false;
@@ -320,6 +325,7 @@
           box.className = "call-state idle";
           $("call-state").textContent = t("op.call_none");
           $("call-duration").textContent = "";
+          $("hangup").hidden = true;
           if (wasInCall && state.lease) { state.owed = true; say(""); }
         }
         if (d.outcome && state.lease) {
