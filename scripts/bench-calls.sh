@@ -10,6 +10,7 @@
 # HOLD_MS (1000), USERS (4000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$PWD
 bin=$(realpath "${1:-bin/plateau}")
 rates=${RATES:-"50 100 250 500 1000 1500 2000"}
@@ -21,29 +22,12 @@ command -v sipp >/dev/null || { echo "bench-calls: sipp is not installed (make d
 
 tmp=$(mktemp -d /tmp/plateau-bench-calls.XXXXXX)
 pid=""; uas=""; keep=${KEEP:-}
-stop() { # stop PID: TERM, then KILL after 10 s
-	local p=$1
-	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-	kill -TERM "$p" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-	kill -KILL "$p" 2>/dev/null || true
-}
 cleanup() {
 	stop "$uas"; stop "$pid"
 	if [ -z "$keep" ]; then rm -rf "$tmp"; else echo "bench-calls: logs kept in $tmp"; fi
 }
 trap cleanup EXIT INT TERM
 
-# A free port on 127.0.0.1 for both UDP and TCP (checked with ss).
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		ss -Hlnu "sport = :$p" | grep -q . && continue
-		ss -Hlnt "sport = :$p" | grep -q . && continue
-		echo "$p"; return
-	done
-}
 sip_port=$(free_port); http_port=$(free_port); uas_port=$(free_port)
 
 # RTP ports: each call holds 2 pairs for its length plus media.port_drain.
@@ -81,13 +65,11 @@ users:
   - {extension: "301", role: security}
   - {extension: "302", role: security}
 YAML
-	for i in $(seq 1 "$users"); do
-		echo "  - {extension: \"$((100000 + i))\", role: operator, sip_password: \"pw$i\"}"
-	done
+	operator_users 100001 "$users"
 } >"$tmp/plateau.yaml"
 {
 	echo SEQUENTIAL
-	for i in $(seq 1 "$users"); do echo "$((100000 + i));pw$i;$number"; done
+	for i in $(seq 1 "$users"); do echo "$((100000 + i));pw$((100000 + i));$number"; done
 } >"$tmp/users.csv"
 
 "$bin" check-config -c "$tmp/plateau.yaml" >/dev/null
@@ -113,7 +95,6 @@ uas=$!
 sleep 0.5
 
 tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_start=$(awk '/VmRSS/{print $2 " " $3}' "/proc/$pid/status")
 
 # Other jobs on the host skew every figure: say how busy it was.
@@ -129,7 +110,7 @@ for rate in $rates; do
 		curl -fs -o "$tmp/cpu-$rate.pprof" "http://127.0.0.1:$http_port/debug/pprof/profile?seconds=$per" &
 		prof=$!
 	fi
-	before=$(cpu_ticks)
+	before=$(cpu_ticks "$pid")
 	start=$(date +%s.%N)
 	set +e
 	(cd "$tmp" && timeout 120 sipp "127.0.0.1:$sip_port" -sf "$root/bench/sipp/uac_call_nomedia.xml" \
@@ -143,7 +124,7 @@ for rate in $rates; do
 	end=$(date +%s.%N)
 	sleep 0.5 # the last BYEs' transactions and recordings close
 	[ -z "$prof" ] || wait "$prof" || true
-	after=$(cpu_ticks)
+	after=$(cpu_ticks "$pid")
 	read -r ok failed < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++){if($i=="SuccessfulCall(C)")s=i;if($i=="FailedCall(C)")f=i}} END{print $s+0, $f+0}' "$tmp/stat-$rate.csv" 2>/dev/null || echo "0 $n")
 	# Mean time from the first INVITE to the 200 (407 round included), ms:
 	# SIPp's cumulative ResponseTime1 (HH:MM:SS:microseconds).

@@ -13,6 +13,7 @@
 # ramping, 40; BASE_RATE for the baseline, 200), BASELINE=0 to skip the direct run, KEEP=1 to keep the files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$PWD
 bin=$(realpath "${1:-bin/plateau}")
 steps=${STEPS:-"250 500 1000 2000"}
@@ -27,28 +28,12 @@ users=$max_calls
 
 tmp=$(mktemp -d /tmp/plateau-bench-media.XXXXXX)
 pid=""; sim=""; keep=${KEEP:-}
-stop() { # stop PID [SIGNAL]: TERM (or SIGNAL), then KILL after 20 s (Plateau closes recordings)
-	local p=$1
-	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-	kill "-${2:-TERM}" "$p" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-	kill -KILL "$p" 2>/dev/null || true
-}
 cleanup() {
 	stop "$pid"; stop "$sim" INT # pstn-sim stops on SIGINT (SIGTERM only drains)
 	if [ -z "$keep" ]; then rm -rf "$tmp"; else echo "bench-media: files kept in $tmp"; fi
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		ss -Hlnu "sport = :$p" | grep -q . && continue
-		ss -Hlnt "sport = :$p" | grep -q . && continue
-		echo "$p"; return
-	done
-}
 sip_port=$(free_port); http_port=$(free_port); sim_port=$(free_port)
 
 cat >"$tmp/pstn-sim.yaml" <<YAML
@@ -94,10 +79,7 @@ users:
   - {extension: "301", role: security}
   - {extension: "302", role: security}
 YAML
-	for i in $(seq 0 $((users - 1))); do
-		ext=$((first_ext + i))
-		echo "  - {extension: \"$ext\", role: operator, sip_password: \"pw$ext\"}"
-	done
+	operator_users "$first_ext" "$users"
 } >"$tmp/plateau.yaml"
 
 "$bin" pstn-sim -c "$tmp/pstn-sim.yaml" >"$tmp/pstn-sim.log" 2>&1 &

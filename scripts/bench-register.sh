@@ -8,6 +8,7 @@
 # SECONDS_PER_RATE (4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$PWD
 bin=$(realpath "${1:-bin/plateau}")
 users=${USERS:-1000}
@@ -27,16 +28,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# A free port on 127.0.0.1 for both UDP and TCP (checked with ss).
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		ss -Hlnu "sport = :$p" | grep -q . && continue
-		ss -Hlnt "sport = :$p" | grep -q . && continue
-		echo "$p"; return
-	done
-}
 sip_port=$(free_port); http_port=$(free_port); rtp=$((30000 + (RANDOM % 15000) * 2))
 
 {
@@ -55,13 +46,11 @@ policy:
 recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav}
 users:
 YAML
-	for i in $(seq 1 "$users"); do
-		echo "  - {extension: \"$((100000 + i))\", role: operator, sip_password: \"pw$i\"}"
-	done
+	operator_users 100001 "$users"
 } >"$tmp/plateau.yaml"
 {
 	echo SEQUENTIAL
-	for i in $(seq 1 "$users"); do echo "$((100000 + i));pw$i;3600"; done
+	for i in $(seq 1 "$users"); do echo "$((100000 + i));pw$((100000 + i));3600"; done
 } >"$tmp/users.csv"
 
 "$bin" serve -c "$tmp/plateau.yaml" >"$tmp/plateau.log" 2>&1 &
@@ -75,7 +64,6 @@ curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null || { echo "plateau not 
 
 tck=$(getconf CLK_TCK)
 rss_start=$(awk '/VmRSS/{print $2 " " $3}' "/proc/$pid/status")
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 
 printf 'Plateau REGISTER benchmark: %d users, digest MD5 (qop=auth), UDP, SIPp on the same %d cores\n' "$users" "$(nproc)"
 printf '%8s %9s %9s %8s %10s %10s\n' "target/s" "ok" "failed" "wall s" "reg/s" "cpu s"
@@ -83,7 +71,7 @@ best_rate=0; best_ok=0; best_cpu=0; best_wall=0; best_target=0
 for rate in $rates; do
 	n=$((rate * per))
 	cp_port=$(free_port); lp=$(free_port)
-	before=$(cpu_ticks)
+	before=$(cpu_ticks "$pid")
 	start=$(date +%s.%N)
 	set +e
 	(cd "$tmp" && timeout 120 sipp "127.0.0.1:$sip_port" -sf "$root/e2e/sipp/register_auth.xml" \
@@ -94,7 +82,7 @@ for rate in $rates; do
 	rc=$?
 	set -e
 	end=$(date +%s.%N)
-	after=$(cpu_ticks)
+	after=$(cpu_ticks "$pid")
 	# Last line of the -trace_stat CSV: cumulative SuccessfulCall and FailedCall.
 	read -r ok failed < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++){if($i=="SuccessfulCall(C)")s=i;if($i=="FailedCall(C)")f=i}} END{print $s+0, $f+0}' "$tmp/stat-$rate.csv" 2>/dev/null || echo "0 $n")
 	wall=$(echo "$end - $start" | bc -l)

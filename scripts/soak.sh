@@ -11,6 +11,7 @@
 # SOAK_CALL_SECONDS (30), KEEP=1 to keep the files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$PWD
 bin=$(realpath "${1:-bin/plateau}")
 minutes=${SOAK_MINUTES:-10}
@@ -29,28 +30,12 @@ command -v sipp >/dev/null || { echo "soak: sipp is not installed (make deps)"; 
 
 tmp=$(mktemp -d /tmp/plateau-soak.XXXXXX)
 pid=""; sim=""; sp=""; keep=${KEEP:-}
-stop() { # stop PID: TERM, then KILL after 20 s (Plateau closes recordings)
-	local p=$1
-	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-	kill -TERM "$p" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-	kill -KILL "$p" 2>/dev/null || true
-}
 cleanup() {
 	stop "$sp"; stop "$pid"; stop "$sim"
 	if [ -z "$keep" ]; then rm -rf "$tmp"; else echo "soak: files kept in $tmp"; fi
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		ss -Hlnu "sport = :$p" | grep -q . && continue
-		ss -Hlnt "sport = :$p" | grep -q . && continue
-		echo "$p"; return
-	done
-}
 sip_port=$(free_port); http_port=$(free_port); sim_port=$(free_port); sipp_port=$(free_port); sipp_media=$(free_port); sipp_ctl=$(free_port)
 
 cat >"$tmp/pstn-sim.yaml" <<YAML
@@ -94,10 +79,7 @@ users:
   - {extension: "301", role: security}
   - {extension: "302", role: security}
 YAML
-	for i in $(seq 0 $((users - 1))); do
-		ext=$((first_ext + i))
-		echo "  - {extension: \"$ext\", role: operator, sip_password: \"pw$ext\"}"
-	done
+	operator_users "$first_ext" "$users"
 } >"$tmp/plateau.yaml"
 {
 	echo SEQUENTIAL
