@@ -58,6 +58,9 @@ func (l liveCalls) Calls() []sip.CallInfo {
 		Start: l.start, Answered: l.start.Add(4 * time.Second)}}
 }
 
+// Hangup is refused: the browser test never hangs up 102's call.
+func (l liveCalls) Hangup(callID, operator string) error { return sip.ErrNoSuchCall }
+
 // monitor stands for the SIP server ringing the supervisor's phone.
 type monitor struct{ got chan string }
 
