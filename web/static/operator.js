@@ -154,7 +154,8 @@
     $("actions").hidden = leased && state.owed;
     var showDispose = leased && state.owed && !busy;
     $("dispose-form").hidden = !showDispose;
-    $("owed").hidden = !(leased && state.owed);
+    // The "enter the outcome" banner waits for the end of the call.
+    $("owed").hidden = !showDispose;
   }
 
   // ---- next contact ----
@@ -318,6 +319,7 @@
             (c.number ? " · " + c.number : "");
           $("call-duration").textContent = duration(c.elapsed);
           $("hangup").hidden = false;
+          if (c.state === "connected" && $("op-message").textContent === t("op.dialling")) { say(""); }
         } else {
           var wasInCall = state.inCall;
           state.inCall = false;
