@@ -33,7 +33,7 @@ test: deps
 	$(MAKE) fuzz
 
 # A short run of every fuzz target, on top of the committed corpora.
-FUZZTIME ?= 5s
+FUZZTIME ?= 10000x
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
