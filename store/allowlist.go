@@ -108,11 +108,8 @@ func (s *Store) ProposeAllowlist(ctx context.Context, c Change, ps []Proposal) (
 		return nil, fmt.Errorf("propose: %w", ErrNoSelection)
 	}
 	for _, p := range ps {
-		if !ValidE164(p.E164) {
-			return nil, fmt.Errorf("propose %q: %w", p.E164, ErrInvalidE164)
-		}
-		if !p.ValidUntil.IsZero() && !p.ValidUntil.After(validFrom(p, c)) {
-			return nil, fmt.Errorf("propose %s: valid until %s is not after valid from %s", p.E164, FormatTime(p.ValidUntil), FormatTime(validFrom(p, c)))
+		if err := checkProposal(p, c); err != nil {
+			return nil, err
 		}
 	}
 	var out []AllowEntry
@@ -120,19 +117,16 @@ func (s *Store) ProposeAllowlist(ctx context.Context, c Change, ps []Proposal) (
 		if _, err := activeUser(ctx, tx, c.By); err != nil {
 			return fmt.Errorf("propose: %w", err)
 		}
+		ins, err := tx.PrepareContext(ctx, insertProposalSQL)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
 		for _, p := range ps {
-			from := validFrom(p, c)
-			res, err := tx.ExecContext(ctx, `INSERT INTO allowlist
-				(e164, label, campaign, status, proposed_by, proposed_at, valid_from, valid_until, note)
-				VALUES (?,?,?,?,?,?,?,?,?)`,
-				p.E164, p.Label, p.Campaign, string(AllowProposed), c.By, formatTime(c.At), formatTime(from), optTime(p.ValidUntil), p.Note)
+			id, err := insertProposal(ctx, ins, p, c)
 			if err != nil {
-				if strings.Contains(err.Error(), "UNIQUE constraint") {
-					return fmt.Errorf("propose %s (campaign %q): already proposed or approved: %w", p.E164, p.Campaign, ErrExists)
-				}
-				return fmt.Errorf("propose %s: %w", p.E164, err)
+				return err
 			}
-			id, _ := res.LastInsertId()
 			e, err := entryTx(ctx, tx, id)
 			if err != nil {
 				return err
@@ -145,6 +139,39 @@ func (s *Store) ProposeAllowlist(ctx context.Context, c Change, ps []Proposal) (
 		return nil
 	})
 	return out, err
+}
+
+// insertProposalSQL writes one proposed entry (ProposeAllowlist, and the
+// dialer's bulk import through ProposeAllowlistTx).
+const insertProposalSQL = `INSERT INTO allowlist
+	(e164, label, campaign, status, proposed_by, proposed_at, valid_from, valid_until, note)
+	VALUES (?,?,?,?,?,?,?,?,?)`
+
+// checkProposal applies the rules every proposal follows, before anything
+// is written: E.164 only, a validity that ends after it starts.
+func checkProposal(p Proposal, c Change) error {
+	if !ValidE164(p.E164) {
+		return fmt.Errorf("propose %q: %w", p.E164, ErrInvalidE164)
+	}
+	if from := validFrom(p, c); !p.ValidUntil.IsZero() && !p.ValidUntil.After(from) {
+		return fmt.Errorf("propose %s: valid until %s is not after valid from %s", p.E164, FormatTime(p.ValidUntil), FormatTime(from))
+	}
+	return nil
+}
+
+// insertProposal writes a checked proposal with ins (insertProposalSQL
+// prepared in the caller's transaction) and returns its id; a number
+// already proposed or approved for the campaign is ErrExists.
+func insertProposal(ctx context.Context, ins *sql.Stmt, p Proposal, c Change) (int64, error) {
+	res, err := ins.ExecContext(ctx, p.E164, p.Label, p.Campaign, string(AllowProposed), c.By, formatTime(c.At),
+		formatTime(validFrom(p, c)), optTime(p.ValidUntil), p.Note)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint") {
+			return 0, fmt.Errorf("propose %s (campaign %q): already proposed or approved: %w", p.E164, p.Campaign, ErrExists)
+		}
+		return 0, fmt.Errorf("propose %s: %w", p.E164, err)
+	}
+	return res.LastInsertId()
 }
 
 func validFrom(p Proposal, c Change) time.Time {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"plateau/audit"
 )
@@ -38,9 +37,7 @@ func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, what string, 
 	if _, err := activeUser(ctx, tx, c.By); err != nil {
 		return nil, fmt.Errorf("propose: %w", err)
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO allowlist
-		(e164, label, campaign, status, proposed_by, proposed_at, valid_from, valid_until, note)
-		VALUES (?,?,?,?,?,?,?,?,?)`)
+	ins, err := tx.PrepareContext(ctx, insertProposalSQL)
 	if err != nil {
 		return nil, err
 	}
@@ -49,22 +46,14 @@ func ProposeAllowlistTx(ctx context.Context, tx *sql.Tx, c Change, what string, 
 	listed := make([][2]any, 0, len(ps))
 	at := formatTime(c.At)
 	for _, p := range ps {
-		if !ValidE164(p.E164) {
-			return nil, fmt.Errorf("propose %q: %w", p.E164, ErrInvalidE164)
+		if err := checkProposal(p, c); err != nil {
+			return nil, err
+		}
+		id, err := insertProposal(ctx, ins, p, c)
+		if err != nil {
+			return nil, err
 		}
 		from := validFrom(p, c)
-		if !p.ValidUntil.IsZero() && !p.ValidUntil.After(from) {
-			return nil, fmt.Errorf("propose %s: valid until %s is not after valid from %s", p.E164, FormatTime(p.ValidUntil), FormatTime(from))
-		}
-		res, err := ins.ExecContext(ctx, p.E164, p.Label, p.Campaign, string(AllowProposed), c.By, at,
-			formatTime(from), optTime(p.ValidUntil), p.Note)
-		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE constraint") {
-				return nil, fmt.Errorf("propose %s (campaign %q): already proposed or approved: %w", p.E164, p.Campaign, ErrExists)
-			}
-			return nil, fmt.Errorf("propose %s: %w", p.E164, err)
-		}
-		id, _ := res.LastInsertId()
 		out = append(out, AllowEntry{ID: id, E164: p.E164, Label: p.Label, Campaign: p.Campaign, Status: AllowProposed,
 			ProposedBy: c.By, ProposedAt: ParseTime(at), ValidFrom: ParseTime(formatTime(from)), ValidUntil: p.ValidUntil, Note: p.Note})
 		listed = append(listed, [2]any{id, p.E164})
