@@ -38,3 +38,22 @@ func statusOf(err error) int {
 	}
 	return http.StatusInternalServerError
 }
+
+// codeOf is the stable, machine-readable name of an error for API clients
+// (the consoles translate it); "" for errors without one.
+func codeOf(err error) string {
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{ErrNotFound, "not_found"}, {ErrExists, "exists"}, {ErrInvalid, "invalid"}, {ErrForbidden, "forbidden"},
+		{ErrNotActive, "not_active"}, {ErrNotAssigned, "not_assigned"}, {ErrOutsideWindow, "outside_window"},
+		{ErrNoContact, "no_contact"}, {ErrDispositionRequired, "disposition_required"}, {ErrNotLeased, "not_leased"},
+		{ErrUnknownDisposition, "unknown_disposition"}, {ErrUnreadableFile, "unreadable_file"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return ""
+}

@@ -333,7 +333,11 @@ func writeErr(w http.ResponseWriter, code int, err error) {
 	if code == http.StatusInternalServerError {
 		msg = "internal error" // details go to the log, not to the browser
 	}
-	writeJSON(w, code, map[string]string{"error": msg})
+	out := map[string]string{"error": msg}
+	if c := codeOf(err); c != "" {
+		out["code"] = c
+	}
+	writeJSON(w, code, out)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

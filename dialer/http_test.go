@@ -99,7 +99,12 @@ func TestHTTPAPI(t *testing.T) {
 	want(do("101", "POST", "/api/v1/contacts/1/dispose", "", []byte(`{"disposition":"interested","notes":"RDV"}`)), http.StatusOK)
 	want(do("101", "POST", "/api/v1/campaigns/1/next", "", nil), http.StatusOK)
 	want(do("101", "POST", "/api/v1/contacts/2/skip", "", []byte(`{"reason":"closed"}`)), http.StatusNoContent)
-	want(do("101", "POST", "/api/v1/contacts/2/release", "", nil), http.StatusConflict)
+	w = do("101", "POST", "/api/v1/contacts/2/release", "", nil)
+	want(w, http.StatusConflict)
+	// Errors carry a stable code that the consoles translate.
+	if !strings.Contains(w.Body.String(), `"code":"not_leased"`) {
+		t.Errorf("release of an unleased contact: %s, want code not_leased", w.Body)
+	}
 
 	want(do("101", "GET", "/api/v1/campaigns/1/results", "", nil), http.StatusForbidden)
 	w = do("301", "GET", "/api/v1/campaigns/1/results", "", nil)

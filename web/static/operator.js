@@ -57,8 +57,8 @@
     if (d.message) { return d.message; }
     var raw = String(d.error || "");
     if (r.status === 403) { return t("op.err_not_assigned"); }
-    if (raw.indexOf("outside the calling hours") >= 0) { return t("op.err_window"); }
-    if (raw.indexOf("not active") >= 0) { return t("op.err_not_active"); }
+    if (d.code === "outside_window") { return t("op.err_window"); }
+    if (d.code === "not_active") { return t("op.err_not_active"); }
     return t("op.err_generic") + " " + raw;
   }
 
