@@ -45,29 +45,39 @@ func runCampaign(ctx context.Context, e *env, args []string) error {
 	sub := args[0]
 	fs := newFlags(e, "campaign "+sub)
 	path := configFlag(fs)
-	open := func() (*config.Config, *store.Store, *dialer.Service, error) {
+	open := func() (*store.Store, *dialer.Service, error) {
 		cfg, st, err := openStore(ctx, *path)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		pcfg, err := policy.ConfigFrom(cfg)
 		if err != nil {
 			st.Close()
-			return nil, nil, nil, fmt.Errorf("%s: %w", *path, err)
+			return nil, nil, fmt.Errorf("%s: %w", *path, err)
 		}
 		svc, err := dialer.New(st, pcfg.Windows, pcfg.Region, dialer.WithClock(e.now))
 		if err != nil {
 			st.Close()
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		return cfg, st, svc, nil
+		return st, svc, nil
 	}
-	byName := func(svc *dialer.Service, name string) (dialer.Campaign, error) {
+	// openCampaign opens the store and finds the named campaign; on error
+	// nothing is left open.
+	openCampaign := func(name string) (*store.Store, *dialer.Service, dialer.Campaign, error) {
+		st, svc, err := open()
+		if err != nil {
+			return nil, nil, dialer.Campaign{}, err
+		}
 		c, err := svc.CampaignByName(ctx, name)
 		if errors.Is(err, dialer.ErrNotFound) {
-			return c, usagef("campaign %q does not exist (see plateau campaign list)", name)
+			err = usagef("campaign %q does not exist (see plateau campaign list)", name)
 		}
-		return c, err
+		if err != nil {
+			st.Close()
+			return nil, nil, c, err
+		}
+		return st, svc, c, nil
 	}
 	switch sub {
 	case "create":
@@ -95,7 +105,7 @@ func runCampaign(ctx context.Context, e *env, args []string) error {
 			}
 			sp.Script = string(b)
 		}
-		_, st, svc, err := open()
+		st, svc, err := open()
 		if err != nil {
 			return err
 		}
@@ -113,7 +123,7 @@ func runCampaign(ctx context.Context, e *env, args []string) error {
 		if fs.NArg() != 0 {
 			return usagef("campaign list: unexpected argument %q", fs.Arg(0))
 		}
-		_, st, svc, err := open()
+		st, svc, err := open()
 		if err != nil {
 			return err
 		}
@@ -146,15 +156,11 @@ func runCampaign(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usagef("campaign import: %v", err)
 		}
-		_, st, svc, err := open()
+		st, svc, c, err := openCampaign(*name)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		c, err := byName(svc, *name)
-		if err != nil {
-			return err
-		}
 		rep, err := svc.Import(ctx, change(e, *by, "file "+fs.Arg(0)), c.ID, data)
 		if err != nil {
 			return campaignErr(err)
@@ -181,15 +187,11 @@ func runCampaign(ctx context.Context, e *env, args []string) error {
 		if *name == "" || fs.NArg() != 0 {
 			return usagef("campaign export: want --campaign NAME [-o FILE]")
 		}
-		_, st, svc, err := open()
+		st, svc, c, err := openCampaign(*name)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		c, err := byName(svc, *name)
-		if err != nil {
-			return err
-		}
 		if *out == "" {
 			return svc.Export(ctx, c.ID, e.stdout)
 		}
@@ -206,15 +208,11 @@ func runCampaign(ctx context.Context, e *env, args []string) error {
 		if *name == "" || fs.NArg() != 0 {
 			return usagef("campaign results: want --campaign NAME")
 		}
-		_, st, svc, err := open()
+		st, svc, c, err := openCampaign(*name)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		c, err := byName(svc, *name)
-		if err != nil {
-			return err
-		}
 		r, err := svc.Results(ctx, c.ID)
 		if err != nil {
 			return err
@@ -241,15 +239,11 @@ func runCampaign(ctx context.Context, e *env, args []string) error {
 			return usagef("campaign %s: want --by EXT and one campaign name", sub)
 		}
 		to := map[string]dialer.Status{"activate": dialer.Active, "pause": dialer.Paused, "finish": dialer.Finished}[sub]
-		_, st, svc, err := open()
+		st, svc, c, err := openCampaign(*name)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		c, err := byName(svc, *name)
-		if err != nil {
-			return err
-		}
 		if c, err = svc.SetStatus(ctx, change(e, *by, *note), c.ID, to); err != nil {
 			return campaignErr(err)
 		}
