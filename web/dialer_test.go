@@ -400,6 +400,9 @@ func TestClickToCallFlow(t *testing.T) {
 	// The second contact: the call path refuses it (policy): 403 with the
 	// reason, and the failed attempt is owed a disposition.
 	res, body = op.api("POST", next, nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("second lease: %d %s", res.StatusCode, body)
+	}
 	decode(t, body, &lease)
 	cf.caller.err = fmt.Errorf("click-to-call: %w", &sip.RefusedError{Decision: policy.Decision{Reason: policy.ReasonOutsideWindow}})
 	res, body = op.api("POST", fmt.Sprintf("/api/v1/contacts/%d/call", lease.Contact.ID), nil)
