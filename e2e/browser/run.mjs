@@ -27,7 +27,7 @@ const ctx = await chromium.launchPersistentContext(profile, {
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const page = ctx.pages()[0] || (await ctx.newPage());
-page.setDefaultTimeout(15000);
+page.setDefaultTimeout(30000);
 const shot = (name) => page.screenshot({ path: join(out, name + ".png"), fullPage: false });
 
 // Any request that leaves the server is a bug: the centre has no internet.
@@ -40,7 +40,10 @@ page.on("request", (req) => {
 async function login(ext, keyboard) {
   await page.goto(base + "/login");
   if (keyboard) {
-    // The username field has focus on load; Tab to the password, Enter.
+    // The username field takes focus by itself (autofocus), but Chromium
+    // applies autofocus at its next rendering update, which on a loaded
+    // machine comes after the load event: keys typed before it are lost.
+    await page.waitForFunction(() => document.activeElement?.id === "username");
     await page.keyboard.type(ext);
     await page.keyboard.press("Tab");
     await page.keyboard.type(password);
