@@ -39,7 +39,8 @@ type HTTPAuth struct {
 // ends, with its outcome. Package sip provides it; cmd/plateau wires it.
 type CallFunc func(ctx context.Context, operator, number string, report func(outcome Outcome, sipStatus int, callID string)) error
 
-// WithCaller enables POST /api/v1/contacts/{id}/call.
+// WithCaller enables ClickToCall (the web console serves it as
+// POST /api/v1/contacts/{id}/call, after checking the operator's phone).
 func WithCaller(call CallFunc) Option { return func(s *Service) { s.call = call } }
 
 const (
@@ -61,7 +62,6 @@ const (
 //	GET  /api/v1/campaigns/{id}/export     supervisor, admin, security → text/csv
 //	POST /api/v1/campaigns/{id}/next       operator, supervisor      → 200 Lease, 204 nothing due,
 //	                                                                   409 {"error","lease"} disposition owed
-//	POST /api/v1/contacts/{id}/call        operator, supervisor      → 202 Contact (needs WithCaller)
 //	POST /api/v1/contacts/{id}/skip        operator, supervisor      {"reason":"…"} → 204
 //	POST /api/v1/contacts/{id}/release     operator, supervisor      → 204
 //	POST /api/v1/contacts/{id}/dispose     operator, supervisor      DisposeRequest → Contact
@@ -209,18 +209,6 @@ func (s *Service) Routes(mux *http.ServeMux, auth HTTPAuth) {
 		default:
 			reply(w, http.StatusOK, l, err)
 		}
-	})
-	h("POST /api/v1/contacts/{id}/call", queue, func(w http.ResponseWriter, r *http.Request, a Actor) {
-		id, ok := pathID(w, r)
-		if !ok {
-			return
-		}
-		if s.call == nil {
-			writeErr(w, http.StatusNotImplemented, errors.New("click-to-call is not enabled"))
-			return
-		}
-		ct, err := s.ClickToCall(r.Context(), a.Extension(), id)
-		reply(w, http.StatusAccepted, ct, err)
 	})
 	h("POST /api/v1/contacts/{id}/skip", queue, func(w http.ResponseWriter, r *http.Request, a Actor) {
 		id, ok := pathID(w, r)

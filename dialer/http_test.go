@@ -89,7 +89,9 @@ func TestHTTPAPI(t *testing.T) {
 	if l.Script != "# Hello" || l.Contact.E164 != "+33240000001" {
 		t.Fatalf("lease %+v", l)
 	}
-	want(do("101", "POST", "/api/v1/contacts/1/call", "", nil), http.StatusAccepted)
+	if _, err := f.svc.ClickToCall(context.Background(), "101", 1); err != nil {
+		t.Fatal(err)
+	}
 	if called != "101>+33240000001" {
 		t.Fatalf("called %q", called)
 	}

@@ -76,8 +76,8 @@ func (a *App) consoleRoutes() {
 		a.mux.Handle("/api/v1/campaigns", dm)
 		a.mux.Handle("/api/v1/campaigns/", dm)
 		a.mux.Handle("/api/v1/contacts/", dm)
-		// Click-to-call is ours: it checks the phone first and explains
-		// the call path's refusals (the dialer's route would answer 500).
+		// Click-to-call: checks the phone first and explains the call
+		// path's refusals.
 		page("POST /api/v1/contacts/{id}/call", queueRoles, a.apiCall)
 		page("GET /api/v1/me/callbacks", queueRoles, a.apiMyCallbacks)
 		a.campaignPages()
