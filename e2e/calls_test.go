@@ -261,6 +261,19 @@ func TestCallsUnknownSource(t *testing.T) {
 			t.Fatalf("INVITE authenticated as %s with From 102: %v, want 403 FROM_MISMATCH", opExt, r)
 		}
 	})
+	t.Run("another domain from an address no trunk allows", func(t *testing.T) {
+		// A carrier calling from 127.0.0.3, which no trunk lists: its From
+		// names its own host, not Plateau's. Refused outright, audited.
+		ua := newRawUA(t, p, "127.0.0.3")
+		r := ua.invite(ua.newInvite("+33612345679", "+33240000000", 1, randHex(8)+"@e2e", randHex(4)))
+		if r == nil || r.status != 403 || !strings.Contains(r.get("Reason"), "UNKNOWN_SOURCE") || r.get("Proxy-Authenticate") != "" {
+			t.Fatalf("INVITE from a foreign domain at a non-trunk address: %v, want 403 UNKNOWN_SOURCE without a challenge", r)
+		}
+		dec := auditLines(t, p, "policy.decision")
+		if !strings.Contains(dec, "UNKNOWN_SOURCE") || !strings.Contains(dec, "+33612345679") || !strings.Contains(dec, "127.0.0.3") {
+			t.Errorf("refusal of the unknown source not audited:\n%s", dec)
+		}
+	})
 	t.Run("from a trunk source", func(t *testing.T) {
 		// 127.0.0.2 is the trunk's allowed source: an inbound call. No
 		// operator is registered, so nobody can take it.

@@ -33,8 +33,40 @@ func (b *b2bua) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			b.handleInbound(req, tx, t)
 			return
 		}
+		// No open relay: a call from another domain is a carrier's (or a
+		// scanner's) from an address no trunk allows; it is refused, not
+		// challenged, so a misconfigured carrier shows in the audit.
+		if !b.fromOurDomain(req) {
+			caller := ""
+			if f := req.From(); f != nil {
+				caller = f.Address.User
+			}
+			b.refuse(req, tx, "", caller, ReasonUnknownSource, "INVITE from "+src.String()+" is not from a trunk's allowed sources nor from this server's domain")
+			return
+		}
 	}
 	b.handleOutbound(req, tx)
+}
+
+// ReasonUnknownSource refuses an INVITE from another domain at an address
+// no trunk allows.
+const ReasonUnknownSource = "UNKNOWN_SOURCE"
+
+// fromOurDomain reports whether an INVITE's From names this server, as an
+// operator's phone does: its account domain is in both From and the
+// Request-URI, or it is the realm or the address Plateau announces.
+func (b *b2bua) fromOurDomain(req *sip.Request) bool {
+	f := req.From()
+	if f == nil {
+		return false
+	}
+	host := f.Address.Host
+	for _, ours := range []string{req.Recipient.Host, b.s.opts.Realm, b.s.opts.ExternalAddress} {
+		if ours != "" && strings.EqualFold(host, ours) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string) {
