@@ -7,7 +7,7 @@
 // first entry that was altered, removed or moved. The chain proves the log
 // is intact relative to its head: deleting the newest entries, or rewriting
 // the whole chain with the file in hand, is only detected by comparing with
-// a head (Report.Head) recorded elsewhere.
+// a head (Report.Head) recorded elsewhere, which VerifyHeads does.
 package audit
 
 import (
@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -217,9 +218,43 @@ type Report struct {
 	HeadSeq  int64
 }
 
+// Head names one entry of the chain by its sequence number and hash, as
+// `plateau audit verify` prints it: noted outside this machine, it lets a
+// later check prove that the log was neither truncated nor rewritten
+// since.
+type Head struct {
+	Seq  int64
+	Hash string
+}
+
+func (h Head) String() string { return strconv.FormatInt(h.Seq, 10) + ":" + h.Hash }
+
+// ParseHead reads a head written SEQ:SHA256.
+func ParseHead(s string) (Head, error) {
+	seq, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 1 {
+		return Head{}, fmt.Errorf("audit head %q: want SEQ:SHA256, SEQ a positive entry number", s)
+	}
+	hash = strings.ToLower(hash)
+	if b, err := hex.DecodeString(hash); err != nil || len(b) != sha256.Size {
+		return Head{}, fmt.Errorf("audit head %q: the hash must be 64 hexadecimal digits", s)
+	}
+	return Head{Seq: n, Hash: hash}, nil
+}
+
 // Verify recomputes the whole chain in order. The error is for failures to
 // read; a broken chain is reported in Report.
-func (l *Log) Verify(ctx context.Context) (Report, error) {
+func (l *Log) Verify(ctx context.Context) (Report, error) { return l.VerifyHeads(ctx, nil) }
+
+// VerifyHeads is Verify that also checks heads noted earlier: each must
+// still be in the chain with the same hash. A missing one means the newest
+// entries were deleted; a different hash, that the chain was rewritten.
+func (l *Log) VerifyHeads(ctx context.Context, heads []Head) (Report, error) {
+	noted := make(map[int64]string, len(heads))
+	for _, h := range heads {
+		noted[h.Seq] = h.Hash
+	}
 	rows, err := l.db.QueryContext(ctx, `SELECT `+rowCols+` FROM audit_log ORDER BY seq`)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit verify: %w", err)
@@ -243,6 +278,8 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 			return broken(r.seq, "content does not match its hash (altered or moved)")
 		case r.prev != rep.Head:
 			return broken(r.seq, "prev_hash does not match the hash of entry %d", r.seq-1)
+		case noted[r.seq] != "" && noted[r.seq] != r.hash:
+			return broken(r.seq, "hash differs from the head noted earlier (%s): the chain was rewritten", Head{r.seq, noted[r.seq]})
 		}
 		rep.Entries++
 		rep.Head, rep.HeadSeq = r.hash, r.seq
@@ -250,6 +287,11 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return rep, fmt.Errorf("audit verify: %w", err)
+	}
+	for _, h := range heads {
+		if h.Seq > rep.HeadSeq {
+			return broken(rep.HeadSeq+1, "the chain ends at entry %d but entry %d was noted earlier (%s): entries were deleted", rep.HeadSeq, h.Seq, h)
+		}
 	}
 	return rep, nil
 }

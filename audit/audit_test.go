@@ -195,3 +195,85 @@ func TestList(t *testing.T) {
 		t.Errorf("time range: %+v", got)
 	}
 }
+
+// A head noted earlier catches what the chain alone cannot: its newest
+// entries deleted, or the chain rebuilt from some entry on.
+func TestVerifyHeads(t *testing.T) {
+	ctx := context.Background()
+	noted := func(t *testing.T, l *audit.Log) audit.Head {
+		rep, err := l.Verify(ctx)
+		if err != nil || !rep.OK {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+		return audit.Head{Seq: rep.HeadSeq, Hash: rep.Head}
+	}
+	tests := []struct {
+		name     string
+		tamper   func(t *testing.T, l *audit.Log, st *store.Store)
+		brokenAt int64 // 0: intact
+		problem  string
+	}{
+		{"intact, more entries since", func(t *testing.T, l *audit.Log, st *store.Store) { appendN(t, l, 3) }, 0, ""},
+		{"newest entries deleted", func(t *testing.T, l *audit.Log, st *store.Store) {
+			exec(t, st, `DELETE FROM audit_log WHERE seq > 8`)
+		}, 9, "deleted"},
+		{"rebuilt from entry 3", func(t *testing.T, l *audit.Log, st *store.Store) {
+			exec(t, st, `DELETE FROM audit_log WHERE seq >= 3`)
+			appendN(t, l, 8) // a valid chain again, with other content
+		}, 5, "rewritten"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, st := openLog(t)
+			appendN(t, l, 5)
+			h5 := noted(t, l)
+			appendN(t, l, 5)
+			h10 := noted(t, l)
+			tt.tamper(t, l, st)
+			if rep, _ := l.Verify(ctx); !rep.OK {
+				t.Fatalf("the chain alone should still verify: %+v", rep)
+			}
+			rep, err := l.VerifyHeads(ctx, []audit.Head{h5, h10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.brokenAt == 0 {
+				if !rep.OK {
+					t.Fatalf("got %+v, want ok", rep)
+				}
+				return
+			}
+			if rep.OK || rep.BrokenAt != tt.brokenAt || !strings.Contains(rep.Problem, tt.problem) {
+				t.Fatalf("got %+v, want broken at %d (%s)", rep, tt.brokenAt, tt.problem)
+			}
+		})
+	}
+}
+
+func TestParseHead(t *testing.T) {
+	hash := strings.Repeat("ab", 32)
+	tests := []struct {
+		in   string
+		want audit.Head
+		ok   bool
+	}{
+		{"12:" + hash, audit.Head{Seq: 12, Hash: hash}, true},
+		{" 12:" + strings.ToUpper(hash) + "\n", audit.Head{Seq: 12, Hash: hash}, true},
+		{"12", audit.Head{}, false},
+		{"0:" + hash, audit.Head{}, false},
+		{"-1:" + hash, audit.Head{}, false},
+		{"x:" + hash, audit.Head{}, false},
+		{"12:" + hash[:62], audit.Head{}, false},
+		{"12:" + strings.Repeat("zz", 32), audit.Head{}, false},
+		{"", audit.Head{}, false},
+	}
+	for _, tt := range tests {
+		got, err := audit.ParseHead(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseHead(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+		if err == nil && got.String() != strings.TrimSpace(strings.ToLower(tt.in)) {
+			t.Errorf("String() = %q", got.String())
+		}
+	}
+}

@@ -151,8 +151,15 @@ func (a *App) apiAudit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
 }
 
+// apiAuditVerify checks the chain and, with ?head=SEQ:SHA256 (repeatable),
+// heads noted earlier.
 func (a *App) apiAuditVerify(w http.ResponseWriter, r *http.Request) {
-	rep, err := a.deps.Audit.Verify(r.Context())
+	heads, err := parseHeads(r.URL.Query()["head"])
+	if err != nil {
+		WriteError(w, r, http.StatusBadRequest, "bad_head", err)
+		return
+	}
+	rep, err := a.deps.Audit.VerifyHeads(r.Context(), heads)
 	if err != nil {
 		a.internal(w, r, err)
 		return

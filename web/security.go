@@ -232,6 +232,8 @@ func (a *App) parseDay(s string) (time.Time, error) {
 type auditData struct {
 	Records    []audit.Record
 	Report     audit.Report
+	Heads      string // noted heads to check, as typed
+	HeadsOK    bool   // every noted head is still in the chain
 	Kind       string
 	Actor      string
 	Subject    string
@@ -266,11 +268,31 @@ func (a *App) auditPage(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Offset, d.Limit, d.NextOffset, d.PrevOffset = f.Offset, f.Limit, f.Offset+f.Limit, max(f.Offset-f.Limit, 0)
 	}
-	if d.Report, err = a.deps.Audit.Verify(r.Context()); err != nil {
+	d.Heads = strings.TrimSpace(q.Get("heads"))
+	heads, herr := parseHeads(strings.Fields(d.Heads))
+	if herr != nil {
+		v.Error, status = v.T("err.bad_head")+" "+herr.Error(), http.StatusBadRequest
+	}
+	if d.Report, err = a.deps.Audit.VerifyHeads(r.Context(), heads); err != nil {
 		a.internal(w, r, err)
 		return
 	}
+	d.HeadsOK = len(heads) > 0 && d.Report.OK
 	a.render(w, r, status, "audit", v)
+}
+
+// parseHeads reads heads noted from `plateau audit verify` or this page,
+// each SEQ:SHA256.
+func parseHeads(in []string) ([]audit.Head, error) {
+	var heads []audit.Head
+	for _, s := range in {
+		h, err := audit.ParseHead(s)
+		if err != nil {
+			return nil, err
+		}
+		heads = append(heads, h)
+	}
+	return heads, nil
 }
 
 // auditKinds are offered in the search form; any kind may be typed.

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -204,8 +205,42 @@ func TestAuditSearchAndVerify(t *testing.T) {
 		t.Fatalf("refused page: %s", body)
 	}
 
-	// Tamper with entry 2: verify names it.
+	// The head shown can be checked later, on the page and in the API.
+	res, body = c.get("/api/v1/audit/verify")
+	var v struct {
+		Head    string `json:"head"`
+		HeadSeq int64  `json:"head_seq"`
+	}
+	decode(t, body, &v)
+	head := fmt.Sprintf("%d:%s", v.HeadSeq, v.Head)
+	if _, body = c.get("/security/audit"); !strings.Contains(body, "<code>"+head+"</code>") {
+		t.Fatalf("audit page does not show the head %s: %s", head, body)
+	}
+	if _, body = c.get("/security/audit?heads=" + head); !strings.Contains(body, "toujours présentes dans la chaîne : "+head) {
+		t.Fatalf("noted head on an intact chain: %s", body)
+	}
+	if res, body = c.get("/security/audit?heads=3:abc"); res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Tête notée invalide") {
+		t.Fatalf("bad noted head: %d %s", res.StatusCode, body)
+	}
+	if res, _ = c.get("/api/v1/audit/verify?head=3"); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("API with a bad head: %d", res.StatusCode)
+	}
 	db := f.st.DB()
+	if _, err := db.Exec(`DROP TRIGGER audit_log_no_delete`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM audit_log WHERE seq = ?`, v.HeadSeq); err != nil {
+		t.Fatal(err)
+	}
+	res, body = c.get("/api/v1/audit/verify?head=" + head)
+	if res.StatusCode != 200 || !strings.Contains(body, `"ok": false`) || !strings.Contains(body, "deleted") {
+		t.Fatalf("verify with the noted head after deleting the newest entry: %s", body)
+	}
+	if _, body = c.get("/security/audit?heads=" + head); !strings.Contains(body, "entries were deleted") {
+		t.Fatalf("audit page with the noted head after deletion: %s", body)
+	}
+
+	// Tamper with entry 2: verify names it.
 	if _, err := db.Exec(`DROP TRIGGER audit_log_no_update`); err != nil {
 		t.Fatal(err)
 	}

@@ -214,3 +214,31 @@ func TestCLIAuditVerifyBroken(t *testing.T) {
 	}
 	f.fails(2, "--limit", "audit", "list", "--limit", "0")
 }
+
+// The head that `audit verify` prints, passed back with --head, catches the
+// newest entries deleted (which the chain alone cannot).
+func TestCLIAuditVerifyNotedHead(t *testing.T) {
+	f := newCLI(t)
+	f.ok("allowlist", "add", "--by", "101", "02 40 12 34 56", "02 40 12 34 57")
+	out := f.ok("audit", "verify")
+	_, hint, ok := strings.Cut(out, "check later with --head ")
+	if !ok {
+		t.Fatalf("verify prints no head to note:\n%s", out)
+	}
+	head := strings.TrimSuffix(strings.TrimSpace(hint), ")")
+	f.ok("allowlist", "add", "--by", "101", "02 40 12 34 58")
+	if out := f.ok("audit", "verify", "--head", head); !strings.Contains(out, "noted head "+head+": still in the chain") {
+		t.Errorf("verify --head on an intact chain:\n%s", out)
+	}
+	st := f.store()
+	for _, q := range []string{`DROP TRIGGER audit_log_no_delete`, `DELETE FROM audit_log WHERE seq >= 2`} {
+		if _, err := st.DB().ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := f.ok("audit", "verify"); !strings.HasPrefix(out, "audit chain ok: 1 entries") {
+		t.Errorf("the truncated chain alone: %s", out)
+	}
+	f.fails(1, "entries were deleted", "audit", "verify", "--head", head)
+	f.fails(2, "SEQ:SHA256", "audit", "verify", "--head", "2")
+}

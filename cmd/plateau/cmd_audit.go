@@ -25,6 +25,12 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	path := configFlag(fs)
 	switch args[0] {
 	case "verify":
+		var heads []audit.Head
+		fs.Func("head", "a head noted earlier, SEQ:SHA256 (repeatable): it must still be in the chain", func(v string) error {
+			h, err := audit.ParseHead(v)
+			heads = append(heads, h)
+			return err
+		})
 		if err := parseInterleaved(e, fs, args[1:]); err != nil {
 			return err
 		}
@@ -36,7 +42,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer st.Close()
-		rep, err := audit.New(st.DB(), e.now).Verify(ctx)
+		rep, err := audit.New(st.DB(), e.now).VerifyHeads(ctx, heads)
 		if err != nil {
 			return err
 		}
@@ -45,9 +51,14 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 			return errAuditBroken{rep}
 		}
 		fmt.Fprintf(e.stdout, "audit chain ok: %d entries\n", rep.Entries)
-		// The head lets staff detect truncation later: note it outside
-		// this machine and compare.
-		fmt.Fprintf(e.stdout, "head: entry %d sha256 %s\n", rep.HeadSeq, rep.Head)
+		for _, h := range heads {
+			fmt.Fprintf(e.stdout, "noted head %s: still in the chain\n", h)
+		}
+		// The head lets staff detect truncation or a rewrite later: note
+		// it outside this machine and pass it back with --head.
+		if rep.HeadSeq > 0 {
+			fmt.Fprintf(e.stdout, "head: entry %d sha256 %s (check later with --head %s)\n", rep.HeadSeq, rep.Head, audit.Head{Seq: rep.HeadSeq, Hash: rep.Head})
+		}
 		return nil
 	case "list":
 		kind := fs.String("kind", "", "only entries of this kind, e.g. policy.decision, allowlist.approve")
