@@ -141,6 +141,8 @@ func (a *App) routes() {
 	a.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
 	a.mux.HandleFunc("GET /login", a.loginPage)
 	a.mux.HandleFunc("POST /login", a.login)
+	a.mux.HandleFunc("POST /api/v1/session", a.apiLogin)
+	a.mux.Handle("DELETE /api/v1/session", RequireRole(all...)(http.HandlerFunc(a.apiLogout)))
 	a.mux.HandleFunc("POST /logout", a.logout)
 	a.mux.HandleFunc("GET /{$}", a.home)
 
@@ -199,7 +201,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s != nil {
 		r = r.WithContext(withUser(r.Context(), u, s))
 	}
-	if unsafeMethod(r.Method) && r.URL.Path != "/login" {
+	if unsafeMethod(r.Method) && !isLogin(r) {
 		if s == nil {
 			if isAPI(r) {
 				WriteError(w, r, http.StatusUnauthorized, "unauthenticated", nil)
@@ -215,6 +217,12 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// isLogin: the two ways in, which cannot have a session yet (the form
+// carries its own login token; the API takes JSON only).
+func isLogin(r *http.Request) bool {
+	return r.URL.Path == "/login" || r.Method == http.MethodPost && r.URL.Path == "/api/v1/session"
 }
 
 func unsafeMethod(m string) bool {

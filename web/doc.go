@@ -16,7 +16,9 @@
 //   - POST, PUT, PATCH and DELETE need a valid CSRF token: the header
 //     X-CSRF-Token for the JSON API (the consoles' pages carry it in
 //     <meta name="csrf-token">), or the form field "csrf" for HTML forms.
-//     A request without one gets 403 before reaching your handler.
+//     A request without one gets 403 before reaching your handler. API
+//     clients log in with POST /api/v1/session (JSON), which answers the
+//     session cookie and its csrf_token.
 //
 // RequireRole(roles...) answers 401 (JSON under /api/, a redirect to the
 // login page elsewhere) when nobody is logged in and 403 when the user's

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -47,27 +49,96 @@ func safeNext(n string) string {
 }
 
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !tokensEqual(c.Value, r.PostFormValue("csrf")) {
 		WriteError(w, r, http.StatusForbidden, "csrf", nil)
 		return
 	}
 	ext := strings.TrimSpace(r.PostFormValue("username"))
-	pass := r.PostFormValue("password")
+	in := a.signIn(r, ext, r.PostFormValue("password"))
+	if in.status == http.StatusInternalServerError {
+		WriteError(w, r, in.status, "internal", nil)
+		return
+	}
+	if in.key != "" {
+		if in.status == http.StatusBadRequest {
+			ext = ""
+		}
+		a.showLogin(w, r, in.status, ext, in.key)
+		return
+	}
+	a.setCookie(w, r, loginCookie, "", -1)
+	a.setCookie(w, r, sessionCookie, in.sessionID, 0)
+	next := safeNext(r.PostFormValue("next"))
+	if next == "" {
+		next = homeOf(in.user.Role)
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// apiLogin is the JSON API's login: POST /api/v1/session
+// {"username","password"} → 200 {extension, name, role, csrf_token} and
+// the session cookie. It needs no CSRF token (there is no session yet) but
+// only takes application/json, which a cross-site form cannot send.
+func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		WriteError(w, r, http.StatusUnsupportedMediaType, "bad_request", errors.New("the body must be application/json"))
+		return
+	}
+	var body struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
+		WriteError(w, r, http.StatusBadRequest, "bad_request", fmt.Errorf("login body: %w", err))
+		return
+	}
+	in := a.signIn(r, strings.TrimSpace(body.Username), body.Password)
+	if in.key != "" || in.status != 0 {
+		code := strings.Replace(in.key, ".", "_", 1) // login.failed → login_failed
+		if in.status == http.StatusInternalServerError {
+			code = "internal"
+		}
+		WriteError(w, r, in.status, code, nil)
+		return
+	}
+	a.setCookie(w, r, sessionCookie, in.sessionID, 0)
+	writeJSON(w, http.StatusOK, map[string]string{"extension": in.user.Extension, "name": in.user.DisplayName,
+		"role": string(in.user.Role), "csrf_token": in.csrf})
+}
+
+// apiLogout ends the session: DELETE /api/v1/session → 204.
+func (a *App) apiLogout(w http.ResponseWriter, r *http.Request) {
+	a.endSession(r)
+	a.setCookie(w, r, sessionCookie, "", -1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// signedIn is the outcome of signIn: a session, or why not.
+type signedIn struct {
+	user      store.User
+	sessionID string // for the cookie
+	csrf      string // the session's CSRF token
+	status    int    // on failure
+	key       string // on failure: login.failed, login.locked or login.suspended
+}
+
+// signIn checks an extension and password under the lockouts and opens a
+// session. Every outcome is audited (web.login); a failure counts towards
+// the lockouts.
+func (a *App) signIn(r *http.Request, ext, pass string) signedIn {
+	ctx := r.Context()
 	src := clientIP(r)
 	now := a.now()
 	rec := audit.Entry{Kind: "web.login", Actor: ext, Subject: ext, Source: src}
 	if len(ext) > 64 || len(pass) > 1024 {
-		a.showLogin(w, r, http.StatusBadRequest, "", "login.failed")
-		return
+		return signedIn{status: http.StatusBadRequest, key: "login.failed"}
 	}
 
 	if a.locks.locked("source", src, now) || a.locks.locked("user", ext, now) {
 		rec.Outcome, rec.Reason = "refused", "locked"
 		a.audit(ctx, rec)
-		a.showLogin(w, r, http.StatusTooManyRequests, ext, "login.locked")
-		return
+		return signedIn{status: http.StatusTooManyRequests, key: "login.locked"}
 	}
 
 	u, uerr := a.deps.Store.User(ctx, ext)
@@ -79,8 +150,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case uerr != nil && !errors.Is(uerr, store.ErrNotFound):
 		a.log.Error("login: user lookup", "err", uerr)
-		WriteError(w, r, http.StatusInternalServerError, "internal", nil)
-		return
+		return signedIn{status: http.StatusInternalServerError}
 	case uerr != nil || u.WebPassword == "" || perr != nil:
 		rec.Outcome, rec.Reason = "failed", "bad_credentials"
 		if uerr != nil {
@@ -88,13 +158,11 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		}
 		a.audit(ctx, rec)
 		a.failed(r, ext, src)
-		a.showLogin(w, r, http.StatusUnauthorized, ext, "login.failed")
-		return
+		return signedIn{status: http.StatusUnauthorized, key: "login.failed"}
 	case u.Status != store.StatusActive:
 		rec.Outcome, rec.Reason = "refused", "suspended"
 		a.audit(ctx, rec)
-		a.showLogin(w, r, http.StatusForbidden, ext, "login.suspended")
-		return
+		return signedIn{status: http.StatusForbidden, key: "login.suspended"}
 	}
 
 	id := randomToken()
@@ -103,20 +171,13 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	_ = a.sessions.PurgeSessions(ctx, now.Add(-a.deps.IdleTimeout), now.Add(-a.deps.MaxSessionAge))
 	if err := a.sessions.CreateSession(ctx, s); err != nil {
 		a.log.Error("login: create session", "err", err)
-		WriteError(w, r, http.StatusInternalServerError, "internal", nil)
-		return
+		return signedIn{status: http.StatusInternalServerError}
 	}
 	a.locks.succeed(u.Extension)
 	rec.Outcome = "ok"
 	rec.Details = map[string]any{"role": string(u.Role)}
 	a.audit(ctx, rec)
-	a.setCookie(w, r, loginCookie, "", -1)
-	a.setCookie(w, r, sessionCookie, id, 0)
-	next := safeNext(r.PostFormValue("next"))
-	if next == "" {
-		next = homeOf(u.Role)
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	return signedIn{user: u, sessionID: id, csrf: s.CSRF}
 }
 
 // failed counts a failure against the user and the source and audits the
@@ -134,11 +195,16 @@ func (a *App) failed(r *http.Request, ext, src string) {
 }
 
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
+	a.endSession(r)
+	a.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// endSession deletes the request's session, audited (web.logout).
+func (a *App) endSession(r *http.Request) {
 	if s := currentSession(r); s != nil {
 		_ = a.sessions.DeleteSession(r.Context(), s.idHash)
 		u, _ := CurrentUser(r)
 		a.audit(r.Context(), audit.Entry{Kind: "web.logout", Actor: u.Extension, Subject: u.Extension, Outcome: "ok", Source: clientIP(r)})
 	}
-	a.setCookie(w, r, sessionCookie, "", -1)
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

@@ -252,3 +252,83 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("with the token: %d %s", res.StatusCode, body)
 	}
 }
+
+// The JSON API's own login: a session and its CSRF token for API clients,
+// the same checks, lockouts and audit as the form.
+func TestAPILogin(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	res, body := c.api("POST", "/api/v1/session", map[string]string{"username": "201", "password": testPassword})
+	var in struct {
+		Extension, Role string
+		CSRF            string `json:"csrf_token"`
+	}
+	decode(t, body, &in)
+	if res.StatusCode != http.StatusOK || in.Extension != "201" || in.Role != "supervisor" || in.CSRF == "" {
+		t.Fatalf("login: %d %s", res.StatusCode, body)
+	}
+	if res, body := c.get("/api/v1/me"); res.StatusCode != 200 || !strings.Contains(body, `"extension": "201"`) {
+		t.Fatalf("me: %d %s", res.StatusCode, body)
+	}
+	// State changes still need the session's token.
+	if res, _ := c.api("DELETE", "/api/v1/session", nil); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("logout without the CSRF token: %d", res.StatusCode)
+	}
+	c.csrf = in.CSRF
+	if res, _ := c.api("DELETE", "/api/v1/session", nil); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: %d", res.StatusCode)
+	}
+	if res, _ := c.get("/api/v1/me"); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("me after logout: %d", res.StatusCode)
+	}
+	if n := len(f.audited("web.logout")); n != 1 {
+		t.Fatalf("web.logout audited %d times", n)
+	}
+
+	refusals := []struct {
+		name, ext, pass string
+		status          int
+		code, reason    string
+	}{
+		{"wrong password", "101", "nope-nope-nope", http.StatusUnauthorized, "login_failed", "bad_credentials"},
+		{"unknown user", "999", testPassword, http.StatusUnauthorized, "login_failed", "unknown_user"},
+		{"suspended", "103", testPassword, http.StatusForbidden, "login_suspended", "suspended"},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := f.client().api("POST", "/api/v1/session", map[string]string{"username": tc.ext, "password": tc.pass})
+			if res.StatusCode != tc.status || !strings.Contains(body, `"error": "`+tc.code+`"`) || strings.Contains(body, "csrf_token") {
+				t.Fatalf("status %d, want %d %s: %s", res.StatusCode, tc.status, tc.code, body)
+			}
+			if recs := f.audited("web.login"); len(recs) == 0 || recs[0].Entry.Actor != tc.ext || recs[0].Entry.Reason != tc.reason {
+				t.Fatalf("audit: %+v", recs)
+			}
+		})
+	}
+
+	// A cross-site form cannot log anyone in: JSON only.
+	res, _ = f.client().postForm("/api/v1/session", url.Values{"username": {"201"}, "password": {testPassword}})
+	if res.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("form-encoded login: %d, want 415", res.StatusCode)
+	}
+	if res, _ := f.client().api("POST", "/api/v1/session", "not an object"); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed body: %d, want 400", res.StatusCode)
+	}
+}
+
+// Failed API logins count towards the same lockout as the form's.
+func TestAPILoginLockout(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 5; i++ {
+		if res, _ := f.client().api("POST", "/api/v1/session", map[string]string{"username": "101", "password": "wrong"}); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, res.StatusCode)
+		}
+	}
+	res, body := f.client().api("POST", "/api/v1/session", map[string]string{"username": "101", "password": testPassword})
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "login_locked") {
+		t.Fatalf("right password while locked: %d %s", res.StatusCode, body)
+	}
+	if res := f.client().tryLogin("101", testPassword); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("form login while locked: %d", res.StatusCode)
+	}
+}
