@@ -14,10 +14,12 @@ import (
 // ptime is the packet interval: one G.711 packet per call every 20 ms.
 const ptime = 20 * time.Millisecond
 
-// stream is one call's RTP: a preallocated packet rewritten in place at
-// every tick and sent from its socket to the far end's address.
+// stream is one call's RTP (or a supervisor's phone's): a preallocated
+// packet rewritten in place at every tick and sent from its socket to the
+// far end's address.
 type stream struct {
 	idx    uint32
+	silent bool // a supervisor's phone: µ-law silence, no probe
 	sock   *net.UDPConn
 	dest   netip.AddrPort
 	active atomic.Bool // set once dest is known; cleared at hangup
@@ -42,33 +44,42 @@ func newStream(idx int, sock *net.UDPConn) *stream {
 func (s *stream) next(t time.Duration) []byte {
 	binary.BigEndian.PutUint16(s.pkt[2:], binary.BigEndian.Uint16(s.pkt[2:])+1)
 	binary.BigEndian.PutUint32(s.pkt[4:], binary.BigEndian.Uint32(s.pkt[4:])+payloadSize)
-	putProbe(s.pkt[rtpHeader:], s.idx, s.seq, t)
+	if !s.silent {
+		putProbe(s.pkt[rtpHeader:], s.idx, s.seq, t)
+	}
 	s.seq++
 	return s.pkt[:]
 }
 
-// recvHist is one receiver's latency histogram.
+// recvHist is one receiver's latency histograms.
 type recvHist struct {
 	mu sync.Mutex
-	h  *Histogram
+	h  *RTTs
 }
 
-// swap replaces the histogram with an empty one and returns the old one.
-func (r *recvHist) swap() *Histogram {
+// swap replaces the histograms with empty ones and returns the old ones.
+func (r *recvHist) swap() *RTTs {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.h
-	r.h = new(Histogram)
+	r.h = new(RTTs)
 	return old
 }
 
 // engine owns the RTP sockets, the single sender goroutine and one
-// receiver per socket.
+// receiver per socket. Streams [0, calls) are the calls, spread over the
+// shared sockets; the supervisors' phones follow, one socket each, so the
+// mixed audio of each monitor session is told apart by where it lands.
 type engine struct {
 	start   time.Time
 	socks   []*net.UDPConn
 	streams []*stream
+	calls   int
+	watched int // calls whose round trips are also kept apart
 	window  atomic.Pointer[Window]
+
+	monSocks  []*net.UDPConn // one per supervisor, stream calls+j
+	monWindow atomic.Pointer[MonitorWindow]
 
 	sendErrs atomic.Uint64
 	ticks    atomic.Uint64
@@ -80,26 +91,45 @@ type engine struct {
 	wg   sync.WaitGroup
 }
 
-// newEngine binds nsock UDP sockets on ip for calls streams. Streams are
-// spread over the sockets round-robin; the far end latches on each
-// socket's address like it would on a phone's.
-func newEngine(ip netip.Addr, nsock, calls int, bufBytes int) (*engine, error) {
-	e := &engine{start: time.Now(), done: make(chan struct{})}
-	for range nsock {
+// newEngine binds nsock UDP sockets on ip for calls streams, and one more
+// socket per supervisor's phone (monitors). Call streams are spread over
+// the shared sockets round-robin; the far end latches on each socket's
+// address like it would on a phone's.
+func newEngine(ip netip.Addr, nsock, calls, monitors int, bufBytes int) (*engine, error) {
+	e := &engine{start: time.Now(), calls: calls, done: make(chan struct{})}
+	bind := func(size int) (*net.UDPConn, error) {
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
 			e.closeSockets()
 			return nil, err
 		}
-		c.SetReadBuffer(bufBytes)
-		c.SetWriteBuffer(bufBytes)
+		c.SetReadBuffer(size)
+		c.SetWriteBuffer(size)
+		return c, nil
+	}
+	for range nsock {
+		c, err := bind(bufBytes)
+		if err != nil {
+			return nil, err
+		}
 		e.socks = append(e.socks, c)
-		e.hists = append(e.hists, &recvHist{h: new(Histogram)})
+		e.hists = append(e.hists, &recvHist{h: new(RTTs)})
 	}
 	for i := range calls {
 		e.streams = append(e.streams, newStream(i, e.socks[i%nsock]))
 	}
+	for j := range monitors {
+		c, err := bind(256 << 10) // one 50 packets/s stream
+		if err != nil {
+			return nil, err
+		}
+		e.monSocks = append(e.monSocks, c)
+		s := newStream(calls+j, c)
+		s.silent = true
+		e.streams = append(e.streams, s)
+	}
 	e.window.Store(NewWindow(calls, -1, -1)) // nothing counts yet
+	e.monWindow.Store(NewMonitorWindow(monitors, -1, -1))
 	return e, nil
 }
 
@@ -122,10 +152,13 @@ func (e *engine) deactivate(i int) { e.streams[i].active.Store(false) }
 
 // run starts the sender and the receivers.
 func (e *engine) run() {
-	e.wg.Add(1 + len(e.socks))
+	e.wg.Add(1 + len(e.socks) + len(e.monSocks))
 	go e.send()
 	for i, c := range e.socks {
 		go e.receive(i, c)
+	}
+	for j, c := range e.monSocks {
+		go e.receiveMonitor(j, c)
 	}
 }
 
@@ -161,7 +194,9 @@ func (e *engine) send() {
 				e.sendErrs.Add(1)
 				continue
 			}
-			w.Sent(int(s.idx), at)
+			if !s.silent {
+				w.Sent(int(s.idx), at)
+			}
 		}
 	}
 }
@@ -179,48 +214,90 @@ func (e *engine) receive(i int, c *net.UDPConn) {
 			continue
 		}
 		now := e.now()
-		if n < rtpHeader || buf[0]>>6 != 2 {
-			continue
-		}
-		// Skip CSRCs and a header extension, as RFC 3550 lays them out.
-		off := rtpHeader + 4*int(buf[0]&0x0f)
-		if buf[0]&0x10 != 0 && n >= off+4 {
-			off += 4 + 4*int(binary.BigEndian.Uint16(buf[off+2:]))
-		}
-		if off > n {
+		payload, ok := rtpPayload(buf[:n])
+		if !ok {
 			continue
 		}
 		rh := e.hists[i]
 		rh.mu.Lock()
-		e.window.Load().Received(buf[off:n], now, rh.h)
+		e.window.Load().Received(payload, now, rh.h)
 		rh.mu.Unlock()
 	}
 }
 
+// receiveMonitor reads supervisor j's socket, the mixed audio Plateau
+// sends the supervisor's phone, until it is closed: packets are counted,
+// and lost ones found by RTP sequence number.
+func (e *engine) receiveMonitor(j int, c *net.UDPConn) {
+	defer e.wg.Done()
+	var (
+		buf [1500]byte
+		seq seqTracker
+	)
+	for {
+		n, err := c.Read(buf[:])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		now := e.now()
+		if _, ok := rtpPayload(buf[:n]); !ok {
+			continue
+		}
+		e.monWindow.Load().Received(j, seq.extend(binary.BigEndian.Uint16(buf[2:])), now)
+	}
+}
+
+// rtpPayload returns an RTP packet's payload, skipping CSRCs and a header
+// extension as RFC 3550 lays them out; ok is false for anything else.
+func rtpPayload(b []byte) ([]byte, bool) {
+	if len(b) < rtpHeader || b[0]>>6 != 2 {
+		return nil, false
+	}
+	off := rtpHeader + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 && len(b) >= off+4 {
+		off += 4 + 4*int(binary.BigEndian.Uint16(b[off+2:]))
+	}
+	if off > len(b) {
+		return nil, false
+	}
+	return b[off:], true
+}
+
 // measure opens a window of length d from now and returns it once it has
 // ended and its last echoes have had drain to come back, with the round
-// trips of the packets received.
-func (e *engine) measure(d, drain time.Duration, stop <-chan struct{}) (*Window, *Histogram) {
+// trips of the packets received, and the supervisors' window (packets
+// that arrived in [from, from+d)).
+func (e *engine) measure(d, drain time.Duration, stop <-chan struct{}) (*Window, *RTTs, *MonitorWindow) {
 	from := e.now()
-	w := NewWindow(len(e.streams), from, from+d)
+	w := NewWindow(e.calls, from, from+d)
+	w.Watched = e.watched
+	mw := NewMonitorWindow(len(e.monSocks), from, from+d)
 	for _, rh := range e.hists {
 		rh.swap()
 	}
 	e.window.Store(w)
+	e.monWindow.Store(mw)
 	select {
 	case <-time.After(d + drain):
 	case <-stop:
 	}
-	total := new(Histogram)
+	total := new(RTTs)
 	for _, rh := range e.hists {
 		total.Merge(rh.swap())
 	}
-	e.window.Store(NewWindow(len(e.streams), -1, -1))
-	return w, total
+	e.window.Store(NewWindow(e.calls, -1, -1))
+	e.monWindow.Store(NewMonitorWindow(len(e.monSocks), -1, -1))
+	return w, total, mw
 }
 
 func (e *engine) closeSockets() {
 	for _, c := range e.socks {
+		c.Close()
+	}
+	for _, c := range e.monSocks {
 		c.Close()
 	}
 }

@@ -10,10 +10,16 @@ import (
 // payload unchanged when both legs use the same codec and pstn-sim echoes it
 // byte for byte, so the loadgen recognises its own packets and reads back
 // when each was sent. The rest of the payload is µ-law silence.
+//
+// The fields after the magic are written 7 bits a byte with the top bit
+// set, so no probe byte is 0x7f: a monitor in whisper or barge mode mixes
+// the supervisor's silence into the relayed packets (decode, add zero,
+// encode), and µ-law's 0x7f ("-0") is the one code that does not survive
+// that round trip.
 const (
-	probeMagic  = 0x504c4731 // "PLG1"
-	probeLen    = 20         // magic, stream, seq, send time
-	payloadSize = 160        // 20 ms of G.711 at 8 kHz
+	probeMagic  = 0x504c4731    // "PLG1"
+	probeLen    = 4 + 5 + 5 + 9 // magic, stream, seq, send time
+	payloadSize = 160           // 20 ms of G.711 at 8 kHz
 	rtpHeader   = 12
 	packetSize  = rtpHeader + payloadSize
 	ulawSilence = 0xff
@@ -23,9 +29,9 @@ const (
 // sequence and the send time as nanoseconds since the run's start.
 func putProbe(payload []byte, stream, seq uint32, sent time.Duration) {
 	binary.BigEndian.PutUint32(payload[0:], probeMagic)
-	binary.BigEndian.PutUint32(payload[4:], stream)
-	binary.BigEndian.PutUint32(payload[8:], seq)
-	binary.BigEndian.PutUint64(payload[12:], uint64(sent))
+	put7(payload[4:9], uint64(stream))
+	put7(payload[9:14], uint64(seq))
+	put7(payload[14:probeLen], uint64(sent))
 }
 
 // readProbe decodes a probe; ok is false for anything the loadgen did not
@@ -34,8 +40,33 @@ func readProbe(payload []byte) (stream, seq uint32, sent time.Duration, ok bool)
 	if len(payload) < probeLen || binary.BigEndian.Uint32(payload) != probeMagic {
 		return 0, 0, 0, false
 	}
-	return binary.BigEndian.Uint32(payload[4:]), binary.BigEndian.Uint32(payload[8:]),
-		time.Duration(binary.BigEndian.Uint64(payload[12:])), true
+	st, ok1 := get7(payload[4:9])
+	sq, ok2 := get7(payload[9:14])
+	t, ok3 := get7(payload[14:probeLen])
+	if !ok1 || !ok2 || !ok3 || st > 1<<32-1 || sq > 1<<32-1 {
+		return 0, 0, 0, false
+	}
+	return uint32(st), uint32(sq), time.Duration(t), true
+}
+
+// put7 writes the low 7·len(b) bits of v into b, most significant first,
+// 7 bits a byte with the top bit set.
+func put7(b []byte, v uint64) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = 0x80 | byte(v&0x7f)
+		v >>= 7
+	}
+}
+
+// get7 reads what put7 wrote; ok is false when a byte lacks its top bit.
+func get7(b []byte) (v uint64, ok bool) {
+	for _, c := range b {
+		if c&0x80 == 0 {
+			return 0, false
+		}
+		v = v<<7 | uint64(c&0x7f)
+	}
+	return v, true
 }
 
 // Histogram counts latencies: 1 µs buckets up to 10 ms, then 100 µs
@@ -122,14 +153,27 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	return h.max
 }
 
+// RTTs are one receiver's round trips: of every call, and of the watched
+// calls (the monitored ones) apart.
+type RTTs struct{ All, Watched Histogram }
+
+// Merge adds o's round trips to r.
+func (r *RTTs) Merge(o *RTTs) {
+	r.All.Merge(&o.All)
+	r.Watched.Merge(&o.Watched)
+}
+
 // Window is one measurement: packets sent in [From, To) count as sent, and
 // an echo counts as received when the time it was sent lies in the window
 // (so packets still in flight at To are waited for, not lost).
 type Window struct {
 	From, To time.Duration // since the run's start
-	streams  []streamCount
-	foreign  atomic.Uint64 // packets that carry no probe of ours
-	unknown  atomic.Uint64 // probes naming a stream out of range
+	// Watched streams [0, Watched) have their round trips recorded apart
+	// too (RTTs.Watched); set before the window is shared.
+	Watched int
+	streams []streamCount
+	foreign atomic.Uint64 // packets that carry no probe of ours
+	unknown atomic.Uint64 // probes naming a stream out of range
 }
 
 type streamCount struct {
@@ -152,8 +196,8 @@ func (w *Window) Sent(stream int, t time.Duration) {
 }
 
 // Received accounts for one packet's payload arriving at now and records
-// its round trip in h (owned by the calling receiver).
-func (w *Window) Received(payload []byte, now time.Duration, h *Histogram) {
+// its round trip in r (owned by the calling receiver).
+func (w *Window) Received(payload []byte, now time.Duration, r *RTTs) {
 	stream, seq, sent, ok := readProbe(payload)
 	if !ok {
 		w.foreign.Add(1)
@@ -178,7 +222,10 @@ func (w *Window) Received(payload []byte, now time.Duration, h *Histogram) {
 		s.lastSeq.Store(seq + 1)
 	}
 	s.recv.Add(1)
-	h.Add(now - sent)
+	r.All.Add(now - sent)
+	if int(stream) < w.Watched {
+		r.Watched.Add(now - sent)
+	}
 }
 
 // Loss is a window's totals once every echo has had time to come back.
@@ -196,9 +243,15 @@ type Loss struct {
 
 // Loss sums the window's streams.
 func (w *Window) Loss() Loss {
-	var l Loss
+	l := w.LossOf(0, len(w.streams))
 	l.Foreign = w.foreign.Load()
-	for i := range w.streams {
+	return l
+}
+
+// LossOf sums streams [from, to) (Foreign is the whole window's, in Loss).
+func (w *Window) LossOf(from, to int) Loss {
+	var l Loss
+	for i := max(from, 0); i < min(to, len(w.streams)); i++ {
 		s := &w.streams[i]
 		sent, recv := s.sent.Load(), s.recv.Load()
 		if sent == 0 {

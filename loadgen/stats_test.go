@@ -81,7 +81,9 @@ func TestHistogramQuantiles(t *testing.T) {
 func TestWindowAccounting(t *testing.T) {
 	ms := time.Millisecond
 	w := NewWindow(3, 100*ms, 200*ms)
-	var h Histogram
+	w.Watched = 1
+	var r RTTs
+	h := &r.All
 	// Stream 0: 5 sent in the window, all back, 2 ms round trip.
 	// Stream 1: 4 sent, 3 back (25 % loss), one duplicate.
 	// Stream 2: 2 sent, nothing back.
@@ -89,24 +91,24 @@ func TestWindowAccounting(t *testing.T) {
 	for i := range 5 {
 		at := 100*ms + time.Duration(i)*20*ms
 		w.Sent(0, at)
-		w.Received(payload(0, uint32(i), at), at+2*ms, &h)
+		w.Received(payload(0, uint32(i), at), at+2*ms, &r)
 	}
 	w.Sent(0, 99*ms)
-	w.Received(payload(0, 99, 99*ms), 101*ms, &h)
+	w.Received(payload(0, 99, 99*ms), 101*ms, &r)
 	w.Sent(0, 200*ms)
-	w.Received(payload(0, 100, 200*ms), 202*ms, &h)
+	w.Received(payload(0, 100, 200*ms), 202*ms, &r)
 	for i := range 4 {
 		w.Sent(1, 100*ms+time.Duration(i)*20*ms)
 	}
-	w.Received(payload(1, 0, 100*ms), 104*ms, &h)
-	w.Received(payload(1, 1, 120*ms), 124*ms, &h)
-	w.Received(payload(1, 1, 120*ms), 125*ms, &h) // duplicate
-	w.Received(payload(1, 3, 160*ms), 164*ms, &h) // 2 lost
+	w.Received(payload(1, 0, 100*ms), 104*ms, &r)
+	w.Received(payload(1, 1, 120*ms), 124*ms, &r)
+	w.Received(payload(1, 1, 120*ms), 125*ms, &r) // duplicate
+	w.Received(payload(1, 3, 160*ms), 164*ms, &r) // 2 lost
 	w.Sent(2, 150*ms)
 	w.Sent(2, 170*ms)
 	w.Sent(7, 150*ms) // out of range: ignored
-	w.Received(make([]byte, payloadSize), 150*ms, &h)
-	w.Received(payload(9, 0, 150*ms), 151*ms, &h)
+	w.Received(make([]byte, payloadSize), 150*ms, &r)
+	w.Received(payload(9, 0, 150*ms), 151*ms, &r)
 
 	l := w.Loss()
 	want := Loss{Streams: 3, Sent: 11, Recv: 8, Dup: 1, Foreign: 1, Lost: 3, Lossy: 2, Silent: 1}
@@ -124,16 +126,26 @@ func TestWindowAccounting(t *testing.T) {
 	if h.Count() != 8 || h.Quantile(0.5) != 2*ms || h.Max() != 4*ms {
 		t.Errorf("rtt: count %d p50 %v max %v, want 8, 2ms, 4ms", h.Count(), h.Quantile(0.5), h.Max())
 	}
+	// Stream 0 is watched: its 5 echoes, 2 ms each, and its loss alone.
+	if wh := &r.Watched; wh.Count() != 5 || wh.Max() != 2*ms {
+		t.Errorf("watched rtt: count %d max %v, want 5, 2ms", wh.Count(), wh.Max())
+	}
+	if wl := w.LossOf(0, 1); wl.Streams != 1 || wl.Sent != 5 || wl.Recv != 5 || wl.Lost != 0 {
+		t.Errorf("LossOf(0, 1) = %+v, want stream 0 alone, nothing lost", wl)
+	}
+	if wl := w.LossOf(1, 9); wl.Streams != 2 || wl.Lost != 3 || wl.Silent != 1 {
+		t.Errorf("LossOf(1, 9) = %+v, want streams 1 and 2, 3 lost", wl)
+	}
 }
 
 func TestWindowNoLossWhenMoreComeBack(t *testing.T) {
 	w := NewWindow(1, 0, time.Second)
-	var h Histogram
+	var r RTTs
 	w.Sent(0, time.Millisecond)
 	// Two distinct sequences back for one send (e.g. a send counted just
 	// outside a window edge): never negative loss.
-	w.Received(payload(0, 0, time.Millisecond), 2*time.Millisecond, &h)
-	w.Received(payload(0, 5, time.Millisecond), 2*time.Millisecond, &h)
+	w.Received(payload(0, 0, time.Millisecond), 2*time.Millisecond, &r)
+	w.Received(payload(0, 5, time.Millisecond), 2*time.Millisecond, &r)
 	if l := w.Loss(); l.Lost != 0 || l.LossPct != 0 || l.Lossy != 0 {
 		t.Errorf("Loss() = %+v, want none lost", l)
 	}
@@ -141,8 +153,8 @@ func TestWindowNoLossWhenMoreComeBack(t *testing.T) {
 	// A stream with an extra echo does not hide another stream's loss.
 	w = NewWindow(2, 0, time.Second)
 	w.Sent(0, time.Millisecond)
-	w.Received(payload(0, 0, time.Millisecond), 2*time.Millisecond, &h)
-	w.Received(payload(0, 5, time.Millisecond), 2*time.Millisecond, &h)
+	w.Received(payload(0, 0, time.Millisecond), 2*time.Millisecond, &r)
+	w.Received(payload(0, 5, time.Millisecond), 2*time.Millisecond, &r)
 	w.Sent(1, time.Millisecond)
 	if l := w.Loss(); l.Lost != 1 || l.Lossy != 1 || l.Silent != 1 {
 		t.Errorf("Loss() = %+v, want stream 1's packet lost", l)
@@ -218,7 +230,7 @@ func TestEngineEcho(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			peer := echoPeer(t, c.dropEvery)
-			e, err := newEngine(netip.MustParseAddr("127.0.0.1"), 2, 4, 1<<20)
+			e, err := newEngine(netip.MustParseAddr("127.0.0.1"), 2, 4, 0, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +240,8 @@ func TestEngineEcho(t *testing.T) {
 			}
 			e.run()
 			time.Sleep(3 * ptime) // let a few ticks go before measuring
-			w, h := e.measure(300*time.Millisecond, 100*time.Millisecond, nil)
+			w, rtts, _ := e.measure(300*time.Millisecond, 100*time.Millisecond, nil)
+			h := &rtts.All
 			l := w.Loss()
 			if l.Streams != 3 || l.Sent < 3*10 || l.Sent > 3*16 {
 				t.Errorf("streams %d sent %d: want 3 streams, about 15 packets each", l.Streams, l.Sent)

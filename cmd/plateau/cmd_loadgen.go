@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"plateau/loadgen"
+	"plateau/media"
 )
 
 // runLoadgen places concurrent G.711 calls through Plateau and measures
 // loss and latency: `plateau loadgen --server ADDR --first-ext N --count N
-// --password-prefix P --calls N --number NUMBER`.
+// --password-prefix P --calls N --number NUMBER`; with `--monitors M`,
+// supervisors listen to (or whisper into, barge into) the first M calls.
 func runLoadgen(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "loadgen")
 	server := fs.String("server", "127.0.0.1:5060", "Plateau's SIP address (UDP); pstn-sim's with --direct")
@@ -40,25 +42,31 @@ func runLoadgen(ctx context.Context, e *env, args []string) error {
 	metrics := fs.String("metrics-url", "", "Plateau's /metrics URL, read around each window (recorder drops)")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
 	baseline := fs.String("baseline", "", "JSON of a --direct run: subtract its round trip to estimate Plateau's added one-way latency")
+	monitors := fs.Int("monitors", 0, "supervisors monitoring calls, one each: supervisor j joins operator j's call once the calls are up")
+	monitorMode := fs.String("monitor-mode", "listen", "monitor mode: listen (*1<ext>), whisper (*2<ext>) or barge (*3<ext>)")
+	supUsersFile := fs.String("supervisor-users", "", "supervisors, one per line: EXT;PASSWORD (as --users)")
+	supFirstExt := fs.Int("supervisor-first-ext", 2000, "first supervisor extension, when --supervisor-users is not given")
+	supPrefix := fs.String("supervisor-password-prefix", "pw", "supervisor password: this prefix followed by the extension")
+	watched := fs.Int("watched", 0, "report the loss and round trip of the first N calls apart (default: --monitors, the monitored calls)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("loadgen: unexpected argument %q (flags only)", fs.Arg(0))
 	}
-	stepList := []int{*calls}
-	if *steps != "" {
-		stepList = nil
-		for _, f := range strings.Split(*steps, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || (len(stepList) > 0 && n <= stepList[len(stepList)-1]) {
-				return usagef("loadgen: --steps %q: want increasing positive counts, e.g. 250,500,1000", *steps)
-			}
-			stepList = append(stepList, n)
-		}
+	stepList, err := parseSteps(*calls, *steps)
+	if err != nil {
+		return err
 	}
-	if stepList[0] < 1 {
-		return usagef("loadgen: --calls must be at least 1")
+	mode, err := media.ParseMonitorMode(*monitorMode)
+	if err != nil {
+		return usagef("loadgen: --monitor-mode: %v", err)
+	}
+	if *monitors < 0 || *watched < 0 {
+		return usagef("loadgen: --monitors and --watched must not be negative")
+	}
+	if *monitors > 0 && *direct {
+		return usagef("loadgen: --monitors needs Plateau: drop --direct")
 	}
 	if *rate <= 0 || *hold <= 0 || *sockets < 1 {
 		return usagef("loadgen: --rate, --hold and --sockets must be positive")
@@ -78,13 +86,24 @@ func runLoadgen(ctx context.Context, e *env, args []string) error {
 		if n == 0 {
 			n = need
 		}
-		for i := range n {
-			ext := strconv.Itoa(*firstExt + i)
-			users = append(users, loadgen.User{Ext: ext, Password: *prefix + ext})
-		}
+		users = numberedUsers(*firstExt, n, *prefix)
 	}
 	if len(users) < need {
 		return usagef("loadgen: %d operators for %d calls: one call per operator (raise --count or add users)", len(users), need)
+	}
+	if *monitors > need || *watched > need {
+		return usagef("loadgen: --monitors %d and --watched %d must not exceed the %d calls", *monitors, *watched, need)
+	}
+	var sups []loadgen.User
+	if *supUsersFile != "" {
+		if sups, err = readUsers(*supUsersFile); err != nil {
+			return err
+		}
+	} else {
+		sups = numberedUsers(*supFirstExt, *monitors, *supPrefix)
+	}
+	if len(sups) < *monitors {
+		return usagef("loadgen: %d supervisors for %d monitors: one session per supervisor", len(sups), *monitors)
 	}
 	var base *loadgen.Result
 	if *baseline != "" {
@@ -104,18 +123,32 @@ func runLoadgen(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "loadgen: G.711 PCMU 20 ms, %s, steps %v, %.0f setups/s, %s per step after %s settle, %d RTP sockets\n",
 		path, stepList, *rate, *hold, *settle, *sockets)
+	if *monitors > 0 {
+		fmt.Fprintf(e.stdout, "loadgen: %d supervisors monitor (%s) the first %d calls, from the first step that has them\n", *monitors, mode, *monitors)
+	}
 	printStepHeader(e.stdout)
 	res, err := loadgen.Run(ctx, loadgen.Config{
 		Server: *server, Direct: *direct, Users: users, Steps: stepList, Rate: *rate, Hold: *hold, Settle: *settle,
 		Number: *number, MediaIP: ip, Sockets: *sockets, MaxSetupFailures: *maxFail, ServerPID: *pid, MetricsURL: *metrics,
-		OnStep: func(st loadgen.StepResult) { printStep(e.stdout, st, base) },
-		Log:    slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Monitors: *monitors, Supervisors: sups, MonitorMode: mode, Watched: *watched,
+		OnStep: func(st loadgen.StepResult) {
+			printStep(e.stdout, st, base)
+			printStepDetail(e.stdout, st, *monitors > 0)
+		},
+		Log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if res != nil {
 		fmt.Fprintf(e.stdout, "calls answered %d, failed %d, setup rate %.0f/s, hangup errors %d, call time %.1f min\n",
 			res.Placed, res.Failed, res.SetupRate, res.HangupErrors, res.CallTime.Minutes())
 		for _, m := range res.FirstErrors {
 			fmt.Fprintln(e.stdout, "  setup error:", m)
+		}
+		if *monitors > 0 {
+			fmt.Fprintf(e.stdout, "monitor sessions answered %d, failed %d, hangup errors %d\n",
+				res.MonitorsPlaced, res.MonitorsFailed, res.MonitorHangupErrors)
+			for _, m := range res.MonitorErrors {
+				fmt.Fprintln(e.stdout, "  monitor error:", m)
+			}
 		}
 		if *jsonOut != "" {
 			b, _ := json.MarshalIndent(res, "", "  ")
@@ -162,6 +195,61 @@ func printStep(w io.Writer, st loadgen.StepResult, base *loadgen.Result) {
 	fmt.Fprintf(w, "%6d %9d %6.1f %7d %8.3f %8.2f %6d %9s %9s %9s %9d %11s %11s %9s %9s\n",
 		st.Calls, st.Loss.Sent, pace, st.Loss.Lost, st.Loss.LossPct, st.Loss.WorstPct, st.Loss.Lossy,
 		us(st.RTT.P50), us(st.RTT.P99), us(st.RTT.Max), st.LateTicks, add50, add99, cpu, drop)
+}
+
+// printStepDetail prints, under a step's row, Plateau's CPU, the watched
+// calls apart and what the supervisors' phones received. Indented lines:
+// scripts/bench-media.sh reads only the rows; bench-monitor.sh reads
+// these by their first word.
+func printStepDetail(w io.Writer, st loadgen.StepResult, monitoring bool) {
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }
+	if st.ServerCPU > 0 || st.MetricsEnd != nil {
+		fmt.Fprintf(w, "  plateau %.1f %% of a core", st.CPUPct)
+		if v, ok := st.MetricsEnd["plateau_monitor_sessions_active"]; ok {
+			fmt.Fprintf(w, ", plateau_monitor_sessions_active %.0f", v)
+		}
+		fmt.Fprintln(w)
+	}
+	if st.Watched > 0 {
+		l, r := st.WatchedLoss, st.WatchedRTT
+		fmt.Fprintf(w, "  watched first %d calls: sent %d lost %d loss %.3f %% worst %.2f %% rtt p50 %s p99 %s max %s\n",
+			st.Watched, l.Sent, l.Lost, l.LossPct, l.WorstPct, us(r.P50), us(r.P99), us(r.Max))
+	}
+	if monitoring {
+		m := st.Monitor
+		fmt.Fprintf(w, "  monitors %d up, %d receiving: %.2f packets/s each (expected 50), lost %d by sequence (%.3f %%, worst %.2f %%), max gap %s\n",
+			m.Up, m.Receiving, m.PerSecond, m.Lost, m.LossPct, m.WorstPct, m.MaxGap.Round(time.Millisecond))
+	}
+}
+
+// parseSteps reads --steps (comma-separated increasing counts), or makes
+// the one step of --calls.
+func parseSteps(calls int, steps string) ([]int, error) {
+	if steps == "" {
+		if calls < 1 {
+			return nil, usagef("loadgen: --calls must be at least 1")
+		}
+		return []int{calls}, nil
+	}
+	var list []int
+	for _, f := range strings.Split(steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || (len(list) > 0 && n <= list[len(list)-1]) {
+			return nil, usagef("loadgen: --steps %q: want increasing positive counts, e.g. 250,500,1000", steps)
+		}
+		list = append(list, n)
+	}
+	return list, nil
+}
+
+// numberedUsers is n users from extension first, password prefix+ext.
+func numberedUsers(first, n int, prefix string) []loadgen.User {
+	users := make([]loadgen.User, 0, n)
+	for i := range n {
+		ext := strconv.Itoa(first + i)
+		users = append(users, loadgen.User{Ext: ext, Password: prefix + ext})
+	}
+	return users
 }
 
 // baselineFor is the baseline step with the same number of calls, or the
