@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 bin=${1:-bin/plateau}
 [ -x "$bin" ] || go build -o "$bin" ./cmd/plateau
 scripts/bench-register.sh "$bin"
-# Calls (SIPp, no media) and media (plateau loadgen): each prints its figures;
-# a failing one does not hide the other's.
+# Calls (SIPp, no media), media and live monitoring (plateau loadgen): each
+# prints its figures; a failing one does not hide the others'.
 status=0
 echo
 scripts/bench-calls.sh "$bin" || status=1
 echo
 scripts/bench-media.sh "$bin" || status=1
+echo
+scripts/bench-monitor.sh "$bin" || status=1
 exit "$status"
