@@ -224,8 +224,8 @@ func (c *pstnCall) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewSDPResponseFromRequest(req, body)
 	dua := c.p.dialogFor(req.Transport())
 	res.AppendHeader(&dua.ContactHDR)
+	c.p.update(func() { c.st.ReInvites++; c.st.Hold = offer.OnHold() }) // before the peer can see the answer
 	tx.Respond(res)
-	c.p.update(func() { c.st.ReInvites++; c.st.Hold = offer.OnHold() })
 	c.log.Info("← re-INVITE → 200 OK", "remote", offer.Addr.String(), "direction", offer.Direction.String(), "hold", offer.OnHold())
 }
 
@@ -273,10 +273,12 @@ func (p *PSTN) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			if req.GetHeader("Proxy-Authorization") != nil || req.GetHeader("Authorization") != nil {
 				auth = "failed"
 			}
+			// Recorded before answering: the retried INVITE (same Call-ID,
+			// same stats) may arrive as soon as the 407 is out.
+			p.update(func() { st.Auth, st.Status = auth, sip.StatusProxyAuthRequired })
 			res := sip.NewResponseFromRequest(req, sip.StatusProxyAuthRequired, "Proxy Authentication Required", nil)
 			res.AppendHeader(sip.NewHeader("Proxy-Authenticate", p.auth.challenge()))
 			tx.Respond(res)
-			p.update(func() { st.Auth, st.Status = auth, sip.StatusProxyAuthRequired })
 			log.Info("→ 407 Proxy Authentication Required", "auth", auth)
 			return
 		}
