@@ -142,10 +142,11 @@ run() {
 
 # Figures of a run, from loadgen's step row and detail lines ("-" if absent).
 cpu_of() { awk '/^  plateau /{v=$2} END{print v == "" ? "-" : v}' "$tmp/$1.out"; }
-gauge_of() { sed -n 's/.*plateau_monitor_sessions_active \([0-9]*\).*/\1/p' "$tmp/$1.out" | tail -1; }
+gauge_of() { sed -n 's/^  plateau .*plateau_monitor_sessions_active \([0-9]*\).*/\1/p' "$tmp/$1.out" | tail -1; }
 watched_of() { # loss% p50µs p99µs
 	sed -n 's/^  watched .* loss \([0-9.]*\) % .* rtt p50 \([0-9]*\)µs p99 \([0-9]*\)µs.*/\1 \2 \3/p' "$tmp/$1.out" | tail -1
 }
+pace_of() { awk '$1 ~ /^[0-9]+$/ && NF >= 15 {v=$3} END{print v == "" ? "-" : v}' "$tmp/$1.out"; }
 all_loss_of() { awk '$1 ~ /^[0-9]+$/ && NF >= 15 {v=$5} END{print v == "" ? "-" : v}' "$tmp/$1.out"; }
 monitors_of() { # packets/s lost loss% maxgap up
 	sed -n 's/^  monitors \([0-9]*\) up, [0-9]* receiving: \([0-9.]*\) packets\/s each .*lost \([0-9]*\) by sequence (\([0-9.]*\) %.*max gap \(.*\)$/\2 \3 \4 \5 \1/p' "$tmp/$1.out" | tail -1
@@ -177,6 +178,19 @@ per="-"
 if [ "$c0" != - ] && [ "$c1" != - ]; then
 	per=$(printf '%.3f' "$(echo "($c1 - $c0) / $monitors" | bc -l)")
 fi
+# When the generator falls behind (pace < 100 %), Plateau relays fewer
+# packets and spends less: scaled, the CPU without monitors at the pace of
+# the run with them (assuming it follows the packets relayed).
+p0a=$(pace_of none); p0b=$(pace_of again); p1=$(pace_of mon)
+scaled() { # CPU of the runs without, at pace $1
+	if [ "$c0a" != - ] && [ "$c0b" != - ] && [ "$p0a" != - ] && [ "$p0b" != - ] && [ "$1" != - ]; then
+		printf '%.1f' "$(echo "($c0a * $1 / $p0a + $c0b * $1 / $p0b) / 2" | bc -l)"
+	else echo -; fi
+}
+c0s=$(scaled "$p1"); pers="-"
+if [ "$c0s" != - ] && [ "$c1" != - ]; then
+	pers=$(printf '%.3f' "$(echo "($c1 - $c0s) / $monitors" | bc -l)")
+fi
 echo
 echo "== monitor sessions: $calls calls, $monitors supervisors ($mode), window $hold"
 f='%-46s %14s %18s %12s\n'
@@ -184,6 +198,9 @@ printf "$f" "" "without" "with $monitors $mode" "difference"
 printf "$f" "Plateau CPU (% of a core)" "$c0" "$c1" "$(diff_of "$c0" "$c1")"
 printf "$f" "  without: first run, last run" "$c0a, $c0b" "" "$(diff_of "$c0a" "$c0b")"
 printf "$f" "CPU per monitor session (% of a core)" "" "" "$per"
+printf "$f" "load generator pace (%; first, last without)" "$p0a, $p0b" "$p1" ""
+printf "$f" "  Plateau CPU without, scaled to that pace" "$c0s" "$c1" "$(diff_of "$c0s" "$c1")"
+printf "$f" "  CPU per monitor session, pace-scaled" "" "" "$pers"
 printf "$f" "monitored calls ($monitors): loss (%)" "$l0" "$l1" "$(diff_of "$l0" "$l1" 3)"
 printf "$f" "monitored calls: round trip p50 (µs)" "$p50_0" "$p50_1" "$(diff_of "$p50_0" "$p50_1" 0)"
 printf "$f" "monitored calls: round trip p99 (µs)" "$p99_0" "$p99_1" "$(diff_of "$p99_0" "$p99_1" 0)"
@@ -196,14 +213,20 @@ printf "$f" "sessions up / plateau_monitor_sessions_active" "$(gauge_of none)" "
 if [ "$whisper" -gt 0 ]; then
 	read -r lw p50_w p99_w _ <<<"$(watched_of whisper) - - -"
 	read -r wpps wlost wloss _ wup _ <<<"$(monitors_of whisper) - - - - -"
-	cw=$(cpu_of whisper); perw="-"
+	cw=$(cpu_of whisper); perw="-"; pw=$(pace_of whisper); c0w=$(scaled "$pw"); perws="-"
 	if [ "$c0" != - ] && [ "$cw" != - ]; then
 		perw=$(printf '%.3f' "$(echo "($cw - $c0) / $whisper" | bc -l)")
+	fi
+	if [ "$c0w" != - ] && [ "$cw" != - ]; then
+		perws=$(printf '%.3f' "$(echo "($cw - $c0w) / $whisper" | bc -l)")
 	fi
 	echo
 	printf "$f" "" "without" "with $whisper whisper" "difference"
 	printf "$f" "Plateau CPU (% of a core)" "$c0" "$cw" "$(diff_of "$c0" "$cw")"
 	printf "$f" "CPU per whisper session (% of a core)" "" "" "$perw"
+	printf "$f" "load generator pace (%)" "$p0a, $p0b" "$pw" ""
+	printf "$f" "  Plateau CPU without, scaled to that pace" "$c0w" "$cw" "$(diff_of "$c0w" "$cw")"
+	printf "$f" "  CPU per whisper session, pace-scaled" "" "" "$perws"
 	printf "$f" "whispered calls ($whisper): loss (%)" "$l0" "$lw" "$(diff_of "$l0" "$lw" 3)"
 	printf "$f" "whispered calls: round trip p50 (µs)" "$p50_0" "$p50_w" "$(diff_of "$p50_0" "$p50_w" 0)"
 	printf "$f" "whispered calls: round trip p99 (µs)" "$p99_0" "$p99_w" "$(diff_of "$p99_0" "$p99_w" 0)"
