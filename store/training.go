@@ -96,8 +96,24 @@ func (s *Store) TrainingOf(ctx context.Context, ext string) (t Training, ok bool
 // CountTrainingCall counts one answered call of ext and reports whether
 // it is to be coached (ext in training, within its coached calls).
 func (s *Store) CountTrainingCall(ctx context.Context, ext string) (bool, error) {
+	// Most operators are not in training: a read tells, without the write
+	// lock. An UPDATE takes it even when no row matches, and every answered
+	// call waited for it behind the recordings and the audit log (SQLite's
+	// busy handler sleeps, holding a pooled connection, while it waits).
+	// The UPDATE below re-checks the status, so a sign-off in between wins.
+	st, err := s.prepared(ctx, `SELECT EXISTS (SELECT 1 FROM operator_training WHERE extension=? AND status='training')`)
+	if err != nil {
+		return false, fmt.Errorf("training call %s: %w", ext, err)
+	}
+	var training bool
+	if err := st.QueryRowContext(ctx, ext).Scan(&training); err != nil {
+		return false, fmt.Errorf("training call %s: %w", ext, err)
+	}
+	if !training {
+		return false, nil
+	}
 	var maxCalls, calls int
-	err := s.db.QueryRowContext(ctx, `UPDATE operator_training SET calls = calls + 1
+	err = s.db.QueryRowContext(ctx, `UPDATE operator_training SET calls = calls + 1
 		WHERE extension=? AND status='training' RETURNING max_calls, calls`, ext).Scan(&maxCalls, &calls)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil

@@ -47,3 +47,39 @@ func TestTraining(t *testing.T) {
 		t.Fatalf("training of 102: %+v %v %v", tr, ok, err)
 	}
 }
+
+// An operator who is not in training is answered without SQLite's write
+// lock: every answered call asks, and a write would wait behind the audit
+// log and the recordings index.
+func TestCountTrainingCallNotInTrainingReadsOnly(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	if err := st.StartTraining(ctx, "102", "201", 0, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SignOff(ctx, "102", "202", now); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer holds the lock (the store opens with _txlock=immediate).
+	tx, err := st.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, ext := range []string{"101", "102"} { // never trained, signed off
+		start := time.Now()
+		if coach, err := st.CountTrainingCall(short, ext); err != nil || coach {
+			t.Fatalf("%s: coach %v err %v", ext, coach, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("%s: waited %v for the write lock", ext, d)
+		}
+	}
+}
