@@ -69,10 +69,12 @@ type Log struct {
 	queue []*pending
 }
 
-// pending is an entry waiting for its batch to commit.
+// pending is an entry, or an Update's function, waiting for its batch to
+// commit.
 type pending struct {
 	at    time.Time
 	entry Entry
+	fn    func(context.Context, *sql.Tx) error // Update; entry unused
 	seq   int64
 	err   error
 	done  bool // set under Log.mu by the committer
@@ -97,6 +99,29 @@ func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 		return 0, fmt.Errorf("%w: details: %v", ErrInvalidEntry, err)
 	}
 	p := &pending{at: l.now(), entry: e}
+	l.wait(ctx, p)
+	return p.seq, p.err
+}
+
+// Update runs fn in the transaction of a group commit, so that the changes
+// fn makes and the entries it appends with AppendTx are committed together,
+// or not at all, on the same write path as Append. Within one process this
+// queues writers in Go: separate write transactions would meet on SQLite's
+// lock, whose busy handler sleeps (1 ms, 2 ms, ... 100 ms) between tries.
+// fn must use the context it is given (the batch's, never cancelled: one
+// caller's cancellation must not interrupt the others' transaction), and
+// may run more than once: it must read what it decides on inside tx. An
+// error from fn undoes fn's changes alone and is returned to its caller;
+// the rest of the batch still commits.
+func (l *Log) Update(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	p := &pending{fn: fn}
+	l.wait(ctx, p)
+	return p.err
+}
+
+// wait queues p and returns once a commit, its own or an earlier
+// appender's, has written it.
+func (l *Log) wait(ctx context.Context, p *pending) {
 	l.qmu.Lock()
 	l.queue = append(l.queue, p)
 	l.qmu.Unlock()
@@ -104,7 +129,7 @@ func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if p.done { // an earlier committer took it in its batch
-		return p.seq, p.err
+		return
 	}
 	l.qmu.Lock()
 	batch := l.queue
@@ -117,27 +142,53 @@ func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 		}
 		q.done = true
 	}
-	return p.seq, p.err
 }
 
-// commit writes a batch in one transaction; all or none of it.
+// commit writes a batch in one transaction; all or none of it, except
+// that an Update whose function fails is left out: the transaction is
+// rolled back and the rest of the batch run again without it. Failures are
+// rare (a duplicate, a row no longer open), so the common path pays for no
+// savepoint (each costs SQLite a copy of every page it touches).
 func (l *Log) commit(ctx context.Context, batch []*pending) error {
 	// Appenders of a batch may have gone; the entries must still be written.
 	ctx = context.WithoutCancel(ctx)
+	for {
+		failed, err := l.commitOnce(ctx, batch)
+		if failed < 0 || err != nil {
+			return err
+		}
+		// Its error is in batch[failed].err; its transaction is gone.
+		batch = append(batch[:failed:failed], batch[failed+1:]...)
+		if len(batch) == 0 {
+			return nil
+		}
+	}
+}
+
+// commitOnce runs batch in one transaction and commits it. If an Update's
+// function fails it stops there, without committing, keeps the function's
+// error in its pending and returns its index; otherwise -1.
+func (l *Log) commitOnce(ctx context.Context, batch []*pending) (int, error) {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("audit append: %w", err)
+		return -1, fmt.Errorf("audit append: %w", err)
 	}
 	defer tx.Rollback()
-	for _, q := range batch {
+	for i, q := range batch {
+		if q.fn != nil {
+			if q.err = q.fn(ctx, tx); q.err != nil {
+				return i, nil
+			}
+			continue
+		}
 		if q.seq, err = AppendTx(ctx, tx, q.at, q.entry); err != nil {
-			return err
+			return -1, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("audit append: %w", err)
+		return -1, fmt.Errorf("audit append: %w", err)
 	}
-	return nil
+	return -1, nil
 }
 
 // AppendTx adds an entry inside the caller's transaction, so that a change

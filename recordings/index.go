@@ -85,17 +85,33 @@ type Index interface {
 // into the audit log of the same database.
 type DBIndex struct {
 	db *sql.DB
-	// mu queues this process's index writes in Go: SQLite's busy handler
-	// would make concurrent writers sleep and retry instead.
+	// log, when set, carries the index writes in its group commits: one
+	// write path with the process's other audit entries (see UseLog).
+	log *audit.Log
+	// mu queues this process's index writes in Go when there is no log:
+	// SQLite's busy handler would make concurrent writers sleep and retry
+	// instead.
 	mu sync.Mutex
 }
 
 // NewDBIndex returns the index on db (store.Store.DB()).
 func NewDBIndex(db *sql.DB) *DBIndex { return &DBIndex{db: db} }
 
+// UseLog makes the index write through l's group commits (l must be on the
+// same database). A server appends audit entries from many goroutines
+// while recordings start and close: with two write paths, each would wait
+// for the other on SQLite's lock, whose busy handler sleeps between tries
+// (1 ms rising to 100 ms), and under load most of a call's setup was spent
+// there. Call it before the index is used.
+func (x *DBIndex) UseLog(l *audit.Log) { x.log = l }
+
 // inTx runs fn in a write transaction: the store opens SQLite with
 // _txlock=immediate, which audit.AppendTx needs to keep the chain linear.
-func (x *DBIndex) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// fn must use the context it is given.
+func (x *DBIndex) inTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	if x.log != nil {
+		return x.log.Update(ctx, fn)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	tx, err := x.db.BeginTx(ctx, nil)
@@ -103,7 +119,7 @@ func (x *DBIndex) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -115,7 +131,7 @@ func (x *DBIndex) Begin(ctx context.Context, r Record, at time.Time, e audit.Ent
 	if err != nil {
 		return fmt.Errorf("index %s: %w", r.ID, err)
 	}
-	err = x.inTx(ctx, func(tx *sql.Tx) error {
+	err = x.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO recordings
 			(id, call_ids, operator, number, campaign, start_time, path, state) VALUES (?,?,?,?,?,?,?,?)`,
 			r.ID, string(ids), r.Operator, r.Number, r.Campaign, store.FormatTime(r.Start), r.Path, string(StateOpen))
@@ -141,7 +157,7 @@ func (x *DBIndex) Finish(ctx context.Context, id string, at time.Time, f Final) 
 	if !f.End.IsZero() {
 		end = store.FormatTime(f.End)
 	}
-	err := x.inTx(ctx, func(tx *sql.Tx) error {
+	err := x.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE recordings SET state = ?, end_time = ?, duration_ms = ?, sha256 = ?
 			WHERE id = ? AND state = 'open'`, string(f.State), end, f.DurationMS, f.SHA256, id)
 		if err != nil {
@@ -167,7 +183,7 @@ func (x *DBIndex) SetHold(ctx context.Context, id string, on bool, by, source st
 	if on {
 		kind = "recording.hold"
 	}
-	err := x.inTx(ctx, func(tx *sql.Tx) error {
+	err := x.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		r, err := getRecord(ctx, tx, id)
 		if err != nil {
 			return err
@@ -195,7 +211,7 @@ func (x *DBIndex) SetHold(ctx context.Context, id string, on bool, by, source st
 // entry. The WHERE clause re-checks hold and state inside the transaction,
 // so a hold set since the retention query wins.
 func (x *DBIndex) markDeleted(ctx context.Context, r Record, by string, at time.Time) error {
-	err := x.inTx(ctx, func(tx *sql.Tx) error {
+	err := x.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE recordings SET state = 'deleted', deleted_at = ?, deleted_by = ?
 			WHERE id = ? AND legal_hold = 0 AND state IN ('closed','repaired','failed')`, store.FormatTime(at), by, r.ID)
 		if err != nil {

@@ -48,6 +48,7 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 	}
 	defer lock.Close()
 	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
+	idx.UseLog(auditor.chain) // one write path with the audit entries
 	mgr := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, idx, auditor, recLog, e.now, nil)
 	retention := &recordings.Retention{Dir: cfg.RecordingsDir(), Index: idx, Days: cfg.Recordings.RetentionDays,
 		Log: log.With("component", "retention"), Now: e.now}

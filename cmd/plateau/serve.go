@@ -69,6 +69,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer recLock.Close()
+	recIndex.UseLog(auditor.chain) // one write path with the audit entries
 	recorder := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, recIndex, auditor, log.With("component", "recorder"), e.now, recMetrics)
 	retention := &recordings.Retention{Dir: cfg.RecordingsDir(), Index: recIndex, Days: cfg.Recordings.RetentionDays,
 		Log: log.With("component", "retention"), Now: e.now}
