@@ -144,7 +144,8 @@ type Writer struct {
 	lastSync    time.Time
 	streams     [Channels]stream
 	ring        [Channels][]int16
-	buf         []byte // interleaved frames on their way to the file
+	buf         []byte      // interleaved frames on their way to the file
+	bufs        *writerBufs // ring and buf's storage, back to the pool at Close
 	hdr         [headerSize]byte
 	dataBytes   int64
 	stats       Stats
@@ -155,23 +156,59 @@ type Writer struct {
 	dur    time.Duration
 }
 
+// writerBufs is a Writer's working memory, 128 KiB: allocated and zeroed
+// for every call it was half of all the bytes a call setup allocated, so
+// Writers reuse it through bufPool.
+type writerBufs struct {
+	ring [Channels][ringSize]int16
+	buf  [ringSize * frameBytes]byte
+}
+
+var bufPool = sync.Pool{New: func() any { return new(writerBufs) }}
+
+// getBufs returns buffers whose rings are silent (zero); buf is scratch.
+func getBufs() *writerBufs { return bufPool.Get().(*writerBufs) }
+
+// putBufs silences the rings (a re-anchored stream can leave samples
+// behind) and returns b to the pool.
+func putBufs(b *writerBufs) {
+	for i := range b.ring {
+		clear(b.ring[i][:])
+	}
+	bufPool.Put(b)
+}
+
+// release gives the buffers back once the Writer is closed (under w.mu):
+// nothing reads them after that, and a bug that did would panic on nil.
+func (w *Writer) release() {
+	if w.bufs == nil {
+		return
+	}
+	putBufs(w.bufs)
+	w.bufs, w.buf = nil, nil
+	w.ring = [Channels][]int16{}
+}
+
 // NewWriter starts a recording on f, which must be empty and positioned at
 // its start. The Writer does not close f.
 func NewWriter(f File, opts ...Option) (*Writer, error) {
+	b := getBufs()
 	w := &Writer{
 		f:         f,
 		window:    int64(defaultWindow / sampleDur),
 		syncEvery: defaultSyncInterval,
-		buf:       make([]byte, ringSize*frameBytes),
+		bufs:      b,
+		buf:       b.buf[:],
 	}
 	for _, o := range opts {
 		o(w)
 	}
-	w.ring[Operator] = make([]int16, ringSize)
-	w.ring[Outside] = make([]int16, ringSize)
+	w.ring[Operator] = b.ring[Operator][:]
+	w.ring[Outside] = b.ring[Outside][:]
 	// The header goes first and is synced, so that even a crash before the
 	// first packet leaves a file Repair recognises.
 	if err := w.syncHeader(); err != nil {
+		w.release()
 		return nil, err
 	}
 	w.m.addActive(1)
@@ -198,6 +235,7 @@ func Create(path string, opts ...Option) (*Writer, error) {
 		err = syncDir(dir)
 		if err != nil {
 			w.m.addActive(-1)
+			w.release()
 			err = fmt.Errorf("%w: %w", ErrWriteFailed, err)
 		}
 	}
@@ -487,6 +525,7 @@ func (w *Writer) Close(end time.Time) (sha256Hex string, duration time.Duration,
 	w.closed = true
 	w.m.addActive(-1)
 	err = w.finish(end)
+	w.release()
 	if w.owned != nil {
 		if cerr := w.owned.Close(); cerr != nil && err == nil {
 			err = w.fail(cerr)
@@ -545,6 +584,7 @@ func (w *Writer) discard() {
 	}
 	w.closed = true
 	w.m.addActive(-1)
+	w.release()
 	if w.owned != nil {
 		w.owned.Close()
 	}
