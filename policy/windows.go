@@ -18,7 +18,7 @@ import (
 type Windows struct {
 	loc      *time.Location
 	weekly   []config.WeeklyWindow
-	holidays []string // YYYY-MM-DD in loc, sorted
+	holidays []int // dates in loc as YYYYMMDD, sorted
 }
 
 // NewWindows validates the windows and holidays (dates YYYY-MM-DD in loc).
@@ -31,13 +31,13 @@ func NewWindows(loc *time.Location, weekly []config.WeeklyWindow, holidays []str
 			return Windows{}, fmt.Errorf("%w: window %d: from %d must be before to %d, within 0..1440 minutes", ErrInvalidConfig, i, w.From, w.To)
 		}
 	}
-	hs := make([]string, 0, len(holidays))
+	hs := make([]int, 0, len(holidays))
 	for _, h := range holidays {
 		d, err := time.Parse(time.DateOnly, h)
 		if err != nil {
 			return Windows{}, fmt.Errorf("%w: holiday %q is not a date YYYY-MM-DD", ErrInvalidConfig, h)
 		}
-		hs = append(hs, d.Format(time.DateOnly))
+		hs = append(hs, dayKey(d))
 	}
 	slices.Sort(hs)
 	return Windows{loc: loc, weekly: slices.Clone(weekly), holidays: hs}, nil
@@ -51,8 +51,24 @@ func (w Windows) IsHoliday(t time.Time) bool {
 	if w.loc == nil {
 		return false
 	}
-	_, found := slices.BinarySearch(w.holidays, t.In(w.loc).Format(time.DateOnly))
+	return w.holidayOn(t.In(w.loc))
+}
+
+// holidayOn reports whether the local time lt (in w.loc) is on a holiday,
+// without formatting or allocating: NextClose asks once per day it follows
+// (hundreds of times for every call when windows run round the clock).
+func (w Windows) holidayOn(lt time.Time) bool {
+	if len(w.holidays) == 0 {
+		return false
+	}
+	_, found := slices.BinarySearch(w.holidays, dayKey(lt))
 	return found
+}
+
+// dayKey is t's date on its own clock as YYYYMMDD, ordered as dates are.
+func dayKey(t time.Time) int {
+	y, m, d := t.Date()
+	return y*10000 + int(m)*100 + d
 }
 
 // Contains reports whether t is inside a window. A zero Windows contains
@@ -85,10 +101,13 @@ func (w Windows) NextClose(t time.Time) (end time.Time, ok bool) {
 // closeOf returns the latest end among the windows containing t on t's
 // local day.
 func (w Windows) closeOf(t time.Time) (time.Time, bool) {
-	if w.loc == nil || len(w.weekly) == 0 || w.IsHoliday(t) {
+	if w.loc == nil || len(w.weekly) == 0 {
 		return time.Time{}, false
 	}
 	lt := t.In(w.loc)
+	if w.holidayOn(lt) {
+		return time.Time{}, false
+	}
 	// Seconds since local midnight on the wall clock, nanoseconds kept so
 	// that 11:59:59.999 is still inside a window ending at 12:00.
 	clock := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute +
