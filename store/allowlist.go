@@ -314,9 +314,14 @@ func (s *Store) Allowlist(ctx context.Context, f AllowFilter) ([]AllowEntry, err
 // at the instant at. It implements policy.Allowlist.
 func (s *Store) IsApproved(ctx context.Context, e164 string, at time.Time) (bool, error) {
 	t := formatTime(at)
+	// Asked for every call: prepared once, not compiled each time.
+	st, err := s.prepared(ctx, `SELECT 1 FROM allowlist WHERE e164 = ? AND status = 'approved'
+		AND valid_from <= ? AND (valid_until = '' OR valid_until > ?) LIMIT 1`)
+	if err != nil {
+		return false, fmt.Errorf("allowlist lookup: %w", err)
+	}
 	var one int
-	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM allowlist WHERE e164 = ? AND status = 'approved'
-		AND valid_from <= ? AND (valid_until = '' OR valid_until > ?) LIMIT 1`, e164, t, t).Scan(&one)
+	err = st.QueryRowContext(ctx, e164, t, t).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -380,8 +385,13 @@ func (s *Store) RemoveDNC(ctx context.Context, c Change, e164 string) error {
 // IsListed reports whether e164 is on the do-not-call list. It implements
 // policy.DoNotCall.
 func (s *Store) IsListed(ctx context.Context, e164 string) (bool, error) {
+	// Asked for every call: prepared once, not compiled each time.
+	st, err := s.prepared(ctx, `SELECT 1 FROM dnc WHERE e164 = ?`)
+	if err != nil {
+		return false, fmt.Errorf("dnc lookup: %w", err)
+	}
 	var one int
-	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM dnc WHERE e164 = ?`, e164).Scan(&one)
+	err = st.QueryRowContext(ctx, e164).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
