@@ -67,6 +67,8 @@ type Log struct {
 
 	qmu   sync.Mutex
 	queue []*pending
+
+	stmts stmtCache // AppendTx's statements, for its group commits
 }
 
 // pending is an entry, or an Update's function, waiting for its batch to
@@ -80,12 +82,64 @@ type pending struct {
 	done  bool // set under Log.mu by the committer
 }
 
-// New returns a log on db, whose schema must include migration 0002.
+// New returns a log on db, whose schema must include migration 0002. A
+// Log prepares its statements on db once: a long-running process keeps
+// one Log per database.
 func New(db *sql.DB, now func() time.Time) *Log {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{db: db, now: now}
+	return &Log{db: db, now: now, stmts: stmtCache{db: db}}
+}
+
+// stmtCache keeps AppendTx's statements prepared on the Log's database:
+// every call appends several entries, and SQLite would otherwise parse and
+// plan the same two statements each time. The transactions of the Log's
+// group commits carry the cache in their context, which is how AppendTx,
+// called there directly or from an Update's function, finds it.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+type stmtCacheKey struct{}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+// txQueryRow and txExec run query in tx, as a statement prepared once when
+// ctx comes from a Log's group commit, else compiled for this use.
+func txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if c, ok := ctx.Value(stmtCacheKey{}).(*stmtCache); ok {
+		if st, err := c.get(ctx, query); err == nil {
+			return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+		}
+	}
+	return tx.QueryRowContext(ctx, query, args...)
+}
+
+func txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if c, ok := ctx.Value(stmtCacheKey{}).(*stmtCache); ok {
+		if st, err := c.get(ctx, query); err == nil {
+			return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		}
+	}
+	return tx.ExecContext(ctx, query, args...)
 }
 
 // Append adds an entry and returns its sequence number once it is
@@ -151,7 +205,7 @@ func (l *Log) wait(ctx context.Context, p *pending) {
 // savepoint (each costs SQLite a copy of every page it touches).
 func (l *Log) commit(ctx context.Context, batch []*pending) error {
 	// Appenders of a batch may have gone; the entries must still be written.
-	ctx = context.WithoutCancel(ctx)
+	ctx = context.WithValue(context.WithoutCancel(ctx), stmtCacheKey{}, &l.stmts)
 	for {
 		failed, err := l.commitOnce(ctx, batch)
 		if failed < 0 || err != nil {
@@ -211,14 +265,14 @@ func AppendTx(ctx context.Context, tx *sql.Tx, at time.Time, e Entry) (int64, er
 	}
 	var last int64
 	prev := Genesis
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+	err := txQueryRow(ctx, tx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("audit append: read head: %w", err)
 	}
 	r := row{seq: last + 1, time: formatTime(at), kind: e.Kind, actor: e.Actor, subject: e.Subject,
 		outcome: e.Outcome, reason: e.Reason, source: e.Source, details: string(details), prev: prev}
 	r.hash = r.computeHash()
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log
+	_, err = txExec(ctx, tx, `INSERT INTO audit_log
 		(seq, time, kind, actor, subject, outcome, reason, source, details, prev_hash, hash)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		r.seq, r.time, r.kind, r.actor, r.subject, r.outcome, r.reason, r.source, r.details, r.prev, r.hash)

@@ -92,6 +92,30 @@ type DBIndex struct {
 	// SQLite's busy handler would make concurrent writers sleep and retry
 	// instead.
 	mu sync.Mutex
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // every call's statements, prepared once
+}
+
+// exec runs query in tx as a statement prepared once on the index's
+// database (every call starts and closes a recording: SQLite would parse
+// and plan the same statements each time).
+func (x *DBIndex) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	x.stmtMu.Lock()
+	st, ok := x.stmts[query]
+	if !ok {
+		var err error
+		if st, err = x.db.PrepareContext(ctx, query); err != nil {
+			x.stmtMu.Unlock()
+			return nil, err
+		}
+		if x.stmts == nil {
+			x.stmts = map[string]*sql.Stmt{}
+		}
+		x.stmts[query] = st
+	}
+	x.stmtMu.Unlock()
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
 // NewDBIndex returns the index on db (store.Store.DB()).
@@ -132,7 +156,7 @@ func (x *DBIndex) Begin(ctx context.Context, r Record, at time.Time, e audit.Ent
 		return fmt.Errorf("index %s: %w", r.ID, err)
 	}
 	err = x.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO recordings
+		_, err := x.exec(ctx, tx, `INSERT INTO recordings
 			(id, call_ids, operator, number, campaign, start_time, path, state) VALUES (?,?,?,?,?,?,?,?)`,
 			r.ID, string(ids), r.Operator, r.Number, r.Campaign, store.FormatTime(r.Start), r.Path, string(StateOpen))
 		if err != nil {
@@ -158,7 +182,7 @@ func (x *DBIndex) Finish(ctx context.Context, id string, at time.Time, f Final) 
 		end = store.FormatTime(f.End)
 	}
 	err := x.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE recordings SET state = ?, end_time = ?, duration_ms = ?, sha256 = ?
+		res, err := x.exec(ctx, tx, `UPDATE recordings SET state = ?, end_time = ?, duration_ms = ?, sha256 = ?
 			WHERE id = ? AND state = 'open'`, string(f.State), end, f.DurationMS, f.SHA256, id)
 		if err != nil {
 			return err
