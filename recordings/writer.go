@@ -614,7 +614,8 @@ func (w *Writer) samplesAt(t time.Time) int64 {
 	return int64(t.Sub(w.origin) / sampleDur)
 }
 
-func syncDir(dir string) error {
+// fsyncDir makes dir's entries durable; use syncDir, which shares it.
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
