@@ -73,14 +73,7 @@ YAML
 } >"$tmp/users.csv"
 
 "$bin" check-config -c "$tmp/plateau.yaml" >/dev/null
-"$bin" serve -c "$tmp/plateau.yaml" >"$tmp/plateau.log" 2>&1 &
-pid=$!
-for _ in $(seq 150); do
-	curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
-	kill -0 "$pid" 2>/dev/null || { cat "$tmp/plateau.log"; exit 1; }
-	sleep 0.2
-done
-curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null || { echo "plateau not ready"; keep=1; exit 1; }
+start_plateau
 # The number, proposed and approved by two security users (serve created them).
 "$bin" allowlist add --by 301 -c "$tmp/plateau.yaml" "$number" >/dev/null
 "$bin" allowlist approve --by 302 -c "$tmp/plateau.yaml" --all >/dev/null

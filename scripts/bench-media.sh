@@ -34,65 +34,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-sip_port=$(free_port); http_port=$(free_port); sim_port=$(free_port)
-
-cat >"$tmp/pstn-sim.yaml" <<YAML
-listen: "127.0.0.1:$sim_port"
-media: {ip: 127.0.0.1, rtp_ports: "26000-32699"}   # 3,350 pairs, one per call
-ring_time: 10ms
-answer: {mode: echo}
-no_default_rules: true
-YAML
-
-# Plateau: 2 RTP port pairs per call (10000-25999 holds 4,000 calls).
-{
-	cat <<YAML
-site: {name: bench, timezone: Europe/Paris, default_region: FR}
-sip:
-  listen: "127.0.0.1:$sip_port"
-  transports: [udp]
-  realm: plateau
-  external_address: 127.0.0.1
-  digest_algorithms: [MD5]
-  udp_buffer_bytes: 4194304
-media:
-  ip: 127.0.0.1
-  rtp_ports: "10000-25999"
-  inactivity_timeout: 60s
-http: {listen: "127.0.0.1:$http_port", pprof: true}
-data_dir: $tmp/data
-log: {level: warn}
-trunks:
-  - name: sim
-    address: "127.0.0.1:$sim_port"
-    transport: udp
-    caller_id: "+33240000000"
-    options_interval: 0s
-    number_format: e164
-policy:
-  windows: [{days: mon-sun, from: "00:00", to: "24:00"}]
-  max_call_duration: 4h
-  limits: {per_operator: 1, per_site: 100000}
-  ban: {max_failures: 1000000}
-recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav, min_free_mb: 10}
-users:
-  - {extension: "301", role: security}
-  - {extension: "302", role: security}
-YAML
+bench_users() {
 	operator_users "$first_ext" "$users"
-} >"$tmp/plateau.yaml"
-
-"$bin" pstn-sim -c "$tmp/pstn-sim.yaml" >"$tmp/pstn-sim.log" 2>&1 &
-sim=$!
-"$bin" serve -c "$tmp/plateau.yaml" >"$tmp/plateau.log" 2>&1 &
-pid=$!
-for _ in $(seq 150); do
-	curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
-	kill -0 "$pid" 2>/dev/null || { cat "$tmp/plateau.log"; exit 1; }
-	sleep 0.2
-done
-curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null || { echo "plateau not ready"; keep=1; exit 1; }
-kill -0 "$sim" 2>/dev/null || { cat "$tmp/pstn-sim.log"; exit 1; }
+}
+start_echo_world
 "$bin" allowlist add --by 301 -c "$tmp/plateau.yaml" "$number" >/dev/null
 "$bin" allowlist approve --by 302 -c "$tmp/plateau.yaml" --all >/dev/null
 

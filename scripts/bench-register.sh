@@ -53,14 +53,7 @@ YAML
 	for i in $(seq 1 "$users"); do echo "$((100000 + i));pw$((100000 + i));3600"; done
 } >"$tmp/users.csv"
 
-"$bin" serve -c "$tmp/plateau.yaml" >"$tmp/plateau.log" 2>&1 &
-pid=$!
-for _ in $(seq 150); do
-	curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
-	kill -0 "$pid" 2>/dev/null || { cat "$tmp/plateau.log"; exit 1; }
-	sleep 0.2
-done
-curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null || { echo "plateau not ready"; cat "$tmp/plateau.log"; exit 1; }
+start_plateau
 
 tck=$(getconf CLK_TCK)
 rss_start=$(awk '/VmRSS/{print $2 " " $3}' "/proc/$pid/status")
