@@ -316,3 +316,30 @@ func TestMonitorInjectsWhenSidesSilent(t *testing.T) {
 		})
 	}
 }
+
+// The monitor's frame loop catches up on ticks it missed (a ticker drops
+// them), up to maxCatchUp frames, and skips older ones.
+func TestFramesDue(t *testing.T) {
+	tests := []struct {
+		name      string
+		elapsed   time.Duration
+		done      int64
+		run, skip int64
+	}{
+		{"first tick", 20 * time.Millisecond, 0, 1, 0},
+		{"on time", 100*time.Millisecond + 300*time.Microsecond, 4, 1, 0},
+		{"tick delivered late, nothing new", 100 * time.Millisecond, 5, 0, 0},
+		{"two ticks missed", 100 * time.Millisecond, 2, 3, 0},
+		{"stall of exactly maxCatchUp", 100 * time.Millisecond, 0, maxCatchUp, 0},
+		{"long stall", time.Second, 10, maxCatchUp, 35},
+		{"before the first frame", 19 * time.Millisecond, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run, skip := framesDue(tt.elapsed, tt.done)
+			if run != tt.run || skip != tt.skip {
+				t.Errorf("framesDue(%v, %d) = %d, %d; want %d, %d", tt.elapsed, tt.done, run, skip, tt.run, tt.skip)
+			}
+		})
+	}
+}

@@ -204,20 +204,50 @@ func (m *Monitor) read() {
 	}
 }
 
-// clock runs the 20 ms frame loop.
+// clock runs the 20 ms frame loop. A ticker drops the ticks its reader
+// missed, so on a starved host the supervisor would hear gaps: each tick
+// runs every frame due since the start (see framesDue).
 func (m *Monitor) clock() {
 	defer m.wg.Done()
+	start := time.Now() // before the ticker: its kth tick is never before start + k·ptime
 	t := time.NewTicker(ptime)
 	defer t.Stop()
 	var f monitorFrame
+	var done int64
 	for {
 		select {
 		case <-m.done:
 			return
 		case <-t.C:
-			m.frame(&f)
+			run, skip := framesDue(time.Since(start), done)
+			if skip > 0 {
+				m.mu.Lock()
+				m.ts += uint32(skip) * FrameSamples // the gap shows in the timestamps
+				m.mu.Unlock()
+			}
+			for range run {
+				m.frame(&f)
+			}
+			done += run + skip
 		}
 	}
+}
+
+// maxCatchUp bounds the frames run back to back after a stall (100 ms):
+// more would only fill the phone's jitter buffer; older ones are skipped.
+const maxCatchUp = 5
+
+// framesDue says how many frames to run now, elapsed after the start with
+// done frames run or skipped so far, and how many to skip first.
+func framesDue(elapsed time.Duration, done int64) (run, skip int64) {
+	due := int64(elapsed/ptime) - done
+	if due <= 0 {
+		return 0, 0
+	}
+	if due > maxCatchUp {
+		return maxCatchUp, due - maxCatchUp
+	}
+	return due, 0
 }
 
 // monitorFrame is the frame loop's working memory, kept across frames so
