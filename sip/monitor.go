@@ -370,6 +370,9 @@ func (b *b2bua) callAnswered(c *call) {
 	go func() {
 		defer b.wg.Done()
 		coach, err := tr.CountTrainingCall(c.ctx, c.operator)
+		if c.ctx.Err() != nil {
+			return // ended before anyone could listen: not a coached call
+		}
 		if err != nil {
 			c.log.Warn("training state", "err", err)
 			return
