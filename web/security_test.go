@@ -212,6 +212,9 @@ func TestAuditSearchAndVerify(t *testing.T) {
 		HeadSeq int64  `json:"head_seq"`
 	}
 	decode(t, body, &v)
+	if res.StatusCode != 200 || v.HeadSeq == 0 {
+		t.Fatalf("verify: %d %s", res.StatusCode, body)
+	}
 	head := fmt.Sprintf("%d:%s", v.HeadSeq, v.Head)
 	if _, body = c.get("/security/audit"); !strings.Contains(body, "<code>"+head+"</code>") {
 		t.Fatalf("audit page does not show the head %s: %s", head, body)
