@@ -56,15 +56,8 @@ trunks:
     caller_id: "+33240000000"
     options_interval: 0s       # SIPp's UAS does not answer OPTIONS
     number_format: e164
-policy:
-  windows: [{days: mon-sun, from: "00:00", to: "24:00"}]
-  limits: {per_operator: 1, per_site: 100000}
-  ban: {max_failures: 1000000}
-recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav, min_free_mb: 10}
-users:
-  - {extension: "301", role: security}
-  - {extension: "302", role: security}
 YAML
+	bench_policy_yaml
 	operator_users 100001 "$users"
 } >"$tmp/plateau.yaml"
 {

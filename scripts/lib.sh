@@ -33,6 +33,23 @@ operator_users() {
 	done
 }
 
+# bench_policy_yaml: the load scripts' policy — open round the clock, one
+# call per operator, no site limit, no bans — the notice, and the two
+# security users who approve the numbers.
+bench_policy_yaml() {
+	cat <<YAML
+policy:
+  windows: [{days: mon-sun, from: "00:00", to: "24:00"}]
+  max_call_duration: 4h
+  limits: {per_operator: 1, per_site: 100000}
+  ban: {max_failures: 1000000}
+recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav, min_free_mb: 10}
+users:
+  - {extension: "301", role: security}
+  - {extension: "302", role: security}
+YAML
+}
+
 # start_plateau: serve $tmp/plateau.yaml with $bin (log in $tmp/plateau.log)
 # and wait until /readyz on $http_port answers. Sets pid; exits 1 with the
 # log when Plateau stops or is not ready in 60 s (keep=1 keeps $tmp).
@@ -85,16 +102,8 @@ trunks:
     caller_id: "+33240000000"
     options_interval: 0s
     number_format: e164
-policy:
-  windows: [{days: mon-sun, from: "00:00", to: "24:00"}]
-  max_call_duration: 4h
-  limits: {per_operator: 1, per_site: 100000}
-  ban: {max_failures: 1000000}
-recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav, min_free_mb: 10}
-users:
-  - {extension: "301", role: security}
-  - {extension: "302", role: security}
 YAML
+		bench_policy_yaml
 		bench_users
 	} >"$tmp/plateau.yaml"
 	"$bin" pstn-sim -c "$tmp/pstn-sim.yaml" >"$tmp/pstn-sim.log" 2>&1 &

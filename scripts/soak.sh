@@ -69,16 +69,8 @@ trunks:
     transport: udp
     caller_id: "+33240000000"
     options_interval: 10s
-policy:
-  windows: [{days: mon-sun, from: "00:00", to: "24:00"}]
-  max_call_duration: 4h
-  limits: {per_operator: 1, per_site: 100000}
-  ban: {max_failures: 1000000}
-recordings: {notice_prompt: $root/configs/prompts/notice-fr.wav, min_free_mb: 10}
-users:
-  - {extension: "301", role: security}
-  - {extension: "302", role: security}
 YAML
+	bench_policy_yaml
 	operator_users "$first_ext" "$users"
 } >"$tmp/plateau.yaml"
 {
