@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -341,9 +342,11 @@ func TestTortureRTPFlood(t *testing.T) {
 	}
 }
 
-// SIP scanners from sipvicious: svwar cannot tell real extensions from
-// missing ones, svcrack is banned after max_failures.
+// SIP scanners from sipvicious: svmap cannot fingerprint the server, svwar
+// cannot tell real extensions from missing ones, svcrack is banned after
+// max_failures.
 func TestTortureSipvicious(t *testing.T) {
+	svmap := need(t, "svmap")
 	svwar := need(t, "svwar")
 	svcrack := need(t, "svcrack")
 	users := []user{{"101", "Str0ng-101"}, {"105", "Str0ng-105"}, {"110", "Str0ng-110"}, {"119", "Str0ng-119"}}
@@ -360,6 +363,18 @@ func TestTortureSipvicious(t *testing.T) {
 		return string(out)
 	}
 	port := strconv.Itoa(p.sipPort)
+	// svmap finds a SIP server (answering is its job) but learns nothing to
+	// fingerprint it with: Plateau sends no User-Agent or Server header.
+	for _, method := range []string{"OPTIONS", "INVITE"} {
+		out := run("svmap "+method, 60*time.Second, svmap, "-p"+port, "-m", method, "-b", "127.0.0.1",
+			"-P", strconv.Itoa(freePort(t)), "-t", "0.05", "127.0.0.1")
+		if !strings.Contains(out, "127.0.0.1:"+port) {
+			t.Errorf("svmap -m %s did not list the server:\n%s", method, out)
+		}
+		if !regexp.MustCompile(`127\.0\.0\.1:` + port + ` +\| unknown +\|`).MatchString(out) {
+			t.Errorf("svmap -m %s fingerprinted the server (want User Agent unknown):\n%s", method, out)
+		}
+	}
 	for _, method := range []string{"REGISTER", "INVITE", "OPTIONS"} {
 		out := run("svwar "+method, 90*time.Second, svwar, "-e100-130", "-m", method, "-p", port, "-b", "127.0.0.1", "-t", "0.05", "--maximumtime", "10", "127.0.0.1")
 		// svwar prints a table of the extensions it found; a real user
