@@ -3,6 +3,8 @@ package sip
 import (
 	"github.com/icholy/digest"
 
+	"bytes"
+	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
@@ -249,6 +251,47 @@ func TestDigestChallenges(t *testing.T) {
 					t.Errorf("answering challenge %d: %v", i, err)
 				}
 			}
+		}
+	}
+}
+
+// The pooled HMAC states give the same signature as a fresh HMAC, also when
+// reused concurrently, and a nonce of the wrong length is refused before
+// decoding.
+func TestNonceSignPooled(t *testing.T) {
+	n := newNonceIssuer("plateau", []string{"MD5"}, time.Minute, time.Now)
+	want := func(p []byte) []byte {
+		m := hmac.New(sha256.New, n.key[:])
+		m.Write(p)
+		m.Write([]byte(n.realm))
+		return m.Sum(nil)[:16]
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				p := []byte{byte(g), byte(i), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+				var got [16]byte
+				n.sign(&got, p)
+				if !bytes.Equal(got[:], want(p)) {
+					t.Errorf("sign(%x) = %x, want %x", p, got, want(p))
+					return
+				}
+				nonce := n.issue()
+				if err := n.check(nonce, 1); err != nil {
+					t.Errorf("check(fresh nonce) = %v", err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	good := n.issue()
+	for _, bad := range []string{good + "A", good[:42], good[:42] + "=", strings.Repeat("A", 43)} {
+		if err := n.check(bad, 1); !errors.Is(err, errBadCredentials) {
+			t.Errorf("check(%q) = %v, want errBadCredentials", bad, err)
 		}
 	}
 }
