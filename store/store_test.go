@@ -86,6 +86,35 @@ func TestUsers(t *testing.T) {
 	}
 }
 
+// SIPUser reads what SIP needs, sees status and secret changes at once (no
+// cache: the CLI changes users from another process), and answers
+// ErrNotFound for an unknown extension.
+func TestSIPUser(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	if err := s.AddUser(ctx, User{Extension: "101", DisplayName: "Op", Role: RoleSupervisor, HA1MD5: "a", HA1SHA256: "b", WebPassword: "w"}, now); err != nil {
+		t.Fatal(err)
+	}
+	want := User{Extension: "101", Role: RoleSupervisor, HA1MD5: "a", HA1SHA256: "b", Status: StatusActive}
+	if got, err := s.SIPUser(ctx, "101"); err != nil || got != want {
+		t.Fatalf("SIPUser = %+v, %v; want %+v", got, err, want)
+	}
+	if err := s.SetUserStatus(ctx, "101", StatusSuspended, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSIPSecret(ctx, "101", "c", "d", now); err != nil {
+		t.Fatal(err)
+	}
+	want.Status, want.HA1MD5, want.HA1SHA256 = StatusSuspended, "c", "d"
+	if got, err := s.SIPUser(ctx, "101"); err != nil || got != want {
+		t.Fatalf("after changes: SIPUser = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := s.SIPUser(ctx, "999"); !errors.Is(err, ErrNotFound) || got != (User{}) {
+		t.Fatalf("unknown user: got %+v, %v", got, err)
+	}
+}
+
 func TestBindings(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()

@@ -54,7 +54,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
-	sipSrv, err := sip.NewServer(sipOptions(cfg), st, st, auditor, reg, log.With("component", "sip"), e.now)
+	sipSrv, err := sip.NewServer(sipOptions(cfg), sipUsers{st}, st, auditor, reg, log.With("component", "sip"), e.now)
 	if err != nil {
 		return err
 	}
@@ -198,6 +198,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	err = g.Wait()
 	log.Info("plateau stopped", "err", err)
 	return err
+}
+
+// sipUsers gives the SIP server the narrow user lookup (store.SIPUser):
+// it needs only the extension, role, HA1 values and status.
+type sipUsers struct{ st *store.Store }
+
+func (u sipUsers) User(ctx context.Context, ext string) (store.User, error) {
+	return u.st.SIPUser(ctx, ext)
 }
 
 func sipOptions(cfg *config.Config) sip.Options {
