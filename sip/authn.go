@@ -24,7 +24,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 		}
 		s.respond(tx, req, res)
 	}
-	h := req.GetHeader(hdrName) // lower case: sipgo looks it up without allocating
+	h := getHeader(req, hdrName)
 	if h == nil {
 		challenge(false)
 		return store.User{}, false

@@ -28,7 +28,7 @@ func (b *b2bua) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// A request with credentials is an operator's, whatever its source;
 	// without, one from a trunk's sources is an inbound call. Both paths
 	// end at the policy.
-	if src, ok := sourceAddr(req); ok && req.GetHeader("proxy-authorization") == nil {
+	if src, ok := sourceAddr(req); ok && getHeader(req, "proxy-authorization") == nil {
 		if t := b.trunkFor(src); t != nil {
 			b.handleInbound(req, tx, t)
 			return

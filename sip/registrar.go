@@ -174,7 +174,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defExp := int(s.opts.DefaultExpires / time.Second)
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := getHeader(req, "Expires"); h != nil {
 		v, err := strconv.Atoi(strings.TrimSpace(h.Value()))
 		if err != nil || v < 0 {
 			s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusBadRequest, "Bad Expires", nil))
@@ -182,7 +182,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		defExp = v
 	}
-	contacts := req.GetHeaders("Contact")
+	contacts := getHeaders(req, "Contact")
 	now := s.now()
 	var up, rm []store.Binding
 	wildcard := false
@@ -224,7 +224,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 			Transport: strings.ToLower(req.Transport()), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
 			ExpiresAt: now.Add(time.Duration(exp) * time.Second),
 		}
-		if h := req.GetHeader("User-Agent"); h != nil {
+		if h := getHeader(req, "User-Agent"); h != nil {
 			b.UserAgent = h.Value()
 		}
 		if exp == 0 {

@@ -1,0 +1,48 @@
+package sip
+
+import "github.com/emiago/sipgo/sip"
+
+// getHeader returns req's first header named name, compared without regard
+// to ASCII case: what sipgo's GetHeader answers, without lower-casing every
+// header name on the way (sipgo allocates a lower-case copy of each name it
+// does not know, such as Authorization or User-Agent, on every lookup).
+func getHeader(req *sip.Request, name string) sip.Header {
+	for _, h := range req.Headers() {
+		if asciiEqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
+}
+
+// getHeaders returns all of req's headers named name, in order (GetHeaders).
+func getHeaders(req *sip.Request, name string) []sip.Header {
+	var out []sip.Header
+	for _, h := range req.Headers() {
+		if asciiEqualFold(h.Name(), name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// asciiEqualFold reports whether a and b are equal once ASCII letters are
+// lower-cased (other bytes compare as they are, like sip.ASCIIToLower).
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
