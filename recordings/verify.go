@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"plateau/audit"
 	"plateau/store"
 )
 
@@ -50,6 +51,30 @@ type VerifyReport struct {
 
 // OK reports whether nothing was wrong.
 func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
+
+// AuditEntry is the recordings.verified entry that chains a verification
+// run, so security can show when the recordings were last proved intact
+// and what was found. since is the run's lower bound as given ("" for all).
+func (r VerifyReport) AuditEntry(actor, source, since string) audit.Entry {
+	outcome := "ok"
+	if !r.OK() {
+		outcome = "problems"
+	}
+	details := map[string]any{"verified": r.Verified, "problems": len(r.Problems), "open": r.Open}
+	if since != "" {
+		details["since"] = since
+	}
+	// The first problems name their files; the full list is the run's
+	// output, and would make one huge entry after a disaster.
+	var found []string
+	for _, p := range r.Problems[:min(len(r.Problems), 100)] {
+		found = append(found, p.String())
+	}
+	if len(found) > 0 {
+		details["found"] = found
+	}
+	return audit.Entry{Kind: "recordings.verified", Actor: actor, Outcome: outcome, Source: source, Details: details}
+}
 
 // Verify recomputes the SHA-256 of every recording that started at or after
 // since (zero: all) and compares it with the index and the sidecar. It

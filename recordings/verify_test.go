@@ -3,6 +3,7 @@ package recordings
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -132,6 +133,40 @@ func TestVerifySidecarDisagreement(t *testing.T) {
 			rep, err := Verify(context.Background(), f.dir, f.idx, time.Time{})
 			if err != nil || len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemSidecar || rep.Problems[0].Path != r.SidecarRel() {
 				t.Errorf("Verify = %+v, %v; want one sidecar problem", rep, err)
+			}
+		})
+	}
+}
+
+func TestVerifyReportAuditEntry(t *testing.T) {
+	many := make([]Problem, 250)
+	for i := range many {
+		many[i] = Problem{Kind: ProblemModified, Path: fmt.Sprintf("2026/11/27/r%03d.wav", i)}
+	}
+	tests := []struct {
+		name    string
+		rep     VerifyReport
+		since   string
+		outcome string
+		found   int
+	}{
+		{"intact", VerifyReport{Verified: 3}, "", "ok", 0},
+		{"one problem, since", VerifyReport{Verified: 3, Problems: many[:1]}, "2026-11-20", "problems", 1},
+		{"a disaster names the first 100", VerifyReport{Verified: 250, Problems: many}, "", "problems", 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.rep.AuditEntry("302", "cli", tt.since)
+			found, _ := e.Details["found"].([]string)
+			if e.Kind != "recordings.verified" || e.Actor != "302" || e.Source != "cli" || e.Outcome != tt.outcome ||
+				len(found) != tt.found || e.Details["problems"] != len(tt.rep.Problems) || e.Details["verified"] != tt.rep.Verified {
+				t.Fatalf("entry %+v", e)
+			}
+			if _, has := e.Details["since"]; has != (tt.since != "") {
+				t.Errorf("since in details: %v, want %v", has, tt.since != "")
+			}
+			if tt.found > 0 && found[0] != tt.rep.Problems[0].String() {
+				t.Errorf("first found %q", found[0])
 			}
 		})
 	}

@@ -301,26 +301,7 @@ func (s *recService) runVerify(r *http.Request, since time.Time, sinceText strin
 			Source: "web " + clientIP(r), Details: map[string]any{"error": err.Error()}})
 		return rep, err
 	}
-	outcome := "ok"
-	if !rep.OK() {
-		outcome = "problems"
-	}
-	details := map[string]any{"verified": rep.Verified, "problems": len(rep.Problems), "open": rep.Open}
-	if sinceText != "" {
-		details["since"] = sinceText
-	}
-	var found []string
-	for i, p := range rep.Problems {
-		if i == 100 {
-			break
-		}
-		found = append(found, p.String())
-	}
-	if len(found) > 0 {
-		details["found"] = found
-	}
-	s.audit(r.Context(), audit.Entry{Kind: "recordings.verified", Actor: u.Extension, Outcome: outcome,
-		Source: "web " + clientIP(r), Details: details})
+	s.audit(r.Context(), rep.AuditEntry(u.Extension, "web "+clientIP(r), sinceText))
 	return rep, nil
 }
 

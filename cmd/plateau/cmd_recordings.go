@@ -197,32 +197,9 @@ func runRecordings(ctx context.Context, e *env, args []string) error {
 	return usagef("recordings: unknown subcommand %q (list, verify, repair, hold)", sub)
 }
 
-// auditVerify chains the verification run, so security can show when the
-// recordings were last proved intact, and what was found.
+// auditVerify chains the verification run (recordings.verified).
 func auditVerify(ctx context.Context, e *env, st *store.Store, by, since string, rep recordings.VerifyReport) error {
-	outcome := "ok"
-	if !rep.OK() {
-		outcome = "problems"
-	}
-	details := map[string]any{"verified": rep.Verified, "problems": len(rep.Problems), "open": rep.Open}
-	if since != "" {
-		details["since"] = since
-	}
-	// The first problems name their files; the full list is the command's
-	// output, and would make one huge entry after a disaster.
-	var found []string
-	for i, p := range rep.Problems {
-		if i == 100 {
-			break
-		}
-		found = append(found, p.String())
-	}
-	if len(found) > 0 {
-		details["found"] = found
-	}
-	_, err := audit.New(st.DB(), e.now).Append(ctx, audit.Entry{Kind: "recordings.verified", Actor: by,
-		Outcome: outcome, Source: "cli", Details: details})
-	if err != nil {
+	if _, err := audit.New(st.DB(), e.now).Append(ctx, rep.AuditEntry(by, "cli", since)); err != nil {
 		return fmt.Errorf("recordings verify: audit: %w", err)
 	}
 	return nil
