@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"plateau/sqlstmt"
 )
 
 // Genesis is the prev_hash of the first entry.
@@ -68,7 +70,7 @@ type Log struct {
 	qmu   sync.Mutex
 	queue []*pending
 
-	stmts stmtCache // AppendTx's statements, for its group commits
+	stmts *sqlstmt.Cache // AppendTx's statements, for its group commits
 }
 
 // pending is an entry, or an Update's function, waiting for its batch to
@@ -89,44 +91,20 @@ func New(db *sql.DB, now func() time.Time) *Log {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{db: db, now: now, stmts: stmtCache{db: db}}
+	return &Log{db: db, now: now, stmts: sqlstmt.New(db)}
 }
 
-// stmtCache keeps AppendTx's statements prepared on the Log's database:
-// every call appends several entries, and SQLite would otherwise parse and
-// plan the same two statements each time. The transactions of the Log's
-// group commits carry the cache in their context, which is how AppendTx,
-// called there directly or from an Update's function, finds it.
-type stmtCache struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
-}
-
+// The transactions of a Log's group commits carry its statement cache in
+// their context, which is how AppendTx, called there directly or from an
+// Update's function, finds it: every call appends several entries, and
+// SQLite would otherwise parse and plan the same two statements each time.
 type stmtCacheKey struct{}
-
-func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.m[query]; ok {
-		return st, nil
-	}
-	st, err := c.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if c.m == nil {
-		c.m = map[string]*sql.Stmt{}
-	}
-	c.m[query] = st
-	return st, nil
-}
 
 // txQueryRow and txExec run query in tx, as a statement prepared once when
 // ctx comes from a Log's group commit, else compiled for this use.
 func txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
-	if c, ok := ctx.Value(stmtCacheKey{}).(*stmtCache); ok {
-		if st, err := c.get(ctx, query); err == nil {
+	if c, ok := ctx.Value(stmtCacheKey{}).(*sqlstmt.Cache); ok {
+		if st, err := c.Get(ctx, query); err == nil {
 			return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 		}
 	}
@@ -134,8 +112,8 @@ func txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql
 }
 
 func txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if c, ok := ctx.Value(stmtCacheKey{}).(*stmtCache); ok {
-		if st, err := c.get(ctx, query); err == nil {
+	if c, ok := ctx.Value(stmtCacheKey{}).(*sqlstmt.Cache); ok {
+		if st, err := c.Get(ctx, query); err == nil {
 			return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 		}
 	}
@@ -205,7 +183,7 @@ func (l *Log) wait(ctx context.Context, p *pending) {
 // savepoint (each costs SQLite a copy of every page it touches).
 func (l *Log) commit(ctx context.Context, batch []*pending) error {
 	// Appenders of a batch may have gone; the entries must still be written.
-	ctx = context.WithValue(context.WithoutCancel(ctx), stmtCacheKey{}, &l.stmts)
+	ctx = context.WithValue(context.WithoutCancel(ctx), stmtCacheKey{}, l.stmts)
 	for {
 		failed, err := l.commitOnce(ctx, batch)
 		if failed < 0 || err != nil {

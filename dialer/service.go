@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"plateau/policy"
+	"plateau/sqlstmt"
 	"plateau/store"
 )
 
@@ -50,8 +51,7 @@ type Service struct {
 	// BEGIN IMMEDIATE is what keeps them atomic against other processes.
 	wmu sync.Mutex
 
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt
+	stmts *sqlstmt.Cache // the queue's hot queries (see prepared)
 }
 
 // Option configures a Service.
@@ -84,7 +84,7 @@ func New(st *store.Store, site policy.Windows, region string, opts ...Option) (*
 	if region == "" {
 		return nil, fmt.Errorf("dialer: no default region for numbers")
 	}
-	s := &Service{st: st, db: st.DB(), site: site, region: region, now: time.Now,
+	s := &Service{st: st, db: st.DB(), stmts: sqlstmt.New(st.DB()), site: site, region: region, now: time.Now,
 		leaseTTL: 10 * time.Minute, grace: 30 * time.Minute, skipWait: time.Hour, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)

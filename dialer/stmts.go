@@ -11,30 +11,12 @@ import (
 // transaction's connection).
 
 func (s *Service) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[query]; ok {
-		return st, nil
-	}
-	st, err := s.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if s.stmts == nil {
-		s.stmts = map[string]*sql.Stmt{}
-	}
-	s.stmts[query] = st
-	return st, nil
+	return s.stmts.Get(ctx, query)
 }
 
 // Close releases the prepared statements. The store stays open.
 func (s *Service) Close() error {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	for _, st := range s.stmts {
-		st.Close()
-	}
-	s.stmts = nil
+	s.stmts.Close()
 	return nil
 }
 

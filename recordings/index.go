@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"plateau/audit"
+	"plateau/sqlstmt"
 	"plateau/store"
 )
 
@@ -93,33 +94,22 @@ type DBIndex struct {
 	// instead.
 	mu sync.Mutex
 
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt // every call's statements, prepared once
+	stmts *sqlstmt.Cache // every call's statements, prepared once
 }
 
 // exec runs query in tx as a statement prepared once on the index's
 // database (every call starts and closes a recording: SQLite would parse
 // and plan the same statements each time).
 func (x *DBIndex) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	x.stmtMu.Lock()
-	st, ok := x.stmts[query]
-	if !ok {
-		var err error
-		if st, err = x.db.PrepareContext(ctx, query); err != nil {
-			x.stmtMu.Unlock()
-			return nil, err
-		}
-		if x.stmts == nil {
-			x.stmts = map[string]*sql.Stmt{}
-		}
-		x.stmts[query] = st
+	st, err := x.stmts.Get(ctx, query)
+	if err != nil {
+		return nil, err
 	}
-	x.stmtMu.Unlock()
 	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
 // NewDBIndex returns the index on db (store.Store.DB()).
-func NewDBIndex(db *sql.DB) *DBIndex { return &DBIndex{db: db} }
+func NewDBIndex(db *sql.DB) *DBIndex { return &DBIndex{db: db, stmts: sqlstmt.New(db)} }
 
 // UseLog makes the index write through l's group commits (l must be on the
 // same database). A server appends audit entries from many goroutines

@@ -14,10 +14,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // pure Go driver, no cgo
+
+	"plateau/sqlstmt"
 )
 
 //go:embed migrations/*.sql
@@ -25,28 +26,13 @@ var migrationFiles embed.FS
 
 // Store owns the database handle.
 type Store struct {
-	db *sql.DB
-
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt // hot queries, prepared once
+	db    *sql.DB
+	stmts *sqlstmt.Cache // hot queries, prepared once
 }
 
 // prepared returns a prepared statement for a hot query.
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[query]; ok {
-		return st, nil
-	}
-	st, err := s.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if s.stmts == nil {
-		s.stmts = map[string]*sql.Stmt{}
-	}
-	s.stmts[query] = st
-	return st, nil
+	return s.stmts.Get(ctx, query)
 }
 
 // Open opens (creating it if needed) the database at path and migrates it
@@ -86,7 +72,7 @@ func openRaw(path string) (*Store, error) {
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	return &Store{db: db}, nil
+	return &Store{db: db, stmts: sqlstmt.New(db)}, nil
 }
 
 // DB exposes the handle to packages that keep their own tables (audit…).
@@ -94,12 +80,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.stmtMu.Lock()
-	for _, st := range s.stmts {
-		st.Close()
-	}
-	s.stmts = nil
-	s.stmtMu.Unlock()
+	s.stmts.Close()
 	return s.db.Close()
 }
 
