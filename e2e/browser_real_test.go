@@ -59,17 +59,10 @@ func TestBrowserMainPath(t *testing.T) {
 	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
 	const opWeb, supWeb, secWeb = "operator-web-pw-101", "supervisor-web-pw-201", "sec-301-password"
 	const number, proposed = "+33240123458", "+33240111111"
-	mustCmd(t, p, "user", "passwd", "--web-password", opWeb, opExt)
-	mustCmd(t, p, "user", "add", "--role", "supervisor", "--name", "Sup", "--web-password", supWeb, "--sip-password", "sup-sip-201", "201")
+	consoleUsers(t, p, opWeb, supWeb)
 
 	dir := t.TempDir()
-	write := func(name, text string) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
+	write := func(name, text string) string { return writeIn(t, dir, name, text) }
 	script := write("script.md", "# Accroche\nBonjour, je vous appelle de la part de **Client SA**.\n- Présenter l'offre\n")
 	calls := write("calls.csv", "company;contact;phone;city;notes\nCabinet Navigateur;Mme Essai;02 40 12 34 58;Nantes;Rappeler le matin\n")
 	mustCmd(t, p, "campaign", "create", "--by", "201", "--client", "Client SA", "--operators", opExt, "--script", script, "e2e-browser")

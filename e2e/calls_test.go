@@ -172,16 +172,7 @@ func TestCallsInjectedRTPDropped(t *testing.T) {
 	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
 	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "4000")
 
-	// The operator scenario writes the port of Plateau's SDP answer.
-	var port int
-	eventually(t, "relay port from the operator's 200 OK", func() (bool, string) {
-		b, err := os.ReadFile(filepath.Join(op.dir, "relay_port.txt"))
-		if err != nil {
-			return false, err.Error()
-		}
-		port, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && port > 0, strconv.Quote(string(b))
-	})
+	port := op.relayPort(t)
 	// Let the relay latch onto the operator's real source first.
 	time.Sleep(1500 * time.Millisecond)
 	intruder, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -342,4 +333,20 @@ func TestCallsDrainOnSIGTERM(t *testing.T) {
 	if !strings.Contains(p.logs.String(), "why=operator_hangup") {
 		t.Errorf("the call did not end with the operator's BYE:\n%s", tail(p.logs.String(), 3000))
 	}
+}
+
+// relayPort is the port of Plateau's SDP answer to the operator, which the
+// uac_talk scenario writes to relay_port.txt.
+func (s *sippProc) relayPort(t *testing.T) int {
+	t.Helper()
+	var port int
+	eventually(t, "relay port from the operator's 200 OK", func() (bool, string) {
+		b, err := os.ReadFile(filepath.Join(s.dir, "relay_port.txt"))
+		if err != nil {
+			return false, err.Error()
+		}
+		port, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && port > 0, strconv.Quote(string(b))
+	})
+	return port
 }

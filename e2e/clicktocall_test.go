@@ -130,17 +130,10 @@ func TestClickToCallFromConsole(t *testing.T) {
 	carrierPort := freePort(t)
 	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
 	const opWeb, supWeb = "operator-web-pw-101", "supervisor-web-pw-201"
-	mustCmd(t, p, "user", "passwd", "--web-password", opWeb, opExt)
-	mustCmd(t, p, "user", "add", "--role", "supervisor", "--name", "Sup", "--web-password", supWeb, "--sip-password", "sup-sip-201", "201")
+	consoleUsers(t, p, opWeb, supWeb)
 
 	dir := t.TempDir()
-	write := func(name, text string) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
+	write := func(name, text string) string { return writeIn(t, dir, name, text) }
 	script := write("script.md", "# Accroche\nBonjour, je vous appelle de la part de **Client SA**.\n- Présenter l'offre\n- Proposer un rendez-vous\n")
 	// 02 40 12 34 57 is new: the import proposes it, security approves it.
 	calls := write("calls.csv", "company;contact;phone;city;notes;secteur\nCabinet E2E;Mme Essai;02 40 12 34 57;Nantes;Rappeler le matin;architecte\n")
@@ -299,4 +292,23 @@ func TestClickToCallFromConsole(t *testing.T) {
 		t.Errorf("recordings: %v", got)
 	}
 	auditVerify(t, p)
+}
+
+// consoleUsers gives operator 101 the web password opWeb and adds
+// supervisor 201 (web password supWeb, a SIP password), for the tests that
+// drive the consoles.
+func consoleUsers(t *testing.T, p *plateau, opWeb, supWeb string) {
+	t.Helper()
+	mustCmd(t, p, "user", "passwd", "--web-password", opWeb, opExt)
+	mustCmd(t, p, "user", "add", "--role", "supervisor", "--name", "Sup", "--web-password", supWeb, "--sip-password", "sup-sip-201", "201")
+}
+
+// writeIn writes text to dir/name and returns the path.
+func writeIn(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,38 +93,6 @@ recordings:
 		}
 	}
 	return p
-}
-
-// start runs `plateau serve` on p's config and waits until it is ready;
-// cleanup stops it like the harness does.
-func (p *plateau) start(t *testing.T) (*plateau, error) {
-	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, logs: &lockedBuffer{}, done: make(chan struct{})}
-	q.cmd = exec.Command(plateauBin, "serve", "-c", q.cfg)
-	q.cmd.Stdout, q.cmd.Stderr = q.logs, q.logs
-	if err := q.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { q.exitErr = q.cmd.Wait(); close(q.done) }()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-q.done:
-			return nil, fmt.Errorf("plateau exited (%v):\n%s", q.exitErr, q.logs.String())
-		default:
-		}
-		if res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", q.httpPort)); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			q.cmd.Process.Kill()
-			<-q.done
-			return nil, fmt.Errorf("not ready after 60 s:\n%s", q.logs.String())
-		}
-	}
-	t.Cleanup(q.stop)
-	return q, nil
 }
 
 // restart starts plateau again on the same config after it was killed.

@@ -170,7 +170,7 @@ func startPlateau(t *testing.T, o serverOpts) *plateau {
 
 func tryStart(t *testing.T, o serverOpts) (*plateau, error) {
 	dir := t.TempDir()
-	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t), logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t)}
 	if o.maxFailures == 0 {
 		o.maxFailures = 1000
 	}
@@ -207,34 +207,39 @@ policy:
 	if err := os.WriteFile(p.cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(plateauBin, "serve", "-c", p.cfg)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
+	return p.start(t)
+}
+
+// start runs `plateau serve` on p's config and waits until it is ready;
+// cleanup stops it like the harness does.
+func (p *plateau) start(t *testing.T) (*plateau, error) {
+	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, logs: &lockedBuffer{}, done: make(chan struct{})}
+	q.cmd = exec.Command(plateauBin, "serve", "-c", q.cfg)
+	q.cmd.Stdout, q.cmd.Stderr = q.logs, q.logs
+	if err := q.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.exitErr = p.cmd.Wait(); close(p.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	go func() { q.exitErr = q.cmd.Wait(); close(q.done) }()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		select {
-		case <-p.done:
-			return nil, fmt.Errorf("plateau exited (%v):\n%s", p.exitErr, p.logs.String())
+		case <-q.done:
+			return nil, fmt.Errorf("plateau exited (%v):\n%s", q.exitErr, q.logs.String())
 		default:
 		}
-		if res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.httpPort)); err == nil {
+		if res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", q.httpPort)); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			p.cmd.Process.Kill()
-			<-p.done
-			return nil, fmt.Errorf("not ready after 30 s:\n%s", p.logs.String())
+			q.cmd.Process.Kill()
+			<-q.done
+			return nil, fmt.Errorf("not ready after 60 s:\n%s", q.logs.String())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Cleanup(p.stop)
-	return p, nil
+	t.Cleanup(q.stop)
+	return q, nil
 }
 
 func (p *plateau) stop() {

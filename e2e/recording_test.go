@@ -14,20 +14,8 @@ import (
 // call, the operator's voice is on the left only, sidecar and audit agree,
 // recordings verify passes, and fails naming the file once a byte changes.
 func TestRecordingContent(t *testing.T) {
-	carrierPort := freePort(t)
-	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
 	// The carrier stays silent; the operator talks (SIPp's PCMA pcap).
-	carrier := startCarrier(t, carrierPort, "uas_answer_silent.xml")
-	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "7000")
-	op.mustSucceed(45 * time.Second)
-	carrier.mustSucceed(15 * time.Second)
-	waitMetric(t, p, mEnded("operator_hangup"), 1)
-
-	var files map[string][]string
-	eventually(t, "recording WAV and sidecar", func() (bool, string) {
-		files = recordingFiles(t, p)
-		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, "no recording yet"
-	})
+	p, files := recordedCall(t, "uac_talk.xml", "uas_answer_silent.xml")
 	wavPath := files[".wav"][0]
 	wav, err := os.ReadFile(wavPath)
 	if err != nil {
@@ -93,18 +81,7 @@ func TestRecordingContent(t *testing.T) {
 // The other way round: a silent operator, a talking carrier. After the
 // notice, the outside party's voice is on the right only.
 func TestRecordingOutsideOnTheRight(t *testing.T) {
-	carrierPort := freePort(t)
-	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
-	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
-	op := startOperator(t, p, "uac_silent.xml", approved, "-d", "7000")
-	op.mustSucceed(45 * time.Second)
-	carrier.mustSucceed(15 * time.Second)
-	waitMetric(t, p, mEnded("operator_hangup"), 1)
-	var files map[string][]string
-	eventually(t, "recording WAV", func() (bool, string) {
-		files = recordingFiles(t, p)
-		return len(files[".wav"]) == 1, "no recording yet"
-	})
+	_, files := recordedCall(t, "uac_silent.xml", "uas_answer.xml")
 	wav, err := os.ReadFile(files[".wav"][0])
 	if err != nil || len(wav) < 44 {
 		t.Fatalf("read %v: %v", files[".wav"], err)
@@ -138,4 +115,24 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+// recordedCall places one 7 s call, the operator playing the SIPp scenario
+// opScenario and the carrier carrierScenario, the operator hanging up, and
+// returns the server and the recording's files (one WAV, one sidecar).
+func recordedCall(t *testing.T, opScenario, carrierScenario string) (*plateau, map[string][]string) {
+	t.Helper()
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	carrier := startCarrier(t, carrierPort, carrierScenario)
+	op := startOperator(t, p, opScenario, approved, "-d", "7000")
+	op.mustSucceed(45 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+	waitMetric(t, p, mEnded("operator_hangup"), 1)
+	var files map[string][]string
+	eventually(t, "recording WAV and sidecar", func() (bool, string) {
+		files = recordingFiles(t, p)
+		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, "no recording yet"
+	})
+	return p, files
 }

@@ -295,15 +295,7 @@ func TestTortureRTPFlood(t *testing.T) {
 	drop0 := p.metricOf(mUnknown)
 	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
 	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
-	var port int
-	eventually(t, "relay port from the operator's 200 OK", func() (bool, string) {
-		b, err := os.ReadFile(filepath.Join(op.dir, "relay_port.txt"))
-		if err != nil {
-			return false, err.Error()
-		}
-		port, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && port > 0, strconv.Quote(string(b))
-	})
+	port := op.relayPort(t)
 	time.Sleep(1500 * time.Millisecond) // the relay latches the operator first
 	const perSource = 5000
 	sent := 0
