@@ -32,15 +32,8 @@ sip_port=$(free_port); http_port=$(free_port); uas_port=$(free_port)
 
 # RTP ports: each call holds 2 pairs for its length plus media.port_drain.
 {
+	bench_sip_yaml bench
 	cat <<YAML
-site: {name: bench, timezone: Europe/Paris, default_region: FR}
-sip:
-  listen: "127.0.0.1:$sip_port"
-  transports: [udp]
-  realm: plateau
-  external_address: 127.0.0.1
-  digest_algorithms: [MD5]   # SIPp answers only MD5
-  udp_buffer_bytes: 4194304
 media:
   ip: 127.0.0.1
   rtp_ports: "10000-59999"

@@ -33,6 +33,22 @@ operator_users() {
 	done
 }
 
+# bench_sip_yaml NAME: the load scripts' site (named NAME) and SIP listener
+# on 127.0.0.1:$sip_port, UDP, digest MD5 (SIPp answers only MD5), 4 MB
+# socket buffers.
+bench_sip_yaml() {
+	cat <<YAML
+site: {name: $1, timezone: Europe/Paris, default_region: FR}
+sip:
+  listen: "127.0.0.1:$sip_port"
+  transports: [udp]
+  realm: plateau
+  external_address: 127.0.0.1
+  digest_algorithms: [MD5]
+  udp_buffer_bytes: 4194304
+YAML
+}
+
 # bench_policy_yaml: the load scripts' policy — open round the clock, one
 # call per operator, no site limit, no bans — the notice, and the two
 # security users who approve the numbers.
@@ -79,15 +95,8 @@ answer: {mode: echo}
 no_default_rules: true
 YAML
 	{
+		bench_sip_yaml bench
 		cat <<YAML
-site: {name: bench, timezone: Europe/Paris, default_region: FR}
-sip:
-  listen: "127.0.0.1:$sip_port"
-  transports: [udp]
-  realm: plateau
-  external_address: 127.0.0.1
-  digest_algorithms: [MD5]
-  udp_buffer_bytes: 4194304
 media:
   ip: 127.0.0.1
   rtp_ports: "10000-25999"

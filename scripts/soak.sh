@@ -47,15 +47,8 @@ no_default_rules: true
 YAML
 
 {
+	bench_sip_yaml soak
 	cat <<YAML
-site: {name: soak, timezone: Europe/Paris, default_region: FR}
-sip:
-  listen: "127.0.0.1:$sip_port"
-  transports: [udp]
-  realm: plateau
-  external_address: 127.0.0.1
-  digest_algorithms: [MD5]
-  udp_buffer_bytes: 4194304
 media:
   ip: 127.0.0.1
   rtp_ports: "10000-29999"
