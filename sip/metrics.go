@@ -21,6 +21,10 @@ type metrics struct {
 	callsEnded       *prometheus.CounterVec
 	requestsInDialog *prometheus.CounterVec
 	trunkUp          *prometheus.GaugeVec
+	legsLeaked       prometheus.Counter
+	egressRefused    prometheus.Counter
+	inDialogRejected *prometheus.CounterVec
+	panics           *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -65,6 +69,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.trunkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plateau_trunk_up", Help: "1 when the trunk answered its last OPTIONS keepalive.",
 	}, []string{"trunk"})
+	m.legsLeaked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_call_legs_leaked_total", Help: "Outside legs still up when their call ended (BYE failed or never sent); audited as call.leg_leaked.",
+	})
+	m.egressRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_egress_refused_total", Help: "Requests the egress gate refused to send (no policy permit, or an address not allowed for phones).",
+	})
+	m.inDialogRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_in_dialog_rejected_total", Help: "In-dialog requests answered 481, by why: unknown_dialog, tags, source (not the dialog's peer).",
+	}, []string{"reason"})
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_panics_total", Help: "Panics recovered, by where they happened; each is logged and audited as process.panic.",
+	}, []string{"where"})
+	reg.MustRegister(m.legsLeaked, m.egressRefused, m.inDialogRejected, m.panics)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	return m

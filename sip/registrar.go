@@ -219,6 +219,20 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		if max := int(s.opts.MaxExpires / time.Second); exp > max {
 			exp = max
 		}
+		// Plateau later sends INVITEs to this address (inbound calls,
+		// click-to-call, monitoring): it must be a phone's, never a
+		// trunk's or a third party's (the egress gate checks again at use).
+		if exp > 0 {
+			src, _ := sourceAddr(req)
+			if _, err := s.phoneAddrAllowed(c.Address.Host, src); err != nil {
+				s.audit.Audit(s.ctx, "sip.register", u.Extension, c.Address.String(), "refused", ReasonContactNotAllowed, req.Source(),
+					map[string]any{"detail": err.Error()})
+				res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil)
+				res.AppendHeader(reasonHeader(ReasonContactNotAllowed))
+				s.respond(tx, req, res)
+				return
+			}
+		}
 		b := store.Binding{
 			Extension: u.Extension, Contact: c.Address.String(), Source: req.Source(),
 			Transport: strings.ToLower(req.Transport()), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,

@@ -37,6 +37,10 @@ type Options struct {
 	BanWindow        time.Duration
 	BanDuration      time.Duration
 	MaxContacts      int // per user; 0 means 5
+	// PhoneNetworks are where phones may be besides the address their
+	// REGISTER came from (sip.phone_networks): a Contact, and every INVITE
+	// Plateau sends to a phone, must be in one or be that source.
+	PhoneNetworks []netip.Prefix
 }
 
 // Users is the user directory the server authenticates against.
