@@ -66,6 +66,10 @@ type SIP struct {
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
 	// DrainTimeout is how long SIGTERM lets calls in progress go on.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// PhoneNetworks (CIDRs) are where registered phones may be besides the
+	// address their REGISTER came from; Plateau sends INVITEs to a Contact
+	// only there, and never to a trunk's address.
+	PhoneNetworks []string `yaml:"phone_networks"`
 }
 
 type Media struct {

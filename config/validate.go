@@ -40,6 +40,11 @@ func (c *Config) Validate() error {
 			return bad("sip.external_address", "%q is not an IP address", c.SIP.ExternalAddress)
 		}
 	}
+	for i, n := range c.SIP.PhoneNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return bad(fmt.Sprintf("sip.phone_networks[%d]", i), "%q is not a CIDR network (e.g. 10.20.0.0/24)", n)
+		}
+	}
 	for i, a := range c.SIP.DigestAlgorithms {
 		if a != "SHA-256" && a != "MD5" {
 			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)

@@ -223,5 +223,17 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanMaxFailures:   cfg.Policy.Ban.MaxFailures,
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
+		PhoneNetworks:    phoneNetworks(cfg.SIP.PhoneNetworks),
 	}
+}
+
+// phoneNetworks parses sip.phone_networks (validated by config).
+func phoneNetworks(cidrs []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range cidrs {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
