@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -82,8 +83,8 @@ type b2bua struct {
 	trunks  []*Trunk
 	// trunkAddrs are the trunks' addresses, resolved once: the egress gate
 	// never sends a phone's INVITE there, the registrar never binds them.
-	trunkAddrs   []netip.Addr
-	trunkAddrsOf map[*Trunk][]netip.Addr
+	trunkAddrs   []netip.AddrPort
+	trunkAddrsOf map[*Trunk][]netip.AddrPort
 
 	region string // for normalising inbound callers
 
@@ -125,7 +126,7 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 		}},
 		calls: map[string]*call{}, lastOperator: map[string]string{}, region: opts.Region,
 	}
-	b.trunkAddrsOf = map[*Trunk][]netip.Addr{}
+	b.trunkAddrsOf = map[*Trunk][]netip.AddrPort{}
 	for _, tc := range opts.Trunks {
 		t := newTrunk(tc)
 		b.trunks = append(b.trunks, t)
@@ -147,13 +148,14 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 // resolveTrunk returns the addresses of a trunk's host:port (a literal
 // address, or the host's addresses now; a name that does not resolve adds
 // none: the trunk's allowed_sources still count as trunk addresses).
-func resolveTrunk(hostport string) []netip.Addr {
-	host, _, err := net.SplitHostPort(hostport)
+func resolveTrunk(hostport string) []netip.AddrPort {
+	host, p, err := net.SplitHostPort(hostport)
 	if err != nil {
-		host = hostport
+		host, p = hostport, "5060"
 	}
+	port, _ := strconv.Atoi(p)
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-		return []netip.Addr{a.Unmap()}
+		return []netip.AddrPort{netip.AddrPortFrom(a.Unmap(), uint16(port))}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -161,15 +163,21 @@ func resolveTrunk(hostport string) []netip.Addr {
 	if err != nil {
 		return nil
 	}
-	out := make([]netip.Addr, 0, len(ips))
+	out := make([]netip.AddrPort, 0, len(ips))
 	for _, a := range ips {
-		out = append(out, a.Unmap())
+		out = append(out, netip.AddrPortFrom(a.Unmap(), uint16(port)))
 	}
 	return out
 }
 
 // addrsOf returns a trunk's resolved addresses.
-func (b *b2bua) addrsOf(t *Trunk) []netip.Addr { return b.trunkAddrsOf[t] }
+func (b *b2bua) addrsOf(t *Trunk) []netip.Addr {
+	var out []netip.Addr
+	for _, ap := range b.trunkAddrsOf[t] {
+		out = append(out, ap.Addr())
+	}
+	return out
+}
 
 // run keeps the trunks' health until ctx ends.
 func (b *b2bua) run(ctx context.Context) {

@@ -7,7 +7,7 @@ package sip
 //     number, which only admit can make. The send is audited (call.dial).
 //   - A phone binding whose address is allowed for phones: by default the
 //     address the REGISTER came from, or one of sip.phone_networks; never a
-//     trunk's address or allowed source. Checked at REGISTER (registrar.go)
+//     trunk's address (host and port) or a host in its allowed_sources. Checked at REGISTER (registrar.go)
 //     and again here, at use.
 //
 // gate_test.go greps the package for WriteInvite and TransactionRequest
@@ -131,7 +131,7 @@ func (b *b2bua) invitePhone(ctx context.Context, c *call, ext string, bnd store.
 // operator's leg, only when that leg's remote target is a phone address.
 func (b *b2bua) notifyPhone(ctx context.Context, c *call, op *leg, req *sip.Request) error {
 	host, err := netip.ParseAddr(strings.Trim(req.Recipient.Host, "[]"))
-	if err != nil || op.peerOK == nil || !op.peerOK(host) || b.isTrunkAddr(host) {
+	if err != nil || op.peerOK == nil || !op.peerOK(host) || b.isTrunkAddr(host, uint16(req.Recipient.Port)) {
 		b.egressRefused(c, req.Recipient.String(), "NOTIFY target is not the operator's phone")
 		return fmt.Errorf("%w: NOTIFY to %s", errEgress, req.Recipient.String())
 	}
@@ -168,20 +168,20 @@ func (s *Server) phoneBindingAllowed(bnd store.Binding) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("contact %q: %v", bnd.Contact, err)
 	}
 	src, _ := netip.ParseAddrPort(bnd.Source)
-	return s.phoneAddrAllowed(u.Host, src.Addr())
+	return s.phoneAddrAllowed(u.Host, uint16(u.Port), src.Addr())
 }
 
 // phoneAddrAllowed says whether Plateau may send to host as a phone
 // registered from regSource: host must be an IP address, never a trunk's,
 // and either the REGISTER's own source or inside sip.phone_networks.
-func (s *Server) phoneAddrAllowed(host string, regSource netip.Addr) (netip.Addr, error) {
+func (s *Server) phoneAddrAllowed(host string, port uint16, regSource netip.Addr) (netip.Addr, error) {
 	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("contact host %q is not an IP address", host)
 	}
 	a = a.Unmap()
-	if s.calls != nil && s.calls.isTrunkAddr(a) {
-		return netip.Addr{}, fmt.Errorf("contact host %s is a trunk's address", a)
+	if s.calls != nil && s.calls.isTrunkAddr(a, port) {
+		return netip.Addr{}, fmt.Errorf("contact %s is a trunk's address", netip.AddrPortFrom(a, port))
 	}
 	if regSource.IsValid() && a == regSource.Unmap() {
 		return a, nil
@@ -194,11 +194,16 @@ func (s *Server) phoneAddrAllowed(host string, regSource netip.Addr) (netip.Addr
 	return netip.Addr{}, fmt.Errorf("contact host %s is neither the REGISTER's source %s nor in sip.phone_networks", a, regSource)
 }
 
-// isTrunkAddr reports whether a is a trunk's address or allowed source.
-func (b *b2bua) isTrunkAddr(a netip.Addr) bool {
+// isTrunkAddr reports whether a phone destination a:port is a trunk's:
+// a trunk's own address (host and port: a phone and the carrier may
+// share a host only in tests) or a host in a trunk's allowed sources.
+func (b *b2bua) isTrunkAddr(a netip.Addr, port uint16) bool {
 	a = a.Unmap()
+	if port == 0 {
+		port = 5060
+	}
 	for _, t := range b.trunkAddrs {
-		if t == a {
+		if t.Addr() == a && t.Port() == port {
 			return true
 		}
 	}

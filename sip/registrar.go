@@ -224,7 +224,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		// trunk's or a third party's (the egress gate checks again at use).
 		if exp > 0 {
 			src, _ := sourceAddr(req)
-			if _, err := s.phoneAddrAllowed(c.Address.Host, src); err != nil {
+			if _, err := s.phoneAddrAllowed(c.Address.Host, uint16(c.Address.Port), src); err != nil {
 				s.audit.Audit(s.ctx, "sip.register", u.Extension, c.Address.String(), "refused", ReasonContactNotAllowed, req.Source(),
 					map[string]any{"detail": err.Error()})
 				res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil)
