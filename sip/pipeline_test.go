@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"plateau/store"
 )
 
@@ -178,7 +177,9 @@ func TestInDialogOnlyFromThePeer(t *testing.T) {
 	waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
 }
 
-func referTo(n string) string { return "Refer-To: <sip:" + n + "@carrier.example>\r\nReferred-By: <sip:101@plateau>\r\n" }
+func referTo(n string) string {
+	return "Refer-To: <sip:" + n + "@carrier.example>\r\nReferred-By: <sip:101@plateau>\r\n"
+}
 
 // REFER before the call is confirmed is refused with a reason (it used to
 // BYE a nil leg and crash the process).

@@ -76,7 +76,9 @@ func (f *fakeClock) count() int {
 // closesAt is a window that closes at one instant.
 type closesAt time.Time
 
-func (w closesAt) NextClose(t time.Time) (time.Time, bool) { return time.Time(w), time.Time(w).After(t) }
+func (w closesAt) NextClose(t time.Time) (time.Time, bool) {
+	return time.Time(w), time.Time(w).After(t)
+}
 
 // fakeDialog is a dialog that ends when hung up.
 type fakeDialog struct {
@@ -89,8 +91,8 @@ func newFakeDialog() *fakeDialog {
 	return &fakeDialog{ctx: ctx, cancel: cancel}
 }
 
-func (f *fakeDialog) Bye(context.Context) error                               { f.cancel(); return nil }
-func (f *fakeDialog) Context() context.Context                                { return f.ctx }
+func (f *fakeDialog) Bye(context.Context) error                             { f.cancel(); return nil }
+func (f *fakeDialog) Context() context.Context                              { return f.ctx }
 func (f *fakeDialog) ReadBye(*sip.Request, sip.ServerTransaction) error     { f.cancel(); return nil }
 func (f *fakeDialog) ReadRequest(*sip.Request, sip.ServerTransaction) error { return nil }
 
