@@ -223,5 +223,6 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanMaxFailures:   cfg.Policy.Ban.MaxFailures,
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
+		TrustedProxies:   cfg.SIP.TrustedProxyPrefixes(),
 	}
 }
