@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,7 +57,9 @@ type SIP struct {
 	ExternalAddress string   `yaml:"external_address"`
 	NonceTTL        Duration `yaml:"nonce_ttl"`
 	// DigestAlgorithms are offered in this order (RFC 8760: most preferred
-	// first). Some clients (SIPp) only read the first challenge.
+	// first), one challenge each. Some clients (SIPp, sipvicious) only read
+	// the first challenge; baresip 1.0 refuses a 401 with one it does not
+	// know (SHA-256). Default [MD5].
 	DigestAlgorithms []string `yaml:"digest_algorithms"`
 	MinExpires       Duration `yaml:"min_expires"`
 	MaxExpires       Duration `yaml:"max_expires"`
@@ -70,7 +73,16 @@ type SIP struct {
 	// address their REGISTER came from; Plateau sends INVITEs to a Contact
 	// only there, and never to a trunk's address.
 	PhoneNetworks []string `yaml:"phone_networks"`
+	// TrustedProxies are the proxies/SBCs in front of Plateau (CIDRs or
+	// addresses) whose Via tells a phone's real address, for the media
+	// address check and the bans. Empty: every source is taken as it is.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	trustedProxies []netip.Prefix
 }
+
+// TrustedProxyPrefixes returns the validated sip.trusted_proxies.
+func (s SIP) TrustedProxyPrefixes() []netip.Prefix { return s.trustedProxies }
 
 type Media struct {
 	IP                string   `yaml:"ip"`
@@ -307,7 +319,9 @@ func (c *Config) applyDefaults() {
 	def(&c.SIP.Realm, "plateau")
 	defD(&c.SIP.NonceTTL, 5*time.Minute)
 	if len(c.SIP.DigestAlgorithms) == 0 {
-		c.SIP.DigestAlgorithms = []string{"SHA-256", "MD5"}
+		// MD5 alone: Debian's baresip 1.0 rejects a whole 401 that also
+		// offers SHA-256. SHA-256 is an option for phones that do it.
+		c.SIP.DigestAlgorithms = []string{"MD5"}
 	}
 	defD(&c.SIP.MinExpires, 60*time.Second)
 	defD(&c.SIP.MaxExpires, time.Hour)

@@ -50,6 +50,19 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)
 		}
 	}
+	c.SIP.trustedProxies = nil
+	for i, e := range c.SIP.TrustedProxies {
+		p, err := parsePrefixOrAddr(e)
+		if err != nil {
+			return bad(fmt.Sprintf("sip.trusted_proxies[%d]", i), "%v", err)
+		}
+		if p.Bits() == 0 {
+			// Believing every sender's Via would turn the strict source
+			// checks off for everyone.
+			return bad(fmt.Sprintf("sip.trusted_proxies[%d]", i), "%q trusts every address: list only the proxies' own addresses", e)
+		}
+		c.SIP.trustedProxies = append(c.SIP.trustedProxies, p)
+	}
 	if c.SIP.MinExpires > c.SIP.MaxExpires {
 		return bad("sip.min_expires", "must not exceed sip.max_expires")
 	}
@@ -300,4 +313,20 @@ func parseClock(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a time HH:MM", s)
 	}
 	return t.Hour()*60 + t.Minute(), nil
+}
+
+// parsePrefixOrAddr reads a CIDR, or a single address as its /32 or /128.
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (use e.g. 10.0.0.5/32)", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -198,14 +198,16 @@ func answerDirection(d media.Direction) media.Direction {
 
 // mediaAddrAllowed keeps an operator's media on the operator's own phone:
 // the SDP address must be the signalling source (or unspecified, for hold),
-// so a softphone cannot have the call's audio sent to a third host.
+// so a softphone cannot have the call's audio sent to a third host. Behind
+// a trusted proxy the source is the phone the proxy saw (or the proxy, for
+// an SBC that anchors media): see Source in source.go.
 func (b *b2bua) mediaAddrAllowed(req *sip.Request, remote media.Remote) bool {
-	src, ok := sourceAddr(req)
+	src, ok := b.s.source(req)
 	if !ok {
 		return false
 	}
 	a := remote.Addr.Addr().Unmap()
-	return a.IsUnspecified() || a == src
+	return a.IsUnspecified() || src.MediaFrom(a)
 }
 
 // handleInfo accepts in-call signalling; DTMF sent as SIP INFO is audited

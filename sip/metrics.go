@@ -15,6 +15,9 @@ type metrics struct {
 	bannedSources prometheus.Gauge
 	dropped       *prometheus.CounterVec
 
+	accountBans    prometheus.Counter // bans of accounts (bans counts sources)
+	bannedAccounts prometheus.Gauge
+
 	callsActive      prometheus.Gauge
 	callsAnswered    prometheus.Counter
 	callsRefused     *prometheus.CounterVec
@@ -84,6 +87,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.legsLeaked, m.egressRefused, m.inDialogRejected, m.panics)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
+	m.accountBans = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_account_bans_total", Help: "Accounts banned after repeated authentication failures (from any sources).",
+	})
+	m.bannedAccounts = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_banned_accounts", Help: "Accounts currently banned.",
+	})
+	reg.MustRegister(m.accountBans, m.bannedAccounts)
 	return m
 }
 

@@ -41,6 +41,10 @@ type Options struct {
 	// REGISTER came from (sip.phone_networks): a Contact, and every INVITE
 	// Plateau sends to a phone, must be in one or be that source.
 	PhoneNetworks []netip.Prefix
+
+	// TrustedProxies are the proxies/SBCs whose Via tells the phone's
+	// real address (sip.trusted_proxies; see source.go).
+	TrustedProxies []netip.Prefix
 }
 
 // Users is the user directory the server authenticates against.
@@ -73,6 +77,8 @@ type Server struct {
 	nonces *nonceIssuer
 	bans   *banList
 	reg    *registrar
+
+	trusted TrustedProxies // see source.go
 
 	// ctx is Serve's context: handlers run on sipgo's goroutines and use it
 	// for lookups, so that shutdown cancels them.
@@ -109,6 +115,8 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		ua:      ua, srv: srv, ctx: context.Background(),
 		nonces: newNonceIssuer(opts.Realm, opts.DigestAlgorithms, opts.NonceTTL, now),
 		bans:   newBanList(opts.BanMaxFailures, opts.BanWindow, opts.BanDuration, now),
+
+		trusted: NewTrustedProxies(opts.TrustedProxies),
 	}
 	s.reg = newRegistrar(s, bindings)
 	srv.OnRegister(s.guard(s.reg.handleRegister))
@@ -230,7 +238,7 @@ func (s *Server) Close() error {
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		s.metrics.requests.WithLabelValues(string(req.Method)).Inc()
-		if src, ok := sourceAddr(req); ok && s.bans.banned(src) {
+		if src, ok := s.source(req); ok && s.bans.sourceBanned(src.BanKey()) {
 			s.metrics.dropped.WithLabelValues("banned").Inc()
 			return
 		}
@@ -271,7 +279,9 @@ func (s *Server) sweepBans(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.metrics.bannedSources.Set(float64(s.bans.sweep()))
+			srcs, accts := s.bans.sweep()
+			s.metrics.bannedSources.Set(float64(srcs))
+			s.metrics.bannedAccounts.Set(float64(accts))
 		}
 	}
 }

@@ -224,6 +224,7 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
 		PhoneNetworks:    phoneNetworks(cfg.SIP.PhoneNetworks),
+		TrustedProxies:   cfg.SIP.TrustedProxyPrefixes(),
 	}
 }
 
