@@ -15,6 +15,17 @@ type metrics struct {
 	bannedSources prometheus.Gauge
 	dropped       *prometheus.CounterVec
 
+	// Front door (recover.go, server.go, transport_*.go).
+	panics         *prometheus.CounterVec
+	malformed      *prometheus.CounterVec
+	stateless      *prometheus.CounterVec
+	tcpConns       prometheus.Gauge
+	tcpRefused     *prometheus.CounterVec
+	tcpIdleClosed  prometheus.Counter
+	acceptErrors   prometheus.Counter
+	udpReadErrors  prometheus.Counter
+	limitedSources prometheus.Gauge
+
 	callsActive      prometheus.Gauge
 	callsAnswered    prometheus.Counter
 	callsRefused     *prometheus.CounterVec
@@ -65,6 +76,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.trunkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plateau_trunk_up", Help: "1 when the trunk answered its last OPTIONS keepalive.",
 	}, []string{"trunk"})
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_panics_total", Help: "Panics recovered (the process went on), by where they happened.",
+	}, []string{"where"})
+	m.malformed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_malformed_requests_total", Help: "Requests refused before any handler (400, 416, 505), by what was wrong.",
+	}, []string{"reason"})
+	m.stateless = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_stateless_responses_total", Help: "UDP requests answered without a transaction (challenges, OPTIONS, refusals), by method.",
+	}, []string{"method"})
+	m.tcpConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_tcp_connections", Help: "Accepted SIP TCP connections open.",
+	})
+	m.tcpRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_connections_refused_total", Help: "SIP TCP connections closed at accept, by the limit reached (total, per_source).",
+	}, []string{"limit"})
+	m.tcpIdleClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_idle_closed_total", Help: "SIP TCP connections closed after sip.limits.tcp_idle_timeout without traffic.",
+	})
+	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_accept_errors_total", Help: "Errors accepting SIP TCP connections (retried with backoff).",
+	})
+	m.udpReadErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_udp_read_errors_total", Help: "Errors reading the SIP UDP socket (retried with backoff).",
+	})
+	m.limitedSources = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_rate_limited_sources", Help: "Sources whose requests are being dropped by sip.limits.requests_per_source.",
+	})
+	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.acceptErrors, m.udpReadErrors, m.limitedSources)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	return m
