@@ -41,6 +41,9 @@ func TestParseValid(t *testing.T) {
 	if c.SIP.NonceTTL.D() != 5*time.Minute || c.Policy.Ban.MaxFailures != 10 {
 		t.Errorf("defaults not applied: nonce_ttl %v, ban.max_failures %d", c.SIP.NonceTTL.D(), c.Policy.Ban.MaxFailures)
 	}
+	if l := c.SIP.Limits; l.TCPConnections != 2048 || l.TCPConnectionsPerSource != 32 || l.TCPIdleTimeout.D() != 2*time.Minute || l.RequestsPerSource != 200 {
+		t.Errorf("default sip.limits = %+v", l)
+	}
 	if got := c.SIP.DigestAlgorithms; len(got) != 2 || got[0] != "SHA-256" {
 		t.Errorf("default digest_algorithms = %v", got)
 	}
@@ -101,6 +104,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad digest algorithm", "realm: plateau}", "realm: plateau, digest_algorithms: [SHA-512]}", "sip.digest_algorithms[0]"},
 		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
 		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},
+		{"tcp connections negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections: -1}}", "sip.limits.tcp_connections"},
+		{"per source above total", "realm: plateau}", "realm: plateau, limits: {tcp_connections: 10, tcp_connections_per_source: 11}}", "sip.limits.tcp_connections_per_source"},
+		{"per source negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections_per_source: -2}}", "sip.limits.tcp_connections_per_source"},
+		{"tcp idle too short", "realm: plateau}", "realm: plateau, limits: {tcp_idle_timeout: 10ms}}", "sip.limits.tcp_idle_timeout"},
+		{"requests per source negative", "realm: plateau}", "realm: plateau, limits: {requests_per_source: -5}}", "sip.limits.requests_per_source"},
+		{"unknown limit", "realm: plateau}", "realm: plateau, limits: {udp_connections: 5}}", "sip.limits.udp_connections"},
 		{"bad nonce ttl", "realm: plateau}", "realm: plateau, nonce_ttl: soon}", "sip.nonce_ttl"},
 		{"bad media ip", "ip: 127.0.0.1,", "ip: localhost,", "media.ip"},
 		{"port range not a range", `rtp_ports: "20000-20100"`, `rtp_ports: "20000"`, "media.rtp_ports"},

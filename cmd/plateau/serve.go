@@ -223,5 +223,12 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanMaxFailures:   cfg.Policy.Ban.MaxFailures,
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
+		// The front door's limits (sip/transport_*.go).
+		RequestsPerSource: cfg.SIP.Limits.RequestsPerSource,
+		TCP: sip.TCPLimits{
+			MaxConnections:          cfg.SIP.Limits.TCPConnections,
+			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
+			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
+		},
 	}
 }
