@@ -79,6 +79,24 @@ type SIP struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	trustedProxies []netip.Prefix
+
+	// Limits protect the SIP front door from floods and idle connections.
+	Limits SIPLimits `yaml:"limits"`
+}
+
+// SIPLimits bound what one source, and all of them, can hold open.
+type SIPLimits struct {
+	// TCPConnections caps accepted TCP connections (each is a file).
+	TCPConnections int `yaml:"tcp_connections"`
+	// TCPConnectionsPerSource caps those from one IP address.
+	TCPConnectionsPerSource int `yaml:"tcp_connections_per_source"`
+	// TCPIdleTimeout closes a TCP connection without traffic either way.
+	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
+	// RequestsPerSource is how many requests a second one IP address may
+	// send over UDP that need a transaction (bursts up to twice that);
+	// the rest are dropped. OPTIONS and REGISTERs without credentials are
+	// answered statelessly and do not count.
+	RequestsPerSource int `yaml:"requests_per_source"`
 }
 
 // TrustedProxyPrefixes returns the validated sip.trusted_proxies.
@@ -328,6 +346,10 @@ func (c *Config) applyDefaults() {
 	defD(&c.SIP.DefaultExpires, time.Hour)
 	defI(&c.SIP.UDPBufferBytes, 4<<20)
 	defD(&c.SIP.DrainTimeout, 60*time.Second)
+	defI(&c.SIP.Limits.TCPConnections, 2048)
+	defI(&c.SIP.Limits.TCPConnectionsPerSource, 32)
+	defD(&c.SIP.Limits.TCPIdleTimeout, 2*time.Minute)
+	defI(&c.SIP.Limits.RequestsPerSource, 200)
 	def(&c.Media.IP, "127.0.0.1")
 	def(&c.Media.RTPPorts, "20000-29999")
 	defD(&c.Media.InactivityTimeout, 60*time.Second)

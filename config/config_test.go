@@ -49,6 +49,9 @@ func TestParseValid(t *testing.T) {
 	if got := c.SIP.TrustedProxyPrefixes(); len(got) != 0 {
 		t.Errorf("default trusted_proxies = %v, want none", got)
 	}
+	if l := c.SIP.Limits; l.TCPConnections != 2048 || l.TCPConnectionsPerSource != 32 || l.TCPIdleTimeout.D() != 2*time.Minute || l.RequestsPerSource != 200 {
+		t.Errorf("default sip.limits = %+v", l)
+	}
 	if got := c.Resolve("notice.wav"); got != filepath.Join(dir, "notice.wav") {
 		t.Errorf("Resolve = %q, want it relative to the config file", got)
 	}
@@ -120,6 +123,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"trusted proxies trusting everyone", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::/0\"]}", "sip.trusted_proxies[0]"},
 		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
 		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},
+		{"tcp connections negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections: -1}}", "sip.limits.tcp_connections"},
+		{"per source above total", "realm: plateau}", "realm: plateau, limits: {tcp_connections: 10, tcp_connections_per_source: 11}}", "sip.limits.tcp_connections_per_source"},
+		{"per source negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections_per_source: -2}}", "sip.limits.tcp_connections_per_source"},
+		{"tcp idle too short", "realm: plateau}", "realm: plateau, limits: {tcp_idle_timeout: 10ms}}", "sip.limits.tcp_idle_timeout"},
+		{"requests per source negative", "realm: plateau}", "realm: plateau, limits: {requests_per_source: -5}}", "sip.limits.requests_per_source"},
+		{"unknown limit", "realm: plateau}", "realm: plateau, limits: {udp_connections: 5}}", "sip.limits.udp_connections"},
 		{"bad nonce ttl", "realm: plateau}", "realm: plateau, nonce_ttl: soon}", "sip.nonce_ttl"},
 		{"bad media ip", "ip: 127.0.0.1,", "ip: localhost,", "media.ip"},
 		{"port range not a range", `rtp_ports: "20000-20100"`, `rtp_ports: "20000"`, "media.rtp_ports"},

@@ -69,6 +69,15 @@ func (c *Config) Validate() error {
 	if c.SIP.NonceTTL.D() < 5*time.Second {
 		return bad("sip.nonce_ttl", "must be at least 5s")
 	}
+	if l := c.SIP.Limits; l.TCPConnections < 1 {
+		return bad("sip.limits.tcp_connections", "must be at least 1 (default 2048)")
+	} else if l.TCPConnectionsPerSource < 1 || l.TCPConnectionsPerSource > l.TCPConnections {
+		return bad("sip.limits.tcp_connections_per_source", "must be between 1 and sip.limits.tcp_connections (default 32)")
+	} else if l.TCPIdleTimeout.D() < time.Second {
+		return bad("sip.limits.tcp_idle_timeout", "must be at least 1s (default 2m; longer than the phones' keepalive interval)")
+	} else if l.RequestsPerSource < 1 {
+		return bad("sip.limits.requests_per_source", "must be at least 1 (default 200 a second)")
+	}
 	if _, err := netip.ParseAddr(c.Media.IP); err != nil {
 		return bad("media.ip", "%q is not an IP address", c.Media.IP)
 	}

@@ -225,6 +225,13 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
 		PhoneNetworks:    phoneNetworks(cfg.SIP.PhoneNetworks),
 		TrustedProxies:   cfg.SIP.TrustedProxyPrefixes(),
+		// The front door's limits (sip/transport_*.go).
+		RequestsPerSource: cfg.SIP.Limits.RequestsPerSource,
+		TCP: sip.TCPLimits{
+			MaxConnections:          cfg.SIP.Limits.TCPConnections,
+			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
+			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
+		},
 	}
 }
 
