@@ -39,6 +39,7 @@ const (
 	DropNotice         = "notice_pending"  // detention: the outside party has not heard the notice yet
 	DropEarlyMedia     = "early_media"     // before answer the path is outside → operator only
 	DropNoEvents       = "no_events"       // the destination negotiated no telephone-event
+	DropLate           = "late"            // older than the packet forwarding resynchronised on
 )
 
 type dropReason uint8
@@ -57,12 +58,13 @@ const (
 	rNotice
 	rEarlyMedia
 	rNoEvents
+	rLate
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	DropUnknownSource, DropNoRemote, DropHold, DropNoDestination, DropMuted, DropMalformed,
-	DropUnknownPayload, DropComfortNoise, DropBadEvent, DropOversize, DropNotice, DropEarlyMedia, DropNoEvents,
+	DropUnknownPayload, DropComfortNoise, DropBadEvent, DropOversize, DropNotice, DropEarlyMedia, DropNoEvents, DropLate,
 }
 
 func (d dropReason) String() string { return dropNames[d] }
