@@ -169,7 +169,7 @@ type leg struct {
 	out       outStream // the stream we send toward this leg
 	rx        recvStats // the stream this leg's peer sends us
 	rtcp      rtcpState
-	muted     int       // Plays toward this leg that mute forwarding
+	muted     int // Plays toward this leg that mute forwarding
 	mix       [FrameSamples]int16
 	mixReady  bool
 
