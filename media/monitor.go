@@ -280,6 +280,6 @@ func (m *Monitor) frame(f *monitorFrame) {
 			continue
 		}
 		m.mixer.Mix(&f.leg[d].pcm, mode, out, false)
-		relay.emitMonitor(d, &f.leg[d], now)
+		relay.emitMonitor(m, d, &f.leg[d], now)
 	}
 }

@@ -59,7 +59,10 @@ type monitorEmit struct {
 // same gate and recording as every other frame (admitLocked, send): the
 // frame the party hears is the frame recorded, produced on the monitor's
 // clock whether or not the other party's phone sends RTP.
-func (r *Relay) emitMonitor(d Leg, f *monitorEmit, now time.Time) {
+func (r *Relay) emitMonitor(m *Monitor, d Leg, f *monitorEmit, now time.Time) {
+	if r.mon.Load() != m || r.Err() != nil {
+		return // detached, or the call is over: nothing more toward its parties
+	}
 	dl := r.legs[d&1]
 	r.mu.Lock()
 	dest, reason, ok := r.admitLocked(dl, srcMonitor)
