@@ -137,6 +137,11 @@ type Trunk struct {
 	// NumberFormat is how the called number is written in the Request-URI:
 	// "e164" (+33...), "national" (0...), or "international" (0033...).
 	NumberFormat string `yaml:"number_format"`
+	// MediaLatch is which source the trunk's RTP is accepted from: "host"
+	// (the host in its SDP, any port) or "any" (a carrier behind NAT whose
+	// SDP carries a private address: the first source within the latch
+	// window).
+	MediaLatch string `yaml:"media_latch"`
 }
 
 type TrunkAuth struct {
@@ -366,6 +371,7 @@ func (c *Config) applyDefaults() {
 			t.OptionsInterval = &d
 		}
 		def(&t.NumberFormat, "e164")
+		def(&t.MediaLatch, "host")
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)
 	defD(&c.Policy.WindowWarning, 60*time.Second)

@@ -100,6 +100,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"trunk bad address", "trunks: [{name: t, address: carrier.example}]\n", "trunks[0].address"},
 		{"trunk bad transport", "trunks: [{name: t, address: \"127.0.0.1:5070\", transport: sctp}]\n", "trunks[0].transport"},
 		{"trunk missing password file", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {password_file: nope.secret}}]\n", "trunks[0].auth.password_file"},
+		{"trunk bad media latch", "trunks: [{name: t, address: \"127.0.0.1:5070\", media_latch: anywhere}]\n", "trunks[0].media_latch"},
 		{"trunk bad number format", "trunks: [{name: t, address: \"127.0.0.1:5070\", number_format: local}]\n", "trunks[0].number_format"},
 		{"bad role", "users: [{extension: \"101\", role: warden}]\n", "users[0].role"},
 		{"duplicate extension", "users: [{extension: \"101\", role: operator}, {extension: \"101\", role: supervisor}]\n", "users[1].extension"},

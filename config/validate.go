@@ -128,6 +128,11 @@ func (c *Config) Validate() error {
 		default:
 			return bad(key+".number_format", "%q is not e164, national or international", t.NumberFormat)
 		}
+		switch t.MediaLatch {
+		case "host", "any":
+		default:
+			return bad(key+".media_latch", "%q is not host (RTP only from the host in the trunk's SDP) or any (carrier behind NAT)", t.MediaLatch)
+		}
 	}
 	exts := map[string]bool{}
 	for i, u := range c.Users {
