@@ -1,7 +1,6 @@
 package media
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -211,35 +210,6 @@ func TestJitterBufferReorderAndLoss(t *testing.T) {
 		if got := energy(out[i]) > 0; got != want {
 			t.Errorf("frame %d: audio %v, want %v", i, got, want)
 		}
-	}
-}
-
-func TestSelfTestWhisper(t *testing.T) {
-	if err := SelfTestWhisper(context.Background(), testPool(t, 0, nil), lo); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestCheckWhisperCatchesLeak(t *testing.T) {
-	n := 40 * FrameSamples
-	mix := func(hz ...float64) []int16 {
-		out := make([]int16, n)
-		for _, f := range hz {
-			for i, s := range Tone(f, time.Second)[:n] {
-				out[i] += s / 2
-			}
-		}
-		return out
-	}
-	ok := checkWhisper(mix(selfTestCustomerHz, selfTestSupervisorHz), mix(selfTestOperatorHz), mix(selfTestOperatorHz, selfTestCustomerHz))
-	if ok != nil {
-		t.Fatalf("clean whisper judged bad: %v", ok)
-	}
-	if err := checkWhisper(mix(selfTestCustomerHz, selfTestSupervisorHz), mix(selfTestOperatorHz, selfTestSupervisorHz), mix(selfTestOperatorHz)); err == nil {
-		t.Fatal("a leak to the customer was not caught")
-	}
-	if err := checkWhisper(mix(selfTestCustomerHz), mix(selfTestOperatorHz), mix(selfTestOperatorHz)); err == nil {
-		t.Fatal("a whisper the operator never heard was not caught")
 	}
 }
 
