@@ -360,7 +360,7 @@ func (c *Config) Secret(inline, file string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-var lineRE = regexp.MustCompile(`line (\d+): (field (\S+) not found)?`)
+var lineRE = regexp.MustCompile(`line (\d+): (field (\S+) not found in type \S+)?`)
 
 // decodeError names the key of each line a YAML decoding error points at
 // ("line 12: ..." becomes "sip.nonce_ttl: line 12: ..."), since yaml.v3 only
@@ -426,6 +426,10 @@ func decodeError(data []byte, err error) error {
 			first = key
 		}
 		found++
+		if sm[3] != "" {
+			// Name the key and the nearest real one, not a Go type.
+			return key + ": " + unknownKeyMsg(key) + " on line " + sm[1]
+		}
 		return key + ": " + m
 	})
 	if found == 1 {
