@@ -102,9 +102,9 @@ func names(list []command) []string {
 // name when there is one, else the list.
 func unknownName(what, name string, list []command, helpCmd string) error {
 	if c, ok := config.Closest(name, names(list)); ok {
-		return usagef("unknown %s %q (did you mean %s?); see %s", what, name, c, helpCmd)
+		return usagef("%s %q (did you mean %s?); see %s", what, name, c, helpCmd)
 	}
-	return usagef("unknown %s %q (%s); see %s", what, name, strings.Join(names(list), ", "), helpCmd)
+	return usagef("%s %q (%s); see %s", what, name, strings.Join(names(list), ", "), helpCmd)
 }
 
 // writeUsage prints the top-level help: every command and subcommand, one

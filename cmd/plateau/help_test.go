@@ -94,13 +94,13 @@ func TestHelpMistakes(t *testing.T) {
 		{[]string{"serv"}, exitUsage, `unknown command "serv" (did you mean serve?)`},
 		{[]string{"recording", "list"}, exitUsage, "did you mean recordings?"},
 		{[]string{"frobnicate"}, exitUsage, "unknown command \"frobnicate\" (serve, check-config"},
-		{[]string{"user", "ad", "103"}, exitUsage, `unknown user subcommand "ad" (did you mean add?)`},
+		{[]string{"user", "ad", "103"}, exitUsage, `user: unknown subcommand "ad" (did you mean add?)`},
 		{[]string{"recordings", "lsit"}, exitUsage, "did you mean list?"},
 		{[]string{"audit", "verfy"}, exitUsage, "did you mean verify?"},
 		{[]string{"allowlist", "aprove"}, exitUsage, "did you mean approve?"},
 		{[]string{"campaign", "improt"}, exitUsage, "did you mean import?"},
 		{[]string{"user", "sign-off"}, exitUsage, "did you mean signoff?"},
-		{[]string{"user"}, exitUsage, "user: want a subcommand (add, list, suspend, activate, passwd, train, signoff)"},
+		{[]string{"user"}, exitUsage, "user: want add, list, suspend, activate, passwd, train or signoff"},
 		{[]string{"dial", "--nope"}, exitUsage, "flag provided but not defined: -nope"},
 	}
 	for _, tc := range tests {

@@ -81,18 +81,19 @@ func run(ctx context.Context, e *env, args []string) int {
 	}
 	var err error
 	if c, ok := findCommand(commands, cmd); !ok {
-		err = unknownName("command", cmd, commands, "plateau --help")
+		err = unknownName("unknown command", cmd, commands, "plateau --help")
 	} else if len(c.subs) > 0 {
 		switch {
 		case len(rest) == 0:
 			writeGroupUsage(e.stderr, c)
-			err = usagef("%s: want a subcommand (%s)", cmd, strings.Join(names(c.subs), ", "))
+			n := names(c.subs)
+			err = usagef("%s: want %s or %s", cmd, strings.Join(n[:len(n)-1], ", "), n[len(n)-1])
 		case isHelp(rest[0]):
 			writeGroupUsage(e.stdout, c)
 			return 0
 		default:
 			if _, ok := findCommand(c.subs, rest[0]); !ok {
-				err = unknownName(cmd+" subcommand", rest[0], c.subs, "plateau "+cmd+" --help")
+				err = unknownName(cmd+": unknown subcommand", rest[0], c.subs, "plateau "+cmd+" --help")
 			}
 		}
 	}
