@@ -122,8 +122,12 @@ type User struct {
 }
 
 type Policy struct {
-	Windows         []Window `yaml:"windows"`
-	Holidays        []string `yaml:"holidays"`
+	Windows  []Window `yaml:"windows"`
+	Holidays []string `yaml:"holidays"`
+	// NumberWindows give a few numbers calling hours of their own, in place
+	// of windows and holidays: a client's office hours, a carrier's test
+	// line, the demo's number.
+	NumberWindows   []NumberWindows `yaml:"number_windows"`
 	MaxCallDuration Duration `yaml:"max_call_duration"`
 	WindowWarning   Duration `yaml:"window_warning"`
 	WindowGrace     Duration `yaml:"window_grace"`
@@ -136,6 +140,14 @@ type Window struct {
 	Days string `yaml:"days"`
 	From string `yaml:"from"`
 	To   string `yaml:"to"`
+}
+
+// NumberWindows are the calling hours of some numbers (E.164), replacing
+// policy.windows and policy.holidays for them; holidays here are theirs.
+type NumberWindows struct {
+	Numbers  []string `yaml:"numbers"`
+	Windows  []Window `yaml:"windows"`
+	Holidays []string `yaml:"holidays"`
 }
 
 type Limits struct {

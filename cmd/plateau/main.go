@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"plateau/config"
+	"plateau/policy"
 	"plateau/store"
 )
 
@@ -180,8 +181,14 @@ func runCheckConfig(e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
+	}
+	// The policy's own checks (number_windows numbers) run at serve's
+	// start; run them here too so check-config means serve would start.
+	if _, err := policy.ConfigFrom(cfg); err != nil {
+		return usagef("%s: %v", *path, err)
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", *path)
 	return nil
