@@ -44,7 +44,7 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 		if op == "" {
 			code, phrase = sip.StatusTemporarilyUnavailable, "Temporarily Unavailable"
 		}
-		b.respondReason(req, tx, code, phrase, d.Reason)
+		b.respondReason(req, tx, code, phrase, d.Reason, decisionWarning(d)...)
 		return
 	}
 

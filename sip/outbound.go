@@ -69,10 +69,13 @@ func (b *b2bua) fromOurDomain(req *sip.Request) bool {
 	return false
 }
 
-func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string) {
+func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string, extra ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	if cause != "" {
 		res.AppendHeader(sip.NewHeader("Reason", `SIP;cause=`+strconv.Itoa(code)+`;text="`+cause+`"`))
+	}
+	for _, h := range extra {
+		res.AppendHeader(h)
 	}
 	b.s.respond(tx, req, res)
 }
@@ -114,7 +117,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 	b.auditDecision(u.Extension, number, req.Source(), d)
 	if !d.Allow {
 		s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()
-		b.respondReason(req, tx, sip.StatusForbidden, "Forbidden", d.Reason)
+		b.respondReason(req, tx, sip.StatusForbidden, "Forbidden", d.Reason, decisionWarning(d)...)
 		return
 	}
 	s.metrics.callsActive.Inc()

@@ -1,0 +1,23 @@
+package sip
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"plateau/policy"
+)
+
+// decisionWarning is the Warning header (RFC 3261 20.43, code 399:
+// miscellaneous) of a refusal that has something useful to add to its
+// Reason code: when calling opens, for OUTSIDE_WINDOW. The Reason text
+// stays the bare code (the interface contract); the Warning is for people.
+// Nothing else goes there: a refusal's detail may name internal state.
+func decisionWarning(d policy.Decision) []sip.Header {
+	if d.Reason != policy.ReasonOutsideWindow || d.Opens.IsZero() {
+		return nil
+	}
+	text := "calling opens " + policy.FormatOpens(d.Opens)
+	text = strings.NewReplacer(`"`, "", `\`, "").Replace(text)
+	return []sip.Header{sip.NewHeader("Warning", `399 plateau "`+text+`"`)}
+}
