@@ -141,7 +141,6 @@ func runDial(ctx context.Context, e *env, args []string) error {
 		}
 	}()
 
-	placed := time.Now()
 	call, err := ph.Dial(ctx, number)
 	if err != nil {
 		if errors.As(err, &se) {
@@ -164,7 +163,7 @@ func runDial(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "… the far end hung up")
 	}
 	if cfg != nil {
-		printRecording(ctx, e, cfg, *as, call.CallID(), placed)
+		printRecording(ctx, e, cfg, *as, call.CallID())
 	}
 	switch {
 	case playErr != nil && ctx.Err() == nil:

@@ -61,7 +61,7 @@ func sipPasswordOf(cfg *config.Config, path, ext string) (string, error) {
 // printRecording finds the call's recording in the index of the config's
 // database (when this host has it) and prints its id and files. The
 // recording is closed just after the hang-up, so wait a little for it.
-func printRecording(ctx context.Context, e *env, cfg *config.Config, operator, callID string, placed time.Time) {
+func printRecording(ctx context.Context, e *env, cfg *config.Config, operator, callID string) {
 	if _, err := os.Stat(cfg.DBPath()); err != nil {
 		fmt.Fprintf(e.stdout, "… recording: no database at %s here; see plateau recordings list where plateau serve runs\n", cfg.DBPath())
 		return
@@ -75,7 +75,8 @@ func printRecording(ctx context.Context, e *env, cfg *config.Config, operator, c
 	idx := recordings.NewDBIndex(st.DB())
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		rs, err := idx.Search(ctx, recordings.Filter{Operator: operator, Since: placed.Add(-time.Minute), Limit: 20})
+		// The operator's newest recordings, whatever the server's clock.
+		rs, err := idx.Search(ctx, recordings.Filter{Operator: operator, Limit: 20})
 		if err != nil {
 			fmt.Fprintf(e.stdout, "… recording: %v\n", err)
 			return

@@ -60,7 +60,12 @@ func main() {
 			cancel()
 		}
 	}()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: time.Now, drain: drain}
+	now, err := clockFromEnv(os.Getenv, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plateau:", err)
+		os.Exit(exitUsage)
+	}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: now, drain: drain}
 	code := run(ctx, e, os.Args[1:])
 	signal.Stop(sigs)
 	os.Exit(code)
