@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +124,42 @@ func TestHelpMistakes(t *testing.T) {
 	if code, _, errs := runCLI(t, "dial", "--as", "101", "0240123456", "--help"); code != 0 || errs != "" {
 		t.Errorf("dial NUMBER --help: exit %d, stderr %q", code, errs)
 	}
+}
+
+// SIGTERM stops a command that is not a server (pstn-sim here) instead of
+// being swallowed by the drain meant for serve: make run's clean-up sends
+// it to pstn-sim and waits.
+func TestSIGTERMStopsPSTNSim(t *testing.T) {
+	drain := make(chan struct{})
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), now: time.Now, drain: drain}
+	cfg, err := filepath.Abs("../../configs/pstn-sim.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freeUDPPort(t)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), e, []string{"pstn-sim", "-c", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", port)})
+	}()
+	time.Sleep(100 * time.Millisecond) // it may or may not be listening yet: both must stop
+	close(drain)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("pstn-sim exit %d after SIGTERM: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pstn-sim still running 10 s after SIGTERM")
+	}
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
 }

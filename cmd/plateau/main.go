@@ -104,6 +104,21 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	if err == nil {
+		if cmd != "serve" && cmd != "recorder" {
+			// Only the servers drain on SIGTERM; for every other command
+			// (pstn-sim, dial, loadgen) it means stop, as for any program:
+			// make run's clean-up kills pstn-sim with it.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-e.drain:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		}
 		err = dispatch(ctx, e, cmd, rest)
 	}
 	if err == nil || errors.Is(err, errHelpShown) || errors.Is(err, flag.ErrHelp) {
