@@ -122,6 +122,7 @@ func TestReadmeDemoCommands(t *testing.T) {
 		open       bool
 	}{
 		{"saturday_closed", "2026-12-05T10:40:00+01:00", false},
+		// 07:30:00: the instant work starts.
 		{"monday_0730_open", "2026-12-07T07:30:00+01:00", true},
 	}
 	for _, h := range hours {
@@ -188,7 +189,7 @@ func TestReadmeDemoCommands(t *testing.T) {
 				t.Errorf("pstn-sim's lines are not labelled:\n%s", tail(sim.String(), 5))
 			}
 			if t.Failed() {
-				t.Logf("serve:\n%s\npstn-sim:\n%s", tail(logs, 60), tail(sim.String(), 30))
+				t.Logf("serve:\n%s\npstn-sim:\n%s", tail(logs, 12000), tail(sim.String(), 4000))
 			}
 		})
 	}
@@ -315,7 +316,7 @@ func (d *demoDir) startServe(t *testing.T, fake string) *lockedBuffer {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
-	if !strings.Contains(logs.String(), "fake clock: now is "+fake) {
+	if !strings.Contains(logs.String(), "fake policy clock: now is "+fake) {
 		t.Fatalf("serve did not announce its fake clock:\n%s", logs.String())
 	}
 	return logs

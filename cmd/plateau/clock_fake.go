@@ -15,19 +15,21 @@ import (
 // move them.
 const fakeClockBuild = true
 
-// clockFromEnv starts the clock at PLATEAU_FAKE_TIME (RFC 3339) and lets
-// it run at the real pace from there, so timers and durations stay true.
-// It says so on every start, loudly.
-func clockFromEnv(getenv func(string) string, stderr io.Writer) (func() time.Time, error) {
+// policyClockFromEnv returns the clock the call policy reads: it starts
+// at PLATEAU_FAKE_TIME (RFC 3339) and runs at the real pace from there.
+// Only the policy's decisions (time windows) see it; media, recordings and
+// the audit log keep the system clock, whose timestamps must agree with
+// each other. It says so on every start, loudly.
+func policyClockFromEnv(getenv func(string) string, stderr io.Writer) (func() time.Time, error) {
 	v := getenv("PLATEAU_FAKE_TIME")
 	if v == "" {
-		return time.Now, nil
+		return nil, nil
 	}
 	start, err := time.Parse(time.RFC3339, v)
 	if err != nil {
 		return nil, fmt.Errorf("PLATEAU_FAKE_TIME %q is not an RFC 3339 time: %v", v, err)
 	}
 	offset := time.Until(start)
-	fmt.Fprintf(stderr, "plateau: WARNING: TEST BUILD, fake clock: now is %s (PLATEAU_FAKE_TIME); never run this binary in production\n", start.Format(time.RFC3339))
+	fmt.Fprintf(stderr, "plateau: WARNING: TEST BUILD, fake policy clock: now is %s for the time windows (PLATEAU_FAKE_TIME); never run this binary in production\n", start.Format(time.RFC3339))
 	return func() time.Time { return time.Now().Add(offset) }, nil
 }

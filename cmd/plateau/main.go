@@ -41,6 +41,9 @@ type env struct {
 	// drain is closed on SIGTERM: serve stops taking calls and lets the
 	// calls in progress finish. SIGINT (or a second signal) cancels ctx.
 	drain <-chan struct{}
+	// policyNow, when set, is the time serve's call policy reads instead
+	// of now: only in a test build (clock_fake.go).
+	policyNow func() time.Time
 }
 
 func main() {
@@ -60,12 +63,12 @@ func main() {
 			cancel()
 		}
 	}()
-	now, err := clockFromEnv(os.Getenv, os.Stderr)
+	policyNow, err := policyClockFromEnv(os.Getenv, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "plateau:", err)
 		os.Exit(exitUsage)
 	}
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: now, drain: drain}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: time.Now, policyNow: policyNow, drain: drain}
 	code := run(ctx, e, os.Args[1:])
 	signal.Stop(sigs)
 	os.Exit(code)
