@@ -300,22 +300,37 @@ func (d *demoDir) background(t *testing.T, env []string, args ...string) (*locke
 func (d *demoDir) startPSTNSim(t *testing.T) *lockedBuffer {
 	t.Helper()
 	logs, done := d.background(t, nil, "pstn-sim", "-c", "configs/pstn-sim.yaml", "--listen", d.simAddr)
-	waitFor(t, "pstn-sim", done, logs, func() bool { return strings.Contains(logs.String(), "pstn-sim listening") })
+	if err := waitFor(done, func() bool { return strings.Contains(logs.String(), "pstn-sim listening") }); err != nil {
+		t.Fatalf("pstn-sim %v:\n%s", err, logs.String())
+	}
 	return logs
 }
 
+// startServe starts plateau serve, retrying like the harness does when it
+// stops before it is ready (a start-up self-test on a loaded machine).
 func (d *demoDir) startServe(t *testing.T, fake string) *lockedBuffer {
 	t.Helper()
-	logs, done := d.background(t, []string{"PLATEAU_FAKE_TIME=" + fake}, "serve")
 	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", d.httpPort)
-	waitFor(t, "plateau serve", done, logs, func() bool {
-		res, err := http.Get(ready)
-		if err != nil {
-			return false
+	var logs *lockedBuffer
+	for attempt := 1; ; attempt++ {
+		var done chan struct{}
+		logs, done = d.background(t, []string{"PLATEAU_FAKE_TIME=" + fake}, "serve")
+		err := waitFor(done, func() bool {
+			res, err := http.Get(ready)
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		})
+		if err == nil {
+			break
 		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
+		if attempt == 3 {
+			t.Fatalf("plateau serve %v:\n%s", err, logs.String())
+		}
+		t.Logf("plateau serve %v (attempt %d), retrying:\n%s", err, attempt, logs.String())
+	}
 	if !strings.Contains(logs.String(), "fake policy clock: now is "+fake) {
 		t.Fatalf("serve did not announce its fake clock:\n%s", logs.String())
 	}
@@ -323,16 +338,16 @@ func (d *demoDir) startServe(t *testing.T, fake string) *lockedBuffer {
 }
 
 // waitFor polls cond until it holds, the process exits, or 60 s pass.
-func waitFor(t *testing.T, what string, done chan struct{}, logs *lockedBuffer, cond func() bool) {
-	t.Helper()
+func waitFor(done chan struct{}, cond func() bool) error {
 	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
 		select {
 		case <-done:
-			t.Fatalf("%s exited:\n%s", what, logs.String())
+			return errors.New("exited")
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 60 s:\n%s", what, logs.String())
+			return errors.New("not ready after 60 s")
 		}
 	}
+	return nil
 }
