@@ -121,6 +121,13 @@ func TestDecideNumberHours(t *testing.T) {
 	if c, ok := e.NextCloseFor("+33240120730", at(t, "2026-11-27 17:00:00")); !ok || !c.Equal(at(t, "2026-11-27 18:00:00")) {
 		t.Errorf("NextCloseFor site number = %v, %v", c, ok)
 	}
+	if c, ok := e.NextClose(at(t, "2026-11-27 17:00:00")); !ok || !c.Equal(at(t, "2026-11-27 18:00:00")) {
+		t.Errorf("NextClose (site) = %v, %v", c, ok)
+	}
+	// The demo number at 11:59:30 on a weekday: its call is not cut at noon.
+	if c, ok := e.NextCloseFor(approved, at(t, "2026-11-27 11:59:30")); !ok || !c.After(at(t, "2026-12-03 00:00:00")) {
+		t.Errorf("NextCloseFor round-the-clock number = %v, %v", c, ok)
+	}
 }
 
 // ConfigFrom builds number windows from the YAML and refuses a number the

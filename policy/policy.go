@@ -189,8 +189,8 @@ func ConfigFrom(c *config.Config) (Config, error) {
 		Region:        c.Site.DefaultRegion,
 		Windows:       ws,
 		NumberWindows: byNumber,
-		PerOperator: c.Policy.Limits.PerOperator,
-		PerSite:     c.Policy.Limits.PerSite,
+		PerOperator:   c.Policy.Limits.PerOperator,
+		PerSite:       c.Policy.Limits.PerSite,
 	}, nil
 }
 
@@ -248,6 +248,10 @@ func (e *Engine) WindowsFor(e164 string) Windows {
 func (e *Engine) NextCloseFor(e164 string, t time.Time) (time.Time, bool) {
 	return e.WindowsFor(e164).NextClose(t)
 }
+
+// NextClose is when the site's window containing t closes (policy.windows,
+// for numbers without hours of their own).
+func (e *Engine) NextClose(t time.Time) (time.Time, bool) { return e.cfg.Windows.NextClose(t) }
 
 // Region is the default region used to normalise numbers.
 func (e *Engine) Region() string { return e.cfg.Region }

@@ -175,7 +175,7 @@ func (c *call) supervise() {
 	var warnC, closeC <-chan time.Time
 	if c.b.windows != nil {
 		now := c.b.s.now()
-		if closeAt, ok := c.b.windows.NextClose(now); ok {
+		if closeAt, ok := windowCloseFor(c.b.windows, c.number, now); ok {
 			warnT := time.NewTimer(closeAt.Add(-c.b.opts.WindowWarning).Sub(now))
 			closeT := time.NewTimer(closeAt.Add(c.b.opts.WindowGrace).Sub(now))
 			defer warnT.Stop()

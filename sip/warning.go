@@ -2,6 +2,7 @@ package sip
 
 import (
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -20,4 +21,20 @@ func decisionWarning(d policy.Decision) []sip.Header {
 	text := "calling opens " + policy.FormatOpens(d.Opens)
 	text = strings.NewReplacer(`"`, "", `\`, "").Replace(text)
 	return []sip.Header{sip.NewHeader("Warning", `399 plateau "`+text+`"`)}
+}
+
+// NumberWindowClock is a WindowClock that knows the hours of each number
+// (policy.number_windows): a call ends when its own number's window
+// closes, not the site's.
+type NumberWindowClock interface {
+	NextCloseFor(e164 string, t time.Time) (time.Time, bool)
+}
+
+// windowCloseFor is when the window of a call to e164 in progress at t
+// closes: the number's own hours when the clock knows them.
+func windowCloseFor(w WindowClock, e164 string, t time.Time) (time.Time, bool) {
+	if nw, ok := w.(NumberWindowClock); ok {
+		return nw.NextCloseFor(e164, t)
+	}
+	return w.NextClose(t)
 }

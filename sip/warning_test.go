@@ -33,3 +33,45 @@ func TestDecisionWarning(t *testing.T) {
 		}
 	}
 }
+
+type siteClock struct{ close time.Time }
+
+func (s siteClock) NextClose(time.Time) (time.Time, bool) { return s.close, true }
+
+type numberClock struct {
+	siteClock
+	own map[string]time.Time
+}
+
+func (n numberClock) NextCloseFor(e164 string, t time.Time) (time.Time, bool) {
+	if c, ok := n.own[e164]; ok {
+		return c, !c.IsZero()
+	}
+	return n.NextClose(t)
+}
+
+// A call to a number with hours of its own ends with them, not at the
+// site's close; a plain clock keeps the site's.
+func TestWindowCloseFor(t *testing.T) {
+	now := time.Date(2026, 12, 7, 11, 59, 30, 0, time.UTC)
+	site := now.Add(30 * time.Second)
+	own := now.Add(12 * time.Hour)
+	nc := numberClock{siteClock{site}, map[string]time.Time{"+33240123456": own, "+33240120000": {}}}
+	tests := []struct {
+		clock  WindowClock
+		number string
+		want   time.Time
+		ok     bool
+	}{
+		{nc, "+33240123456", own, true},
+		{nc, "+33240120730", site, true},
+		{nc, "+33240120000", time.Time{}, false},
+		{siteClock{site}, "+33240123456", site, true},
+	}
+	for _, tt := range tests {
+		got, ok := windowCloseFor(tt.clock, tt.number, now)
+		if ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("%T %s: %v, %v; want %v, %v", tt.clock, tt.number, got, ok, tt.want, tt.ok)
+		}
+	}
+}
