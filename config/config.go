@@ -161,8 +161,12 @@ type User struct {
 }
 
 type Policy struct {
-	Windows         []Window `yaml:"windows"`
-	Holidays        []string `yaml:"holidays"`
+	Windows  []Window `yaml:"windows"`
+	Holidays []string `yaml:"holidays"`
+	// NumberWindows give a few numbers calling hours of their own, in place
+	// of windows and holidays: a client's office hours, a carrier's test
+	// line, the demo's number.
+	NumberWindows   []NumberWindows `yaml:"number_windows"`
 	MaxCallDuration Duration `yaml:"max_call_duration"`
 	WindowWarning   Duration `yaml:"window_warning"`
 	WindowGrace     Duration `yaml:"window_grace"`
@@ -175,6 +179,14 @@ type Window struct {
 	Days string `yaml:"days"`
 	From string `yaml:"from"`
 	To   string `yaml:"to"`
+}
+
+// NumberWindows are the calling hours of some numbers (E.164), replacing
+// policy.windows and policy.holidays for them; holidays here are theirs.
+type NumberWindows struct {
+	Numbers  []string `yaml:"numbers"`
+	Windows  []Window `yaml:"windows"`
+	Holidays []string `yaml:"holidays"`
 }
 
 type Limits struct {
@@ -406,7 +418,7 @@ func (c *Config) Secret(inline, file string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-var lineRE = regexp.MustCompile(`line (\d+): (field (\S+) not found)?`)
+var lineRE = regexp.MustCompile(`line (\d+): (field (\S+) not found in type \S+)?`)
 
 // decodeError names the key of each line a YAML decoding error points at
 // ("line 12: ..." becomes "sip.nonce_ttl: line 12: ..."), since yaml.v3 only
@@ -472,6 +484,10 @@ func decodeError(data []byte, err error) error {
 			first = key
 		}
 		found++
+		if sm[3] != "" {
+			// Name the key and the nearest real one, not a Go type.
+			return key + ": " + unknownKeyMsg(key) + " on line " + sm[1]
+		}
 		return key + ": " + m
 	})
 	if found == 1 {

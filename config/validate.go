@@ -165,6 +165,37 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("policy.holidays[%d]", i), "%q is not a date YYYY-MM-DD", h)
 		}
 	}
+	seen := map[string]string{}
+	for i, nw := range c.Policy.NumberWindows {
+		key := fmt.Sprintf("policy.number_windows[%d]", i)
+		if len(nw.Numbers) == 0 {
+			return bad(key+".numbers", "at least one number is required")
+		}
+		for j, n := range nw.Numbers {
+			k := fmt.Sprintf("%s.numbers[%d]", key, j)
+			if !e164RE.MatchString(n) {
+				return bad(k, "%q is not an E.164 number (write it as +33240123456)", n)
+			}
+			if prev, dup := seen[n]; dup {
+				return bad(k, "%s already has its hours in %s", n, prev)
+			}
+			seen[n] = key
+		}
+		// No windows would mean never: say it explicitly instead.
+		if len(nw.Windows) == 0 {
+			return bad(key+".windows", "at least one window is required (to forbid a number, revoke it from the allowlist)")
+		}
+		for j, w := range nw.Windows {
+			if _, err := w.Parse(); err != nil {
+				return bad(fmt.Sprintf("%s.windows[%d]", key, j), "%v", err)
+			}
+		}
+		for j, h := range nw.Holidays {
+			if _, err := time.Parse(time.DateOnly, h); err != nil {
+				return bad(fmt.Sprintf("%s.holidays[%d]", key, j), "%q is not a date YYYY-MM-DD", h)
+			}
+		}
+	}
 	if c.Policy.MaxCallDuration < 0 {
 		return bad("policy.max_call_duration", "must be positive")
 	}
@@ -276,6 +307,8 @@ var dayNames = map[string]time.Weekday{
 	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
 }
+
+var e164RE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // Parse validates a window: days like "mon-fri" or "mon,wed,sat", times HH:MM.
 func (w Window) Parse() (WeeklyWindow, error) {

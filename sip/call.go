@@ -254,7 +254,7 @@ func (c *call) supervise() {
 	var warnC, closeC <-chan time.Time
 	if c.b.windows != nil {
 		now := c.b.s.now()
-		if closeAt, ok := c.b.windows.NextClose(now); ok {
+		if closeAt, ok := windowCloseFor(c.b.windows, c.number, now); ok {
 			warnT := c.b.newTimer(closeAt.Add(-c.b.opts.WindowWarning).Sub(now))
 			closeT := c.b.newTimer(closeAt.Add(c.b.opts.WindowGrace).Sub(now))
 			defer warnT.Stop()

@@ -107,7 +107,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRec, active); err != nil {
+	if err := sipSrv.EnableCalls(copts, policyAt(engine, e), engine, callRec, active); err != nil {
 		return err
 	}
 	// Whisper must never reach a customer: prove it on real sockets before
