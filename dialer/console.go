@@ -101,3 +101,66 @@ func (s *Service) AwaitingDisposition(ctx context.Context, operator string, cont
 	o.Outcome, o.At = Outcome(outcome), pt(at)
 	return o, true, nil
 }
+
+// QueueState explains an empty queue to the operator: when the next
+// contact becomes due, and how many open contacts wait for something else
+// (security's approval, another operator's screen).
+type QueueState struct {
+	NextDue          time.Time `json:"next_due,omitzero"` // earliest instant a contact becomes due for this operator; zero: none
+	AwaitingApproval int       `json:"awaiting_approval"` // open contacts whose number is not approved yet
+	HeldByOthers     int       `json:"held_by_others"`    // open contacts on another operator's screen
+	Open             int       `json:"open"`              // open contacts in all
+}
+
+// QueueState reads campaignID's queue as operator would be served by Next.
+func (s *Service) QueueState(ctx context.Context, campaignID int64, operator string) (QueueState, error) {
+	cp, err := s.Campaign(ctx, campaignID)
+	if err != nil {
+		return QueueState{}, err
+	}
+	now := s.now()
+	var q QueueState
+	err = s.db.QueryRowContext(ctx, `SELECT count(*),
+		coalesce(sum(NOT EXISTS (SELECT 1 FROM allowlist a WHERE a.e164 = contacts.e164 AND a.status = 'approved'
+			AND a.valid_from <= ?1 AND (a.valid_until = '' OR a.valid_until > ?1))), 0),
+		coalesce(sum(leased_by <> '' AND leased_by <> ?3 AND lease_until > ?1), 0)
+		FROM contacts WHERE campaign_id = ?2 AND state = 'open'`, ft(now), cp.ID, operator).Scan(&q.Open, &q.AwaitingApproval, &q.HeldByOthers)
+	if err != nil {
+		return q, fmt.Errorf("queue state: %w", err)
+	}
+	// The three queues of Next, each one's earliest instant; held
+	// contacts are left out (their lease may be renewed).
+	free := ` AND (leased_by = '' OR lease_until <= ?1)`
+	args := []any{ft(now), cp.ID, operator, "", cp.MaxAttempts}
+	var cands []time.Time
+	for _, part := range []struct {
+		q     string
+		grace bool
+	}{
+		{`SELECT min(max(due_at, callback_at)) FROM contacts WHERE campaign_id = ?2 AND state = 'open' AND callback_by = ?3 AND callback_by <> ''`, false},
+		{`SELECT min(callback_at) FROM contacts WHERE campaign_id = ?2 AND state = 'open' AND callback_by <> '' AND callback_by <> ?3`, true},
+		{`SELECT min(due_at) FROM contacts WHERE campaign_id = ?2 AND state = 'open' AND callback_by = ''`, false},
+	} {
+		var v sql.NullString
+		if err := s.db.QueryRowContext(ctx, part.q+free+eligible, args...).Scan(&v); err != nil {
+			return q, fmt.Errorf("queue state: %w", err)
+		}
+		if !v.Valid || v.String == "" {
+			continue
+		}
+		t := pt(v.String)
+		if part.grace {
+			t = t.Add(s.grace)
+		}
+		cands = append(cands, t)
+	}
+	for _, t := range cands {
+		if q.NextDue.IsZero() || t.Before(q.NextDue) {
+			q.NextDue = t
+		}
+	}
+	if !q.NextDue.IsZero() && q.NextDue.Before(now) {
+		q.NextDue = now
+	}
+	return q, nil
+}

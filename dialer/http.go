@@ -65,6 +65,10 @@ const (
 //	POST /api/v1/contacts/{id}/skip        operator, supervisor      {"reason":"…"} → 204
 //	POST /api/v1/contacts/{id}/release     operator, supervisor      → 204
 //	POST /api/v1/contacts/{id}/dispose     operator, supervisor      DisposeRequest → Contact
+//	POST /api/v1/contacts/{id}/correct     operator (own, within the correction window), supervisor, admin
+//	                                                                   DisposeRequest → Contact (audited
+//	                                                                   dialer.outcome_corrected)
+//	GET  /api/v1/campaigns/{id}/queue      operator, supervisor      → QueueState: why nothing is due
 //
 // Errors are {"error": "…"} with 400 (invalid input), 403 (role, not
 // assigned), 404, 409 (state: not active, outside hours, not leased,
@@ -234,6 +238,23 @@ func (s *Service) Routes(mux *http.ServeMux, auth HTTPAuth) {
 		}
 		ct, err := s.Dispose(r.Context(), change(r, a), id, req)
 		reply(w, http.StatusOK, ct, err)
+	})
+	h("POST /api/v1/contacts/{id}/correct", []string{roleOperator, roleSupervisor, roleAdmin}, func(w http.ResponseWriter, r *http.Request, a Actor) {
+		id, ok := pathID(w, r)
+		var req DisposeRequest
+		if !ok || !readJSON(w, r, &req) {
+			return
+		}
+		ct, err := s.CorrectOutcome(r.Context(), change(r, a), id, req)
+		reply(w, http.StatusOK, ct, err)
+	})
+	h("GET /api/v1/campaigns/{id}/queue", queue, func(w http.ResponseWriter, r *http.Request, a Actor) {
+		c, ok := s.campaignFor(w, r, a)
+		if !ok {
+			return
+		}
+		q, err := s.QueueState(r.Context(), c.ID, a.Extension())
+		reply(w, http.StatusOK, q, err)
 	})
 }
 
