@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"plateau/store"
 )
 
 // Read-only views for the operator console and the click-to-call wiring.
@@ -164,3 +167,69 @@ func (s *Service) QueueState(ctx context.Context, campaignID int64, operator str
 	}
 	return q, nil
 }
+
+// OpenCallback leases operator's own callback contactID now, due or not
+// (the operator opens it from their list of callbacks). The rules of Next
+// apply: active operator, no disposition owed, campaign active and
+// assigned, inside the calling hours, number still approved and not on
+// the do-not-call list; a lease the operator holds on another contact is
+// handed back.
+func (s *Service) OpenCallback(ctx context.Context, operator string, contactID int64) (Lease, error) {
+	now := s.now()
+	var out Lease
+	err := s.inTx(ctx, func(dbtx *sql.Tx) error {
+		tx := s.on(dbtx)
+		if _, err := requireRole(ctx, dbtx, operator, store.RoleOperator, store.RoleSupervisor); err != nil {
+			return err
+		}
+		var pending int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM contacts WHERE leased_by = ? AND leased_by <> '' AND state = 'pending' LIMIT 1`,
+			operator).Scan(&pending)
+		if err == nil {
+			return fmt.Errorf("contact %d: %w", pending, ErrDispositionRequired)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		ct, err := contactTx(ctx, tx, contactID)
+		if err != nil {
+			return err
+		}
+		if ct.callbackBy != operator || ct.State != "open" || (ct.leasedBy != "" && ct.leasedBy != operator && ct.LeaseUntil.After(now)) {
+			return fmt.Errorf("contact %d is not a callback of %s: %w", contactID, operator, ErrNotFound)
+		}
+		cp, err := campaignTx(ctx, tx, ct.CampaignID)
+		if err != nil {
+			return err
+		}
+		if err := s.canLease(cp, operator, now); err != nil {
+			return err
+		}
+		var ok int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE id = ?2 AND 1`+strings.Replace(eligible, "?5", "?3", 1),
+			ft(now), contactID, cp.MaxAttempts).Scan(&ok); err != nil {
+			return err
+		}
+		if ok == 0 {
+			return fmt.Errorf("contact %d: number not approved, on the do-not-call list or out of attempts: %w", contactID, ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET leased_by = '', lease_until = '', due_at = ?
+			WHERE leased_by = ? AND state = 'open' AND id <> ?`, ft(now), operator, contactID); err != nil {
+			return err
+		}
+		c, err := leaseContact(ctx, tx, contactID, operator, now, now.Add(s.leaseTTL))
+		if err != nil {
+			return err
+		}
+		out = Lease{Contact: c.Contact, Campaign: cp.Name, Client: cp.Client, Script: cp.Script, Dispositions: cp.Dispositions,
+			Callback: true, Fields: ScriptFields(cp.Script)}
+		return nil
+	})
+	return out, err
+}
+
+// CorrectionWindow is how long an operator may correct their outcome.
+func (s *Service) CorrectionWindow() time.Duration { return s.correctWindow }
+
+// CallbackGrace is how long a callback waits for its operator.
+func (s *Service) CallbackGrace() time.Duration { return s.grace }

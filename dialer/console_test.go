@@ -226,3 +226,27 @@ func TestQueueState(t *testing.T) {
 		t.Fatalf("queue state: %+v", q)
 	}
 }
+
+func TestOpenCallback(t *testing.T) {
+	f := newFixture(t, 2)
+	c := f.campaign("C", "101", "102")
+	f.importCSV(c, "phone\n0240000001\n0240000002\n")
+	f.approve(c)
+	a := f.next("101", c).Contact
+	f.dispose("101", a.ID, "callback", monday0900.Add(4*time.Hour))
+	if _, err := f.svc.OpenCallback(f.ctx, "102", a.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("102 opened 101's callback: %v", err)
+	}
+	b := f.next("101", c).Contact // another contact on 101's screen
+	l, err := f.svc.OpenCallback(f.ctx, "101", a.ID)
+	if err != nil || l.Contact.ID != a.ID || !l.Callback {
+		t.Fatalf("open: %+v %v", l, err)
+	}
+	if got := f.next("102", c).Contact; got.ID != b.ID {
+		t.Fatalf("the contact 101 held was not handed back: 102 got %d", got.ID)
+	}
+	f.clk.Set(time.Date(2026, 12, 6, 10, 0, 0, 0, paris)) // Sunday: the site is closed
+	if _, err := f.svc.OpenCallback(f.ctx, "101", a.ID); !errors.Is(err, ErrOutsideWindow) {
+		t.Fatalf("opened outside the hours: %v", err)
+	}
+}

@@ -69,6 +69,7 @@ const (
 //	                                                                   DisposeRequest → Contact (audited
 //	                                                                   dialer.outcome_corrected)
 //	GET  /api/v1/campaigns/{id}/queue      operator, supervisor      → QueueState: why nothing is due
+//	POST /api/v1/contacts/{id}/open        operator, supervisor      → Lease of their own callback, due or not
 //
 // Errors are {"error": "…"} with 400 (invalid input), 403 (role, not
 // assigned), 404, 409 (state: not active, outside hours, not leased,
@@ -247,6 +248,14 @@ func (s *Service) Routes(mux *http.ServeMux, auth HTTPAuth) {
 		}
 		ct, err := s.CorrectOutcome(r.Context(), change(r, a), id, req)
 		reply(w, http.StatusOK, ct, err)
+	})
+	h("POST /api/v1/contacts/{id}/open", queue, func(w http.ResponseWriter, r *http.Request, a Actor) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		l, err := s.OpenCallback(r.Context(), a.Extension(), id)
+		reply(w, http.StatusOK, l, err)
 	})
 	h("GET /api/v1/campaigns/{id}/queue", queue, func(w http.ResponseWriter, r *http.Request, a Actor) {
 		c, ok := s.campaignFor(w, r, a)
