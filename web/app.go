@@ -32,8 +32,11 @@ type Deps struct {
 	Policy   Decider
 	Sessions SessionStore // nil: StoreSessions on Store
 	Location *time.Location
-	Now      func() time.Time
-	Log      *slog.Logger
+	// Region is the site's default region ("FR"): numbers of that country
+	// are shown the national way ("02 40 12 34 56"). "": FR.
+	Region string
+	Now    func() time.Time
+	Log    *slog.Logger
 
 	// Recordings is the recordings index and RecordingsDir the directory
 	// its paths are relative to (recordings.dir). Nil: the recordings
@@ -120,6 +123,13 @@ func NewApp(d Deps) (*App, error) {
 }
 
 func (a *App) now() time.Time { return a.deps.Now() }
+
+func (a *App) region() string {
+	if a.deps.Region == "" {
+		return "FR"
+	}
+	return a.deps.Region
+}
 
 // Handle mounts another package's handler behind the session middleware;
 // wrap it in RequireRole.

@@ -15,7 +15,8 @@ func TestOperatorConsole(t *testing.T) {
 	f := newFixture(t)
 	op := f.as("101")
 	_, body := op.get("/operator")
-	if !strings.Contains(body, "Non enregistré") || !strings.Contains(body, "Le numéroteur n&#39;est pas activé") {
+	if !strings.Contains(body, "Téléphone non connecté") || !strings.Contains(body, "Le numéroteur n&#39;est pas activé") ||
+		strings.Contains(body, "rechargement") {
 		t.Fatalf("operator page: %s", body)
 	}
 	err := f.st.SaveBindings(t.Context(), []store.Binding{{Extension: "101", Contact: "sip:101@10.0.0.7:5062", Source: "10.0.0.7:5062",
@@ -24,7 +25,7 @@ func TestOperatorConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, body = op.get("/operator")
-	if !strings.Contains(body, "Enregistré") || !strings.Contains(body, "baresip") {
+	if !strings.Contains(body, "Téléphone connecté") || !strings.Contains(body, "baresip") || strings.Contains(body, "UDP") {
 		t.Fatalf("registered operator page: %s", body)
 	}
 	res, body := op.get("/api/v1/me/registration")
