@@ -193,6 +193,10 @@ func (a *App) routes() {
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, http.StatusNotFound, "not_found", nil)
 	})
+	// Any other unknown path: the 404 page, with a way back.
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, http.StatusNotFound, "not_found", nil)
+	})
 }
 
 // ServeHTTP resolves the session, enforces CSRF on state changes, and
@@ -201,7 +205,9 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin: the site's own pages learn where a form came from (an
+	// expired session returns there); nothing leaves for another site.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
 	if l := r.URL.Query().Get("lang"); known(l) {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600,
@@ -216,7 +222,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if isAPI(r) {
 				WriteError(w, r, http.StatusUnauthorized, "unauthenticated", nil)
 			} else {
-				http.Redirect(w, r, "/login", http.StatusSeeOther)
+				http.Redirect(w, r, loginURL(r, refererPath(r)), http.StatusSeeOther)
 			}
 			return
 		}
@@ -265,6 +271,19 @@ func clientIP(r *http.Request) string {
 }
 
 func urlEscape(s string) string { return url.QueryEscape(s) }
+
+// refererPath is the local page a form was posted from ("/" if unknown or
+// another site's), where the user goes back after logging in again.
+func refererPath(r *http.Request) string {
+	ref, err := url.Parse(r.Referer())
+	if err != nil || ref.Host != r.Host || ref.Path == "" {
+		return "/"
+	}
+	if ref.RawQuery != "" {
+		return safeNext(ref.Path + "?" + ref.RawQuery)
+	}
+	return safeNext(ref.Path)
+}
 
 func cacheStatic(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
