@@ -35,8 +35,12 @@ type Deps struct {
 	// Region is the site's default region ("FR"): numbers of that country
 	// are shown the national way ("02 40 12 34 56"). "": FR.
 	Region string
-	Now    func() time.Time
-	Log    *slog.Logger
+	// Realm is the SIP realm (sip.realm): the admin console stores a new
+	// SIP password as its digest HA1 values in it. "": SIP passwords
+	// cannot be set from the console (the CLI can).
+	Realm string
+	Now   func() time.Time
+	Log   *slog.Logger
 
 	// Recordings is the recordings index and RecordingsDir the directory
 	// its paths are relative to (recordings.dir). Nil: the recordings
@@ -174,6 +178,9 @@ func (a *App) routes() {
 	page("POST /security/simulate", security, a.simulatePage)
 	page("GET /admin/users", admin, a.usersPage)
 	page("POST /admin/users/{ext}/{action}", admin, a.userStatusForm)
+	page("POST /admin/users", admin, a.addUserForm)
+	page("POST /admin/users/{ext}/password", admin, a.passwordForm)
+	page("POST /admin/users/{ext}/role", admin, a.roleForm)
 
 	page("GET /api/v1/me", all, a.apiMe)
 	page("GET /api/v1/me/registration", all, a.apiMyRegistration)
@@ -187,6 +194,9 @@ func (a *App) routes() {
 	page("POST /api/v1/policy/simulate", security, a.apiSimulate)
 	page("GET /api/v1/users", userReaders, a.apiUsers)
 	page("POST /api/v1/users/{ext}/{action}", admin, a.apiUserStatus)
+	page("POST /api/v1/users", admin, a.apiAddUser)
+	page("POST /api/v1/users/{ext}/password", admin, a.apiResetPassword)
+	page("POST /api/v1/users/{ext}/role", admin, a.apiChangeRole)
 	page("GET /api/v1/operators", supervisor, a.apiOperators)
 	a.recordingRoutes()
 	a.consoleRoutes()

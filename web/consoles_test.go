@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,10 @@ func TestAdminUsers(t *testing.T) {
 	if !strings.Contains(body, "Opérateur Un") || strings.Contains(body, "argon2") {
 		t.Fatalf("users page: %s", body)
 	}
-	res, body := adm.form("/admin/users/101/suspend", nil)
+	if res, body := adm.form("/admin/users/101/suspend", nil); res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Indiquez le motif") {
+		t.Fatalf("suspend without a reason: %d", res.StatusCode)
+	}
+	res, body := adm.form("/admin/users/101/suspend", url.Values{"reason": {"Transfert vers un autre établissement"}})
 	if res.StatusCode != 200 || !strings.Contains(body, "Poste 101 suspendu") {
 		t.Fatalf("suspend: %d", res.StatusCode)
 	}
@@ -119,6 +123,9 @@ func TestAdminUsers(t *testing.T) {
 		if recs := f.audited(kind); len(recs) != n || recs[0].Entry.Actor != "401" || recs[0].Entry.Subject != "101" {
 			t.Fatalf("%s audited: %+v", kind, recs)
 		}
+	}
+	if r := f.audited("user.suspend")[0].Entry.Reason; r != "Transfert vers un autre établissement" {
+		t.Fatalf("suspension reason audited: %q", r)
 	}
 	if res, body := adm.api("POST", "/api/v1/users/401/suspend", nil); res.StatusCode != http.StatusConflict || !strings.Contains(body, "self_suspend") {
 		t.Fatalf("self suspend: %d %s", res.StatusCode, body)
