@@ -160,7 +160,7 @@ try {
   await page.getByRole("button", { name: "Appeler" }).click();
   await page.locator("#dispose-form:not([hidden])").waitFor();
   expect(await page.getByRole("button", { name: "Contact suivant" }).isDisabled(), "next blocked until the outcome is entered");
-  await page.getByLabel("Issue", { exact: true }).selectOption({ label: "intéressé" });
+  await page.getByLabel("Issue", { exact: true }).selectOption("interested");
   await page.locator("#dispose-notes").fill("Rappeler pour un devis en janvier.");
   await page.locator("#dispose-outcome").filter({ hasText: "décroché" }).waitFor();
   await shot("operator-dispose");
