@@ -196,6 +196,7 @@
     });
     $("preview-callback").hidden = !lease.callback;
     $("preview").hidden = false;
+    $("notes-card").hidden = false;
     // The script: the one rendered by the server for this campaign (its
     // placeholders filled), else the raw Markdown as plain text.
     var found = false;
@@ -260,6 +261,7 @@
     state.lease = null; state.owed = false; state.callSeen = false; state.calling = false;
     clearInterval(state.renew);
     $("preview").hidden = true;
+    $("notes-card").hidden = true;
     $("script-card").hidden = true;
     $("dispose-form").hidden = true;
     $("owed").hidden = true;
@@ -293,7 +295,10 @@
     // The "enter the outcome" banner waits for the end of the call.
     $("owed").hidden = !showDispose;
     // The call has ended: the outcome is what to do now.
-    if (showDispose && wasHidden && !isTyping(document.activeElement)) { $("disposition").focus(); }
+    if (showDispose && wasHidden) {
+      $("dispose-form").scrollIntoView({ block: "nearest" });
+      if (!isTyping(document.activeElement)) { $("disposition").focus(); }
+    }
   }
 
   // ---- next contact ----
