@@ -103,6 +103,9 @@ type Trunk struct {
 	// NumberFormat is how the called number is written in the Request-URI:
 	// "e164" (+33...), "national" (0...), or "international" (0033...).
 	NumberFormat string `yaml:"number_format"`
+	// RingTimeout is how long a call to this trunk may ring unanswered
+	// before Plateau CANCELs it (default 90s).
+	RingTimeout *Duration `yaml:"ring_timeout"`
 }
 
 type TrunkAuth struct {
@@ -326,6 +329,10 @@ func (c *Config) applyDefaults() {
 			t.OptionsInterval = &d
 		}
 		def(&t.NumberFormat, "e164")
+		if t.RingTimeout == nil {
+			d := Duration(90 * time.Second)
+			t.RingTimeout = &d
+		}
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)
 	defD(&c.Policy.WindowWarning, 60*time.Second)

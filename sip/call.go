@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
@@ -67,7 +66,7 @@ func (b *b2bua) newCall(operator, number, source string) *call {
 }
 
 // setOutside makes an answered trunk leg the call's outside leg.
-func (c *call) setOutside(cs *sipgo.DialogClientSession, at time.Time) {
+func (c *call) setOutside(cs *trunkDialog, at time.Time) {
 	c.mu.Lock()
 	c.outLeg = cs
 	c.outCallID = cs.InviteRequest.CallID().Value()

@@ -284,6 +284,10 @@ func (b *b2bua) notifyRefer(c *call, op dialogLeg, status int) {
 		if ct := d.InviteResponse.Contact(); ct != nil {
 			target = *ct.Address.Clone()
 		}
+	case *trunkDialog:
+		if ct := d.InviteResponse.Contact(); ct != nil {
+			target = *ct.Address.Clone()
+		}
 	}
 	if target.Host == "" {
 		return

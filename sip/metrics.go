@@ -21,6 +21,7 @@ type metrics struct {
 	callsEnded       *prometheus.CounterVec
 	requestsInDialog *prometheus.CounterVec
 	trunkUp          *prometheus.GaugeVec
+	trunkLegEvents   *prometheus.CounterVec // trunkleg.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -65,6 +66,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.trunkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plateau_trunk_up", Help: "1 when the trunk answered its last OPTIONS keepalive.",
 	}, []string{"trunk"})
+	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
+	}, []string{"event"})
+	reg.MustRegister(m.trunkLegEvents)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	return m

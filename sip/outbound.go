@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 
 	"plateau/media"
 	"plateau/policy"
@@ -209,7 +210,7 @@ func (c *call) announce() {
 // dialOut places the outside leg over the trunks in order, failing over on
 // 503 or silence, relaying provisional responses (and early media) to the
 // operator. It returns the answered dialog or the last final status.
-func (b *b2bua) dialOut(ctx context.Context, c *call, e164 string, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
+func (b *b2bua) dialOut(ctx context.Context, c *call, e164 string, onProvisional func(*sip.Response)) (*trunkDialog, int, error) {
 	status := sip.StatusServiceUnavailable
 	var lastErr error = errors.New("no trunk available")
 	for _, t := range b.trunks {
@@ -237,7 +238,7 @@ func (b *b2bua) dialOut(ctx context.Context, c *call, e164 string, onProvisional
 	return nil, status, lastErr
 }
 
-func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, e164 string, onProvisional func(*sip.Response)) (*sipgo.DialogClientSession, int, error) {
+func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, e164 string, onProvisional func(*sip.Response)) (*trunkDialog, int, error) {
 	s := b.s
 	offer := c.localSDP(media.LegOutside, media.DefaultCodecs(), 101, media.SendRecv)
 	req := sip.NewRequest(sip.INVITE, t.uri(e164))
@@ -247,69 +248,32 @@ func (b *b2bua) tryTrunk(ctx context.Context, c *call, t *Trunk, e164 string, on
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
 	req.AppendHeader(&sip.ToHeader{Address: req.Recipient})
+	callID := sip.CallIDHeader(uuid.NewString())
+	req.AppendHeader(&callID)
 	if t.Transport == "tcp" {
 		req.SetTransport("TCP")
 	}
 
-	// The ring context ends with the operator's side (CANCEL), the ring
-	// timeout, or a trunk that says nothing at all (failover).
-	ringCtx, cancelTimeout := context.WithTimeout(ctx, b.opts.RingTimeout)
-	defer cancelTimeout()
-	ringCtx, cancel := context.WithCancelCause(ringCtx)
-	defer cancel(nil)
-	cs, err := b.dialogs.WriteInvite(ringCtx, req)
-	if err != nil {
-		return nil, 0, err
-	}
-	// In-dialog requests of this leg find the call from now on; the leg
-	// becomes the call's outside leg only once answered (setOutside).
+	// The trunk leg (trunkleg.go) reads every response itself: any number
+	// of provisionals, PRACK, digest, CANCEL and late answers.
 	outCallID := req.CallID().Value()
-	b.register(c, outCallID)
-
-	heard := make(chan struct{})
-	silence := time.AfterFunc(b.opts.TrunkTimeout, func() {
-		select {
-		case <-heard:
-		default:
-			// Nothing heard: no CANCEL to wait for (RFC 3261 §9.1), move on.
-			cancel(sipgo.WaitAnswerForceCancelErr)
-		}
-	})
-	defer silence.Stop()
-	var heardOnce bool
-	err = cs.WaitAnswer(ringCtx, sipgo.AnswerOptions{
-		Username: t.Username, Password: t.Password,
-		OnResponse: func(res *sip.Response) error {
-			if !heardOnce {
-				heardOnce = true
-				close(heard)
-			}
-			if res.IsProvisional() {
-				onProvisional(res)
-			}
-			return nil
-		},
-	})
+	b.register(c, outCallID) // in-dialog requests of this leg find the call
+	cs, err := dialTrunkLeg(ctx, b.client, b.dialogs.ContactHDR, req, b.trunkLegOptions(c, t, onProvisional))
 	if err == nil {
-		perr := c.applyRemote(media.LegOutside, cs.InviteResponse.Body())
-		if err := cs.Ack(ringCtx); err != nil {
-			c.log.Warn("ack trunk", "err", err)
-		}
-		if perr != nil {
+		if perr := c.applyRemote(media.LegOutside, cs.InviteResponse.Body()); perr != nil {
 			// An answer we cannot use: hang it up rather than bridge silence.
-			cs.Bye(context.WithoutCancel(ringCtx))
+			cs.Bye(context.WithoutCancel(ctx))
 			b.unregister(outCallID)
 			return nil, sip.StatusNotAcceptableHere, perr
 		}
 		return cs, 0, nil
 	}
 	b.unregister(outCallID)
-	var de *sipgo.ErrDialogResponse
-	if errors.As(err, &de) {
-		return nil, int(de.Res.StatusCode), err
-	}
-	if !heardOnce && ctx.Err() == nil {
-		return nil, 0, errors.New("trunk " + t.Name + " did not answer")
+	var le *TrunkLegError
+	if errors.As(err, &le) && le.Status == 0 && ctx.Err() == nil {
+		return nil, 0, errors.New("trunk " + t.Name + " did not answer: " + err.Error())
+	} else if le != nil {
+		return nil, le.Status, err
 	}
 	return nil, sip.StatusRequestTimeout, err
 }
