@@ -79,10 +79,27 @@ type trunkLegOptions struct {
 	OnLateAnswer func(*sip.Response)
 	// Go runs the background work that finishes a given-up INVITE (wait
 	// for 487 or a late 2xx); the b2bua tracks it in its WaitGroup.
-	Go  func(func())
-	Log *slog.Logger
+	Go func(func())
+	// Stop ends background work early (shutdown).
+	Stop <-chan struct{}
+	Log  *slog.Logger
 	// Event counts what the leg did (prack, cancel, late_answer, ...).
 	Event func(event string)
+}
+
+// bounded is a context for background work: it ends after d or at Stop.
+func (o trunkLegOptions) bounded(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	if o.Stop != nil {
+		go func() {
+			select {
+			case <-o.Stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, cancel
 }
 
 // trunkDialog is the trunk leg's dialog once answered (RFC 3261 §12.1.2):
@@ -518,7 +535,7 @@ func (l *legRun) prack(ctx context.Context, res *sip.Response) bool {
 	// retransmit the 1xx.
 	l.o.Event("prack")
 	l.o.Go(func() {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 32*time.Second)
+		pctx, cancel := l.o.bounded(32 * time.Second)
 		defer cancel()
 		pres, err := d.Do(pctx, req)
 		switch {
@@ -563,7 +580,7 @@ func (l *legRun) giveUp(why string) {
 	cancel := func() {
 		once.Do(func() {
 			o.Event("cancel")
-			cctx, stop := context.WithTimeout(context.Background(), 32*time.Second)
+			cctx, stop := o.bounded(32 * time.Second)
 			defer stop()
 			res, err := d.client.Do(cctx, newCancel(d.InviteRequest), func(*sipgo.Client, *sip.Request) error { return nil })
 			switch {
@@ -609,6 +626,8 @@ func (l *legRun) giveUp(why string) {
 				return
 			case <-limit.C:
 				return
+			case <-o.Stop:
+				return
 			}
 		}
 	})
@@ -627,7 +646,7 @@ func (l *legRun) lateAnswer(res *sip.Response) {
 	if l.o.OnLateAnswer != nil {
 		l.o.OnLateAnswer(res)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	ctx, cancel := l.o.bounded(32 * time.Second)
 	defer cancel()
 	if err := d.Bye(ctx); err != nil {
 		l.o.Log.Warn("bye late answer", "err", err)
@@ -704,6 +723,7 @@ func (b *b2bua) trunkLegOptions(c *call, t *Trunk, onProvisional func(*sip.Respo
 			b.wg.Add(1)
 			go func() { defer b.wg.Done(); f() }()
 		},
+		Stop:  b.s.ctx.Done(),
 		Log:   c.log.With("leg", "trunk", "trunk", t.Name),
 		Event: func(e string) { b.s.metrics.trunkLegEvents.WithLabelValues(e).Inc() },
 	}
