@@ -173,7 +173,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		code, reason := mapFailure(status)
 		c.log.Info("outside leg failed", "status", status, "err", err)
-		ds.Respond(code, reason, nil)
+		ds.Respond(code, reason, nil, trunkFailureHeaders(err)...)
 		return
 	}
 	c.setOutside(cs, s.now())

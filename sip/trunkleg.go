@@ -218,7 +218,7 @@ func (d *trunkDialog) Do(ctx context.Context, req *sip.Request) (*sip.Response, 
 // remote target, route set, tags, the next local CSeq.
 func (d *trunkDialog) build(req *sip.Request) {
 	d.mu.Lock()
-	target, routes := d.target, d.routes
+	target, routes, toTag := d.target, d.routes, d.toTag
 	if !req.IsAck() && !req.IsCancel() {
 		d.localCSeq++
 	}
@@ -236,8 +236,8 @@ func (d *trunkDialog) build(req *sip.Request) {
 			to.Params = sip.NewParams()
 		}
 		to.Params.Remove("tag")
-		if d.toTag != "" {
-			to.Params.Add("tag", d.toTag)
+		if toTag != "" {
+			to.Params.Add("tag", toTag)
 		}
 		req.AppendHeader(to)
 	}
@@ -274,7 +274,7 @@ func (d *trunkDialog) learn(res *sip.Response) {
 		d.target = *ct.Address.Clone()
 	}
 	rr := res.GetHeaders("Record-Route")
-	d.routes = d.routes[:0]
+	d.routes = make([]string, 0, len(rr)) // build may still read the old slice
 	for i := len(rr) - 1; i >= 0; i-- {
 		d.routes = append(d.routes, rr[i].Value())
 	}
@@ -522,7 +522,7 @@ func (l *legRun) prack(ctx context.Context, res *sip.Response) bool {
 		l.o.Log.Info("reliable provisional with a bad RSeq ignored", "rseq", res.GetHeader("RSeq").Value())
 		return false
 	}
-	if l.lastRSeq >= 0 && int64(rseq) != l.lastRSeq+1 {
+	if !rseqInOrder(l.lastRSeq, rseq) {
 		return false
 	}
 	l.lastRSeq = int64(rseq)
@@ -546,6 +546,13 @@ func (l *legRun) prack(ctx context.Context, res *sip.Response) bool {
 		}
 	})
 	return true
+}
+
+// rseqInOrder applies RFC 3262 §4: the first reliable provisional may
+// carry any RSeq, each later one must be exactly one higher; anything else
+// (a retransmission, one out of order) is not processed.
+func rseqInOrder(last int64, rseq uint64) bool {
+	return last < 0 || int64(rseq) == last+1
 }
 
 // ack acknowledges a 2xx, directly on the transport (RFC 3261 §13.2.2.4),
@@ -727,4 +734,16 @@ func (b *b2bua) trunkLegOptions(c *call, t *Trunk, onProvisional func(*sip.Respo
 		Log:   c.log.With("leg", "trunk", "trunk", t.Name),
 		Event: func(e string) { b.s.metrics.trunkLegEvents.WithLabelValues(e).Inc() },
 	}
+}
+
+// trunkFailureHeaders explains to the operator's phone a trunk failure
+// that its status alone would hide: a carrier requiring an extension
+// Plateau lacks answers the operator 503 with Reason
+// SIP;cause=421;text="EXTENSION_REQUIRED" (and the log names it).
+func trunkFailureHeaders(err error) []sip.Header {
+	var le *TrunkLegError
+	if !errors.As(err, &le) || le.Status != sip.StatusExtensionRequired {
+		return nil
+	}
+	return []sip.Header{sip.NewHeader("Reason", `SIP;cause=421;text="`+le.Reason+`"`)}
 }
