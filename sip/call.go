@@ -45,6 +45,8 @@ type call struct {
 	digits    [2][]byte // DTMF keys each side sent, audited at the end
 	sessID    [2]uint64
 
+	hangupReason hangupReason // the outside party's BYE Reason (reason.go)
+
 	swapped chan struct{} // a transfer replaced the outside leg
 
 	ctx      context.Context // ends when the call ends
@@ -123,7 +125,7 @@ func (c *call) end(why string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := l.Bye(byeCtx); err != nil {
+				if err := byeWith(byeCtx, l, c.byeHeaders(l)...); err != nil {
 					c.log.Debug("bye failed", "err", err)
 				}
 			}()
@@ -154,7 +156,7 @@ func (c *call) end(why string) {
 				map[string]any{"call_id": c.id, "operator_keys": opKeys, "outside_keys": outKeys})
 		}
 		c.b.s.audit.Audit(context.WithoutCancel(c.ctx), "call.ended", c.operator, c.number, "ended", why, c.source,
-			map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()})
+			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()}))
 		c.log.Info("call ended", "why", why, "duration", dur.Round(time.Millisecond))
 	})
 }

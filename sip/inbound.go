@@ -95,7 +95,7 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 	c.opLeg = cs
 	c.answered = s.now()
 	c.mu.Unlock()
-	outSDP := c.localSDP(media.LegOutside, []media.Codec{codec}, offer.DTMFPT, media.SendRecv)
+	outSDP := c.localSDP(media.LegOutside, []media.Codec{codec}, offer.DTMFPT, answerDirection(offer.Direction)) // RFC 3264 §6.1
 	if err := ds.RespondSDP(outSDP); err != nil {
 		return
 	}

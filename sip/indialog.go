@@ -72,6 +72,7 @@ func (b *b2bua) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
+	c.noteHangupReason(l, req) // before ReadBye ends the leg and supervise ends the call
 	if err := d.ReadBye(req, tx); err != nil {
 		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	}

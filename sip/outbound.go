@@ -159,7 +159,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	opSDP := func() []byte {
-		return c.localSDP(media.LegOperator, []media.Codec{{Encoding: codec.Encoding, PayloadType: codec.PayloadType}}, offer.DTMFPT, media.SendRecv)
+		return c.localSDP(media.LegOperator, []media.Codec{{Encoding: codec.Encoding, PayloadType: codec.PayloadType}}, offer.DTMFPT, answerDirection(offer.Direction)) // RFC 3264 §6.1
 	}
 
 	cs, status, err := b.dialOut(ds.Context(), c, c.number, func(res *sip.Response) { b.relayProvisional(c, ds, res, opSDP) })

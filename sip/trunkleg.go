@@ -164,7 +164,9 @@ func (d *trunkDialog) ReadRequest(req *sip.Request, tx sip.ServerTransaction) er
 }
 
 // Bye hangs up the answered leg once; later calls are no-ops.
-func (d *trunkDialog) Bye(ctx context.Context) error {
+func (d *trunkDialog) Bye(ctx context.Context) error { return d.bye(ctx) }
+
+func (d *trunkDialog) bye(ctx context.Context, hdrs ...sip.Header) error {
 	if d.ctx.Err() != nil {
 		return nil
 	}
@@ -173,7 +175,11 @@ func (d *trunkDialog) Bye(ctx context.Context) error {
 		defer d.cancel()
 		defer d.terminateInvite()
 		var res *sip.Response
-		res, err = d.Do(ctx, sip.NewRequest(sip.BYE, sip.Uri{}))
+		req := sip.NewRequest(sip.BYE, sip.Uri{})
+		for _, h := range hdrs {
+			req.AppendHeader(h)
+		}
+		res, err = d.Do(ctx, req)
 		if err == nil && res.StatusCode >= 300 {
 			err = fmt.Errorf("BYE answered %d", res.StatusCode)
 		}
