@@ -45,7 +45,8 @@ type call struct {
 	digits    [2][]byte // DTMF keys each side sent, audited at the end
 	sessID    [2]uint64
 
-	hangupReason hangupReason // the outside party's BYE Reason (reason.go)
+	hangupReason  hangupReason     // the outside party's BYE Reason (reason.go)
+	sessionTimers [2]*sessionTimer // RFC 4028, per leg (sessiontimer.go)
 
 	swapped chan struct{} // a transfer replaced the outside leg
 
@@ -76,6 +77,7 @@ func (c *call) setOutside(cs *trunkDialog, at time.Time) {
 		c.answered = at
 	}
 	c.mu.Unlock()
+	c.armTrunkSessionTimer(cs)
 }
 
 // localSDP builds our SDP toward one leg with the negotiated codec.

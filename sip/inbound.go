@@ -95,8 +95,10 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 	c.opLeg = cs
 	c.answered = s.now()
 	c.mu.Unlock()
-	outSDP := c.localSDP(media.LegOutside, []media.Codec{codec}, offer.DTMFPT, answerDirection(offer.Direction)) // RFC 3264 §6.1
-	if err := ds.RespondSDP(outSDP); err != nil {
+	// The answer mirrors the offer's direction (RFC 3264 §6.1) and carries
+	// the session timer the carrier asked for (sessiontimer.go).
+	outSDP := c.localSDP(media.LegOutside, []media.Codec{codec}, offer.DTMFPT, answerDirection(offer.Direction))
+	if err := c.answerUAS(media.LegOutside, ds, outSDP); err != nil {
 		return
 	}
 	s.metrics.callsAnswered.Inc()

@@ -120,7 +120,9 @@ func (b *b2bua) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	b.s.metrics.requestsInDialog.WithLabelValues("UPDATE").Inc()
 	if len(req.Body()) == 0 { // a session refresh
-		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+		c.sessionRefreshed(l, req, res)
+		b.s.respond(tx, req, res)
 		return
 	}
 	b.answerOffer(c, l, req, tx)
@@ -139,6 +141,7 @@ func (b *b2bua) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 		// Delayed offer: we offer, the ACK answers.
 		res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, media.DefaultCodecs(), 101, media.SendRecv))
 		res.AppendHeader(&b.dialogs.ContactHDR)
+		c.sessionRefreshed(l, req, res)
 		b.s.respond(tx, req, res)
 		return
 	}
@@ -157,6 +160,7 @@ func (b *b2bua) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 	c.log.Info("media updated", "leg", l, "addr", remote.Addr, "direction", remote.Direction)
 	res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, []media.Codec{codec}, remote.DTMFPT, answerDirection(remote.Direction)))
 	res.AppendHeader(&b.dialogs.ContactHDR)
+	c.sessionRefreshed(l, req, res)
 	b.s.respond(tx, req, res)
 }
 

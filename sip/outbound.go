@@ -177,7 +177,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.setOutside(cs, s.now())
-	if err := ds.RespondSDP(opSDP()); err != nil {
+	if err := c.answerUAS(media.LegOperator, ds, opSDP()); err != nil { // with its session timer
 		c.log.Warn("answer operator", "err", err)
 		return
 	}

@@ -35,8 +35,9 @@ const (
 
 // trunkExtensions are the option tags (RFC 3261 §20.37) the trunk leg
 // implements; the INVITE's Supported header lists them and a 421 may only
-// require these. timer joins once session timers refresh as refresher.
-var trunkExtensions = []string{"100rel"}
+// require these. timer: session timers as refresher or refreshee
+// (sessiontimer.go).
+var trunkExtensions = []string{"100rel", "timer"}
 
 // No User-Agent or Server header leaves Plateau: sipgo.WithUserAgent only
 // names the default From, and the trunk leg adds none, so a carrier or a
