@@ -117,6 +117,7 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 	if err != nil {
 		return fmt.Errorf("sip client: %w", err)
 	}
+	client.TxRequester = clientBinding{s.ua} // but not for TCP (transport_client.go)
 	_, port, _ := splitHostPort(s.opts.Listen)
 	b := &b2bua{
 		s: s, opts: opts, policy: decider, windows: windows, rec: rec, active: active,
@@ -136,7 +137,7 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 	}
 	s.calls = b
 	s.srv.OnInvite(s.guard(b.handleInvite))
-	s.srv.OnAck(b.handleAck)
+	s.srv.OnAck(s.guard(b.handleAck)) // guard: panics recovered, malformed ACKs dropped
 	s.srv.OnBye(s.guard(b.handleBye))
 	s.srv.OnCancel(s.guard(b.handleStrayCancel))
 	s.srv.OnUpdate(s.guard(b.handleUpdate))

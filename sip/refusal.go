@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -21,6 +22,9 @@ type Refusal struct {
 	Reason string // reason code, e.g. NOT_ALLOWLISTED, RECORDER_UNAVAILABLE
 	Rule   string // policy rule or step that refused: allowlist, recorder, media, refer, monitor...
 	Detail string // why, for the audit log (never sent on the wire)
+	// Opens is when calling opens again (OUTSIDE_WINDOW), told to the
+	// caller in a Warning header.
+	Opens time.Time
 }
 
 func (r *Refusal) Error() string {
@@ -67,12 +71,12 @@ const (
 
 // refusalOf turns a policy refusal into its answer: 403 with the reason.
 func refusalOf(d policy.Decision) *Refusal {
-	return &Refusal{Status: sip.StatusForbidden, Reason: d.Reason, Rule: d.Rule, Detail: d.Detail}
+	return &Refusal{Status: sip.StatusForbidden, Reason: d.Reason, Rule: d.Rule, Detail: d.Detail, Opens: d.Opens}
 }
 
 // decision is the refusal as a policy decision (the console's RefusedError).
 func (r *Refusal) decision(e164 string) policy.Decision {
-	return policy.Decision{Reason: r.Reason, Rule: r.Rule, Detail: r.Detail, E164: e164}
+	return policy.Decision{Reason: r.Reason, Rule: r.Rule, Detail: r.Detail, E164: e164, Opens: r.Opens}
 }
 
 // refusalSite is where a refusal happened: who asked, for what, on which
@@ -112,15 +116,17 @@ func (b *b2bua) refuse(at refusalSite, r *Refusal) *Refusal {
 		details["call_id"] = at.callID
 	}
 	b.s.audit.Audit(b.s.ctx, kind, at.operator, subject, "refused", r.Reason, at.source, details)
-	hdr := refusalReason(r.Status, r.Reason)
+	hdrs := append([]sip.Header{refusalReason(r.Status, r.Reason)}, decisionWarning(r)...)
 	switch {
 	case at.ds != nil:
-		if err := at.ds.Respond(r.Status, phrase(r.Status), nil, hdr); err != nil {
+		if err := at.ds.Respond(r.Status, phrase(r.Status), nil, hdrs...); err != nil {
 			b.s.log.Debug("refusal not sent", "reason", r.Reason, "err", err)
 		}
 	case at.tx != nil && at.req != nil:
 		res := sip.NewResponseFromRequest(at.req, r.Status, phrase(r.Status), nil)
-		res.AppendHeader(hdr)
+		for _, h := range hdrs {
+			res.AppendHeader(h)
+		}
 		b.s.respond(at.tx, at.req, res)
 	}
 	return r

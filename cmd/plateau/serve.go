@@ -107,7 +107,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRec, active); err != nil {
+	if err := sipSrv.EnableCalls(copts, policyAt(engine, e), engine, callRec, active); err != nil {
 		return err
 	}
 	// Whisper must never reach a customer: prove it on real sockets before
@@ -116,7 +116,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("media.rtp_ports: %w", err)
 	}
-	if err := media.SelfTestWhisper(ctx, selfPool, netip.MustParseAddr("127.0.0.1")); err != nil {
+	err = media.SelfTestWhisper(ctx, selfPool, netip.MustParseAddr("127.0.0.1"), media.WithSelfTestLogger(log.With("component", "selftest")))
+	auditSelfTest(ctx, auditor, err)
+	if err != nil {
 		return fmt.Errorf("monitoring self-test failed, not starting: %w", err)
 	}
 	if err := sipSrv.EnableMonitoring(sip.MonitorOptions{
@@ -224,6 +226,14 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
 		PhoneNetworks:    phoneNetworks(cfg.SIP.PhoneNetworks),
+		TrustedProxies:   cfg.SIP.TrustedProxyPrefixes(),
+		// The front door's limits (sip/transport_*.go).
+		RequestsPerSource: cfg.SIP.Limits.RequestsPerSource,
+		TCP: sip.TCPLimits{
+			MaxConnections:          cfg.SIP.Limits.TCPConnections,
+			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
+			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
+		},
 	}
 }
 
@@ -236,4 +246,17 @@ func phoneNetworks(cidrs []string) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// auditSelfTest records the whisper self-test's verdict: a start refused
+// for a leak is a security event, and so is the proof that let one go on.
+func auditSelfTest(ctx context.Context, a sip.Auditor, err error) {
+	outcome, reason := "passed", ""
+	switch {
+	case errors.Is(err, media.ErrWhisperLeak):
+		outcome, reason = "leak", err.Error()
+	case err != nil:
+		outcome, reason = "failed", err.Error()
+	}
+	a.Audit(ctx, "monitor.selftest", "", "whisper", outcome, reason, "", nil)
 }
