@@ -21,8 +21,8 @@ import (
 //
 // Each input is a list of 2-byte steps: an operation and mutation flags.
 func FuzzDialogs(f *testing.F) {
-	f.Add([]byte{0, 0, 2, 0})                      // a call, hung up by the carrier
-	f.Add([]byte{0, 0, 8, 0, 8, 0, 3, 0})          // two transfers, the phone hangs up
+	f.Add([]byte{0, 0, 2, 0})                       // a call, hung up by the carrier
+	f.Add([]byte{0, 0, 8, 0, 8, 0, 3, 0})           // two transfers, the phone hangs up
 	f.Add([]byte{0, 0, 10, 0, 4, 0x40, 5, 0, 2, 0}) // hijack attempt, bad re-INVITE
 	f.Add([]byte{0, 1, 1, 0, 0, 8, 9, 0})           // malformed INVITE, CANCEL, PRACK
 	f.Add([]byte{0, 0, 8, 0x10, 7, 0, 6, 4, 3, 2})  // REFER from another host, INFO, UPDATE

@@ -108,6 +108,9 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 		WindowWarning:     cfg.Policy.WindowWarning.D(),
 		WindowGrace:       cfg.Policy.WindowGrace.D(),
 		Region:            cfg.Site.DefaultRegion,
+		// Detention mode (the default) requires a notice (config), so the
+		// relay's notice gate always has one to open it.
+		Detention: cfg.DetentionMode() && cfg.Recordings.NoticePrompt != "",
 	}
 	if p := cfg.Recordings.NoticePrompt; p != "" {
 		pcm, err := readPrompt(cfg.Resolve(p))
