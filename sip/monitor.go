@@ -446,7 +446,8 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 		}
 		remote, codec, err := negotiate(req.Body())
 		if err != nil {
-			b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", ReasonBadSDP)
+			b.refuse(refusalSite{req: req, tx: tx, operator: m.supervisor, subject: m.operator},
+				&Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonBadSDP, Rule: ruleMonitor, Detail: err.Error()})
 			return true
 		}
 		m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)

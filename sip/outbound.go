@@ -66,14 +66,6 @@ func (b *b2bua) fromOurDomain(req *sip.Request) bool {
 	return false
 }
 
-func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if cause != "" {
-		res.AppendHeader(refusalReason(code, cause))
-	}
-	b.s.respond(tx, req, res)
-}
-
 // handleOutbound is the entry point of a call dialled on an operator's
 // softphone: it authenticates the operator, checks the request, then hands
 // the call to the pipeline (pipeline.go) with the operator's INVITE as the
