@@ -185,7 +185,8 @@ func TestLegMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tags, src := l.matches(tt.req)
+			a, _ := sourceAddr(tt.req)
+			tags, src := l.matches(tt.req, a)
 			if tags != tt.tags || src != tt.source {
 				t.Errorf("matches = tags %v source %v, want %v %v", tags, src, tt.tags, tt.source)
 			}
@@ -193,7 +194,7 @@ func TestLegMatches(t *testing.T) {
 	}
 	// A leg whose remote tag is unknown (still ringing) matches nothing.
 	ringing := &leg{callID: "c2", localTag: "ours", peerOK: hostIs(netip.MustParseAddr("192.168.1.50"))}
-	if tags, _ := ringing.matches(mk("", "ours", "192.168.1.50:5060")); tags {
+	if tags, _ := ringing.matches(mk("", "ours", "192.168.1.50:5060"), netip.MustParseAddr("192.168.1.50")); tags {
 		t.Error("a ringing leg matched a request without its remote tag")
 	}
 }

@@ -415,7 +415,8 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 	leg := m.leg
 	m.mu.Unlock()
 	// The supervisor's dialog is matched like a call's: tags and source.
-	if tagsOK, srcOK := leg.matches(req); !tagsOK || !srcOK {
+	src, _ := b.s.requestHost(req)
+	if tagsOK, srcOK := leg.matches(req, src); !tagsOK || !srcOK {
 		why := "tags"
 		if !srcOK {
 			why = "source"
