@@ -424,7 +424,7 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 				map[string]any{"session": m.id, "method": string(req.Method)})
 		}
 		b.s.metrics.inDialogRejected.WithLabelValues(why).Inc()
-		b.noDialog(req, tx)
+		b.noDialog(req, tx, "NOT_DIALOG_PEER")
 		return true
 	}
 	switch req.Method {
