@@ -212,6 +212,30 @@ func TestSameURI(t *testing.T) {
 	}
 }
 
+// The digest uri may leave out the Request-URI's parameters (sipgo's
+// clients do), never change its user, host or port, nor add parameters.
+func TestDigestURIMatches(t *testing.T) {
+	tests := []struct {
+		digest, ruri string
+		want         bool
+	}{
+		{"sip:127.0.0.1:5060", "sip:127.0.0.1:5060;transport=tcp", true},
+		{"sip:+33240123456@127.0.0.1:5060", "sip:+33240123456@127.0.0.1:5060;user=phone", true},
+		{"sip:127.0.0.1:5060;transport=tcp", "sip:127.0.0.1:5060;transport=tcp", true},
+		{"sip:127.0.0.1:5060;transport=tcp", "sip:127.0.0.1:5060", false},
+		{"sip:127.0.0.1:5060;transport=udp", "sip:127.0.0.1:5060;transport=tcp", false},
+		{"sip:+33240123457@127.0.0.1:5060", "sip:+33240123456@127.0.0.1:5060;user=phone", false},
+		{"sip:127.0.0.1", "sip:127.0.0.1:5060;transport=tcp", false},
+		{"sips:127.0.0.1:5060", "sip:127.0.0.1:5060;transport=tcp", false},
+		{"tel:+33240123456", "tel:+33240123456;phone-context=x", false},
+	}
+	for _, tt := range tests {
+		if got := digestURIMatches(tt.digest, tt.ruri); got != tt.want {
+			t.Errorf("digestURIMatches(%q, %q) = %v, want %v", tt.digest, tt.ruri, got, tt.want)
+		}
+	}
+}
+
 // A response computed for another uri is refused even with the right
 // password, over the whole handler.
 func TestAuthURIMustBeRequestURI(t *testing.T) {

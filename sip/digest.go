@@ -206,7 +206,7 @@ func (n *nonceIssuer) verify(c *credentials, method, requestURI string, s secret
 	match := subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(c.Response))) == 1
 	// The digest covers the uri it names; it must be this request's, or a
 	// response captured for one request would serve for another.
-	if !match || !usable || !sameURI(c.URI, requestURI) {
+	if !match || !usable || !digestURIMatches(c.URI, requestURI) {
 		return errBadCredentials
 	}
 	return n.check(c.Nonce, c.Nc)
@@ -222,6 +222,25 @@ func hex8(v uint32) string {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], v)
 	return hex.EncodeToString(b[:])
+}
+
+// digestURIMatches reports whether a digest's uri names the request's
+// Request-URI: the same URI (sameURI), or the Request-URI without its
+// parameters and headers when the digest uri has none. sipgo's clients
+// (Plateau's own `plateau dial`, pstn-sim and loadgen among them) write
+// that shorter form (client.go: Recipient.Addr()); the user part (the
+// number dialled), host and port stay bound either way.
+func digestURIMatches(digestURI, requestURI string) bool {
+	if sameURI(digestURI, requestURI) {
+		return true
+	}
+	var d, r sip.Uri
+	if sip.ParseUri(digestURI, &d) != nil || sip.ParseUri(requestURI, &r) != nil ||
+		(d.Scheme != "sip" && d.Scheme != "sips") || len(d.UriParams) > 0 || len(d.Headers) > 0 {
+		return false
+	}
+	r.UriParams, r.Headers = nil, nil
+	return sameURI(digestURI, r.String())
 }
 
 // sameURI reports whether the digest uri a and the Request-URI b are the

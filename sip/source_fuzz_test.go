@@ -75,6 +75,14 @@ func FuzzSameURI(f *testing.F) {
 		if sameURI(a, b) != sameURI(b, a) {
 			t.Fatalf("not symmetric: %q, %q", a, b)
 		}
+		if digestURIMatches(a, b) && a != b {
+			// Whatever matches names the same user (number), host and port.
+			var x, y sip.Uri
+			if sip.ParseUri(a, &x) != nil || sip.ParseUri(b, &y) != nil || unescape(x.User) != unescape(y.User) ||
+				!strings.EqualFold(unescape(x.Host), unescape(y.Host)) || x.Port != y.Port || x.Scheme != y.Scheme {
+				t.Fatalf("digest uri %q matched Request-URI %q", a, b)
+			}
+		}
 		var u, v sip.Uri
 		if sip.ParseUri(a, &u) != nil || u.Wildcard || (u.Scheme != "sip" && u.Scheme != "sips") {
 			return
