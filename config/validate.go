@@ -45,6 +45,9 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)
 		}
 	}
+	if c.SIP.DigestURICheck != "request_uri" && c.SIP.DigestURICheck != "server" {
+		return bad("sip.digest_uri_check", "%q is not request_uri or server", c.SIP.DigestURICheck)
+	}
 	c.SIP.trustedProxies = nil
 	for i, e := range c.SIP.TrustedProxies {
 		p, err := parsePrefixOrAddr(e)

@@ -230,8 +230,34 @@ func TestDigestURIMatches(t *testing.T) {
 		{"tel:+33240123456", "tel:+33240123456;phone-context=x", false},
 	}
 	for _, tt := range tests {
-		if got := digestURIMatches(tt.digest, tt.ruri); got != tt.want {
-			t.Errorf("digestURIMatches(%q, %q) = %v, want %v", tt.digest, tt.ruri, got, tt.want)
+		for _, server := range []bool{false, true} {
+			if got := digestURIMatches(tt.digest, tt.ruri, server); got != tt.want {
+				t.Errorf("digestURIMatches(%q, %q, server %v) = %v, want %v", tt.digest, tt.ruri, server, got, tt.want)
+			}
+		}
+	}
+}
+
+// SIPp's digest uri (the server's address, no user) is refused by default
+// and accepted with sip.digest_uri_check: server — for this server only.
+func TestDigestURIServerForm(t *testing.T) {
+	tests := []struct {
+		digest, ruri string
+		server       bool // accepted with serverURI; never without
+	}{
+		{"sip:127.0.0.1:5060", "sip:+33240123456@127.0.0.1:5060", true},
+		{"sip:127.0.0.1:5060", "sip:*1101@127.0.0.1:5060;user=phone", true},
+		{"sip:127.0.0.1", "sip:+33240123456@127.0.0.1:5060", false},
+		{"sip:127.0.0.2:5060", "sip:+33240123456@127.0.0.1:5060", false},
+		{"sip:127.0.0.1:5060;transport=tcp", "sip:+33240123456@127.0.0.1:5060", false},
+		{"sip:+33240123457@127.0.0.1:5060", "sip:+33240123456@127.0.0.1:5060", false},
+	}
+	for _, tt := range tests {
+		if digestURIMatches(tt.digest, tt.ruri, false) {
+			t.Errorf("strict: %q accepted for %q", tt.digest, tt.ruri)
+		}
+		if got := digestURIMatches(tt.digest, tt.ruri, true); got != tt.server {
+			t.Errorf("server form: digestURIMatches(%q, %q) = %v, want %v", tt.digest, tt.ruri, got, tt.server)
 		}
 	}
 }

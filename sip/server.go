@@ -41,6 +41,9 @@ type Options struct {
 	// TrustedProxies are the proxies/SBCs whose Via tells the phone's
 	// real address (sip.trusted_proxies; see source.go).
 	TrustedProxies []netip.Prefix
+	// DigestURIServer also accepts a digest uri naming only this server,
+	// as SIPp writes it (sip.digest_uri_check: server).
+	DigestURIServer bool
 }
 
 // Users is the user directory the server authenticates against.
@@ -114,6 +117,7 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 
 		trusted: NewTrustedProxies(opts.TrustedProxies),
 	}
+	s.nonces.serverURI = opts.DigestURIServer
 	s.reg = newRegistrar(s, bindings)
 	srv.OnRegister(s.guard(s.reg.handleRegister))
 	srv.OnOptions(s.guard(s.handleOptions))

@@ -224,5 +224,6 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
 		TrustedProxies:   cfg.SIP.TrustedProxyPrefixes(),
+		DigestURIServer:  cfg.SIP.DigestURICheck == "server",
 	}
 }
