@@ -121,6 +121,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad digest uri check", "realm: plateau}", "realm: plateau, digest_uri_check: loose}", "sip.digest_uri_check"},
 		{"trusted proxy not a CIDR", "realm: plateau}", "realm: plateau, trusted_proxies: [10.0.0.5/32, 10.0.0.300/32]}", "sip.trusted_proxies[1]"},
 		{"trusted proxy not an address", "realm: plateau}", "realm: plateau, trusted_proxies: [proxy.example]}", "sip.trusted_proxies[0]"},
+		{"trusted proxies trusting every IPv4 address", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::ffff:0.0.0.0/96\"]}", "sip.trusted_proxies[0]"},
 		{"trusted proxies trusting everyone", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::/0\"]}", "sip.trusted_proxies[0]"},
 		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
 		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},
