@@ -77,6 +77,10 @@ type SIP struct {
 	// addresses) whose Via tells a phone's real address, for the media
 	// address check and the bans. Empty: every source is taken as it is.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// DigestURICheck is how a digest's uri must name the request:
+	// "request_uri" (default: the Request-URI itself, RFC 3261 §22.4) or
+	// "server" (also a uri naming only this server, as SIPp writes it).
+	DigestURICheck string `yaml:"digest_uri_check"`
 
 	trustedProxies []netip.Prefix
 
@@ -361,6 +365,7 @@ func (c *Config) applyDefaults() {
 		// offers SHA-256. SHA-256 is an option for phones that do it.
 		c.SIP.DigestAlgorithms = []string{"MD5"}
 	}
+	def(&c.SIP.DigestURICheck, "request_uri")
 	defD(&c.SIP.MinExpires, 60*time.Second)
 	defD(&c.SIP.MaxExpires, time.Hour)
 	defD(&c.SIP.DefaultExpires, time.Hour)

@@ -46,6 +46,9 @@ func TestParseValid(t *testing.T) {
 	if got := c.SIP.DigestAlgorithms; len(got) != 1 || got[0] != "MD5" {
 		t.Errorf("default digest_algorithms = %v, want [MD5]", got)
 	}
+	if c.SIP.DigestURICheck != "request_uri" {
+		t.Errorf("default digest_uri_check = %q, want request_uri", c.SIP.DigestURICheck)
+	}
 	if got := c.SIP.TrustedProxyPrefixes(); len(got) != 0 {
 		t.Errorf("default trusted_proxies = %v, want none", got)
 	}
@@ -125,8 +128,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, tls]}", "sip.transports[1]"},
 		{"bad external address", "realm: plateau}", "realm: plateau, external_address: pbx.example}", "sip.external_address"},
 		{"bad digest algorithm", "realm: plateau}", "realm: plateau, digest_algorithms: [SHA-512]}", "sip.digest_algorithms[0]"},
+		{"bad digest uri check", "realm: plateau}", "realm: plateau, digest_uri_check: loose}", "sip.digest_uri_check"},
 		{"trusted proxy not a CIDR", "realm: plateau}", "realm: plateau, trusted_proxies: [10.0.0.5/32, 10.0.0.300/32]}", "sip.trusted_proxies[1]"},
 		{"trusted proxy not an address", "realm: plateau}", "realm: plateau, trusted_proxies: [proxy.example]}", "sip.trusted_proxies[0]"},
+		{"trusted proxies trusting every IPv4 address", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::ffff:0.0.0.0/96\"]}", "sip.trusted_proxies[0]"},
 		{"trusted proxies trusting everyone", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::/0\"]}", "sip.trusted_proxies[0]"},
 		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
 		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},

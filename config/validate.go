@@ -50,6 +50,9 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)
 		}
 	}
+	if c.SIP.DigestURICheck != "request_uri" && c.SIP.DigestURICheck != "server" {
+		return bad("sip.digest_uri_check", "%q is not request_uri or server", c.SIP.DigestURICheck)
+	}
 	c.SIP.trustedProxies = nil
 	for i, e := range c.SIP.TrustedProxies {
 		p, err := parsePrefixOrAddr(e)
@@ -372,11 +375,15 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (use e.g. 10.0.0.5/32)", s)
 		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR", s)
 	}
+	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }

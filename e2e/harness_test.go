@@ -128,6 +128,7 @@ type serverOpts struct {
 	users       []user
 	maxFailures int    // policy.ban.max_failures; 0 means 1000 (never bans)
 	algorithms  string // sip.digest_algorithms; default [MD5] for SIPp
+	uriCheck    string // sip.digest_uri_check; default server: SIPp's digest uri is the server's address
 	sipYAML     string // extra lines under sip:, indented two spaces
 	policyYAML  string // extra lines under policy:, indented two spaces
 	extraYAML   string // extra top-level keys (e.g. trunks:)
@@ -177,6 +178,9 @@ func tryStart(t *testing.T, o serverOpts) (*plateau, error) {
 	if o.algorithms == "" {
 		o.algorithms = "[MD5]"
 	}
+	if o.uriCheck == "" {
+		o.uriCheck = "server"
+	}
 	rtp := 30000 + rand.IntN(15000)*2
 	var b strings.Builder
 	fmt.Fprintf(&b, `site: {name: "e2e", timezone: Europe/Paris, default_region: FR}
@@ -186,6 +190,7 @@ sip:
   realm: plateau
   external_address: 127.0.0.1
   digest_algorithms: %s
+  digest_uri_check: %s
   min_expires: 60s
   max_expires: 1h
   default_expires: 1h
@@ -198,7 +203,7 @@ policy:
 %srecordings:
   notice_prompt: %q
 %susers:
-`, p.sipPort, o.algorithms, o.sipYAML, rtp, rtp+9, p.httpPort, filepath.Join(dir, "data"), o.maxFailures, o.policyYAML,
+`, p.sipPort, o.algorithms, o.uriCheck, o.sipYAML, rtp, rtp+9, p.httpPort, filepath.Join(dir, "data"), o.maxFailures, o.policyYAML,
 		filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"), o.extraYAML)
 	for _, u := range o.users {
 		fmt.Fprintf(&b, "  - {extension: %q, role: operator, sip_password: %q}\n", u.ext, u.password)

@@ -27,6 +27,7 @@ type metrics struct {
 	acceptErrors   prometheus.Counter
 	udpReadErrors  prometheus.Counter
 	limitedSources prometheus.Gauge
+	banUntracked   prometheus.Counter
 
 	callsActive      prometheus.Gauge
 	callsAnswered    prometheus.Counter
@@ -132,7 +133,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.bannedAccounts = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "plateau_sip_banned_accounts", Help: "Accounts currently banned.",
 	})
-	reg.MustRegister(m.accountBans, m.bannedAccounts)
+	m.banUntracked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_ban_untracked_total", Help: "Authentication failures the ban list could not count: its maps were full of bans (a flood).",
+	})
+	reg.MustRegister(m.accountBans, m.bannedAccounts, m.banUntracked)
 	return m
 }
 

@@ -51,6 +51,9 @@ type Options struct {
 	// may send over UDP that need a server transaction; beyond (bursts up
 	// to twice that) they are dropped. 0: no limit (transport_udp.go).
 	RequestsPerSource int
+	// DigestURIServer also accepts a digest uri naming only this server,
+	// as SIPp writes it (sip.digest_uri_check: server).
+	DigestURIServer bool
 }
 
 // Users is the user directory the server authenticates against.
@@ -129,6 +132,7 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 	s.limiter = newSourceLimiter(opts.RequestsPerSource, now)
 	s.limiter.onLimit = func(ip netip.Addr) { s.refusedSource(ip, "rate_limited") }
 	s.auditBudget = newSourceLimiter(1, now)
+	s.nonces.serverURI = opts.DigestURIServer
 	s.reg = newRegistrar(s, bindings)
 	srv.OnRegister(s.guard(s.reg.handleRegister))
 	srv.OnOptions(s.guard(s.handleOptions))

@@ -234,6 +234,7 @@ func sipOptions(cfg *config.Config) sip.Options {
 			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
 			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
 		},
+		DigestURIServer: cfg.SIP.DigestURICheck == "server",
 	}
 }
 
