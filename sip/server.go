@@ -266,7 +266,9 @@ func (s *Server) screen(req *sip.Request, send func(*sip.Response)) bool {
 	s.metrics.malformed.WithLabelValues(bad.label).Inc()
 	s.log.Info("sip request refused", "method", req.Method, "source", req.Source(), "status", bad.status, "why", bad.phrase)
 	if !req.IsAck() {
-		send(sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil))
+		res := sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil)
+		res.SipVersion = "SIP/2.0" // ours, not the request's (a 505 names what we speak)
+		send(res)
 	}
 	return false
 }

@@ -399,7 +399,7 @@ func TestMalformedRequestsRefusedBeforeHandlers(t *testing.T) {
 	for _, tt := range []struct{ name, msg, want string }{
 		{"INVITE without Call-ID", noCallID(rawRequest("INVITE", src)), "SIP/2.0 400 Missing Call-ID Header"},
 		{"INVITE with CSeq BYE", strings.Replace(rawRequest("INVITE", src), "CSeq: 1 INVITE", "CSeq: 1 BYE", 1), "SIP/2.0 400 CSeq Method Does Not Match Request"},
-		{"OPTIONS SIP/7.0", strings.Replace(rawRequest("OPTIONS", src), " SIP/2.0\r\n", " SIP/7.0\r\n", 1), "SIP/7.0 505 Version Not Supported"},
+		{"OPTIONS SIP/7.0", strings.Replace(rawRequest("OPTIONS", src), " SIP/2.0\r\n", " SIP/7.0\r\n", 1), "SIP/2.0 505 Version Not Supported"},
 		{"OPTIONS unknown scheme", strings.Replace(rawRequest("OPTIONS", src), "sip:101@127.0.0.1 SIP", "nobodyKnowsThisScheme:x SIP", 1), "SIP/2.0 416 Unsupported URI Scheme"},
 		{"REGISTER without To", strings.Replace(rawRequest("REGISTER", src), "To: <sip:101@127.0.0.1>\r\n", "", 1), "SIP/2.0 400 Missing To Header"},
 		{"INVITE valid", rawRequest("INVITE", src), "SIP/2.0 404 Not Here"},
