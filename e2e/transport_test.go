@@ -100,17 +100,30 @@ func exited(p *plateau) bool {
 func TestMalformedRequestsRefusedNotFatal(t *testing.T) {
 	carrierPort := freePort(t)
 	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	// build writes a request from ua with an SDP offer, without the header
+	// drop, with replace's pairs applied. An INVITE from the operator's
+	// address carries fresh credentials (a new challenge each time: a
+	// nonce's count must grow), so that it gets past authentication on the
+	// old code, where the missing Call-ID was dereferenced.
 	build := func(ua *rawUA, method string, drop string, replace ...string) string {
-		local := ua.conn.LocalAddr().String()
+		local := ua.conn.LocalAddr().(*net.UDPAddr)
+		uri := fmt.Sprintf("sip:%s@%s", approved, p.sipAddr())
 		lines := []string{
-			fmt.Sprintf("%s sip:%s@%s SIP/2.0", method, approved, p.sipAddr()),
+			fmt.Sprintf("%s %s SIP/2.0", method, uri),
 			fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport", local, randHex(6)),
 			fmt.Sprintf("From: <sip:%s@127.0.0.1>;tag=%s", opExt, randHex(4)),
-			fmt.Sprintf("To: <sip:%s@%s>", approved, p.sipAddr()),
+			fmt.Sprintf("To: <%s>", uri),
 			"Call-ID: " + randHex(8) + "@e2e",
 			"CSeq: 1 " + method,
 			"Max-Forwards: 70",
 			fmt.Sprintf("Contact: <sip:%s@%s>", opExt, local),
+		}
+		if method == "INVITE" && local.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+			r := ua.invite(ua.newInvite(opExt, approved, 1, randHex(8)+"@e2e", randHex(4)))
+			if r == nil || r.status != 407 {
+				t.Fatalf("challenge: %v, want 407", r)
+			}
+			lines = append(lines, authorization(r, opExt, opPass, uri))
 		}
 		var out []string
 		for _, l := range lines {
@@ -118,7 +131,9 @@ func TestMalformedRequestsRefusedNotFatal(t *testing.T) {
 				out = append(out, l)
 			}
 		}
-		msg := strings.Join(out, "\r\n") + "\r\nContent-Length: 0\r\n\r\n"
+		sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n",
+			local.IP, local.IP, local.Port+2)
+		msg := strings.Join(out, "\r\n") + fmt.Sprintf("\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(sdp), sdp)
 		for i := 0; i+1 < len(replace); i += 2 {
 			msg = strings.Replace(msg, replace[i], replace[i+1], 1)
 		}
