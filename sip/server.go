@@ -39,9 +39,9 @@ type Options struct {
 	MaxContacts      int // per user; 0 means 5
 	// TCP bounds the TCP listener (transport_tcp.go).
 	TCP TCPLimits
-	// RequestsPerSource is how many requests a second one source address
-	// may send over UDP that need a server transaction; beyond (bursts up
-	// to twice that) they are dropped. 0: no limit (transport_udp.go).
+	// RequestsPerSource is how many SIP messages a second one source
+	// address may send over UDP (bursts up to twice that); the rest are
+	// dropped before any transaction. 0: no limit (transport_udp.go).
 	RequestsPerSource int
 }
 

@@ -21,10 +21,10 @@ import (
 //   - a REGISTER without credentials and an OPTIONS are answered statelessly
 //     (RFC 3261 §8.2.7 allows a stateless UAS): the challenge is a signed,
 //     stateless nonce, so these cost CPU and no memory whatever the rate;
-//   - every other request counts against its source's rate
-//     (sip.limits.requests_per_source); beyond it the request is dropped
-//     (over UDP the sender retransmits), so one source can keep at most
-//     rate × 32 s transactions alive;
+//   - every other datagram (requests, responses) counts against its
+//     source's rate (sip.limits.requests_per_source); beyond it, it is
+//     dropped (over UDP the sender retransmits), so one source can keep at
+//     most rate × 32 s transactions alive;
 //   - read errors other than a closed socket are retried with backoff: sipgo
 //     stops serving UDP on any read error.
 //
@@ -79,27 +79,23 @@ func (c *udpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // admit reports whether sipgo should handle the datagram; when it should
 // not, the datagram was dropped or answered here.
 func (c *udpConn) admit(data []byte, from *net.UDPAddr) bool {
-	src := from.AddrPort()
-	ip := src.Addr().Unmap()
-	if len(data) <= 4 || bytes.HasPrefix(data, []byte("SIP/")) {
-		// Keep-alive CRLFs and responses (to our own client transactions)
-		// create no server transaction.
-		return true
+	if len(data) <= 4 {
+		return true // keep-alive CRLFs: sipgo ignores them
 	}
-	method, ok := requestMethod(data)
-	if !ok {
-		return true // sipgo's parser rejects it and logs why
-	}
+	ip := from.AddrPort().Addr().Unmap()
 	if c.s.bans.banned(ip) {
 		// The guard would drop it too, after sipgo created a transaction.
 		c.s.metrics.dropped.WithLabelValues("banned").Inc()
 		return false
 	}
-	switch {
-	case method == "OPTIONS", method == "REGISTER" && !hasAuthorization(data):
-		c.stateless(data, src)
+	if bytes.HasPrefix(data, []byte("OPTIONS ")) ||
+		bytes.HasPrefix(data, []byte("REGISTER ")) && !hasAuthorization(data) {
+		c.stateless(data, from.AddrPort())
 		return false
 	}
+	// Everything else counts: requests (each a transaction), responses
+	// (each a goroutine, and a log line when it matches nothing) and
+	// garbage (a parse error logged by sipgo).
 	if !c.limiter.allow(ip) {
 		c.s.metrics.dropped.WithLabelValues("rate_limited").Inc()
 		return false
@@ -177,15 +173,6 @@ func (c *udpConn) writeStateless(req *sip.Request, res *sip.Response, src netip.
 	if _, err := c.UDPConn.WriteToUDPAddrPort(c.buf.Bytes(), dst); err != nil {
 		c.s.log.Debug("stateless answer not sent", "to", dst, "err", err)
 	}
-}
-
-// requestMethod is the first token of a request line.
-func requestMethod(data []byte) (string, bool) {
-	i := bytes.IndexByte(data, ' ')
-	if i <= 0 || i > 32 {
-		return "", false
-	}
-	return string(data[:i]), true
 }
 
 // hasAuthorization reports whether the message has a header named
