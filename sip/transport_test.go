@@ -156,6 +156,23 @@ func TestSourceLimiter(t *testing.T) {
 	}
 }
 
+func TestReplayRingIsBounded(t *testing.T) {
+	var r replayRing
+	dst := netip.MustParseAddrPort("127.0.0.1:5060")
+	for i := range replaySize + 100 {
+		r.put(fmt.Sprint(i), dst, []byte(fmt.Sprint("answer ", i)))
+	}
+	if len(r.index) != replaySize {
+		t.Errorf("%d entries, want %d", len(r.index), replaySize)
+	}
+	if _, _, ok := r.get("0"); ok {
+		t.Error("the oldest entry is still there")
+	}
+	if _, b, ok := r.get(fmt.Sprint(replaySize + 99)); !ok || string(b) != fmt.Sprint("answer ", replaySize+99) {
+		t.Errorf("newest entry: %q %v", b, ok)
+	}
+}
+
 func TestSourceLimiterTableIsBounded(t *testing.T) {
 	clk := newClock()
 	l := newSourceLimiter(1, clk.now)
@@ -450,6 +467,18 @@ func TestUDPGate(t *testing.T) {
 		m := p.request("REGISTER", "Contact: <sip:101@"+src+">")
 		if got := statusLine(udpExchange(t, conn, ls.addr, m.String(), 3*time.Second)); got != "SIP/2.0 200 OK" {
 			t.Fatalf("REGISTER answering the stateless challenge: %q", got)
+		}
+	})
+	t.Run("retransmission gets the same answer", func(t *testing.T) {
+		msg := rawRequest("REGISTER", src)
+		first := udpExchange(t, conn, ls.addr, msg, 3*time.Second)
+		again := udpExchange(t, conn, ls.addr, msg, 3*time.Second)
+		if first == "" || first != again {
+			t.Errorf("retransmitted REGISTER: answers differ:\n%s\n--\n%s", first, again)
+		}
+		other := udpExchange(t, conn, ls.addr, rawRequest("REGISTER", src), 3*time.Second)
+		if other == first {
+			t.Error("a new REGISTER got the previous one's answer")
 		}
 	})
 	t.Run("answer goes to the Via port without rport", func(t *testing.T) {
