@@ -99,7 +99,8 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		host, _, _ := net.SplitHostPort(opts.Listen)
 		opts.ExternalAddress = host
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress),
+		sipgo.WithUserAgentParser(newParser())) // malformed headers answered 400 (transport_check.go)
 	if err != nil {
 		return nil, fmt.Errorf("sip user agent: %w", err)
 	}

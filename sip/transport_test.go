@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -74,10 +75,17 @@ func TestCheckRequest(t *testing.T) {
 		{"CSeq method lower case", strings.Replace(inv, "CSeq: 1 INVITE", "CSeq: 1 invite", 1), 400, "CSeq Method Does Not Match Request"},
 		{"ACK without Call-ID", drop(rawRequest("ACK", "127.0.0.1:5999"), "Call-ID"), 400, "Missing Call-ID Header"},
 		{"CANCEL valid", rawRequest("CANCEL", "127.0.0.1:5999"), 0, ""},
+		{"Max-Forwards not a number", strings.Replace(inv, "Max-Forwards: 70", "Max-Forwards: abc", 1), 400, "Malformed Max-Forwards Header"},
+		{"Max-Forwards negative", strings.Replace(inv, "Max-Forwards: 70", "Max-Forwards: -1", 1), 400, "Malformed Max-Forwards Header"},
+		{"CSeq not a number", strings.Replace(inv, "CSeq: 1 INVITE", "CSeq: x INVITE", 1), 400, "Malformed CSeq Header"},
+		{"From without URI", regexp.MustCompile(`From: [^\r]*`).ReplaceAllString(inv, "From: garbage"), 400, "Malformed From Header"},
+		{"To without URI", regexp.MustCompile(`To: [^\r]*`).ReplaceAllString(inv, "To: <>"), 400, "Malformed To Header"},
+		{"empty Call-ID", regexp.MustCompile(`Call-ID: [^\r]*`).ReplaceAllString(inv, "Call-ID: "), 400, "Malformed Call-ID Header"},
 	}
+	parser := newParser()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := sip.ParseMessage([]byte(tt.msg))
+			m, err := parser.ParseSIP([]byte(tt.msg))
 			if err != nil {
 				t.Fatalf("parse: %v\n%s", err, tt.msg)
 			}
@@ -582,11 +590,12 @@ func FuzzUDPGate(f *testing.F) {
 	c := srv.newUDPConn(pc)
 	// Answers go to the discard port of 127.0.0.1: nobody reads them.
 	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+	parser := newParser() // what sipgo parses with (server.go)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if !c.admit(data, from) {
 			return
 		}
-		m, err := sip.ParseMessage(data)
+		m, err := parser.ParseSIP(data)
 		if err != nil {
 			return
 		}
@@ -594,7 +603,8 @@ func FuzzUDPGate(f *testing.F) {
 		if !ok || checkRequest(req) != nil {
 			return
 		}
-		if req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil || req.Via() == nil {
+		if req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil || req.Via() == nil ||
+			getHeader(req, "max-forwards") != nil && req.MaxForwards() == nil {
 			t.Fatalf("checkRequest passed a request missing a mandatory header:\n%q", data)
 		}
 		_ = req.CallID().Value()

@@ -47,7 +47,7 @@ type udpConn struct {
 }
 
 func (s *Server) newUDPConn(c *net.UDPConn) *udpConn {
-	return &udpConn{UDPConn: c, s: s, limiter: s.limiter, parser: sip.NewParser(), now: s.now, sleep: time.Sleep}
+	return &udpConn{UDPConn: c, s: s, limiter: s.limiter, parser: newParser(), now: s.now, sleep: time.Sleep}
 }
 
 // ReadFrom returns the next datagram that sipgo should handle.
