@@ -96,10 +96,10 @@ type SIPLimits struct {
 	TCPConnectionsPerSource int `yaml:"tcp_connections_per_source"`
 	// TCPIdleTimeout closes a TCP connection without traffic either way.
 	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
-	// RequestsPerSource is how many requests a second one IP address may
-	// send over UDP that need a transaction (bursts up to twice that);
-	// the rest are dropped. OPTIONS and REGISTERs without credentials are
-	// answered statelessly and do not count.
+	// RequestsPerSource is how many SIP messages a second one IP address
+	// may send over UDP (bursts up to twice that); the rest are dropped
+	// before any transaction. OPTIONS and REGISTERs without credentials
+	// are answered statelessly and do not count.
 	RequestsPerSource int `yaml:"requests_per_source"`
 }
 

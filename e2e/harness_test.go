@@ -132,6 +132,9 @@ type serverOpts struct {
 	sipYAML     string // extra lines under sip:, indented two spaces
 	policyYAML  string // extra lines under policy:, indented two spaces
 	extraYAML   string // extra top-level keys (e.g. trunks:)
+
+	// cmdPrefix runs plateau under this command (e.g. prlimit).
+	cmdPrefix []string
 }
 
 // plateau is a running `plateau serve`.
@@ -144,6 +147,8 @@ type plateau struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	exitErr  error
+	// prefix is the command plateau runs under (serverOpts.cmdPrefix).
+	prefix []string
 	// stopsItself is set by a test that ends the server itself (SIGTERM
 	// drain): cleanup then only checks that it has exited.
 	stopsItself bool
@@ -171,7 +176,7 @@ func startPlateau(t *testing.T, o serverOpts) *plateau {
 
 func tryStart(t *testing.T, o serverOpts) (*plateau, error) {
 	dir := t.TempDir()
-	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t)}
+	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t), prefix: o.cmdPrefix}
 	if o.maxFailures == 0 {
 		o.maxFailures = 1000
 	}
@@ -218,8 +223,9 @@ policy:
 // start runs `plateau serve` on p's config and waits until it is ready;
 // cleanup stops it like the harness does.
 func (p *plateau) start(t *testing.T) (*plateau, error) {
-	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, logs: &lockedBuffer{}, done: make(chan struct{})}
-	q.cmd = exec.Command(plateauBin, "serve", "-c", q.cfg)
+	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, prefix: p.prefix, logs: &lockedBuffer{}, done: make(chan struct{})}
+	argv := append(append([]string{}, q.prefix...), plateauBin, "serve", "-c", q.cfg)
+	q.cmd = exec.Command(argv[0], argv[1:]...)
 	q.cmd.Stdout, q.cmd.Stderr = q.logs, q.logs
 	if err := q.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -47,9 +47,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// TCP bounds the TCP listener (transport_tcp.go).
 	TCP TCPLimits
-	// RequestsPerSource is how many requests a second one source address
-	// may send over UDP that need a server transaction; beyond (bursts up
-	// to twice that) they are dropped. 0: no limit (transport_udp.go).
+	// RequestsPerSource is how many SIP messages a second one source
+	// address may send over UDP (bursts up to twice that); the rest are
+	// dropped before any transaction. 0: no limit (transport_udp.go).
 	RequestsPerSource int
 	// DigestURIServer also accepts a digest uri naming only this server,
 	// as SIPp writes it (sip.digest_uri_check: server).
@@ -111,7 +111,8 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		host, _, _ := net.SplitHostPort(opts.Listen)
 		opts.ExternalAddress = host
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress),
+		sipgo.WithUserAgentParser(newParser())) // malformed headers answered 400 (transport_check.go)
 	if err != nil {
 		return nil, fmt.Errorf("sip user agent: %w", err)
 	}
@@ -281,7 +282,9 @@ func (s *Server) screen(req *sip.Request, send func(*sip.Response)) bool {
 	s.metrics.malformed.WithLabelValues(bad.label).Inc()
 	s.log.Info("sip request refused", "method", req.Method, "source", req.Source(), "status", bad.status, "why", bad.phrase)
 	if !req.IsAck() {
-		send(sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil))
+		res := sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil)
+		res.SipVersion = "SIP/2.0" // ours, not the request's (a 505 names what we speak)
+		send(res)
 	}
 	return false
 }
