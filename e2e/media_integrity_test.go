@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaf/g711"
+
 	"plateau/media"
 )
 
@@ -160,4 +162,115 @@ func waitUDPBound(t *testing.T, port int) {
 		return false, "not yet"
 	})
 	time.Sleep(200 * time.Millisecond)
+}
+
+// An inmate's scriptable phone on another LAN address floods a call's
+// relay port before the operator's phone sends anything: it is neither
+// latched nor answered, the operator is not locked out, and only the
+// operator's voice is recorded (main at 12849c6: the first 16 packets from
+// anywhere could latch; the attacker got the call's audio and was
+// recorded as the operator).
+func TestMediaHijackFromAnotherHostRefused(t *testing.T) {
+	attackerIP := net.IPv4(127, 0, 0, 2)
+	attacker, err := net.ListenUDP("udp", &net.UDPAddr{IP: attackerIP})
+	if err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	defer attacker.Close()
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml", "-rtp_echo")
+	waitUDPBound(t, carrierPort)
+	lo := netip.MustParseAddr("127.0.0.1")
+	epOp, err := media.NewEndpoint(nil, lo, media.PCMA.Codec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer epOp.Close()
+	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+		epOp.LocalAddr().Port())
+	call := placeRawCall(t, newRawUA(t, p, "127.0.0.1"), opExt, opPass, approved, sdp)
+	relay := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(sdpPort(t, call.answer))}
+	epOp.SetRemote(netip.AddrPortFrom(lo, uint16(relay.Port)))
+
+	// The attacker floods first, with its own tone.
+	const attackHz = 1000.0
+	stop := make(chan struct{})
+	flooded := make(chan int)
+	go func() {
+		n := 0
+		tone := media.Tone(attackHz, 20*time.Millisecond)
+		buf := make([]byte, 12+media.FrameSamples)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				flooded <- n
+				return
+			default:
+			}
+			buf[0], buf[1] = 0x80, 8
+			buf[2], buf[3] = byte(i>>8), byte(i)
+			ts := uint32(i * media.FrameSamples)
+			buf[4], buf[5], buf[6], buf[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+			buf[8], buf[9], buf[10], buf[11] = 0xBA, 0xD0, 0xBA, 0xD0
+			for j, s := range tone {
+				buf[12+j] = g711.EncodeAlawFrame(s)
+			}
+			if _, err := attacker.WriteToUDP(buf, relay); err == nil {
+				n++
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go epOp.Play(ctx, media.Tone(hzOperator, 8*time.Second))
+	// What the attacker receives, if anything.
+	got := make(chan int)
+	go func() {
+		n := 0
+		buf := make([]byte, 1500)
+		for {
+			attacker.SetReadDeadline(time.Now().Add(9 * time.Second))
+			if _, _, err := attacker.ReadFromUDP(buf); err != nil {
+				got <- n
+				return
+			}
+			n++
+		}
+	}()
+	time.Sleep(8 * time.Second)
+	close(stop)
+	sent := <-flooded
+	cancel()
+	// The carrier echoes: after the notice the operator hears itself back.
+	heard := epOp.PCM()
+	call.hangup(t)
+	carrier.mustSucceed(15 * time.Second)
+	if n := <-got; n != 0 {
+		t.Fatalf("the attacker received %d packets of the call", n)
+	}
+	if media.Goertzel(heard, hzOperator) < 1e5 {
+		t.Fatalf("the operator was locked out: no echo of its own voice (%d samples)", len(heard))
+	}
+	if v := p.metricOf(mUnknown); v < float64(sent)/2 {
+		t.Errorf("%s = %v for %d packets flooded", mUnknown, v, sent)
+	}
+	var files map[string][]string
+	eventually(t, "recording WAV", func() (bool, string) {
+		files = recordingFiles(t, p)
+		return len(files[".wav"]) == 1, "no recording yet"
+	})
+	wav, err := os.ReadFile(files[".wav"][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []int16
+	for i := 44; i+3 < len(wav); i += 4 {
+		left = append(left, int16(uint16(wav[i])|uint16(wav[i+1])<<8))
+	}
+	if a, o := media.Goertzel(left, attackHz), media.Goertzel(left, hzOperator); a*100 > o || o < 1e4 {
+		t.Fatalf("operator channel: attacker tone power %.3g, operator %.3g: the attacker was recorded as the operator", a, o)
+	}
 }
