@@ -274,3 +274,88 @@ func TestMediaHijackFromAnotherHostRefused(t *testing.T) {
 		t.Fatalf("operator channel: attacker tone power %.3g, operator %.3g: the attacker was recorded as the operator", a, o)
 	}
 }
+
+// Comfort noise and payload types nobody negotiated never leave Plateau:
+// the operator's phone sends them among its audio to a carrier that echoes
+// everything back; only audio (and nothing with the text) returns (main at
+// 12849c6 forwarded CN verbatim, text included, to the carrier and back).
+func TestMediaNonAudioNotRelayed(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml", "-rtp_echo")
+	waitUDPBound(t, carrierPort)
+	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+		phone.LocalAddr().(*net.UDPAddr).Port)
+	call := placeRawCall(t, newRawUA(t, p, "127.0.0.1"), opExt, opPass, approved, sdp)
+	relay := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(sdpPort(t, call.answer))}
+
+	secret := []byte("MEET AT GATE 3")
+	got := map[uint8]int{}
+	leaked := false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			phone.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, _, err := phone.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			if n >= 12 {
+				got[buf[1]&0x7f]++
+			}
+			if strings.Contains(string(buf[:n]), string(secret[:4])) {
+				leaked = true
+			}
+		}
+	}()
+	tone := media.Tone(hzOperator, 20*time.Millisecond)
+	pkt := make([]byte, 12+media.FrameSamples)
+	for i := range 400 { // 8 s: past the notice (3.9 s), then echoed back
+		pt, payload := byte(8), pkt[12:]
+		for j, s := range tone {
+			payload[j] = g711.EncodeAlawFrame(s)
+		}
+		b := pkt
+		switch i % 10 {
+		case 3:
+			b = append(pkt[:12:12], secret...)
+			pt = 13 // comfort noise carrying text
+		case 7:
+			b = append(pkt[:12:12], secret...)
+			pt = 99 // never negotiated
+		}
+		b[0], b[1] = 0x80, pt
+		b[2], b[3] = byte(i>>8), byte(i)
+		ts := uint32(i * media.FrameSamples)
+		b[4], b[5], b[6], b[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+		b[8], b[9], b[10], b[11] = 1, 2, 3, 4
+		phone.WriteToUDP(b, relay)
+		time.Sleep(20 * time.Millisecond)
+	}
+	call.hangup(t)
+	carrier.mustSucceed(15 * time.Second)
+	<-done
+	if got[8] == 0 {
+		t.Fatalf("no audio came back through the carrier's echo: %v", got)
+	}
+	for pt, n := range got {
+		if pt != 8 {
+			t.Errorf("%d packets of payload type %d came back through the carrier", n, pt)
+		}
+	}
+	if leaked {
+		t.Error("the text reached the carrier and came back")
+	}
+	for _, reason := range []string{"comfort_noise", "unknown_payload"} {
+		if v := p.metricOf(`plateau_rtp_dropped_packets_total{reason="` + reason + `"}`); v < 30 {
+			t.Errorf("dropped{%s} = %v, want the 40 sent", reason, v)
+		}
+	}
+}
