@@ -175,12 +175,21 @@ func (r *Relay) forwardEvent(l, d *leg, seg uint32, now time.Time) {
 		m.drop(rLate)
 		return
 	}
+	// Every packet of one event carries the event's start timestamp; keep
+	// it across a resynchronisation (a monitor's frames interleaved), or
+	// the receiver would see one key press as several. The marker starts
+	// an event (RFC 4733 2.5.1.2): ours, not the sender's.
+	sameEvent := l.events.fwdAny && l.pkt.Timestamp == l.events.fwdTS
+	if sameEvent {
+		ts = d.out.evTS
+	} else {
+		d.out.evTS = ts
+	}
+	marker = !sameEvent
+	l.events.fwdTS, l.events.fwdAny = l.pkt.Timestamp, true
 	pt, ssrc := d.dtmfPT, d.out.ssrc
 	d.out.sent(4)
 	r.mu.Unlock()
-	// The marker starts an event (RFC 4733 2.5.1.2), ours not the sender's.
-	marker = marker || l.pkt.Timestamp != l.events.fwdTS || !l.events.fwdAny
-	l.events.fwdTS, l.events.fwdAny = l.pkt.Timestamp, true
 	b := l.obuf[:16]
 	b[12] = pl[0]
 	b[13] = pl[1]&0x80 | 10 // end bit kept; volume fixed (-10 dBm0): not a free field
@@ -301,6 +310,7 @@ type outStream struct {
 	syncSeq   uint16 // the source sequence number the offsets were set on
 	seqOff    uint16
 	tsOff     uint32
+	evTS      uint32 // our timestamp of the event being forwarded
 	packets   uint32 // sender's counts for RTCP
 	octets    uint32
 }

@@ -584,3 +584,39 @@ func TestPortPoolRandom(t *testing.T) {
 		}
 	}
 }
+
+// A key pressed by the outside party while a supervisor whispers (the
+// monitor's clock sends the operator's frames) reaches the operator as one
+// event: all its packets keep one timestamp, the first alone marked.
+func TestRelayEventDuringWhisperStaysOneEvent(t *testing.T) {
+	g := newRig(t, PCMU.Codec(), PCMU.Codec())
+	m, err := NewMonitor(testPool(t, 0, nil), lo, Whisper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Attach(g.r); err != nil {
+		t.Fatal(err)
+	}
+	to := g.relayAddr(LegOutside)
+	for i, flags := range []byte{0x0a, 0x0a, 0x8a, 0x8a} {
+		g.out.send(to, rawRTP(101, uint16(10+i), 5000, 0xE, []byte{7, flags, 0, byte(160 * (i + 1))}))
+		time.Sleep(45 * time.Millisecond) // monitor frames interleave
+	}
+	m.Detach()
+	g.settle(t)
+	var events []*rtp.Packet
+	for _, p := range g.op.packets(t) {
+		if p.PayloadType == 101 {
+			events = append(events, p)
+		}
+	}
+	if len(events) != 4 {
+		t.Fatalf("operator got %d event packets, want 4", len(events))
+	}
+	for i, e := range events {
+		if e.Timestamp != events[0].Timestamp || e.Marker != (i == 0) {
+			t.Fatalf("event packet %d: ts %d marker %v; first ts %d: one key press split", i, e.Timestamp, e.Marker, events[0].Timestamp)
+		}
+	}
+}
