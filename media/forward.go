@@ -281,16 +281,14 @@ func (l *leg) accept(from netip.AddrPort, window int) bool {
 	return false
 }
 
+// rtcpDest is where our reports to this leg go: only to a peer that sends
+// RTCP itself, at the address it sends from (symmetric RTCP). Guessing
+// port+1 could hit another socket of the peer's host.
 func (l *leg) rtcpDest() (netip.AddrPort, bool) {
-	switch {
-	case !l.hasRemote || !l.dir.Receives() || l.sdpAddr.Addr().IsUnspecified():
+	if !l.hasRemote || !l.dir.Receives() || l.sdpAddr.Addr().IsUnspecified() || !l.rtcpPeer.IsValid() {
 		return netip.AddrPort{}, false
-	case l.rtcpPeer.IsValid():
-		return l.rtcpPeer, true
-	case l.latched:
-		return netip.AddrPortFrom(l.peer.Addr(), l.peer.Port()+1), true
 	}
-	return netip.AddrPortFrom(l.sdpAddr.Addr(), l.sdpAddr.Port()+1), true
+	return l.rtcpPeer, true
 }
 
 // outStream is the single RTP stream we send toward a leg. Whatever feeds it
