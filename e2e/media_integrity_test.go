@@ -359,3 +359,70 @@ func TestMediaNonAudioNotRelayed(t *testing.T) {
 		}
 	}
 }
+
+// A supervisor barges into a call whose operator phone is muted (sends no
+// RTP at all): what the outside party hears of the supervisor is on the
+// recording's left channel (main at 12849c6 sent it to the outside party
+// and recorded nothing: the supervisor's audio was mixed into the
+// recording only when an operator packet arrived).
+func TestMediaBargeWithMutedOperatorRecorded(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	if out, err := p.plateauCmd("user", "add", "--role", "supervisor", "--name", "Sup", "--sip-password", supPass, supExt); err != nil {
+		t.Fatalf("add supervisor: %v\n%s", err, out)
+	}
+	carrier := startCarrier(t, carrierPort, "uas_answer_silent.xml")
+	waitUDPBound(t, carrierPort)
+	lo := netip.MustParseAddr("127.0.0.1")
+	epOp, err := media.NewEndpoint(nil, lo, media.PCMU.Codec()) // never plays: muted
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer epOp.Close()
+	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+		epOp.LocalAddr().Port())
+	call := placeRawCall(t, newRawUA(t, p, "127.0.0.1"), opExt, opPass, approved, sdp)
+	time.Sleep(4500 * time.Millisecond) // past the recording notice
+
+	sup, err := media.NewEndpoint(nil, lo, media.PCMU.Codec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close()
+	if r := monitorInvite(t, newRawUA(t, p, "127.0.0.1"), supExt, supPass, "*3"+opExt, sup); r.status != 200 {
+		t.Fatalf("*3101: %d %q", r.status, r.get("Reason"))
+	}
+	sup.SetRemote(netip.AddrPortFrom(lo, sdpPort(t, lastBody)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sup.Play(ctx, media.Tone(supHz, 3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	opHeard := epOp.PCM()
+	call.hangup(t)
+	carrier.mustSucceed(15 * time.Second)
+	if media.Goertzel(opHeard, supHz) < 1e5 {
+		t.Errorf("the operator does not hear the barging supervisor (%d samples)", len(opHeard))
+	}
+	var files map[string][]string
+	eventually(t, "recording WAV", func() (bool, string) {
+		files = recordingFiles(t, p)
+		return len(files[".wav"]) == 1, "no recording yet"
+	})
+	wav, err := os.ReadFile(files[".wav"][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left, right []int16
+	for i := 44; i+3 < len(wav); i += 4 {
+		left = append(left, int16(uint16(wav[i])|uint16(wav[i+1])<<8))
+		right = append(right, int16(uint16(wav[i+2])|uint16(wav[i+3])<<8))
+	}
+	if g := media.Goertzel(left, supHz); g < 1e4 {
+		t.Fatalf("the barging supervisor, heard by the outside party, is not on the recording's left channel (tone power %.3g)", g)
+	}
+	if g := media.Goertzel(right, supHz); g < 1e4 {
+		t.Fatalf("the barging supervisor, heard by the operator, is not on the recording's right channel (tone power %.3g)", g)
+	}
+}
