@@ -77,6 +77,8 @@ type Server struct {
 	calls *b2bua // nil until EnableCalls
 
 	listening atomic.Bool
+	serving   servingGate                // the trunks' keepalives wait for it
+	serveUDP  func(net.PacketConn) error // sipgo's ServeUDP; tests slow it down
 	draining  atomic.Bool
 	closeOnce sync.Once
 }
@@ -106,6 +108,7 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		nonces: newNonceIssuer(opts.Realm, opts.DigestAlgorithms, opts.NonceTTL, now),
 		bans:   newBanList(opts.BanMaxFailures, opts.BanWindow, opts.BanDuration, now),
 	}
+	s.serveUDP = srv.ServeUDP
 	s.reg = newRegistrar(s, bindings)
 	srv.OnRegister(s.guard(s.reg.handleRegister))
 	srv.OnOptions(s.guard(s.handleOptions))
@@ -136,7 +139,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			closers = append(closers, func() { conn.Close() })
 			wg.Add(1)
-			go func() { defer wg.Done(); errc <- s.srv.ServeUDP(conn) }()
+			served := s.serving.watch(conn)
+			go func() { defer wg.Done(); errc <- s.serveUDP(served) }()
 		case "tcp":
 			l, err := net.Listen("tcp", s.opts.Listen)
 			if err != nil {
@@ -211,8 +215,8 @@ func (s *Server) ActiveCalls() int {
 	return s.calls.active.Site()
 }
 
-// Listening reports whether the transports are up (for /readyz).
-func (s *Server) Listening() bool { return s.listening.Load() }
+// Listening reports whether the transports are up and served (for /readyz).
+func (s *Server) Listening() bool { return s.listening.Load() && s.serving.ready() }
 
 // Close releases the user agent; call after Serve returned.
 func (s *Server) Close() error {
