@@ -27,7 +27,8 @@ cleanup() {
 	for p in "${load[@]}"; do kill "$p" 2>/dev/null || true; done
 	if [ -z "$keep" ]; then rm -rf "$tmp"; else echo "start-loop: logs kept in $tmp"; fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 sim_port=$(free_port)
 cat >"$tmp/pstn-sim.yaml" <<YAML
