@@ -257,6 +257,9 @@ func responseError(res *sip.Response) *StatusError {
 	if h := res.GetHeader("Reason"); h != nil {
 		e.Reason = reasonText(h.Value())
 	}
+	if h := res.GetHeader("Warning"); h != nil {
+		e.Warning = warningText(h.Value())
+	}
 	return e
 }
 

@@ -111,18 +111,6 @@ func (noRecorder) Start(context.Context, RecordingInfo) (Recording, error) {
 	return nil, errors.New("test: no recorder")
 }
 
-// freeUDPPort returns a port free on 127.0.0.1 for now. The server must
-// listen on a fixed port: sipgo sends the trunk's requests from it.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // trunkEnv is a Server with calls enabled and one trunk toward a carrier.
 type trunkEnv struct {
 	s     *Server

@@ -107,7 +107,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRec, active); err != nil {
+	if err := sipSrv.EnableCalls(copts, policyAt(engine, e), engine, callRec, active); err != nil {
 		return err
 	}
 	// Whisper must never reach a customer: prove it on real sockets before
@@ -235,7 +235,27 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanMaxFailures:   cfg.Policy.Ban.MaxFailures,
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
+		PhoneNetworks:    phoneNetworks(cfg.SIP.PhoneNetworks),
+		TrustedProxies:   cfg.SIP.TrustedProxyPrefixes(),
+		// The front door's limits (sip/transport_*.go).
+		RequestsPerSource: cfg.SIP.Limits.RequestsPerSource,
+		TCP: sip.TCPLimits{
+			MaxConnections:          cfg.SIP.Limits.TCPConnections,
+			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
+			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
+		},
 	}
+}
+
+// phoneNetworks parses sip.phone_networks (validated by config).
+func phoneNetworks(cidrs []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range cidrs {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // auditSelfTest records the whisper self-test's verdict: a start refused

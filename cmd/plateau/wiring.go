@@ -39,6 +39,7 @@ func (a *auditLog) Audit(ctx context.Context, kind, actor, subject, outcome, rea
 	}); err != nil {
 		a.log.Error("audit append failed", "kind", kind, "actor", actor, "subject", subject, "err", err)
 	}
+	logDecision(a.log, kind, actor, subject, outcome, reason, source, details)
 }
 
 // operators adapts the user store to the policy.
