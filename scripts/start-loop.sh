@@ -57,8 +57,10 @@ fi
 echo "start-loop: $starts starts of $bin under $what, $(nproc) CPUs; success = ready and trunk up within ${within} s"
 
 now() { date +%s.%N; }
-ok=0; exited=0; notready=0; trunkdown=0; retried=0; times=()
-for i in $(seq "$starts"); do
+ok=0; exited=0; notready=0; trunkdown=0; retried=0; conflicts=0; times=()
+i=0
+while [ "$i" -lt "$starts" ]; do
+	i=$((i + 1))
 	sip_port=$(free_port); http_port=$(free_port)
 	{
 		bench_sip_yaml start-loop
@@ -97,6 +99,14 @@ YAML
 		fi
 		sleep 0.05
 	done
+	stop "$pid"; pid=""
+	# Another process took a port free_port chose: not a start-up failure;
+	# run this start again on new ports.
+	if [ "$outcome" = exited ] && grep -q 'address already in use' "$log"; then
+		conflicts=$((conflicts + 1)); i=$((i - 1))
+		[ "$conflicts" -lt 20 ] || { echo "start-loop: too many port conflicts"; exit 1; }
+		continue
+	fi
 	attempts=$(grep -c 'whisper self-test inconclusive' "$log" || true)
 	[ "$attempts" -gt 0 ] && retried=$((retried + 1))
 	case $outcome in
@@ -108,15 +118,15 @@ YAML
 	printf 'start %3d: %-10s ready %-6s trunk up %-6s self-test retries %s\n' "$i" "$outcome" \
 		"${ready:0:5}" "$([ "$outcome" = ok ] && echo "${el:0:5}" || echo -)" "$attempts"
 	if [ "$outcome" != ok ]; then
-		grep -E 'self-test|trunk state|level=ERROR' "$log" | tail -5 | sed 's/^/    /'
+		{ grep -E 'self-test|trunk state|level=ERROR|plateau:' "$log" || tail -3 "$log"; } | tail -5 | sed 's/^/    /'
 		keep=1
 	fi
-	stop "$pid"; pid=""
 done
 sorted=$(printf '%s\n' "${times[@]:-}" | sort -n)
 median=$(echo "$sorted" | awk 'NF{a[n++]=$1} END{if(n) print a[int(n/2)]; else print "-"}')
 worst=$(echo "$sorted" | tail -1)
 echo "start-loop: $ok of $starts starts ready with the trunk up within ${within} s" \
 	"(exited $exited, not ready $notready, trunk down $trunkdown; self-test retried in $retried starts;" \
+	"$conflicts starts redone after a port conflict;" \
 	"time to trunk up: median ${median:0:5} s, worst ${worst:0:5} s)"
 [ "$ok" = "$starts" ]
