@@ -98,6 +98,8 @@ type Server struct {
 	calls *b2bua // nil until EnableCalls
 
 	listening atomic.Bool
+	serving   servingGate                // the trunks' keepalives wait for it
+	serveUDP  func(net.PacketConn) error // sipgo's ServeUDP; tests slow it down
 	draining  atomic.Bool
 	closeOnce sync.Once
 }
@@ -130,6 +132,7 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 
 		trusted: NewTrustedProxies(opts.TrustedProxies),
 	}
+	s.serveUDP = srv.ServeUDP
 	s.limiter = newSourceLimiter(opts.RequestsPerSource, now)
 	s.limiter.onLimit = func(ip netip.Addr) { s.refusedSource(ip, "rate_limited") }
 	s.auditBudget = newSourceLimiter(1, now)
@@ -164,7 +167,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			closers = append(closers, func() { conn.Close() })
 			wg.Add(1)
-			go func() { defer wg.Done(); errc <- s.srv.ServeUDP(s.newUDPConn(conn)) }()
+			served := s.serving.watch(s.newUDPConn(conn))
+			go func() { defer wg.Done(); errc <- s.serveUDP(served) }()
 		case "tcp":
 			l, err := net.Listen("tcp", s.opts.Listen)
 			if err != nil {
@@ -240,8 +244,8 @@ func (s *Server) ActiveCalls() int {
 	return s.calls.active.Site()
 }
 
-// Listening reports whether the transports are up (for /readyz).
-func (s *Server) Listening() bool { return s.listening.Load() }
+// Listening reports whether the transports are up and served (for /readyz).
+func (s *Server) Listening() bool { return s.listening.Load() && s.serving.ready() }
 
 // Close releases the user agent; call after Serve returned.
 func (s *Server) Close() error {
