@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,7 +57,9 @@ type SIP struct {
 	ExternalAddress string   `yaml:"external_address"`
 	NonceTTL        Duration `yaml:"nonce_ttl"`
 	// DigestAlgorithms are offered in this order (RFC 8760: most preferred
-	// first). Some clients (SIPp) only read the first challenge.
+	// first), one challenge each. Some clients (SIPp, sipvicious) only read
+	// the first challenge; baresip 1.0 refuses a 401 with one it does not
+	// know (SHA-256). Default [MD5].
 	DigestAlgorithms []string `yaml:"digest_algorithms"`
 	MinExpires       Duration `yaml:"min_expires"`
 	MaxExpires       Duration `yaml:"max_expires"`
@@ -66,7 +69,38 @@ type SIP struct {
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
 	// DrainTimeout is how long SIGTERM lets calls in progress go on.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// PhoneNetworks (CIDRs) are where registered phones may be besides the
+	// address their REGISTER came from; Plateau sends INVITEs to a Contact
+	// only there, and never to a trunk's address.
+	PhoneNetworks []string `yaml:"phone_networks"`
+	// TrustedProxies are the proxies/SBCs in front of Plateau (CIDRs or
+	// addresses) whose Via tells a phone's real address, for the media
+	// address check and the bans. Empty: every source is taken as it is.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	trustedProxies []netip.Prefix
+
+	// Limits protect the SIP front door from floods and idle connections.
+	Limits SIPLimits `yaml:"limits"`
 }
+
+// SIPLimits bound what one source, and all of them, can hold open.
+type SIPLimits struct {
+	// TCPConnections caps accepted TCP connections (each is a file).
+	TCPConnections int `yaml:"tcp_connections"`
+	// TCPConnectionsPerSource caps those from one IP address.
+	TCPConnectionsPerSource int `yaml:"tcp_connections_per_source"`
+	// TCPIdleTimeout closes a TCP connection without traffic either way.
+	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
+	// RequestsPerSource is how many requests a second one IP address may
+	// send over UDP that need a transaction (bursts up to twice that);
+	// the rest are dropped. OPTIONS and REGISTERs without credentials are
+	// answered statelessly and do not count.
+	RequestsPerSource int `yaml:"requests_per_source"`
+}
+
+// TrustedProxyPrefixes returns the validated sip.trusted_proxies.
+func (s SIP) TrustedProxyPrefixes() []netip.Prefix { return s.trustedProxies }
 
 type Media struct {
 	IP                string   `yaml:"ip"`
@@ -103,6 +137,11 @@ type Trunk struct {
 	// NumberFormat is how the called number is written in the Request-URI:
 	// "e164" (+33...), "national" (0...), or "international" (0033...).
 	NumberFormat string `yaml:"number_format"`
+	// MediaLatch is which source the trunk's RTP is accepted from: "host"
+	// (the host in its SDP, any port) or "any" (a carrier behind NAT whose
+	// SDP carries a private address: the first source within the latch
+	// window).
+	MediaLatch string `yaml:"media_latch"`
 }
 
 type TrunkAuth struct {
@@ -128,11 +167,11 @@ type Policy struct {
 	// of windows and holidays: a client's office hours, a carrier's test
 	// line, the demo's number.
 	NumberWindows   []NumberWindows `yaml:"number_windows"`
-	MaxCallDuration Duration `yaml:"max_call_duration"`
-	WindowWarning   Duration `yaml:"window_warning"`
-	WindowGrace     Duration `yaml:"window_grace"`
-	Limits          Limits   `yaml:"limits"`
-	Ban             Ban      `yaml:"ban"`
+	MaxCallDuration Duration        `yaml:"max_call_duration"`
+	WindowWarning   Duration        `yaml:"window_warning"`
+	WindowGrace     Duration        `yaml:"window_grace"`
+	Limits          Limits          `yaml:"limits"`
+	Ban             Ban             `yaml:"ban"`
 }
 
 // Window is a weekly time window, e.g. days "mon-fri", from "07:30", to "12:00".
@@ -315,13 +354,19 @@ func (c *Config) applyDefaults() {
 	def(&c.SIP.Realm, "plateau")
 	defD(&c.SIP.NonceTTL, 5*time.Minute)
 	if len(c.SIP.DigestAlgorithms) == 0 {
-		c.SIP.DigestAlgorithms = []string{"SHA-256", "MD5"}
+		// MD5 alone: Debian's baresip 1.0 rejects a whole 401 that also
+		// offers SHA-256. SHA-256 is an option for phones that do it.
+		c.SIP.DigestAlgorithms = []string{"MD5"}
 	}
 	defD(&c.SIP.MinExpires, 60*time.Second)
 	defD(&c.SIP.MaxExpires, time.Hour)
 	defD(&c.SIP.DefaultExpires, time.Hour)
 	defI(&c.SIP.UDPBufferBytes, 4<<20)
 	defD(&c.SIP.DrainTimeout, 60*time.Second)
+	defI(&c.SIP.Limits.TCPConnections, 2048)
+	defI(&c.SIP.Limits.TCPConnectionsPerSource, 32)
+	defD(&c.SIP.Limits.TCPIdleTimeout, 2*time.Minute)
+	defI(&c.SIP.Limits.RequestsPerSource, 200)
 	def(&c.Media.IP, "127.0.0.1")
 	def(&c.Media.RTPPorts, "20000-29999")
 	defD(&c.Media.InactivityTimeout, 60*time.Second)
@@ -338,6 +383,7 @@ func (c *Config) applyDefaults() {
 			t.OptionsInterval = &d
 		}
 		def(&t.NumberFormat, "e164")
+		def(&t.MediaLatch, "host")
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)
 	defD(&c.Policy.WindowWarning, 60*time.Second)

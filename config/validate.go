@@ -40,16 +40,43 @@ func (c *Config) Validate() error {
 			return bad("sip.external_address", "%q is not an IP address", c.SIP.ExternalAddress)
 		}
 	}
+	for i, n := range c.SIP.PhoneNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return bad(fmt.Sprintf("sip.phone_networks[%d]", i), "%q is not a CIDR network (e.g. 10.20.0.0/24)", n)
+		}
+	}
 	for i, a := range c.SIP.DigestAlgorithms {
 		if a != "SHA-256" && a != "MD5" {
 			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)
 		}
+	}
+	c.SIP.trustedProxies = nil
+	for i, e := range c.SIP.TrustedProxies {
+		p, err := parsePrefixOrAddr(e)
+		if err != nil {
+			return bad(fmt.Sprintf("sip.trusted_proxies[%d]", i), "%v", err)
+		}
+		if p.Bits() == 0 {
+			// Believing every sender's Via would turn the strict source
+			// checks off for everyone.
+			return bad(fmt.Sprintf("sip.trusted_proxies[%d]", i), "%q trusts every address: list only the proxies' own addresses", e)
+		}
+		c.SIP.trustedProxies = append(c.SIP.trustedProxies, p)
 	}
 	if c.SIP.MinExpires > c.SIP.MaxExpires {
 		return bad("sip.min_expires", "must not exceed sip.max_expires")
 	}
 	if c.SIP.NonceTTL.D() < 5*time.Second {
 		return bad("sip.nonce_ttl", "must be at least 5s")
+	}
+	if l := c.SIP.Limits; l.TCPConnections < 1 {
+		return bad("sip.limits.tcp_connections", "must be at least 1 (default 2048)")
+	} else if l.TCPConnectionsPerSource < 1 || l.TCPConnectionsPerSource > l.TCPConnections {
+		return bad("sip.limits.tcp_connections_per_source", "must be between 1 and sip.limits.tcp_connections (default 32)")
+	} else if l.TCPIdleTimeout.D() < time.Second {
+		return bad("sip.limits.tcp_idle_timeout", "must be at least 1s (default 2m; longer than the phones' keepalive interval)")
+	} else if l.RequestsPerSource < 1 {
+		return bad("sip.limits.requests_per_source", "must be at least 1 (default 200 a second)")
 	}
 	if _, err := netip.ParseAddr(c.Media.IP); err != nil {
 		return bad("media.ip", "%q is not an IP address", c.Media.IP)
@@ -100,6 +127,11 @@ func (c *Config) Validate() error {
 		case "e164", "national", "international":
 		default:
 			return bad(key+".number_format", "%q is not e164, national or international", t.NumberFormat)
+		}
+		switch t.MediaLatch {
+		case "host", "any":
+		default:
+			return bad(key+".media_latch", "%q is not host (RTP only from the host in the trunk's SDP) or any (carrier behind NAT)", t.MediaLatch)
 		}
 	}
 	exts := map[string]bool{}
@@ -328,4 +360,20 @@ func parseClock(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a time HH:MM", s)
 	}
 	return t.Hour()*60 + t.Minute(), nil
+}
+
+// parsePrefixOrAddr reads a CIDR, or a single address as its /32 or /128.
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (use e.g. 10.0.0.5/32)", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

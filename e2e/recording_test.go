@@ -57,10 +57,11 @@ func TestRecordingContent(t *testing.T) {
 	}
 
 	// After the notice (left: what the outside party hears, 3.9 s) the
-	// operator's voice is on the left; the silent carrier's right channel
-	// holds only the short bridge tone at its start.
-	left, right := rms(pcm, 0, 4*8000, frames), rms(pcm, 1, 4*8000, frames)
-	t.Logf("after 4 s: left RMS %.0f, right RMS %.0f", left, right)
+	// operator's voice is on the left; the right channel (what the
+	// operator heard) holds the 150 ms bridge tone that follows the
+	// notice, then the silent carrier.
+	left, right := rms(pcm, 0, 4500*8, frames), rms(pcm, 1, 4500*8, frames)
+	t.Logf("after 4.5 s: left RMS %.0f, right RMS %.0f", left, right)
 	if left < 500 || right > left/50 {
 		t.Errorf("channels mixed up: left RMS %.0f, right RMS %.0f", left, right)
 	}

@@ -333,9 +333,13 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	if err != nil {
 		return lookupFailed(RuleLimits, e164, err)
 	}
-	if r.Kind == KindRefer || r.Reserved {
-		// The counts include this request: its own reservation, or (a
-		// transfer) the call whose outside party it replaces.
+	if r.Reserved {
+		// The counts include this request's own reservation.
+		mine, site = mine-1, site-1
+	}
+	if r.Kind == KindRefer {
+		// A transfer replaces the outside party of a call already counted:
+		// that call's slot is not a new call.
 		mine, site = mine-1, site-1
 	}
 	if mine >= e.cfg.PerOperator {

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,8 +220,28 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		if max := int(s.opts.MaxExpires / time.Second); exp > max {
 			exp = max
 		}
+		// Plateau later sends INVITEs to this address (inbound calls,
+		// click-to-call, monitoring): it must be a phone's, never a
+		// trunk's or a third party's (the egress gate checks again at use).
+		// Behind a trusted proxy the phone's own address is the real source
+		// its Via records (source.go), not the proxy's.
+		realSrc := req.Source()
+		if rs, ok := s.source(req); ok {
+			realSrc = rs.Addr.String()
+		}
+		if exp > 0 {
+			src, _ := netip.ParseAddrPort(realSrc)
+			if _, err := s.phoneAddrAllowed(c.Address.Host, uint16(c.Address.Port), src.Addr()); err != nil {
+				s.audit.Audit(s.ctx, "sip.register", u.Extension, c.Address.String(), "refused", ReasonContactNotAllowed, req.Source(),
+					map[string]any{"detail": err.Error()})
+				res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil)
+				res.AppendHeader(reasonHeader(ReasonContactNotAllowed))
+				s.respond(tx, req, res)
+				return
+			}
+		}
 		b := store.Binding{
-			Extension: u.Extension, Contact: c.Address.String(), Source: req.Source(),
+			Extension: u.Extension, Contact: c.Address.String(), Source: realSrc,
 			Transport: strings.ToLower(req.Transport()), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
 			ExpiresAt: now.Add(time.Duration(exp) * time.Second),
 		}
