@@ -185,6 +185,9 @@ func TestReadmeDemoCommands(t *testing.T) {
 			if !h.open && !strings.Contains(logs, "reason=OUTSIDE_WINDOW") {
 				t.Error("serve's log has no OUTSIDE_WINDOW refusal")
 			}
+			if h.open {
+				d.baresipCall(t, string(readme))
+			}
 			if !strings.Contains(sim.String(), "component=pstn-sim") {
 				t.Errorf("pstn-sim's lines are not labelled:\n%s", tail(sim.String(), 5))
 			}
@@ -350,4 +353,39 @@ func waitFor(done chan struct{}, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+// baresipCall runs the README's headless baresip call (its ports and
+// directory moved to the test's) and checks that the call was answered and
+// recorded.
+func (d *demoDir) baresipCall(t *testing.T, readme string) {
+	t.Helper()
+	need(t, "baresip")
+	_, rest, ok := strings.Cut(readme, "A headless baresip call")
+	if !ok {
+		t.Fatal("README has no headless baresip call")
+	}
+	_, rest, _ = strings.Cut(rest, "```sh\n")
+	block, _, _ := strings.Cut(rest, "```\n")
+	dir := t.TempDir()
+	for _, r := range [][2]string{
+		{"127.0.0.1:5060", fmt.Sprintf("127.0.0.1:%d", d.sipPort)},
+		{"127.0.0.1:5080", fmt.Sprintf("127.0.0.1:%d", freePort(t))},
+		{"/tmp/baresip-demo", dir},
+	} {
+		if !strings.Contains(block, r[0]) {
+			t.Fatalf("the README's baresip block no longer has %s: update this test\n%s", r[0], block)
+		}
+		block = strings.ReplaceAll(block, r[0], r[1])
+	}
+	before, _ := d.sh(t, "bin/plateau recordings list --operator 101 --state closed")
+	out, code := d.sh(t, block)
+	if code != 0 || !strings.Contains(out, "Call established") {
+		t.Fatalf("README's baresip call: exit %d\n%s", code, out)
+	}
+	// The recording is closed just after the hang-up.
+	eventually(t, "baresip call recorded", func() (bool, string) {
+		after, _ := d.sh(t, "bin/plateau recordings list --operator 101 --state closed")
+		return strings.Count(after, "\n") > strings.Count(before, "\n"), after
+	})
 }
