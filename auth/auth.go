@@ -80,3 +80,32 @@ func CheckPassword(hash, password string) error {
 	}
 	return nil
 }
+
+// Secrets are the stored forms of a user's new passwords; an empty field
+// means that password is left as it is.
+type Secrets struct {
+	HA1MD5, HA1SHA256 string // SIP digest (RFC 2617, RFC 8760)
+	WebHash           string // argon2id (HashPassword)
+}
+
+// NewSecrets derives what to store for ext in realm from the plain
+// passwords ("" = unchanged). Every check runs before anything is
+// returned, so a bad password changes nothing. The CLI (plateau user
+// add|passwd) and the admin console both go through it.
+func NewSecrets(ext, realm, sipPassword, webPassword string) (Secrets, error) {
+	var s Secrets
+	if sipPassword != "" {
+		if realm == "" {
+			return s, errors.New("sip password: no SIP realm configured")
+		}
+		s.HA1MD5, s.HA1SHA256 = HA1MD5(ext, realm, sipPassword), HA1SHA256(ext, realm, sipPassword)
+	}
+	if webPassword != "" {
+		h, err := HashPassword(webPassword)
+		if err != nil {
+			return s, fmt.Errorf("web password: %w", err)
+		}
+		s.WebHash = h
+	}
+	return s, nil
+}

@@ -142,6 +142,9 @@ type Trunk struct {
 	// SDP carries a private address: the first source within the latch
 	// window).
 	MediaLatch string `yaml:"media_latch"`
+	// RingTimeout is how long a call to this trunk may ring unanswered
+	// before Plateau CANCELs it (default 90s).
+	RingTimeout *Duration `yaml:"ring_timeout"`
 }
 
 type TrunkAuth struct {
@@ -384,6 +387,10 @@ func (c *Config) applyDefaults() {
 		}
 		def(&t.NumberFormat, "e164")
 		def(&t.MediaLatch, "host")
+		if t.RingTimeout == nil {
+			d := Duration(90 * time.Second)
+			t.RingTimeout = &d
+		}
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)
 	defD(&c.Policy.WindowWarning, 60*time.Second)

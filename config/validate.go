@@ -123,6 +123,9 @@ func (c *Config) Validate() error {
 				return bad(key+".auth.password_file", "cannot read: %v", err)
 			}
 		}
+		if t.RingTimeout != nil && (t.RingTimeout.D() < time.Second || t.RingTimeout.D() > 10*time.Minute) {
+			return bad(key+".ring_timeout", "%s is not between 1s and 10m", t.RingTimeout.D())
+		}
 		switch t.NumberFormat {
 		case "e164", "national", "international":
 		default:

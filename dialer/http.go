@@ -65,6 +65,11 @@ const (
 //	POST /api/v1/contacts/{id}/skip        operator, supervisor      {"reason":"…"} → 204
 //	POST /api/v1/contacts/{id}/release     operator, supervisor      → 204
 //	POST /api/v1/contacts/{id}/dispose     operator, supervisor      DisposeRequest → Contact
+//	POST /api/v1/contacts/{id}/correct     operator (own, within the correction window), supervisor, admin
+//	                                                                   DisposeRequest → Contact (audited
+//	                                                                   dialer.outcome_corrected)
+//	GET  /api/v1/campaigns/{id}/queue      operator, supervisor      → QueueState: why nothing is due
+//	POST /api/v1/contacts/{id}/open        operator, supervisor      → Lease of their own callback, due or not
 //
 // Errors are {"error": "…"} with 400 (invalid input), 403 (role, not
 // assigned), 404, 409 (state: not active, outside hours, not leased,
@@ -234,6 +239,31 @@ func (s *Service) Routes(mux *http.ServeMux, auth HTTPAuth) {
 		}
 		ct, err := s.Dispose(r.Context(), change(r, a), id, req)
 		reply(w, http.StatusOK, ct, err)
+	})
+	h("POST /api/v1/contacts/{id}/correct", []string{roleOperator, roleSupervisor, roleAdmin}, func(w http.ResponseWriter, r *http.Request, a Actor) {
+		id, ok := pathID(w, r)
+		var req DisposeRequest
+		if !ok || !readJSON(w, r, &req) {
+			return
+		}
+		ct, err := s.CorrectOutcome(r.Context(), change(r, a), id, req)
+		reply(w, http.StatusOK, ct, err)
+	})
+	h("POST /api/v1/contacts/{id}/open", queue, func(w http.ResponseWriter, r *http.Request, a Actor) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		l, err := s.OpenCallback(r.Context(), a.Extension(), id)
+		reply(w, http.StatusOK, l, err)
+	})
+	h("GET /api/v1/campaigns/{id}/queue", queue, func(w http.ResponseWriter, r *http.Request, a Actor) {
+		c, ok := s.campaignFor(w, r, a)
+		if !ok {
+			return
+		}
+		q, err := s.QueueState(r.Context(), c.ID, a.Extension())
+		reply(w, http.StatusOK, q, err)
 	})
 }
 

@@ -30,6 +30,9 @@ type Contact struct {
 	LastNotes       string            `json:"last_notes"`
 	CallbackAt      time.Time         `json:"callback_at,omitzero"`
 	LeaseUntil      time.Time         `json:"lease_until,omitzero"`
+	// Answers are the latest answers to the script's capture fields
+	// (ScriptFields), field name to text; they go into the client export.
+	Answers map[string]string `json:"answers,omitempty"`
 }
 
 // Lease is a contact handed to one operator, with what they need on screen.
@@ -40,10 +43,11 @@ type Lease struct {
 	Script       string        `json:"script"` // Markdown
 	Dispositions []Disposition `json:"dispositions"`
 	Callback     bool          `json:"callback"` // a callback this operator promised
+	Fields       []ScriptField `json:"fields"`   // the script's capture fields, answered with the disposition
 }
 
 const contactCols = `id, campaign_id, e164, company, contact, email, city, notes, custom, state, attempts,
-	last_disposition, last_notes, callback_by, callback_at, leased_by, lease_until`
+	last_disposition, last_notes, callback_by, callback_at, leased_by, lease_until, answers`
 
 type execer interface {
 	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
@@ -56,11 +60,16 @@ type contactRow struct {
 
 func scanContact(row interface{ Scan(...any) error }) (contactRow, error) {
 	var c contactRow
-	var custom, cbAt, lUntil string
+	var custom, cbAt, lUntil, answers string
 	err := row.Scan(&c.ID, &c.CampaignID, &c.E164, &c.Company, &c.Contact.Contact, &c.Email, &c.City, &c.Notes, &custom,
-		&c.State, &c.Attempts, &c.LastDisposition, &c.LastNotes, &c.callbackBy, &cbAt, &c.leasedBy, &lUntil)
+		&c.State, &c.Attempts, &c.LastDisposition, &c.LastNotes, &c.callbackBy, &cbAt, &c.leasedBy, &lUntil, &answers)
 	if err != nil {
 		return c, err
+	}
+	if answers != "{}" && answers != "" {
+		if err := json.Unmarshal([]byte(answers), &c.Answers); err != nil {
+			return c, fmt.Errorf("contact %d: answers: %w", c.ID, err)
+		}
 	}
 	c.CallbackAt, c.LeaseUntil = pt(cbAt), pt(lUntil)
 	if custom != "{}" && custom != "" {
@@ -119,7 +128,7 @@ func (s *Service) Next(ctx context.Context, operator string, campaignID int64) (
 	}
 	lease := func(c contactRow, callback bool) Lease {
 		return Lease{Contact: c.Contact, Campaign: cp.Name, Client: cp.Client, Script: cp.Script,
-			Dispositions: cp.Dispositions, Callback: callback}
+			Dispositions: cp.Dispositions, Callback: callback, Fields: ScriptFields(cp.Script)}
 	}
 	var out Lease
 	err = s.inTx(ctx, func(dbtx *sql.Tx) error {
@@ -144,7 +153,8 @@ func (s *Service) Next(ctx context.Context, operator string, campaignID int64) (
 			out = lease(c, false)
 			if c.CampaignID != cp.ID {
 				if pc, err := campaignTx(ctx, tx, c.CampaignID); err == nil {
-					out = Lease{Contact: c.Contact, Campaign: pc.Name, Client: pc.Client, Script: pc.Script, Dispositions: pc.Dispositions}
+					out = Lease{Contact: c.Contact, Campaign: pc.Name, Client: pc.Client, Script: pc.Script, Dispositions: pc.Dispositions,
+						Fields: ScriptFields(pc.Script)}
 				}
 			}
 			return fmt.Errorf("contact %d (%s): %w", c.ID, c.E164, ErrDispositionRequired)

@@ -3,8 +3,10 @@ package dialer
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,13 +82,16 @@ var ExportHeader = []string{"company", "contact", "phone", "email", "city", "att
 
 // Export writes the campaign's contacts as CSV for the client company:
 // the contact, how many calls, the last disposition and its notes, and the
-// callback date (site time) if one is scheduled. Free text is defused for
-// spreadsheets. Nothing says who called.
+// callback date (site time) if one is scheduled, then one column per
+// capture field of the script (ScriptFields) with the latest answer. Free
+// text is defused for spreadsheets. Nothing says who called.
 func (s *Service) Export(ctx context.Context, campaignID int64, w io.Writer) error {
-	if _, err := s.Campaign(ctx, campaignID); err != nil {
+	cp, err := s.Campaign(ctx, campaignID)
+	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT company, contact, e164, email, city, attempts, last_disposition, last_notes, callback_at
+	fields := ScriptFields(cp.Script)
+	rows, err := s.db.QueryContext(ctx, `SELECT company, contact, e164, email, city, attempts, last_disposition, last_notes, callback_at, answers
 		FROM contacts WHERE campaign_id = ? ORDER BY id`, campaignID)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -94,21 +99,33 @@ func (s *Service) Export(ctx context.Context, campaignID int64, w io.Writer) err
 	defer rows.Close()
 	loc := s.site.Location()
 	cw := csv.NewWriter(w)
-	if err := cw.Write(ExportHeader); err != nil {
+	header := slices.Clone(ExportHeader)
+	for _, f := range fields {
+		header = append(header, f.Name)
+	}
+	if err := cw.Write(header); err != nil {
 		return err
 	}
 	for rows.Next() {
-		var company, contact, e164, email, city, disp, notes, cb string
+		var company, contact, e164, email, city, disp, notes, cb, answersJSON string
 		var attempts int
-		if err := rows.Scan(&company, &contact, &e164, &email, &city, &attempts, &disp, &notes, &cb); err != nil {
+		if err := rows.Scan(&company, &contact, &e164, &email, &city, &attempts, &disp, &notes, &cb, &answersJSON); err != nil {
 			return fmt.Errorf("export: %w", err)
+		}
+		answers := map[string]string{}
+		if err := json.Unmarshal([]byte(answersJSON), &answers); err != nil {
+			return fmt.Errorf("export: answers: %w", err)
 		}
 		var cbLocal string
 		if cb != "" {
 			cbLocal = pt(cb).In(loc).Format(time.RFC3339)
 		}
-		if err := cw.Write([]string{csvText(company), csvText(contact), e164, csvText(email), csvText(city),
-			strconv.Itoa(attempts), csvText(disp), csvText(notes), cbLocal}); err != nil {
+		rec := []string{csvText(company), csvText(contact), e164, csvText(email), csvText(city),
+			strconv.Itoa(attempts), csvText(disp), csvText(notes), cbLocal}
+		for _, f := range fields {
+			rec = append(rec, csvText(answers[f.Name]))
+		}
+		if err := cw.Write(rec); err != nil {
 			return err
 		}
 	}

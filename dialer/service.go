@@ -42,8 +42,10 @@ type Service struct {
 	leaseTTL time.Duration
 	grace    time.Duration
 	skipWait time.Duration
-	log      *slog.Logger
-	call     CallFunc
+	// correctWindow is how long an operator may correct an outcome.
+	correctWindow time.Duration
+	log           *slog.Logger
+	call          CallFunc
 
 	// wmu serialises this process's dialer write transactions so that they
 	// queue here instead of polling on SQLite's busy timeout (which costs
@@ -71,6 +73,10 @@ func WithCallbackGrace(d time.Duration) Option { return func(s *Service) { s.gra
 // (default 1 h).
 func WithSkipDelay(d time.Duration) Option { return func(s *Service) { s.skipWait = d } }
 
+// WithCorrectionWindow sets how long after entering an outcome the
+// operator may still correct it (default 10 min; supervisors always may).
+func WithCorrectionWindow(d time.Duration) Option { return func(s *Service) { s.correctWindow = d } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
@@ -85,7 +91,7 @@ func New(st *store.Store, site policy.Windows, region string, opts ...Option) (*
 		return nil, fmt.Errorf("dialer: no default region for numbers")
 	}
 	s := &Service{st: st, db: st.DB(), stmts: sqlstmt.New(st.DB()), site: site, region: region, now: time.Now,
-		leaseTTL: 10 * time.Minute, grace: 30 * time.Minute, skipWait: time.Hour, log: slog.New(slog.DiscardHandler)}
+		leaseTTL: 10 * time.Minute, grace: 30 * time.Minute, skipWait: time.Hour, correctWindow: 10 * time.Minute, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)
 	}

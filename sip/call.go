@@ -49,6 +49,9 @@ type call struct {
 	transfer bool // a REFER is being carried out
 	ended    bool
 
+	hangupReason  hangupReason     // the outside party's BYE Reason (reason.go)
+	sessionTimers [2]*sessionTimer // RFC 4028, per leg (sessiontimer.go)
+
 	swapped chan struct{} // a transfer replaced the outside leg
 
 	ctx      context.Context // ends when the call ends
@@ -169,7 +172,7 @@ func (c *call) end(why string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				l.hangup(byeCtx, c.log)
+				l.hangup(byeCtx, c.log, c.byeHeaders(l)...)
 			}()
 		}
 		wg.Wait()
@@ -216,7 +219,7 @@ func (c *call) end(why string) {
 				map[string]any{"call_id": c.id, "operator_keys": opKeys, "outside_keys": outKeys})
 		}
 		c.b.s.audit.Audit(actx, "call.ended", c.operator, number, "ended", why, c.source,
-			map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()})
+			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()}))
 		c.log.Info("call ended", "why", why, "duration", dur.Round(time.Millisecond))
 	})
 }

@@ -10,8 +10,10 @@ package sip
 //     trunk's address (host and port) or a host in its allowed_sources. Checked at REGISTER (registrar.go)
 //     and again here, at use.
 //
-// gate_test.go greps the package for WriteInvite and TransactionRequest
-// outside this file, so a new call path cannot bypass it.
+// gate_test.go greps the package for WriteInvite, TransactionRequest and
+// dialTrunkLeg outside this file (trunkleg.go's own in-dialog requests and
+// the INVITE transaction it runs for inviteTrunk excepted), so a new call
+// path cannot bypass it.
 
 import (
 	"context"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 
 	"plateau/policy"
 	"plateau/store"
@@ -78,7 +81,7 @@ var errEgress = errors.New("egress refused")
 
 // inviteTrunk sends the INVITE of an outside leg to trunk t. req's
 // Request-URI must be the trunk's URI for exactly the permit's number.
-func (b *b2bua) inviteTrunk(ctx context.Context, p Permit, c *call, t *Trunk, req *sip.Request) (*sipgo.DialogClientSession, error) {
+func (b *b2bua) inviteTrunk(ctx context.Context, p Permit, c *call, t *Trunk, req *sip.Request, opts trunkLegOptions) (*trunkDialog, error) {
 	if !p.valid() || p.p.callID != c.id || p.p.operator != c.operator {
 		b.egressRefused(c, "trunk "+t.Name, "no policy decision for this call")
 		return nil, fmt.Errorf("%w: no policy decision for call %s", errEgress, c.id)
@@ -88,13 +91,13 @@ func (b *b2bua) inviteTrunk(ctx context.Context, p Permit, c *call, t *Trunk, re
 		b.egressRefused(c, req.Recipient.String(), "Request-URI is not the permitted number "+p.p.decision.E164+" on trunk "+t.Name)
 		return nil, fmt.Errorf("%w: %s is not %s", errEgress, req.Recipient.String(), want.String())
 	}
-	cs, err := b.dialogs.WriteInvite(ctx, req)
-	if err != nil {
-		return nil, err
+	if req.CallID() == nil {
+		id := sip.CallIDHeader(uuid.NewString())
+		req.AppendHeader(&id)
 	}
 	b.s.audit.Audit(b.s.ctx, "call.dial", c.operator, p.p.decision.E164, "sent", string(p.p.kind), c.source,
 		map[string]any{"call_id": c.id, "trunk": t.Name, "leg_call_id": req.CallID().Value()})
-	return cs, nil
+	return dialTrunkLeg(ctx, b.client, b.dialogs.ContactHDR, req, opts)
 }
 
 // invitePhone sends an INVITE to a registered phone of ext (the

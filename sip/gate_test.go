@@ -24,8 +24,25 @@ func TestOnlyTheGateSendsInvites(t *testing.T) {
 		t.Fatal(err)
 	}
 	send := regexp.MustCompile(`\b(WriteInvite|TransactionRequest|WriteRequest)\(|\.Invite\(|\bDo\(ctx`)
+	dial := regexp.MustCompile(`\bdialTrunkLeg\(`)
+	// The trunk leg (trunkleg.go) runs the INVITE transaction that only
+	// inviteTrunk starts (dialTrunkLeg, called from gate.go alone) and the
+	// in-dialog requests of an answered trunk dialog; session timers
+	// (sessiontimer.go) refresh dialogs that exist. None can start one.
+	inDialog := map[string]bool{"trunkleg.go": true, "sessiontimer.go": true}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") || f == "gate.go" {
+			continue
+		}
+		if src, err := os.ReadFile(f); err == nil {
+			for i, line := range strings.Split(string(src), "\n") {
+				code, _, _ := strings.Cut(line, "//")
+				if dial.MatchString(code) && !(f == "trunkleg.go" && strings.HasPrefix(code, "func dialTrunkLeg(")) {
+					t.Errorf("%s:%d starts a trunk INVITE outside the egress gate (gate.go): %s", f, i+1, strings.TrimSpace(line))
+				}
+			}
+		}
+		if inDialog[f] {
 			continue
 		}
 		src, err := os.ReadFile(f)
@@ -114,7 +131,7 @@ func TestPermitOnlyFromAdmit(t *testing.T) {
 		{"refused decision", Permit{&permit{decision: refusedDecision(testApproved), operator: testOperator, callID: c.id}}, testApproved},
 	} {
 		req := sip.NewRequest(sip.INVITE, tr.uri(tt.uri))
-		if _, err := e.b.inviteTrunk(c.ctx, tt.p, c, tr, req); err == nil {
+		if _, err := e.b.inviteTrunk(c.ctx, tt.p, c, tr, req, e.b.trunkLegOptions(c, tr, nil)); err == nil {
 			t.Errorf("%s: INVITE sent", tt.name)
 		}
 	}

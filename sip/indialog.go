@@ -80,6 +80,7 @@ func (b *b2bua) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
+	c.noteHangupReason(l, req) // before ReadBye ends the leg and supervise ends the call
 	if err := l.d.ReadBye(req, tx); err != nil {
 		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	}
@@ -139,7 +140,9 @@ func (b *b2bua) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	b.s.metrics.requestsInDialog.WithLabelValues("UPDATE").Inc()
 	if len(req.Body()) == 0 { // a session refresh
-		b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+		c.sessionRefreshed(l.side, req, res)
+		b.s.respond(tx, req, res)
 		return
 	}
 	b.answerOffer(c, l.side, req, tx)
@@ -159,6 +162,7 @@ func (b *b2bua) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 		// Delayed offer: we offer, the ACK answers.
 		res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, media.DefaultCodecs(), 101, media.SendRecv))
 		res.AppendHeader(&b.dialogs.ContactHDR)
+		c.sessionRefreshed(l, req, res)
 		b.s.respond(tx, req, res)
 		return
 	}
@@ -180,6 +184,7 @@ func (b *b2bua) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 	c.log.Info("media updated", "leg", l, "addr", remote.Addr, "direction", remote.Direction)
 	res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, []media.Codec{codec}, remote.DTMFPT, answerDirection(remote.Direction)))
 	res.AppendHeader(&b.dialogs.ContactHDR)
+	c.sessionRefreshed(l, req, res)
 	b.s.respond(tx, req, res)
 }
 

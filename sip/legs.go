@@ -65,14 +65,30 @@ func uacLeg(side media.Leg, cs *sipgo.DialogClientSession, peerOK func(netip.Add
 	return l
 }
 
+// trunkDialogLeg is an answered outside leg toward a trunk (trunkleg.go).
+func trunkDialogLeg(d *trunkDialog, peerOK func(netip.Addr) bool) *leg {
+	l := &leg{side: media.LegOutside, d: d, peerOK: peerOK, callID: d.CallID()}
+	if f := d.InviteRequest.From(); f != nil {
+		l.localTag, _ = f.Params.Get("tag")
+	}
+	return l
+}
+
 // setAnswered marks the leg up; for a UAC leg it learns the remote tag
 // from the 2xx.
 func (l *leg) setAnswered() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.answered = true
-	if cs, ok := l.d.(*sipgo.DialogClientSession); ok && cs.InviteResponse != nil {
-		if t := cs.InviteResponse.To(); t != nil {
+	var res *sip.Response
+	switch d := l.d.(type) {
+	case *sipgo.DialogClientSession:
+		res = d.InviteResponse
+	case *trunkDialog:
+		res = d.InviteResponse
+	}
+	if res != nil {
+		if t := res.To(); t != nil {
 			l.remoteTag, _ = t.Params.Get("tag")
 		}
 	}
@@ -106,7 +122,7 @@ func (l *leg) matches(req *sip.Request) (tagsOK, sourceOK bool) {
 
 // hangup sends BYE on an answered leg (once) and notes the outcome; an
 // unanswered UAC leg is cancelled by its ring context instead.
-func (l *leg) hangup(ctx context.Context, log *slog.Logger) {
+func (l *leg) hangup(ctx context.Context, log *slog.Logger, hdrs ...sip.Header) {
 	l.mu.Lock()
 	if !l.answered || l.byeSent || l.peerBye {
 		l.mu.Unlock()
@@ -114,7 +130,7 @@ func (l *leg) hangup(ctx context.Context, log *slog.Logger) {
 	}
 	l.byeSent = true
 	l.mu.Unlock()
-	err := l.d.Bye(ctx)
+	err := byeWith(ctx, l.d, hdrs...)
 	if err != nil {
 		log.Debug("bye failed", "leg", l.callID, "err", err)
 	}

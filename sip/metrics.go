@@ -37,6 +37,7 @@ type metrics struct {
 	legsLeaked       prometheus.Counter
 	egressRefused    prometheus.Counter
 	inDialogRejected *prometheus.CounterVec
+	trunkLegEvents   *prometheus.CounterVec // trunkleg.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -119,6 +120,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "plateau_sip_rate_limited_sources", Help: "Sources whose requests are being dropped by sip.limits.requests_per_source.",
 	})
 	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.acceptErrors, m.udpReadErrors, m.limitedSources)
+	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
+	}, []string{"event"})
+	reg.MustRegister(m.trunkLegEvents)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	m.accountBans = prometheus.NewCounter(prometheus.CounterOpts{

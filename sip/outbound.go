@@ -66,13 +66,10 @@ func (b *b2bua) fromOurDomain(req *sip.Request) bool {
 	return false
 }
 
-func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string, extra ...sip.Header) {
+func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	if cause != "" {
 		res.AppendHeader(refusalReason(code, cause))
-	}
-	for _, h := range extra {
-		res.AppendHeader(h)
 	}
 	b.s.respond(tx, req, res)
 }

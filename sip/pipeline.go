@@ -16,6 +16,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -125,7 +126,8 @@ func (b *b2bua) place(sp *callSpec) (*call, error) {
 	}
 	// Our answer toward the leg that called in, in its codec.
 	answerSDP := func() []byte {
-		return c.localSDP(sp.side, []media.Codec{{Encoding: sp.codec.Encoding, PayloadType: sp.codec.PayloadType}}, sp.offer.DTMFPT, media.SendRecv)
+		// The answer mirrors the offer's direction (RFC 3264 §6.1).
+		return c.localSDP(sp.side, []media.Codec{{Encoding: sp.codec.Encoding, PayloadType: sp.codec.PayloadType}}, sp.offer.DTMFPT, answerDirection(sp.offer.Direction))
 	}
 
 	// Dial: the operator's phone first when it must be rung, so nobody
@@ -175,7 +177,7 @@ func (b *b2bua) place(sp *callSpec) (*call, error) {
 	in := c.legByDialog(ds)
 	in.number = c.number
 	in.setAnswered()
-	if err := ds.RespondSDP(answerSDP()); err != nil {
+	if err := c.answerUAS(sp.side, ds, answerSDP()); err != nil { // with its session timer (sessiontimer.go)
 		c.log.Warn("answer", "err", err)
 		return nil, err
 	}
@@ -255,7 +257,7 @@ func (b *b2bua) connectOutside(c *call, opDS *sipgo.DialogServerSession, answerS
 		c.log.Info("outside leg failed", "status", status, "err", err)
 		if opDS != nil {
 			code, phrase := mapFailure(status)
-			opDS.Respond(code, phrase, nil)
+			opDS.Respond(code, phrase, nil, trunkFailureHeaders(err)...)
 		}
 		c.end(map[string]string{"busy": "busy", "no_answer": "no_answer", "failed": "outside_failed"}[res.Result])
 		return res
@@ -268,7 +270,7 @@ func (b *b2bua) connectOutside(c *call, opDS *sipgo.DialogServerSession, answerS
 	if opDS != nil {
 		// Up before the 200 goes out: a teardown from now on sends BYE.
 		op.setAnswered()
-		if err := opDS.RespondSDP(answerSDP()); err != nil {
+		if err := c.answerUAS(media.LegOperator, opDS, answerSDP()); err != nil { // with its session timer
 			c.log.Warn("answer operator", "err", err)
 			c.end("setup_failed")
 			res.Result = "failed"
@@ -345,66 +347,44 @@ func (b *b2bua) tryTrunk(ctx context.Context, c *call, pm Permit, t *Trunk, onPr
 
 	// The ring context ends with the operator's side (CANCEL), the ring
 	// timeout, or a trunk that says nothing at all (failover).
-	ringCtx, cancelTimeout := ringContext(ctx, c.ctx, b.opts.RingTimeout)
-	defer cancelTimeout()
-	ringCtx, cancel := context.WithCancelCause(ringCtx)
-	defer cancel(nil)
-	cs, err := b.inviteTrunk(ringCtx, pm, c, t, req)
+	// The trunk leg (trunkleg.go) reads every response itself: any number
+	// of provisionals, PRACK, digest, its own ring timeout, CANCEL after a
+	// provisional and ACK+BYE of an answer that comes after Plateau gave
+	// up. Its context ends with the operator's side or the call.
+	opts := b.trunkLegOptions(c, t, onProvisional)
+	dialCtx, cancelDial := ringContext(ctx, c.ctx, opts.RingTimeout+opts.SilenceTimeout+time.Minute)
+	defer cancelDial()
+	d, err := b.inviteTrunk(dialCtx, pm, c, t, req, opts)
 	if err != nil {
-		return nil, 0, err
+		if errors.Is(err, errEgress) {
+			return nil, 0, err
+		}
+		var le *TrunkLegError
+		switch {
+		case errors.As(err, &le) && le.Status == 0 && ctx.Err() == nil:
+			return nil, 0, fmt.Errorf("trunk %s did not answer: %w", t.Name, err)
+		case le != nil:
+			return nil, le.Status, err
+		}
+		return nil, sip.StatusRequestTimeout, err
 	}
 	trunkHost, _ := netip.ParseAddrPort(t.Address)
-	l := uacLeg(media.LegOutside, cs, b.trunkPeer(t, trunkHost.Addr()))
+	l := trunkDialogLeg(d, b.trunkPeer(t, trunkHost.Addr()))
 	l.number = e164
 	if !c.addLeg(l) {
+		// The call ended while the carrier answered: hang the answer up.
+		l.setAnswered()
+		l.hangup(context.WithoutCancel(ctx), c.log)
 		return nil, sip.StatusRequestTerminated, context.Canceled
 	}
-
-	heard := make(chan struct{})
-	silence := time.AfterFunc(b.opts.TrunkTimeout, func() {
-		select {
-		case <-heard:
-		default:
-			// Nothing heard: no CANCEL to wait for (RFC 3261 §9.1), move on.
-			cancel(sipgo.WaitAnswerForceCancelErr)
-		}
-	})
-	defer silence.Stop()
-	var heardOnce bool
-	err = cs.WaitAnswer(ringCtx, sipgo.AnswerOptions{
-		Username: t.Username, Password: t.Password,
-		OnResponse: func(res *sip.Response) error {
-			if !heardOnce {
-				heardOnce = true
-				close(heard)
-			}
-			if res.IsProvisional() && onProvisional != nil {
-				onProvisional(res)
-			}
-			return nil
-		},
-	})
-	if err == nil {
-		l.setAnswered()
-		perr := c.applyRemote(media.LegOutside, cs.InviteResponse.Body())
-		if err := cs.Ack(ringCtx); err != nil {
-			c.log.Warn("ack trunk", "err", err)
-		}
-		if perr != nil {
-			// An answer we cannot use: hang it up rather than bridge silence.
-			l.hangup(context.WithoutCancel(ringCtx), c.log)
-			return nil, sip.StatusNotAcceptableHere, perr
-		}
-		return l, 0, nil
+	l.setAnswered()
+	if perr := c.applyRemote(media.LegOutside, d.InviteResponse.Body()); perr != nil {
+		// An answer we cannot use: hang it up rather than bridge silence.
+		l.hangup(context.WithoutCancel(ctx), c.log)
+		return nil, sip.StatusNotAcceptableHere, perr
 	}
-	var de *sipgo.ErrDialogResponse
-	if errors.As(err, &de) {
-		return nil, int(de.Res.StatusCode), err
-	}
-	if !heardOnce && ctx.Err() == nil {
-		return nil, 0, errors.New("trunk " + t.Name + " did not answer")
-	}
-	return nil, sip.StatusRequestTimeout, err
+	c.armTrunkSessionTimer(d)
+	return l, 0, nil
 }
 
 // ringOperator places a call's operator leg toward the operator's phone

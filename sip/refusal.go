@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -21,9 +22,9 @@ type Refusal struct {
 	Reason string // reason code, e.g. NOT_ALLOWLISTED, RECORDER_UNAVAILABLE
 	Rule   string // policy rule or step that refused: allowlist, recorder, media, refer, monitor...
 	Detail string // why, for the audit log (never sent on the wire)
-	// Warning is for the caller, sent as a Warning header: when calling
-	// opens, for OUTSIDE_WINDOW (see decisionWarning).
-	Warning string
+	// Opens is when calling opens again (OUTSIDE_WINDOW), told to the
+	// caller in a Warning header.
+	Opens time.Time
 }
 
 func (r *Refusal) Error() string {
@@ -70,12 +71,12 @@ const (
 
 // refusalOf turns a policy refusal into its answer: 403 with the reason.
 func refusalOf(d policy.Decision) *Refusal {
-	return &Refusal{Status: sip.StatusForbidden, Reason: d.Reason, Rule: d.Rule, Detail: d.Detail, Warning: decisionWarning(d)}
+	return &Refusal{Status: sip.StatusForbidden, Reason: d.Reason, Rule: d.Rule, Detail: d.Detail, Opens: d.Opens}
 }
 
 // decision is the refusal as a policy decision (the console's RefusedError).
 func (r *Refusal) decision(e164 string) policy.Decision {
-	return policy.Decision{Reason: r.Reason, Rule: r.Rule, Detail: r.Detail, E164: e164}
+	return policy.Decision{Reason: r.Reason, Rule: r.Rule, Detail: r.Detail, E164: e164, Opens: r.Opens}
 }
 
 // refusalSite is where a refusal happened: who asked, for what, on which
@@ -115,10 +116,7 @@ func (b *b2bua) refuse(at refusalSite, r *Refusal) *Refusal {
 		details["call_id"] = at.callID
 	}
 	b.s.audit.Audit(b.s.ctx, kind, at.operator, subject, "refused", r.Reason, at.source, details)
-	hdrs := []sip.Header{refusalReason(r.Status, r.Reason)}
-	if r.Warning != "" {
-		hdrs = append(hdrs, warningHeader(r.Warning))
-	}
+	hdrs := append([]sip.Header{refusalReason(r.Status, r.Reason)}, decisionWarning(r)...)
 	switch {
 	case at.ds != nil:
 		if err := at.ds.Respond(r.Status, phrase(r.Status), nil, hdrs...); err != nil {

@@ -84,7 +84,7 @@ type Server struct {
 	bans   *banList
 	reg    *registrar
 
-	trusted TrustedProxies // see source.go
+	trusted     TrustedProxies // see source.go
 	limiter     *sourceLimiter // UDP requests per source (transport_udp.go)
 	auditBudget *sourceLimiter // audit entries about refused sources
 

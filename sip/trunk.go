@@ -22,8 +22,9 @@ type TrunkConfig struct {
 	CallerID        string // E.164, sent as From user
 	AllowedSources  []netip.Prefix
 	OptionsInterval time.Duration
-	NumberFormat    string // e164, national, international
-	CountryCode     string // e.g. "33", for national/international formats
+	NumberFormat    string        // e164, national, international
+	CountryCode     string        // e.g. "33", for national/international formats
+	RingTimeout     time.Duration // unanswered this long: CANCEL; 0 means the call options' RingTimeout
 }
 
 // Trunk is a carrier connection with its health state.

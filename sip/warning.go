@@ -9,23 +9,18 @@ import (
 	"plateau/policy"
 )
 
-// decisionWarning is the text of the Warning header (RFC 3261 20.43, code
-// 399: miscellaneous) of a refusal that has something useful to add to its
+// decisionWarning is the Warning header (RFC 3261 20.43, code 399:
+// miscellaneous) of a refusal that has something useful to add to its
 // Reason code: when calling opens, for OUTSIDE_WINDOW. The Reason text
 // stays the bare code (the interface contract); the Warning is for people.
 // Nothing else goes there: a refusal's detail may name internal state.
-func decisionWarning(d policy.Decision) string {
+func decisionWarning(d *Refusal) []sip.Header {
 	if d.Reason != policy.ReasonOutsideWindow || d.Opens.IsZero() {
-		return ""
+		return nil
 	}
-	return "calling opens " + policy.FormatOpens(d.Opens)
-}
-
-// warningHeader is `Warning: 399 plateau "text"`, the text made safe for
-// a quoted string.
-func warningHeader(text string) sip.Header {
-	text = strings.NewReplacer(`"`, "", `\`, "", "\r", " ", "\n", " ").Replace(text)
-	return sip.NewHeader("Warning", `399 plateau "`+text+`"`)
+	text := "calling opens " + policy.FormatOpens(d.Opens)
+	text = strings.NewReplacer(`"`, "", `\`, "").Replace(text)
+	return []sip.Header{sip.NewHeader("Warning", `399 plateau "`+text+`"`)}
 }
 
 // NumberWindowClock is a WindowClock that knows the hours of each number

@@ -152,6 +152,44 @@ func (s *Store) SetSIPSecret(ctx context.Context, ext, ha1md5, ha1sha256 string,
 	return s.updateUser(ctx, ext, `ha1_md5 = ?, ha1_sha256 = ?`, now, ha1md5, ha1sha256)
 }
 
+// SetSecrets writes the new secrets of a user in one statement: the digest
+// HA1 pair and/or the web password hash; empty fields are left as they are.
+func (s *Store) SetSecrets(ctx context.Context, ext, ha1md5, ha1sha256, webHash string, now time.Time) error {
+	var sets []string
+	var args []any
+	if ha1md5 != "" || ha1sha256 != "" {
+		sets, args = append(sets, "ha1_md5 = ?", "ha1_sha256 = ?"), append(args, ha1md5, ha1sha256)
+	}
+	if webHash != "" {
+		sets, args = append(sets, "web_password = ?"), append(args, webHash)
+	}
+	if len(sets) == 0 {
+		return fmt.Errorf("user %s: no new secret", ext)
+	}
+	return s.updateUser(ctx, ext, strings.Join(sets, ", "), now, args...)
+}
+
+// SetUserRole changes a user's role.
+func (s *Store) SetUserRole(ctx context.Context, ext string, r Role, now time.Time) error {
+	if !ValidRole(r) {
+		return fmt.Errorf("role %q is not operator, supervisor, security or admin", r)
+	}
+	return s.updateUser(ctx, ext, `role = ?`, now, string(r))
+}
+
+// ValidExtension reports whether ext is an extension: 2 to 8 digits.
+func ValidExtension(ext string) bool {
+	if len(ext) < 2 || len(ext) > 8 {
+		return false
+	}
+	for _, c := range ext {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // SetWebPassword replaces a user's web password hash.
 func (s *Store) SetWebPassword(ctx context.Context, ext, hash string, now time.Time) error {
 	return s.updateUser(ctx, ext, `web_password = ?`, now, hash)

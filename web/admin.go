@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"plateau/audit"
 	"plateau/store"
@@ -24,9 +25,10 @@ func toUserView(u store.User) userView {
 
 var errSelfSuspend = errors.New("an admin may not suspend their own account")
 
-// setUserStatus suspends or reactivates a user, audited; a suspension also
-// ends the user's web sessions.
-func (a *App) setUserStatus(r *http.Request, ext, action string) (int, string, error) {
+// setUserStatus suspends or reactivates a user, audited with the reason
+// given (required to suspend: the audit log must say why); a suspension
+// also ends the user's web sessions.
+func (a *App) setUserStatus(r *http.Request, ext, action, reason string) (int, string, error) {
 	u, _ := CurrentUser(r)
 	var st store.Status
 	switch action {
@@ -41,7 +43,17 @@ func (a *App) setUserStatus(r *http.Request, ext, action string) (int, string, e
 		return http.StatusConflict, "self_suspend", errSelfSuspend
 	}
 	ctx := r.Context()
-	rec := audit.Entry{Kind: "user." + action, Actor: u.Extension, Subject: ext, Source: "web " + clientIP(r)}
+	if _, err := a.deps.Store.User(ctx, ext); errors.Is(err, store.ErrNotFound) {
+		return http.StatusNotFound, "not_found", err
+	}
+	reason = strings.TrimSpace(reason)
+	if st == store.StatusSuspended && reason == "" {
+		return http.StatusBadRequest, "reason_required", nil
+	}
+	if len(reason) > 500 {
+		return http.StatusBadRequest, "reason_too_long", nil
+	}
+	rec := audit.Entry{Kind: "user." + action, Actor: u.Extension, Subject: ext, Source: "web " + clientIP(r), Reason: reason}
 	if err := a.deps.Store.SetUserStatus(ctx, ext, st, a.now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return http.StatusNotFound, "not_found", err
@@ -62,6 +74,8 @@ func (a *App) setUserStatus(r *http.Request, ext, action string) (int, string, e
 
 type usersData struct {
 	Users []userView
+	Roles []string
+	Realm bool // a SIP password can be set here
 }
 
 func (a *App) usersPage(w http.ResponseWriter, r *http.Request) {
@@ -74,7 +88,7 @@ func (a *App) showUsers(w http.ResponseWriter, r *http.Request, status int, flas
 		a.internal(w, r, err)
 		return
 	}
-	d := usersData{}
+	d := usersData{Roles: []string{"operator", "supervisor", "security", "admin"}, Realm: a.deps.Realm != ""}
 	for _, u := range users {
 		d.Users = append(d.Users, toUserView(u))
 	}
@@ -85,7 +99,7 @@ func (a *App) showUsers(w http.ResponseWriter, r *http.Request, status int, flas
 
 func (a *App) userStatusForm(w http.ResponseWriter, r *http.Request) {
 	ext, action := r.PathValue("ext"), r.PathValue("action")
-	status, code, err := a.setUserStatus(r, ext, action)
+	status, code, err := a.setUserStatus(r, ext, action, r.PostFormValue("reason"))
 	lang := langOf(r)
 	switch {
 	case status == http.StatusInternalServerError:

@@ -240,7 +240,13 @@ func (a *App) apiUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) apiUserStatus(w http.ResponseWriter, r *http.Request) {
-	status, code, err := a.setUserStatus(r, r.PathValue("ext"), r.PathValue("action"))
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 && !decodeJSON(w, r, &body) {
+		return
+	}
+	status, code, err := a.setUserStatus(r, r.PathValue("ext"), r.PathValue("action"), body.Reason)
 	if code != "" {
 		if status == http.StatusInternalServerError {
 			a.internal(w, r, err)

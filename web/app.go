@@ -32,8 +32,15 @@ type Deps struct {
 	Policy   Decider
 	Sessions SessionStore // nil: StoreSessions on Store
 	Location *time.Location
-	Now      func() time.Time
-	Log      *slog.Logger
+	// Region is the site's default region ("FR"): numbers of that country
+	// are shown the national way ("02 40 12 34 56"). "": FR.
+	Region string
+	// Realm is the SIP realm (sip.realm): the admin console stores a new
+	// SIP password as its digest HA1 values in it. "": SIP passwords
+	// cannot be set from the console (the CLI can).
+	Realm string
+	Now   func() time.Time
+	Log   *slog.Logger
 
 	// Recordings is the recordings index and RecordingsDir the directory
 	// its paths are relative to (recordings.dir). Nil: the recordings
@@ -121,6 +128,13 @@ func NewApp(d Deps) (*App, error) {
 
 func (a *App) now() time.Time { return a.deps.Now() }
 
+func (a *App) region() string {
+	if a.deps.Region == "" {
+		return "FR"
+	}
+	return a.deps.Region
+}
+
 // Handle mounts another package's handler behind the session middleware;
 // wrap it in RequireRole.
 func (a *App) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
@@ -169,6 +183,9 @@ func (a *App) routes() {
 	page("POST /security/simulate", security, a.simulatePage)
 	page("GET /admin/users", admin, a.usersPage)
 	page("POST /admin/users/{ext}/{action}", admin, a.userStatusForm)
+	page("POST /admin/users", admin, a.addUserForm)
+	page("POST /admin/users/{ext}/password", admin, a.passwordForm)
+	page("POST /admin/users/{ext}/role", admin, a.roleForm)
 
 	page("GET /api/v1/me", all, a.apiMe)
 	page("GET /api/v1/me/registration", all, a.apiMyRegistration)
@@ -182,10 +199,17 @@ func (a *App) routes() {
 	page("POST /api/v1/policy/simulate", security, a.apiSimulate)
 	page("GET /api/v1/users", userReaders, a.apiUsers)
 	page("POST /api/v1/users/{ext}/{action}", admin, a.apiUserStatus)
+	page("POST /api/v1/users", admin, a.apiAddUser)
+	page("POST /api/v1/users/{ext}/password", admin, a.apiResetPassword)
+	page("POST /api/v1/users/{ext}/role", admin, a.apiChangeRole)
 	page("GET /api/v1/operators", supervisor, a.apiOperators)
 	a.recordingRoutes()
 	a.consoleRoutes()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, http.StatusNotFound, "not_found", nil)
+	})
+	// Any other unknown path: the 404 page, with a way back.
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, http.StatusNotFound, "not_found", nil)
 	})
 }
@@ -196,7 +220,9 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin: the site's own pages learn where a form came from (an
+	// expired session returns there); nothing leaves for another site.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
 	if l := r.URL.Query().Get("lang"); known(l) {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600,
@@ -211,7 +237,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if isAPI(r) {
 				WriteError(w, r, http.StatusUnauthorized, "unauthenticated", nil)
 			} else {
-				http.Redirect(w, r, "/login", http.StatusSeeOther)
+				http.Redirect(w, r, loginURL(r, refererPath(r)), http.StatusSeeOther)
 			}
 			return
 		}
@@ -260,6 +286,19 @@ func clientIP(r *http.Request) string {
 }
 
 func urlEscape(s string) string { return url.QueryEscape(s) }
+
+// refererPath is the local page a form was posted from ("/" if unknown or
+// another site's), where the user goes back after logging in again.
+func refererPath(r *http.Request) string {
+	ref, err := url.Parse(r.Referer())
+	if err != nil || ref.Host != r.Host || ref.Path == "" {
+		return "/"
+	}
+	if ref.RawQuery != "" {
+		return safeNext(ref.Path + "?" + ref.RawQuery)
+	}
+	return safeNext(ref.Path)
+}
 
 func cacheStatic(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"plateau/dialer"
 	"plateau/store"
 )
 
@@ -74,12 +73,15 @@ func (a *App) operatorsState(ctx context.Context) ([]registration, error) {
 }
 
 type operatorData struct {
-	Reg       registration
-	DialerOn  bool
-	Campaigns []opCampaign
-	Callbacks []dialer.Callback
-	Call      *liveCall
-	Labels    map[string]string // the console script's strings
+	Reg            registration
+	DialerOn       bool
+	Campaigns      []opCampaign
+	Callbacks      []callbackRow
+	Call           *liveCall
+	Labels         map[string]string // the console script's strings
+	TZ             string            // the site's time zone, for the script's dates
+	Region         string            // the site's region, for the numbers
+	CorrectMinutes int               // how long the operator may correct an outcome
 }
 
 // opCampaign is an active campaign of the operator, its script rendered.
@@ -98,7 +100,9 @@ func (a *App) operatorPage(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	d := operatorData{Reg: reg, DialerOn: a.deps.Dialer != nil, Labels: labels(langOf(r), "op.", "disp.", "outcome.", "reason.")}
+	lang := langOf(r)
+	d := operatorData{Reg: reg, DialerOn: a.deps.Dialer != nil, Labels: labels(lang, "op.", "disp.", "outcome.", "reason.", "reg.", "session."),
+		TZ: a.deps.Location.String(), Region: a.region()}
 	cs, err := a.operatorCampaigns(ctx, u.Extension)
 	if err != nil {
 		a.internal(w, r, err)
@@ -108,7 +112,8 @@ func (a *App) operatorPage(w http.ResponseWriter, r *http.Request) {
 		d.Campaigns = append(d.Campaigns, opCampaign{ID: c.ID, Name: c.Name, Client: c.Client, Script: renderScript(c.Script)})
 	}
 	if a.deps.Dialer != nil {
-		if d.Callbacks, err = a.deps.Dialer.Callbacks(ctx, u.Extension); err != nil {
+		d.CorrectMinutes = int(a.deps.Dialer.CorrectionWindow() / time.Minute)
+		if d.Callbacks, err = a.callbackRows(ctx, u.Extension, lang); err != nil {
 			a.internal(w, r, err)
 			return
 		}

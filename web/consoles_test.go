@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ func TestOperatorConsole(t *testing.T) {
 	f := newFixture(t)
 	op := f.as("101")
 	_, body := op.get("/operator")
-	if !strings.Contains(body, "Non enregistré") || !strings.Contains(body, "Le numéroteur n&#39;est pas activé") {
+	if !strings.Contains(body, "Téléphone non connecté") || !strings.Contains(body, "Le numéroteur n&#39;est pas activé") ||
+		strings.Contains(body, "rechargement") {
 		t.Fatalf("operator page: %s", body)
 	}
 	err := f.st.SaveBindings(t.Context(), []store.Binding{{Extension: "101", Contact: "sip:101@10.0.0.7:5062", Source: "10.0.0.7:5062",
@@ -24,7 +26,7 @@ func TestOperatorConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, body = op.get("/operator")
-	if !strings.Contains(body, "Enregistré") || !strings.Contains(body, "baresip") {
+	if !strings.Contains(body, "Téléphone connecté") || !strings.Contains(body, "baresip") || strings.Contains(body, "UDP") {
 		t.Fatalf("registered operator page: %s", body)
 	}
 	res, body := op.get("/api/v1/me/registration")
@@ -103,7 +105,10 @@ func TestAdminUsers(t *testing.T) {
 	if !strings.Contains(body, "Opérateur Un") || strings.Contains(body, "argon2") {
 		t.Fatalf("users page: %s", body)
 	}
-	res, body := adm.form("/admin/users/101/suspend", nil)
+	if res, body := adm.form("/admin/users/101/suspend", nil); res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Indiquez le motif") {
+		t.Fatalf("suspend without a reason: %d", res.StatusCode)
+	}
+	res, body := adm.form("/admin/users/101/suspend", url.Values{"reason": {"Transfert vers un autre établissement"}})
 	if res.StatusCode != 200 || !strings.Contains(body, "Poste 101 suspendu") {
 		t.Fatalf("suspend: %d", res.StatusCode)
 	}
@@ -118,6 +123,9 @@ func TestAdminUsers(t *testing.T) {
 		if recs := f.audited(kind); len(recs) != n || recs[0].Entry.Actor != "401" || recs[0].Entry.Subject != "101" {
 			t.Fatalf("%s audited: %+v", kind, recs)
 		}
+	}
+	if r := f.audited("user.suspend")[0].Entry.Reason; r != "Transfert vers un autre établissement" {
+		t.Fatalf("suspension reason audited: %q", r)
 	}
 	if res, body := adm.api("POST", "/api/v1/users/401/suspend", nil); res.StatusCode != http.StatusConflict || !strings.Contains(body, "self_suspend") {
 		t.Fatalf("self suspend: %d %s", res.StatusCode, body)

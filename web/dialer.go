@@ -114,6 +114,7 @@ type liveCall struct {
 	ID       string    `json:"id"`
 	Operator string    `json:"operator"`
 	Number   string    `json:"number,omitempty"`
+	Display  string    `json:"display,omitempty"` // the number the site's way ("02 40 12 34 56")
 	Campaign string    `json:"campaign,omitempty"`
 	State    string    `json:"state"` // setup (ringing), connected
 	Start    time.Time `json:"start"`
@@ -136,7 +137,7 @@ func (a *App) toLive(c sip.CallInfo, withNumber bool) liveCall {
 	lc := liveCall{ID: c.ID, Operator: c.Operator, Campaign: c.Campaign, State: c.State, Start: c.Start, Answered: c.Answered,
 		Elapsed: max(0, int(a.now().Sub(since)/time.Second))}
 	if withNumber {
-		lc.Number = c.Number
+		lc.Number, lc.Display = c.Number, displayNumber(c.Number, a.region())
 	}
 	return lc
 }
@@ -204,14 +205,59 @@ func (a *App) apiCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"calls": out})
 }
 
+// callbackRow is one of the operator's callbacks as their console lists it.
+type callbackRow struct {
+	ID       int64     `json:"id"` // the contact
+	Company  string    `json:"company"`
+	Contact  string    `json:"contact"`
+	Number   string    `json:"number"` // for display
+	Campaign string    `json:"campaign"`
+	At       time.Time `json:"at"`
+	When     string    `json:"when"`    // site time, e.g. "aujourd'hui 10:30", "mar. 08/12 10:30"
+	Due      bool      `json:"due"`     // the time has come
+	Overdue  bool      `json:"overdue"` // more than overdueAfter ago
+}
+
+// overdueAfter: a callback this late is shown as overdue, not just due.
+const overdueAfter = 15 * time.Minute
+
+func (a *App) callbackRows(ctx context.Context, ext, lang string) ([]callbackRow, error) {
+	cbs, err := a.deps.Dialer.Callbacks(ctx, ext)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	out := make([]callbackRow, 0, len(cbs))
+	for _, cb := range cbs {
+		out = append(out, callbackRow{ID: cb.Contact.ID, Company: cb.Contact.Company, Contact: cb.Contact.Contact,
+			Number: displayNumber(cb.Contact.E164, a.region()), Campaign: cb.Campaign, At: cb.At,
+			When: a.siteWhen(lang, cb.At), Due: !cb.At.After(now), Overdue: now.Sub(cb.At) > overdueAfter})
+	}
+	return out, nil
+}
+
+// siteWhen writes an instant on the site's clock for a person: "aujourd'hui
+// 10:30", "demain 09:00", else "mar. 08/12 10:30".
+func (a *App) siteWhen(lang string, t time.Time) string {
+	lt, now := t.In(a.deps.Location), a.now().In(a.deps.Location)
+	day := func(x time.Time) string { return x.Format("2006-01-02") }
+	switch day(lt) {
+	case day(now):
+		return T(lang, "when.today", lt.Format("15:04"))
+	case day(now.AddDate(0, 0, 1)):
+		return T(lang, "when.tomorrow", lt.Format("15:04"))
+	}
+	return T(lang, "wd."+strconv.Itoa(int(lt.Weekday()))) + " " + lt.Format("02/01 15:04")
+}
+
 func (a *App) apiMyCallbacks(w http.ResponseWriter, r *http.Request) {
 	u, _ := CurrentUser(r)
-	cbs, err := a.deps.Dialer.Callbacks(r.Context(), u.Extension)
+	rows, err := a.callbackRows(r.Context(), u.Extension, langOf(r))
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"callbacks": cbs})
+	writeJSON(w, http.StatusOK, map[string]any{"callbacks": rows})
 }
 
 // apiCall is click-to-call: POST /api/v1/contacts/{id}/call. The phone

@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"regexp"
 	"strings"
+
+	"plateau/dialer"
 )
 
 // Campaign scripts are written in Markdown by supervisors and shown to
@@ -56,6 +58,13 @@ func renderScript(src string) template.HTML {
 		case t == "":
 			flushPara()
 			closeList()
+		case isFieldLine(t):
+			// A capture field (dialer.ScriptFields): the operator types the
+			// answer in the call notes; the script shows where to ask.
+			flushPara()
+			closeList()
+			f, _ := dialer.ParseFieldLine(t)
+			b.WriteString(`<p class="script-field" data-field="` + html.EscapeString(f.Name) + `">` + html.EscapeString(f.Label) + "</p>\n")
 		case strings.HasPrefix(t, "#"):
 			level := len(t) - len(strings.TrimLeft(t, "#"))
 			text := strings.TrimSpace(t[level:])
@@ -80,6 +89,11 @@ func renderScript(src string) template.HTML {
 	flushPara()
 	closeList()
 	return template.HTML(b.String()) // every text went through html.EscapeString
+}
+
+func isFieldLine(t string) bool {
+	_, ok := dialer.ParseFieldLine(t)
+	return ok
 }
 
 // openPara adds a line to the paragraph being built (after a list: a new

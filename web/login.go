@@ -36,6 +36,8 @@ func (a *App) showLogin(w http.ResponseWriter, r *http.Request, status int, user
 	v := a.newView(r, "login.title", loginData{Username: username, Next: safeNext(r.FormValue("next")), Token: tok})
 	if errKey != "" {
 		v.Error = v.T(errKey)
+	} else if r.FormValue("expired") == "1" {
+		v.Flash = v.T("session.expired")
 	}
 	a.render(w, r, status, "login", v)
 }

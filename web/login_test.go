@@ -211,7 +211,7 @@ func TestSuspensionEndsSessions(t *testing.T) {
 	f := newFixture(t)
 	op := f.as("101")
 	adm := f.as("401")
-	if res, body := adm.api("POST", "/api/v1/users/101/suspend", nil); res.StatusCode != 200 {
+	if res, body := adm.api("POST", "/api/v1/users/101/suspend", map[string]string{"reason": "enquête"}); res.StatusCode != 200 {
 		t.Fatalf("suspend: %d %s", res.StatusCode, body)
 	}
 	if res, _ := op.get("/api/v1/me"); res.StatusCode != http.StatusUnauthorized {

@@ -158,15 +158,15 @@ var catalogue = map[string]map[string]string{
 
 		"operator.title":         "Mon poste",
 		"operator.softphone":     "Téléphone logiciel",
-		"operator.register_hint": "Lancez le téléphone logiciel du poste ; l'état se met à jour au rechargement de la page.",
+		"operator.register_hint": "Lancez le téléphone logiciel du poste : cet état change tout seul dès qu'il est connecté.",
 		"operator.next_contact":  "Prochain contact",
 		"operator.live_call":     "Appel en cours",
 		"operator.callbacks":     "Mes rappels",
 		"operator.recordings":    "Mes enregistrements et commentaires",
 
-		"reg.registered":     "Enregistré",
-		"reg.not_registered": "Non enregistré",
-		"reg.details":        "Logiciel : %s, transport %s.",
+		"reg.registered":     "Téléphone connecté",
+		"reg.not_registered": "Téléphone non connecté",
+		"reg.details":        "Logiciel du téléphone : %s.",
 
 		"supervisor.title":      "Supervision",
 		"supervisor.intro":      "État des postes, mis à jour toutes les %d secondes.",
@@ -365,15 +365,15 @@ var catalogue = map[string]map[string]string{
 
 		"operator.title":         "My desk",
 		"operator.softphone":     "Softphone",
-		"operator.register_hint": "Start the desk's softphone; the state updates when the page is reloaded.",
+		"operator.register_hint": "Start the desk's softphone: this state changes by itself as soon as it is connected.",
 		"operator.next_contact":  "Next contact",
 		"operator.live_call":     "Current call",
 		"operator.callbacks":     "My callbacks",
 		"operator.recordings":    "My recordings and comments",
 
-		"reg.registered":     "Registered",
-		"reg.not_registered": "Not registered",
-		"reg.details":        "Software: %s, transport %s.",
+		"reg.registered":     "Phone connected",
+		"reg.not_registered": "Phone not connected",
+		"reg.details":        "Phone software: %s.",
 
 		"supervisor.title":      "Supervision",
 		"supervisor.intro":      "Desks' state, updated every %d seconds.",

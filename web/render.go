@@ -155,10 +155,53 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, code string,
 		writeJSON(w, status, body)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	writeErrorPage(w, r, status, msg)
+}
+
+// errorData is what the error page shows: the message, what to do, and
+// the way back.
+type errorData struct {
+	Message   string // localised
+	Help      string // catalogue key
+	Back      string // a local path
+	BackLabel string // catalogue key
+}
+
+// errorPages is the layout with the error page, parsed once: WriteError is
+// a function (other packages' handlers call it), not a method of the App.
+var errorPages = template.Must(template.New("error").Funcs(template.FuncMap{"join": strings.Join}).
+	ParseFS(assets, "templates/layout.html", "templates/error.html"))
+
+// writeErrorPage answers a browser with a proper page: the message, a
+// hint, and a link back to the user's console (or the login page).
+func writeErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	v := &view{Lang: langOf(r), Title: "errpage.title", Path: r.URL.Path, query: r.URL.Query()}
+	d := errorData{Message: msg, Help: "errpage.help", Back: "/login", BackLabel: "errpage.to_login"}
+	if u, ok := CurrentUser(r); ok {
+		v.User, v.LoggedIn, v.Nav = u, true, navFor(u.Role, r.URL.Path)
+		if s := currentSession(r); s != nil {
+			v.CSRF = s.csrf
+		}
+		d.Back, d.BackLabel = homeOf(u.Role), "errpage.to_home"
+	}
+	switch status {
+	case http.StatusNotFound:
+		v.Title, d.Help = "errpage.title_404", "errpage.help_404"
+	case http.StatusForbidden:
+		v.Title, d.Help = "errpage.title_403", "errpage.help_403"
+	}
+	v.Data = d
+	var buf bytes.Buffer
 	w.Header().Set("Cache-Control", "no-store")
+	if err := errorPages.ExecuteTemplate(&buf, "layout", v); err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintln(w, msg)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	fmt.Fprintln(w, msg)
+	w.Write(buf.Bytes())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -52,7 +52,7 @@ func RequireRole(roles ...store.Role) func(http.Handler) http.Handler {
 					WriteError(w, r, http.StatusUnauthorized, "unauthenticated", nil)
 					return
 				}
-				http.Redirect(w, r, "/login?next="+urlEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, loginURL(r, r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
 			if !slices.Contains(roles, u.Role) {
@@ -62,6 +62,17 @@ func RequireRole(roles ...store.Role) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// loginURL sends a browser to the login page and back to next; a request
+// that carried a session cookie the server no longer knows had its session
+// expire, and the login page says so.
+func loginURL(r *http.Request, next string) string {
+	u := "/login?next=" + urlEscape(next)
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		u += "&expired=1"
+	}
+	return u
 }
 
 func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }

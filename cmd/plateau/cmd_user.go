@@ -111,22 +111,14 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		if _, err := st.User(ctx, ext); err != nil {
 			return err
 		}
-		// Hash before writing anything so a bad password changes nothing.
-		var webHash string
-		if wp != "" {
-			if webHash, err = auth.HashPassword(wp); err != nil {
-				return usagef("user passwd: --web-password: %v", err)
-			}
+		// auth.NewSecrets checks and hashes before anything is written, so
+		// a bad password changes nothing; the admin console does the same.
+		sec, err := auth.NewSecrets(ext, cfg.SIP.Realm, sp, wp)
+		if err != nil {
+			return usagef("user passwd: %v", err)
 		}
-		if sp != "" {
-			if err := st.SetSIPSecret(ctx, ext, auth.HA1MD5(ext, cfg.SIP.Realm, sp), auth.HA1SHA256(ext, cfg.SIP.Realm, sp), e.now()); err != nil {
-				return err
-			}
-		}
-		if webHash != "" {
-			if err := st.SetWebPassword(ctx, ext, webHash, e.now()); err != nil {
-				return err
-			}
+		if err := st.SetSecrets(ctx, ext, sec.HA1MD5, sec.HA1SHA256, sec.WebHash, e.now()); err != nil {
+			return err
 		}
 		fmt.Fprintf(e.stdout, "user %s: password changed\n", ext)
 		return nil

@@ -134,7 +134,7 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 		tc := sip.TrunkConfig{
 			Name: t.Name, Address: t.Address, Transport: t.Transport, Username: t.Auth.Username, Password: pass,
 			CallerID: t.CallerID, OptionsInterval: t.OptionsInterval.D(), NumberFormat: t.NumberFormat,
-			CountryCode: countryCode(cfg.Site.DefaultRegion),
+			CountryCode: countryCode(cfg.Site.DefaultRegion), RingTimeout: t.RingTimeout.D(),
 		}
 		for _, s := range t.AllowedSources {
 			p, _ := netip.ParsePrefix(s)

@@ -122,7 +122,7 @@ try {
   const rows = await page.locator("#wallboard tbody tr").count();
   expect(rows === 2, "two operators listed, got " + rows);
   const board = await page.locator("#wallboard").innerText();
-  expect(board.includes("Enregistré"), "registration state shown");
+  expect(board.includes("Téléphone connecté"), "registration state shown");
   expect(board.includes("en communication") && board.includes("menuiseries"), "102's call is live: " + board);
   expect(/\b\d+:\d\d\b/.test(board), "the call's duration is shown: " + board);
 
@@ -151,7 +151,7 @@ try {
   step("operator: preview the next contact with the script");
   await page.getByRole("button", { name: "Contact suivant" }).click();
   await page.locator("#pv-company").filter({ hasText: "Atelier Durand Architectes" }).waitFor();
-  expect((await page.locator("#pv-number").innerText()) === "+33240000007", "number shown in E.164");
+  expect((await page.locator("#pv-number").innerText()) === "02 40 00 00 07", "number shown the French way");
   expect((await page.locator(".script-body:not([hidden]) strong").first().innerText()) === "téléconseiller", "script rendered from Markdown");
   expect(await page.getByRole("button", { name: "Appeler" }).isEnabled(), "Call enabled: the phone is registered");
   await shot("operator-preview");
@@ -160,7 +160,7 @@ try {
   await page.getByRole("button", { name: "Appeler" }).click();
   await page.locator("#dispose-form:not([hidden])").waitFor();
   expect(await page.getByRole("button", { name: "Contact suivant" }).isDisabled(), "next blocked until the outcome is entered");
-  await page.getByLabel("Issue", { exact: true }).selectOption({ label: "intéressé" });
+  await page.getByLabel("Issue", { exact: true }).selectOption("interested");
   await page.locator("#dispose-notes").fill("Rappeler pour un devis en janvier.");
   await page.locator("#dispose-outcome").filter({ hasText: "décroché" }).waitFor();
   await shot("operator-dispose");

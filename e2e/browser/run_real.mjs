@@ -102,7 +102,9 @@ try {
   await op.getByRole("button", { name: "Contact suivant" }).click();
   await op.locator("#pv-company").filter({ hasText: env("COMPANY") }).waitFor({ timeout: STATE_WAIT });
   const number = env("NUMBER");
-  expect((await op.locator("#pv-number").innerText()) === number, "number shown in E.164");
+  // Shown the French way: +33240123458 reads 02 40 12 34 58.
+  const shown = number.startsWith("+33") ? ("0" + number.slice(3)).replace(/(\d\d)(?=\d)/g, "$1 ") : number;
+  expect((await op.locator("#pv-number").innerText()) === shown, "number shown the French way: " + shown);
   const call = op.getByRole("button", { name: "Appeler" });
   await op.waitForFunction(() => !document.getElementById("btn-call").disabled, null, { timeout: STATE_WAIT });
 
@@ -113,7 +115,7 @@ try {
   step("operator clicks Call; the phone auto-answers, the carrier answers");
   await call.click();
   await op.locator("#call-state").filter({ hasText: "En communication" }).waitFor({ timeout: STATE_WAIT });
-  expect((await op.locator("#call-state").innerText()).includes(number), "the live call shows the number");
+  expect((await op.locator("#call-state").innerText()).includes(shown), "the live call shows the number");
   expect(await op.locator("#hangup").isVisible(), "hang-up button shown during the call");
   expect(await op.getByRole("button", { name: "Contact suivant" }).isDisabled(), "next blocked during the call");
   await shot(op, "operator-live");
@@ -132,7 +134,7 @@ try {
   await op.locator("#dispose-form:not([hidden])").waitFor({ timeout: STATE_WAIT });
   await op.locator("#call-state").filter({ hasNotText: "En communication" }).waitFor({ timeout: STATE_WAIT });
   await op.locator("#dispose-outcome").filter({ hasText: "décroché" }).waitFor({ timeout: STATE_WAIT });
-  await op.getByLabel("Issue", { exact: true }).selectOption({ label: "intéressé" });
+  await op.getByLabel("Issue", { exact: true }).selectOption("interested");
   await op.locator("#dispose-notes").fill("Rappeler pour un devis.");
   await shot(op, "operator-dispose");
   await op.getByRole("button", { name: "Enregistrer l'issue" }).click();
