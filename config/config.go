@@ -174,11 +174,11 @@ type Policy struct {
 	// of windows and holidays: a client's office hours, a carrier's test
 	// line, the demo's number.
 	NumberWindows   []NumberWindows `yaml:"number_windows"`
-	MaxCallDuration Duration `yaml:"max_call_duration"`
-	WindowWarning   Duration `yaml:"window_warning"`
-	WindowGrace     Duration `yaml:"window_grace"`
-	Limits          Limits   `yaml:"limits"`
-	Ban             Ban      `yaml:"ban"`
+	MaxCallDuration Duration        `yaml:"max_call_duration"`
+	WindowWarning   Duration        `yaml:"window_warning"`
+	WindowGrace     Duration        `yaml:"window_grace"`
+	Limits          Limits          `yaml:"limits"`
+	Ban             Ban             `yaml:"ban"`
 }
 
 // Window is a weekly time window, e.g. days "mon-fri", from "07:30", to "12:00".
