@@ -204,6 +204,22 @@ try {
   await page.getByRole("button", { name: "Se déconnecter" }).click();
   await page.waitForURL(/\/login/);
 
+  step("supervisor: a script typed when the session expires is not lost");
+  await login("201");
+  await page.goto(base + "/supervisor/campaigns");
+  const draft = "# Accroche\nBonjour {interlocuteur}, texte tapé avant l'expiration.";
+  await page.locator("form textarea[name=script]").first().fill(draft);
+  await page.locator("form input[name=name]").first().fill("nouvelle");
+  await ctx.addCookies([{ name: "plateau_session", value: "expired-or-forged", url: base }]);
+  await page.getByRole("button", { name: "Créer la campagne (brouillon)" }).click();
+  await page.waitForURL(/\/login\?.*expired=1/);
+  expect((await page.getByRole("status").innerText()).includes("Votre session a expiré"), "expired notice");
+  await login("201");
+  expect(page.url().endsWith("/supervisor/campaigns"), "back on the campaigns page: " + page.url());
+  expect((await page.locator("form textarea[name=script]").first().inputValue()) === draft, "the typed script is back");
+  await page.getByRole("button", { name: "Se déconnecter" }).click();
+  await page.waitForURL(/\/login/);
+
   step("admin: add a user, change nothing without a reason, suspend with one");
   await login("401");
   await page.getByLabel("Poste (identifiant)").fill("107");
