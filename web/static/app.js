@@ -74,6 +74,11 @@
       var t = document.getElementById("updated");
       if (t) { t.textContent = msg.at; } // the site's time, as every time shown
     });
-    es.addEventListener("logout", function () { es.close(); window.location = "/login"; });
+    // The session ended (expired, logged out elsewhere, suspended): back
+    // here after logging in again, with the reason shown.
+    es.addEventListener("logout", function () {
+      es.close();
+      window.location = "/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+    });
   }
 })();
