@@ -42,7 +42,7 @@ var (
 			if err != nil {
 				return []any{m[2], m[3]}
 			}
-			return []any{T(lang, "wd."+itoa(int(d.Weekday()))) + " " + d.Format("02/01/2006"), m[3]}
+			return []any{T(lang, "wd."+weekday(int(d.Weekday()))) + " " + d.Format("02/01/2006"), m[3]}
 		}},
 		{re: regexp.MustCompile(`^(\d{4})-(\d{2})-(\d{2}) is a holiday$`), key: "detail.holiday",
 			args: func(a *App, lang string, m []string) []any { return []any{m[3] + "/" + m[2] + "/" + m[1]} }},
@@ -73,7 +73,8 @@ var (
 func numberArg(a *App, lang string, m []string) []any { return []any{a.number(m[1])} }
 func none(*App, string, []string) []any               { return nil }
 
-func itoa(i int) string { return string(rune('0' + i)) }
+// weekday is a weekday number (0-6) as text, for the "wd." keys.
+func weekday(i int) string { return string(rune('0' + i)) }
 
 // number shows an E.164 number the site's way.
 func (a *App) number(e164 string) string { return displayNumber(e164, a.region()) }

@@ -62,7 +62,7 @@ func TestLocalDetails(t *testing.T) {
 // languages, every key a script asks for exists, and no script writes a
 // literal sentence into the page.
 func TestEveryShownStringIsCatalogued(t *testing.T) {
-	codeRE := regexp.MustCompile(`(?:WriteError\(w, r, [^,]+, |apiFail\(w, r, [^,]+, |fail\(http\.Status\w+, |return http\.Status\w+, )"([a-z_]+)"`)
+	codeRE := regexp.MustCompile(`(?:WriteError\(w, r, [^,]+, |apiFail\(w, r, [^,]+, |userErr\(http\.Status\w+, |return http\.Status\w+, )"([a-z_]+)"`)
 	goFiles, _ := filepath.Glob("*.go")
 	codes := 0
 	for _, f := range goFiles {
