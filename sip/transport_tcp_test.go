@@ -128,7 +128,7 @@ func TestTCPConnectionCaps(t *testing.T) {
 func TestTCPBannedSourceRefused(t *testing.T) {
 	e := newTCPEnv(t, TCPLimits{})
 	for range 3 {
-		e.env.s.bans.fail(netip.MustParseAddr("127.0.0.5"))
+		e.env.s.bans.fail("", netip.MustParseAddr("127.0.0.5"))
 	}
 	if _, ok := e.dial("127.0.0.5"); ok {
 		t.Error("a banned source's connection was kept")

@@ -541,7 +541,7 @@ func TestUDPGate(t *testing.T) {
 	t.Run("banned source", func(t *testing.T) {
 		banned := udpSocket(t, "127.0.0.3")
 		for range 3 {
-			s.bans.fail(netip.MustParseAddr("127.0.0.3"))
+			s.bans.fail("", netip.MustParseAddr("127.0.0.3"))
 		}
 		for _, m := range []string{"OPTIONS", "REGISTER", "MESSAGE"} {
 			if got := udpExchange(t, banned, ls.addr, rawRequest(m, banned.LocalAddr().String()), 300*time.Millisecond); got != "" {

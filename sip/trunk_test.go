@@ -43,9 +43,9 @@ func TestRetryDelay(t *testing.T) {
 	}
 }
 
-// fakeCarrier answers OPTIONS on a UDP socket with the status answer(n)
+// optionsCarrier answers OPTIONS on a UDP socket with the status answer(n)
 // gives the nth request (from 1); 0 drops it.
-type fakeCarrier struct {
+type optionsCarrier struct {
 	conn   *net.UDPConn
 	answer func(n int) int
 
@@ -54,13 +54,13 @@ type fakeCarrier struct {
 	seen chan struct{} // one send per request
 }
 
-func newFakeCarrier(t *testing.T, answer func(n int) int) *fakeCarrier {
+func newFakeCarrier(t *testing.T, answer func(n int) int) *optionsCarrier {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeCarrier{conn: conn, answer: answer, seen: make(chan struct{}, 100)}
+	f := &optionsCarrier{conn: conn, answer: answer, seen: make(chan struct{}, 100)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -90,9 +90,9 @@ func newFakeCarrier(t *testing.T, answer func(n int) int) *fakeCarrier {
 	return f
 }
 
-func (f *fakeCarrier) addr() string { return f.conn.LocalAddr().String() }
+func (f *optionsCarrier) addr() string { return f.conn.LocalAddr().String() }
 
-func (f *fakeCarrier) requests() int {
+func (f *optionsCarrier) requests() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.got
