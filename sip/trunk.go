@@ -22,15 +22,17 @@ type TrunkConfig struct {
 	CallerID        string // E.164, sent as From user
 	AllowedSources  []netip.Prefix
 	OptionsInterval time.Duration
-	NumberFormat    string        // e164, national, international
-	CountryCode     string        // e.g. "33", for national/international formats
-	RingTimeout     time.Duration // unanswered this long: CANCEL; 0 means the call options' RingTimeout
+	NumberFormat    string             // e164, national, international
+	CountryCode     string             // e.g. "33", for national/international formats
+	RingTimeout     time.Duration      // unanswered this long: CANCEL; 0 means the call options' RingTimeout
+	Register        *TrunkRegistration // a registration trunk (trunkreg.go)
 }
 
 // Trunk is a carrier connection with its health state.
 type Trunk struct {
 	TrunkConfig
-	up atomic.Bool
+	up         atomic.Bool
+	registered atomic.Bool // registration trunks only (trunkreg.go)
 }
 
 func newTrunk(c TrunkConfig) *Trunk {
@@ -40,7 +42,7 @@ func newTrunk(c TrunkConfig) *Trunk {
 }
 
 // Up reports the trunk's last known health.
-func (t *Trunk) Up() bool { return t.up.Load() }
+func (t *Trunk) Up() bool { return t.up.Load() && t.registrationUp() }
 
 // allows reports whether src may send us calls over this trunk.
 func (t *Trunk) allows(src netip.Addr) bool {
