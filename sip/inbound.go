@@ -160,6 +160,7 @@ func (b *b2bua) ringOperator(ctx context.Context, c *call, contact store.Binding
 	for _, h := range extra {
 		req.AppendHeader(h)
 	}
+	routeViaPath(req, contact) // through the proxy it registered through (path.go)
 	if contact.Transport == "tcp" {
 		req.SetTransport("TCP")
 	}

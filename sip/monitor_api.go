@@ -103,6 +103,7 @@ func (b *b2bua) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.supervisor, Host: b.s.opts.ExternalAddress}})
+	routeViaPath(req, contact) // through the proxy it registered through (path.go)
 	if contact.Transport == "tcp" {
 		req.SetTransport("TCP")
 	}

@@ -182,6 +182,11 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		defExp = v
 	}
+	path, ok := pathOf(req) // path.go
+	if !ok {
+		s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusBadRequest, "Bad Path", nil))
+		return
+	}
 	contacts := getHeaders(req, "Contact")
 	now := s.now()
 	var up, rm []store.Binding
@@ -222,7 +227,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		b := store.Binding{
 			Extension: u.Extension, Contact: c.Address.String(), Source: req.Source(),
 			Transport: strings.ToLower(req.Transport()), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
-			ExpiresAt: now.Add(time.Duration(exp) * time.Second),
+			ExpiresAt: now.Add(time.Duration(exp) * time.Second), Path: path,
 		}
 		if h := getHeader(req, "User-Agent"); h != nil {
 			b.UserAgent = h.Value()
@@ -247,6 +252,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		res.AppendHeader(sip.NewHeader("Contact", "<"+b.Contact+">;expires="+strconv.Itoa(int(b.ExpiresAt.Sub(now).Round(time.Second)/time.Second))))
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
+	echoPath(req, res, path)
 	s.respond(tx, req, res)
 }
 
