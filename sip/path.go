@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -32,7 +33,13 @@ func pathOf(req *sip.Request) (path []string, ok bool) {
 		if _, err := sip.ParseAddressValue(v, &u, &params); err != nil || (u.Scheme != "sip" && u.Scheme != "sips") || u.Host == "" {
 			return nil, false
 		}
-		path = append(path, "<"+u.String()+">")
+		// The entry is written back as a Route: nothing in it may end the
+		// name-addr or the header value early.
+		us := u.String()
+		if strings.ContainsAny(us, "<>\", \t\r\n") || !validHost(u.Host) {
+			return nil, false
+		}
+		path = append(path, "<"+us+">")
 	}
 	return path, true
 }
@@ -83,4 +90,22 @@ func routeViaPath(req *sip.Request, b store.Binding) {
 	for _, p := range b.Path {
 		req.AppendHeader(sip.NewHeader("Route", p))
 	}
+}
+
+// validHost accepts a host name, an IPv4 address or a bracketed IPv6 one.
+func validHost(h string) bool {
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		_, err := netip.ParseAddr(h[1 : len(h)-1])
+		return err == nil
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -62,3 +62,29 @@ func TestRouteViaPathAndEcho(t *testing.T) {
 		t.Errorf("Path in the 200 = %v", h)
 	}
 }
+
+func FuzzPathOf(f *testing.F) {
+	for _, s := range []string{"<sip:127.0.0.3:5090;lr>", "<sip:a;lr>, <sip:b;lr>", `"x,y" <sip:a;lr>`, "<http://x/>", "<<<", "sip:bare.example;lr"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		req := sip.NewRequest(sip.REGISTER, sip.Uri{Host: "127.0.0.1"})
+		req.AppendHeader(sip.NewHeader("Path", s))
+		path, ok := pathOf(req)
+		if !ok {
+			return
+		}
+		if len(path) > maxPathEntries {
+			t.Fatalf("%d entries", len(path))
+		}
+		// Each stored entry is a rebuilt SIP URI that reads back the same.
+		for _, p := range path {
+			again := sip.NewRequest(sip.REGISTER, sip.Uri{Host: "127.0.0.1"})
+			again.AppendHeader(sip.NewHeader("Path", p))
+			got, ok := pathOf(again)
+			if !ok || len(got) != 1 || got[0] != p {
+				t.Fatalf("%q: entry %q reads back as %q, %v", s, p, got, ok)
+			}
+		}
+	})
+}
