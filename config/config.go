@@ -149,6 +149,24 @@ type Trunk struct {
 	// RingTimeout is how long a call to this trunk may ring unanswered
 	// before Plateau CANCELs it (default 90s).
 	RingTimeout *Duration `yaml:"ring_timeout"`
+	// Register makes Plateau REGISTER to the carrier (a registration
+	// trunk): the carrier then accepts calls from, and delivers calls to,
+	// the registered contact.
+	Register *TrunkRegister `yaml:"register"`
+}
+
+// TrunkRegister configures a registration trunk. Credentials default to
+// the trunk's auth.
+type TrunkRegister struct {
+	// Expires is the registration lifetime asked (default 3600s); Plateau
+	// renews at 80 % of what the carrier grants.
+	Expires      Duration `yaml:"expires"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	// ContactUser is the user part of the registered Contact: the carrier
+	// sends inbound calls to it (default: the username).
+	ContactUser string `yaml:"contact_user"`
 }
 
 type TrunkAuth struct {
@@ -395,6 +413,14 @@ func (c *Config) applyDefaults() {
 		if t.RingTimeout == nil {
 			d := Duration(90 * time.Second)
 			t.RingTimeout = &d
+		}
+		if r := t.Register; r != nil {
+			defD(&r.Expires, time.Hour)
+			def(&r.Username, t.Auth.Username)
+			if r.Password == "" && r.PasswordFile == "" {
+				r.Password, r.PasswordFile = t.Auth.Password, t.Auth.PasswordFile
+			}
+			def(&r.ContactUser, r.Username)
 		}
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)

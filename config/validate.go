@@ -16,6 +16,9 @@ var roles = map[string]bool{"operator": true, "supervisor": true, "security": tr
 
 var extensionRE = regexp.MustCompile(`^[0-9]{2,8}$`)
 
+// sipUserRE is what Plateau accepts as a registered contact's user part.
+var sipUserRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
+
 // Validate checks every value and names the key of the first bad one.
 func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) error {
@@ -128,6 +131,25 @@ func (c *Config) Validate() error {
 		}
 		if t.RingTimeout != nil && (t.RingTimeout.D() < time.Second || t.RingTimeout.D() > 10*time.Minute) {
 			return bad(key+".ring_timeout", "%s is not between 1s and 10m", t.RingTimeout.D())
+		}
+		if r := t.Register; r != nil {
+			if r.Expires.D() < time.Minute || r.Expires.D() > 24*time.Hour {
+				return bad(key+".register.expires", "%s is not between 60s and 24h", r.Expires.D())
+			}
+			if r.Username == "" {
+				return bad(key+".register.username", "is required (or auth.username)")
+			}
+			if r.Password == "" && r.PasswordFile == "" {
+				return bad(key+".register.password", "a password or password_file is required (or the trunk's auth)")
+			}
+			if r.PasswordFile != "" {
+				if _, err := os.Stat(c.Resolve(r.PasswordFile)); err != nil {
+					return bad(key+".register.password_file", "cannot read: %v", err)
+				}
+			}
+			if !sipUserRE.MatchString(r.ContactUser) {
+				return bad(key+".register.contact_user", "%q is not a SIP user name (letters, digits, - _ . + only)", r.ContactUser)
+			}
 		}
 		switch t.NumberFormat {
 		case "e164", "national", "international":

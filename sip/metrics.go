@@ -39,6 +39,7 @@ type metrics struct {
 	egressRefused    prometheus.Counter
 	inDialogRejected *prometheus.CounterVec
 	trunkLegEvents   *prometheus.CounterVec // trunkleg.go
+	trunkRegistered  *prometheus.GaugeVec   // trunkreg.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -124,7 +125,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
 	}, []string{"event"})
-	reg.MustRegister(m.trunkLegEvents)
+	m.trunkRegistered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "plateau_trunk_registered", Help: "1 while a registration trunk holds a registration with its carrier.",
+	}, []string{"trunk"})
+	reg.MustRegister(m.trunkLegEvents, m.trunkRegistered)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	m.accountBans = prometheus.NewCounter(prometheus.CounterOpts{

@@ -23,15 +23,17 @@ type TrunkConfig struct {
 	CallerID        string // E.164, sent as From user
 	AllowedSources  []netip.Prefix
 	OptionsInterval time.Duration
-	NumberFormat    string        // e164, national, international
-	CountryCode     string        // e.g. "33", for national/international formats
-	RingTimeout     time.Duration // unanswered this long: CANCEL; 0 means the call options' RingTimeout
+	NumberFormat    string             // e164, national, international
+	CountryCode     string             // e.g. "33", for national/international formats
+	RingTimeout     time.Duration      // unanswered this long: CANCEL; 0 means the call options' RingTimeout
+	Register        *TrunkRegistration // a registration trunk (trunkreg.go)
 }
 
 // Trunk is a carrier connection with its health state.
 type Trunk struct {
 	TrunkConfig
-	up atomic.Bool // what calls go by
+	up         atomic.Bool // what calls go by
+	registered atomic.Bool // registration trunks only (trunkreg.go)
 
 	// sleep waits d between probes (false: ctx ended); tests replace it.
 	sleep func(ctx context.Context, d time.Duration) bool
@@ -67,7 +69,7 @@ func newTrunk(c TrunkConfig) *Trunk {
 }
 
 // Up reports the trunk's last known health.
-func (t *Trunk) Up() bool { return t.up.Load() }
+func (t *Trunk) Up() bool { return t.up.Load() && t.registrationUp() }
 
 // Status reports the trunk's state for /readyz.
 func (t *Trunk) Status() TrunkStatus {
