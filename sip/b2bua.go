@@ -191,6 +191,10 @@ func (b *b2bua) run(ctx context.Context) {
 	for _, t := range b.trunks {
 		wg.Add(1)
 		go func() { defer wg.Done(); t.keepalive(ctx, b.client, b.s) }()
+		if t.Register != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); b.registerTrunk(ctx, t) }()
+		}
 	}
 	wg.Wait()
 }

@@ -138,6 +138,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			}
 			return nil
 		}},
+		// Each trunk's keepalive state, for information: trunks down leave
+		// the node ready (registrations, consoles and recordings still
+		// work; plateau_trunk_up is what alerts).
+		{Name: "trunks", Info: func(context.Context) []string {
+			var lines []string
+			for _, t := range sipSrv.TrunkStatus() {
+				lines = append(lines, t.String())
+			}
+			return lines
+		}},
 	}, log.With("component", "http"))
 	// The preview dialer; click-to-call goes through the SIP server.
 	caller := &clickToCall{sip: sipSrv}
@@ -152,7 +162,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	loc, _ := time.LoadLocation(cfg.Site.Timezone) // checked by config.Load
 	app, err := web.NewApp(web.Deps{Store: st, Audit: auditor.chain, Policy: engine, Location: loc, Now: e.now,
 		Log: log.With("component", "web"), Recordings: recIndex, RecordingsDir: cfg.RecordingsDir(),
-		Dialer: dialSvc, Calls: sipSrv, Monitor: sipSrv, TrainingCalls: cfg.Monitoring.TrainingCalls})
+		Dialer: dialSvc, Calls: sipSrv, Monitor: sipSrv, TrainingCalls: cfg.Monitoring.TrainingCalls,
+		Region: cfg.Site.DefaultRegion, Realm: cfg.SIP.Realm})
 	if err != nil {
 		return err
 	}
@@ -234,6 +245,7 @@ func sipOptions(cfg *config.Config) sip.Options {
 			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
 			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
 		},
+		DigestURIServer: cfg.SIP.DigestURICheck == "server",
 	}
 }
 

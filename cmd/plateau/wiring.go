@@ -139,6 +139,13 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 			CallerID: t.CallerID, OptionsInterval: t.OptionsInterval.D(), NumberFormat: t.NumberFormat,
 			CountryCode: countryCode(cfg.Site.DefaultRegion), RingTimeout: t.RingTimeout.D(),
 		}
+		if r := t.Register; r != nil {
+			rpass, err := cfg.Secret(r.Password, r.PasswordFile)
+			if err != nil {
+				return opts, fmt.Errorf("trunks[%d].register.password_file: %w", i, err)
+			}
+			tc.Register = &sip.TrunkRegistration{Expires: r.Expires.D(), Username: r.Username, Password: rpass, ContactUser: r.ContactUser}
+		}
 		for _, s := range t.AllowedSources {
 			p, _ := netip.ParsePrefix(s)
 			tc.AllowedSources = append(tc.AllowedSources, p)
