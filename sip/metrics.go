@@ -22,6 +22,7 @@ type metrics struct {
 	tcpConns       prometheus.Gauge
 	tcpRefused     *prometheus.CounterVec
 	tcpIdleClosed  prometheus.Counter
+	tcpThrottled   prometheus.Counter
 	acceptErrors   prometheus.Counter
 	udpReadErrors  prometheus.Counter
 	limitedSources prometheus.Gauge
@@ -94,6 +95,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.tcpIdleClosed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plateau_sip_tcp_idle_closed_total", Help: "SIP TCP connections closed after sip.limits.tcp_idle_timeout without traffic.",
 	})
+	m.tcpThrottled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_throttled_total", Help: "Times a SIP TCP connection's reads were slowed to its source's sip.limits.requests_per_source.",
+	})
 	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plateau_sip_tcp_accept_errors_total", Help: "Errors accepting SIP TCP connections (retried with backoff).",
 	})
@@ -103,7 +107,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.limitedSources = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "plateau_sip_rate_limited_sources", Help: "Sources whose requests are being dropped by sip.limits.requests_per_source.",
 	})
-	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.acceptErrors, m.udpReadErrors, m.limitedSources)
+	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.tcpThrottled, m.acceptErrors, m.udpReadErrors, m.limitedSources)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	return m
