@@ -443,6 +443,10 @@ func TestMalformedRequestsRefusedBeforeHandlers(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the INVITE handler saw %d requests, want only the valid one", n)
 	}
+	// Audited, within a budget (about one entry a second for all sources).
+	if kinds := ls.audit.list(); countOf(kinds, "sip.malformed:MALFORMED:MISSING_CALL_ID") != 1 {
+		t.Errorf("audit %v: want the first refusal audited as sip.malformed", kinds)
+	}
 }
 
 // REGISTER without credentials and OPTIONS are answered statelessly, to
