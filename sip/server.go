@@ -159,6 +159,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				}
 				return fmt.Errorf("sip listen tcp %s: %w", s.opts.Listen, err)
 			}
+			s.warnFileLimit()
 			tl := s.newTCPListener(l)
 			closers = append(closers, func() { tl.Close() })
 			wg.Add(1)
