@@ -3,14 +3,18 @@ GO      ?= go
 BIN     := bin/plateau
 CONFIG  ?= configs/plateau.yaml
 PKGS    := ./...
-APT_PKGS := sip-tester baresip espeak-ng sox chromium sipvicious
+APT_PKGS := sip-tester baresip espeak-ng sox chromium sipvicious kamailio
 
 .PHONY: all build deps run test unit e2e fuzz bench soak lint clean
 
 all: build
 
+# The first build downloads the modules ("go: downloading" lines) and then
+# compiles them silently for a few minutes: say so.
 build:
+	@[ -x $(BIN) ] || echo "make: building $(BIN) — the first time, Go downloads and compiles every dependency: a few silent minutes"
 	$(GO) build -o $(BIN) ./cmd/plateau
+	@echo "make: $(BIN) is built"
 
 # Installs the Debian tools the tests use; does nothing when they are there.
 deps:
@@ -20,6 +24,7 @@ deps:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@echo "make deps: Go modules (go mod download), then the browser test's npm packages"
 	@$(GO) mod download
 	@cd e2e/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 
@@ -28,6 +33,7 @@ run: build
 	@scripts/demo.sh $(BIN) $(CONFIG)
 
 test: deps
+	@echo "make test: go vet, then every test under the race detector (the first run compiles for a few minutes)"
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) fuzz

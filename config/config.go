@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,7 +57,9 @@ type SIP struct {
 	ExternalAddress string   `yaml:"external_address"`
 	NonceTTL        Duration `yaml:"nonce_ttl"`
 	// DigestAlgorithms are offered in this order (RFC 8760: most preferred
-	// first). Some clients (SIPp) only read the first challenge.
+	// first), one challenge each. Some clients (SIPp, sipvicious) only read
+	// the first challenge; baresip 1.0 refuses a 401 with one it does not
+	// know (SHA-256). Default [MD5].
 	DigestAlgorithms []string `yaml:"digest_algorithms"`
 	MinExpires       Duration `yaml:"min_expires"`
 	MaxExpires       Duration `yaml:"max_expires"`
@@ -66,7 +69,42 @@ type SIP struct {
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
 	// DrainTimeout is how long SIGTERM lets calls in progress go on.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// PhoneNetworks (CIDRs) are where registered phones may be besides the
+	// address their REGISTER came from; Plateau sends INVITEs to a Contact
+	// only there, and never to a trunk's address.
+	PhoneNetworks []string `yaml:"phone_networks"`
+	// TrustedProxies are the proxies/SBCs in front of Plateau (CIDRs or
+	// addresses) whose Via tells a phone's real address, for the media
+	// address check and the bans. Empty: every source is taken as it is.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// DigestURICheck is how a digest's uri must name the request:
+	// "request_uri" (default: the Request-URI itself, RFC 3261 §22.4) or
+	// "server" (also a uri naming only this server, as SIPp writes it).
+	DigestURICheck string `yaml:"digest_uri_check"`
+
+	trustedProxies []netip.Prefix
+
+	// Limits protect the SIP front door from floods and idle connections.
+	Limits SIPLimits `yaml:"limits"`
 }
+
+// SIPLimits bound what one source, and all of them, can hold open.
+type SIPLimits struct {
+	// TCPConnections caps accepted TCP connections (each is a file).
+	TCPConnections int `yaml:"tcp_connections"`
+	// TCPConnectionsPerSource caps those from one IP address.
+	TCPConnectionsPerSource int `yaml:"tcp_connections_per_source"`
+	// TCPIdleTimeout closes a TCP connection without traffic either way.
+	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
+	// RequestsPerSource is how many SIP messages a second one IP address
+	// may send over UDP (bursts up to twice that); the rest are dropped
+	// before any transaction. OPTIONS and REGISTERs without credentials
+	// are answered statelessly and do not count.
+	RequestsPerSource int `yaml:"requests_per_source"`
+}
+
+// TrustedProxyPrefixes returns the validated sip.trusted_proxies.
+func (s SIP) TrustedProxyPrefixes() []netip.Prefix { return s.trustedProxies }
 
 type Media struct {
 	IP                string   `yaml:"ip"`
@@ -103,6 +141,32 @@ type Trunk struct {
 	// NumberFormat is how the called number is written in the Request-URI:
 	// "e164" (+33...), "national" (0...), or "international" (0033...).
 	NumberFormat string `yaml:"number_format"`
+	// MediaLatch is which source the trunk's RTP is accepted from: "host"
+	// (the host in its SDP, any port) or "any" (a carrier behind NAT whose
+	// SDP carries a private address: the first source within the latch
+	// window).
+	MediaLatch string `yaml:"media_latch"`
+	// RingTimeout is how long a call to this trunk may ring unanswered
+	// before Plateau CANCELs it (default 90s).
+	RingTimeout *Duration `yaml:"ring_timeout"`
+	// Register makes Plateau REGISTER to the carrier (a registration
+	// trunk): the carrier then accepts calls from, and delivers calls to,
+	// the registered contact.
+	Register *TrunkRegister `yaml:"register"`
+}
+
+// TrunkRegister configures a registration trunk. Credentials default to
+// the trunk's auth.
+type TrunkRegister struct {
+	// Expires is the registration lifetime asked (default 3600s); Plateau
+	// renews at 80 % of what the carrier grants.
+	Expires      Duration `yaml:"expires"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	// ContactUser is the user part of the registered Contact: the carrier
+	// sends inbound calls to it (default: the username).
+	ContactUser string `yaml:"contact_user"`
 }
 
 type TrunkAuth struct {
@@ -122,13 +186,17 @@ type User struct {
 }
 
 type Policy struct {
-	Windows         []Window `yaml:"windows"`
-	Holidays        []string `yaml:"holidays"`
-	MaxCallDuration Duration `yaml:"max_call_duration"`
-	WindowWarning   Duration `yaml:"window_warning"`
-	WindowGrace     Duration `yaml:"window_grace"`
-	Limits          Limits   `yaml:"limits"`
-	Ban             Ban      `yaml:"ban"`
+	Windows  []Window `yaml:"windows"`
+	Holidays []string `yaml:"holidays"`
+	// NumberWindows give a few numbers calling hours of their own, in place
+	// of windows and holidays: a client's office hours, a carrier's test
+	// line, the demo's number.
+	NumberWindows   []NumberWindows `yaml:"number_windows"`
+	MaxCallDuration Duration        `yaml:"max_call_duration"`
+	WindowWarning   Duration        `yaml:"window_warning"`
+	WindowGrace     Duration        `yaml:"window_grace"`
+	Limits          Limits          `yaml:"limits"`
+	Ban             Ban             `yaml:"ban"`
 }
 
 // Window is a weekly time window, e.g. days "mon-fri", from "07:30", to "12:00".
@@ -136,6 +204,14 @@ type Window struct {
 	Days string `yaml:"days"`
 	From string `yaml:"from"`
 	To   string `yaml:"to"`
+}
+
+// NumberWindows are the calling hours of some numbers (E.164), replacing
+// policy.windows and policy.holidays for them; holidays here are theirs.
+type NumberWindows struct {
+	Numbers  []string `yaml:"numbers"`
+	Windows  []Window `yaml:"windows"`
+	Holidays []string `yaml:"holidays"`
 }
 
 type Limits struct {
@@ -303,13 +379,20 @@ func (c *Config) applyDefaults() {
 	def(&c.SIP.Realm, "plateau")
 	defD(&c.SIP.NonceTTL, 5*time.Minute)
 	if len(c.SIP.DigestAlgorithms) == 0 {
-		c.SIP.DigestAlgorithms = []string{"SHA-256", "MD5"}
+		// MD5 alone: Debian's baresip 1.0 rejects a whole 401 that also
+		// offers SHA-256. SHA-256 is an option for phones that do it.
+		c.SIP.DigestAlgorithms = []string{"MD5"}
 	}
+	def(&c.SIP.DigestURICheck, "request_uri")
 	defD(&c.SIP.MinExpires, 60*time.Second)
 	defD(&c.SIP.MaxExpires, time.Hour)
 	defD(&c.SIP.DefaultExpires, time.Hour)
 	defI(&c.SIP.UDPBufferBytes, 4<<20)
 	defD(&c.SIP.DrainTimeout, 60*time.Second)
+	defI(&c.SIP.Limits.TCPConnections, 2048)
+	defI(&c.SIP.Limits.TCPConnectionsPerSource, 32)
+	defD(&c.SIP.Limits.TCPIdleTimeout, 2*time.Minute)
+	defI(&c.SIP.Limits.RequestsPerSource, 200)
 	def(&c.Media.IP, "127.0.0.1")
 	def(&c.Media.RTPPorts, "20000-29999")
 	defD(&c.Media.InactivityTimeout, 60*time.Second)
@@ -326,6 +409,19 @@ func (c *Config) applyDefaults() {
 			t.OptionsInterval = &d
 		}
 		def(&t.NumberFormat, "e164")
+		def(&t.MediaLatch, "host")
+		if t.RingTimeout == nil {
+			d := Duration(90 * time.Second)
+			t.RingTimeout = &d
+		}
+		if r := t.Register; r != nil {
+			defD(&r.Expires, time.Hour)
+			def(&r.Username, t.Auth.Username)
+			if r.Password == "" && r.PasswordFile == "" {
+				r.Password, r.PasswordFile = t.Auth.Password, t.Auth.PasswordFile
+			}
+			def(&r.ContactUser, r.Username)
+		}
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)
 	defD(&c.Policy.WindowWarning, 60*time.Second)
@@ -360,7 +456,7 @@ func (c *Config) Secret(inline, file string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-var lineRE = regexp.MustCompile(`line (\d+): (field (\S+) not found)?`)
+var lineRE = regexp.MustCompile(`line (\d+): (field (\S+) not found in type \S+)?`)
 
 // decodeError names the key of each line a YAML decoding error points at
 // ("line 12: ..." becomes "sip.nonce_ttl: line 12: ..."), since yaml.v3 only
@@ -426,6 +522,10 @@ func decodeError(data []byte, err error) error {
 			first = key
 		}
 		found++
+		if sm[3] != "" {
+			// Name the key and the nearest real one, not a Go type.
+			return key + ": " + unknownKeyMsg(key) + " on line " + sm[1]
+		}
 		return key + ": " + m
 	})
 	if found == 1 {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,14 +42,35 @@ func TestParseValid(t *testing.T) {
 	if c.SIP.NonceTTL.D() != 5*time.Minute || c.Policy.Ban.MaxFailures != 10 {
 		t.Errorf("defaults not applied: nonce_ttl %v, ban.max_failures %d", c.SIP.NonceTTL.D(), c.Policy.Ban.MaxFailures)
 	}
-	if got := c.SIP.DigestAlgorithms; len(got) != 2 || got[0] != "SHA-256" {
-		t.Errorf("default digest_algorithms = %v", got)
+	// MD5 alone by default: baresip 1.0 refuses a 401 that also offers SHA-256.
+	if got := c.SIP.DigestAlgorithms; len(got) != 1 || got[0] != "MD5" {
+		t.Errorf("default digest_algorithms = %v, want [MD5]", got)
+	}
+	if c.SIP.DigestURICheck != "request_uri" {
+		t.Errorf("default digest_uri_check = %q, want request_uri", c.SIP.DigestURICheck)
+	}
+	if got := c.SIP.TrustedProxyPrefixes(); len(got) != 0 {
+		t.Errorf("default trusted_proxies = %v, want none", got)
+	}
+	if l := c.SIP.Limits; l.TCPConnections != 2048 || l.TCPConnectionsPerSource != 32 || l.TCPIdleTimeout.D() != 2*time.Minute || l.RequestsPerSource != 200 {
+		t.Errorf("default sip.limits = %+v", l)
 	}
 	if got := c.Resolve("notice.wav"); got != filepath.Join(dir, "notice.wav") {
 		t.Errorf("Resolve = %q, want it relative to the config file", got)
 	}
 	if !c.DetentionMode() {
 		t.Error("detention mode must default to true")
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Parse([]byte(strings.Replace(base, "realm: plateau}", "realm: plateau, trusted_proxies: [10.0.0.5, 10.0.1.9/29, \"2001:db8::5\"]}", 1)), testDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(c.SIP.TrustedProxyPrefixes())
+	if want := "[10.0.0.5/32 10.0.1.8/29 2001:db8::5/128]"; got != want {
+		t.Fatalf("trusted proxies = %s, want %s", got, want)
 	}
 }
 
@@ -74,6 +96,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"window ends before it starts", "policy: {windows: [{days: mon-fri, from: \"12:00\", to: \"07:30\"}]}\n", "policy.windows[0]"},
 		{"window without days", "policy: {windows: [{from: \"07:30\", to: \"12:00\"}]}\n", "policy.windows[0]"},
 		{"bad holiday", "policy: {holidays: [\"25/12/2026\"]}\n", "policy.holidays[0]"},
+		{"number hours without numbers", "policy: {number_windows: [{windows: [{days: mon, from: \"07:30\", to: \"12:00\"}]}]}\n", "policy.number_windows[0].numbers"},
+		{"number hours national number", "policy: {number_windows: [{numbers: [\"0240123456\"], windows: [{days: mon, from: \"07:30\", to: \"12:00\"}]}]}\n", "policy.number_windows[0].numbers[0]"},
+		{"number hours twice", "policy: {number_windows: [{numbers: [\"+33240123456\", \"+33240123456\"], windows: [{days: mon, from: \"07:30\", to: \"12:00\"}]}]}\n", "policy.number_windows[0].numbers[1]"},
+		{"number hours without windows", "policy: {number_windows: [{numbers: [\"+33240123456\"]}]}\n", "policy.number_windows[0].windows"},
+		{"number hours bad window", "policy: {number_windows: [{numbers: [\"+33240123456\"], windows: [{days: mon, from: \"7h\", to: \"12:00\"}]}]}\n", "policy.number_windows[0].windows[0]"},
+		{"number hours bad holiday", "policy: {number_windows: [{numbers: [\"+33240123456\"], windows: [{days: mon, from: \"07:30\", to: \"12:00\"}], holidays: [x]}]}\n", "policy.number_windows[0].holidays[0]"},
 		{"ban max_failures zero", "policy: {ban: {max_failures: -1}}\n", "policy.ban.max_failures"},
 		{"bad CIDR", "trunks: [{name: t, address: \"127.0.0.1:5070\", allowed_sources: [\"10.0.0.0/33\"]}]\n", "trunks[0].allowed_sources[0]"},
 		{"trunk without name", "trunks: [{address: \"127.0.0.1:5070\"}]\n", "trunks[0].name"},
@@ -81,7 +109,14 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"trunk bad address", "trunks: [{name: t, address: carrier.example}]\n", "trunks[0].address"},
 		{"trunk bad transport", "trunks: [{name: t, address: \"127.0.0.1:5070\", transport: sctp}]\n", "trunks[0].transport"},
 		{"trunk missing password file", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {password_file: nope.secret}}]\n", "trunks[0].auth.password_file"},
+		{"trunk bad media latch", "trunks: [{name: t, address: \"127.0.0.1:5070\", media_latch: anywhere}]\n", "trunks[0].media_latch"},
 		{"trunk bad number format", "trunks: [{name: t, address: \"127.0.0.1:5070\", number_format: local}]\n", "trunks[0].number_format"},
+		{"trunk ring timeout too short", "trunks: [{name: t, address: \"127.0.0.1:5070\", ring_timeout: 100ms}]\n", "trunks[0].ring_timeout"},
+		{"register without credentials", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {expires: 600s}}]\n", "trunks[0].register.username"},
+		{"register without password", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {username: u}}]\n", "trunks[0].register.password"},
+		{"register expiry too short", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {username: u, password: p}, register: {expires: 10s}}]\n", "trunks[0].register.expires"},
+		{"register bad contact user", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {username: u, password: p}, register: {contact_user: \"a b\"}}]\n", "trunks[0].register.contact_user"},
+		{"register unknown key", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {expiry: 600s}}]\n", "trunks[0].register.expiry"},
 		{"bad role", "users: [{extension: \"101\", role: warden}]\n", "users[0].role"},
 		{"duplicate extension", "users: [{extension: \"101\", role: operator}, {extension: \"101\", role: supervisor}]\n", "users[1].extension"},
 		{"bad extension", "users: [{extension: \"1a\", role: operator}]\n", "users[0].extension"},
@@ -99,8 +134,19 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, tls]}", "sip.transports[1]"},
 		{"bad external address", "realm: plateau}", "realm: plateau, external_address: pbx.example}", "sip.external_address"},
 		{"bad digest algorithm", "realm: plateau}", "realm: plateau, digest_algorithms: [SHA-512]}", "sip.digest_algorithms[0]"},
+		{"bad digest uri check", "realm: plateau}", "realm: plateau, digest_uri_check: loose}", "sip.digest_uri_check"},
+		{"trusted proxy not a CIDR", "realm: plateau}", "realm: plateau, trusted_proxies: [10.0.0.5/32, 10.0.0.300/32]}", "sip.trusted_proxies[1]"},
+		{"trusted proxy not an address", "realm: plateau}", "realm: plateau, trusted_proxies: [proxy.example]}", "sip.trusted_proxies[0]"},
+		{"trusted proxies trusting every IPv4 address", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::ffff:0.0.0.0/96\"]}", "sip.trusted_proxies[0]"},
+		{"trusted proxies trusting everyone", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::/0\"]}", "sip.trusted_proxies[0]"},
 		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
 		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},
+		{"tcp connections negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections: -1}}", "sip.limits.tcp_connections"},
+		{"per source above total", "realm: plateau}", "realm: plateau, limits: {tcp_connections: 10, tcp_connections_per_source: 11}}", "sip.limits.tcp_connections_per_source"},
+		{"per source negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections_per_source: -2}}", "sip.limits.tcp_connections_per_source"},
+		{"tcp idle too short", "realm: plateau}", "realm: plateau, limits: {tcp_idle_timeout: 10ms}}", "sip.limits.tcp_idle_timeout"},
+		{"requests per source negative", "realm: plateau}", "realm: plateau, limits: {requests_per_source: -5}}", "sip.limits.requests_per_source"},
+		{"unknown limit", "realm: plateau}", "realm: plateau, limits: {udp_connections: 5}}", "sip.limits.udp_connections"},
 		{"bad nonce ttl", "realm: plateau}", "realm: plateau, nonce_ttl: soon}", "sip.nonce_ttl"},
 		{"bad media ip", "ip: 127.0.0.1,", "ip: localhost,", "media.ip"},
 		{"port range not a range", `rtp_ports: "20000-20100"`, `rtp_ports: "20000"`, "media.rtp_ports"},

@@ -16,6 +16,9 @@ var roles = map[string]bool{"operator": true, "supervisor": true, "security": tr
 
 var extensionRE = regexp.MustCompile(`^[0-9]{2,8}$`)
 
+// sipUserRE is what Plateau accepts as a registered contact's user part.
+var sipUserRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
+
 // Validate checks every value and names the key of the first bad one.
 func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) error {
@@ -40,16 +43,46 @@ func (c *Config) Validate() error {
 			return bad("sip.external_address", "%q is not an IP address", c.SIP.ExternalAddress)
 		}
 	}
+	for i, n := range c.SIP.PhoneNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return bad(fmt.Sprintf("sip.phone_networks[%d]", i), "%q is not a CIDR network (e.g. 10.20.0.0/24)", n)
+		}
+	}
 	for i, a := range c.SIP.DigestAlgorithms {
 		if a != "SHA-256" && a != "MD5" {
 			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)
 		}
+	}
+	if c.SIP.DigestURICheck != "request_uri" && c.SIP.DigestURICheck != "server" {
+		return bad("sip.digest_uri_check", "%q is not request_uri or server", c.SIP.DigestURICheck)
+	}
+	c.SIP.trustedProxies = nil
+	for i, e := range c.SIP.TrustedProxies {
+		p, err := parsePrefixOrAddr(e)
+		if err != nil {
+			return bad(fmt.Sprintf("sip.trusted_proxies[%d]", i), "%v", err)
+		}
+		if p.Bits() == 0 {
+			// Believing every sender's Via would turn the strict source
+			// checks off for everyone.
+			return bad(fmt.Sprintf("sip.trusted_proxies[%d]", i), "%q trusts every address: list only the proxies' own addresses", e)
+		}
+		c.SIP.trustedProxies = append(c.SIP.trustedProxies, p)
 	}
 	if c.SIP.MinExpires > c.SIP.MaxExpires {
 		return bad("sip.min_expires", "must not exceed sip.max_expires")
 	}
 	if c.SIP.NonceTTL.D() < 5*time.Second {
 		return bad("sip.nonce_ttl", "must be at least 5s")
+	}
+	if l := c.SIP.Limits; l.TCPConnections < 1 {
+		return bad("sip.limits.tcp_connections", "must be at least 1 (default 2048)")
+	} else if l.TCPConnectionsPerSource < 1 || l.TCPConnectionsPerSource > l.TCPConnections {
+		return bad("sip.limits.tcp_connections_per_source", "must be between 1 and sip.limits.tcp_connections (default 32)")
+	} else if l.TCPIdleTimeout.D() < time.Second {
+		return bad("sip.limits.tcp_idle_timeout", "must be at least 1s (default 2m; longer than the phones' keepalive interval)")
+	} else if l.RequestsPerSource < 1 {
+		return bad("sip.limits.requests_per_source", "must be at least 1 (default 200 a second)")
 	}
 	if _, err := netip.ParseAddr(c.Media.IP); err != nil {
 		return bad("media.ip", "%q is not an IP address", c.Media.IP)
@@ -96,10 +129,37 @@ func (c *Config) Validate() error {
 				return bad(key+".auth.password_file", "cannot read: %v", err)
 			}
 		}
+		if t.RingTimeout != nil && (t.RingTimeout.D() < time.Second || t.RingTimeout.D() > 10*time.Minute) {
+			return bad(key+".ring_timeout", "%s is not between 1s and 10m", t.RingTimeout.D())
+		}
+		if r := t.Register; r != nil {
+			if r.Expires.D() < time.Minute || r.Expires.D() > 24*time.Hour {
+				return bad(key+".register.expires", "%s is not between 60s and 24h", r.Expires.D())
+			}
+			if r.Username == "" {
+				return bad(key+".register.username", "is required (or auth.username)")
+			}
+			if r.Password == "" && r.PasswordFile == "" {
+				return bad(key+".register.password", "a password or password_file is required (or the trunk's auth)")
+			}
+			if r.PasswordFile != "" {
+				if _, err := os.Stat(c.Resolve(r.PasswordFile)); err != nil {
+					return bad(key+".register.password_file", "cannot read: %v", err)
+				}
+			}
+			if !sipUserRE.MatchString(r.ContactUser) {
+				return bad(key+".register.contact_user", "%q is not a SIP user name (letters, digits, - _ . + only)", r.ContactUser)
+			}
+		}
 		switch t.NumberFormat {
 		case "e164", "national", "international":
 		default:
 			return bad(key+".number_format", "%q is not e164, national or international", t.NumberFormat)
+		}
+		switch t.MediaLatch {
+		case "host", "any":
+		default:
+			return bad(key+".media_latch", "%q is not host (RTP only from the host in the trunk's SDP) or any (carrier behind NAT)", t.MediaLatch)
 		}
 	}
 	exts := map[string]bool{}
@@ -131,6 +191,37 @@ func (c *Config) Validate() error {
 	for i, h := range c.Policy.Holidays {
 		if _, err := time.Parse(time.DateOnly, h); err != nil {
 			return bad(fmt.Sprintf("policy.holidays[%d]", i), "%q is not a date YYYY-MM-DD", h)
+		}
+	}
+	seen := map[string]string{}
+	for i, nw := range c.Policy.NumberWindows {
+		key := fmt.Sprintf("policy.number_windows[%d]", i)
+		if len(nw.Numbers) == 0 {
+			return bad(key+".numbers", "at least one number is required")
+		}
+		for j, n := range nw.Numbers {
+			k := fmt.Sprintf("%s.numbers[%d]", key, j)
+			if !e164RE.MatchString(n) {
+				return bad(k, "%q is not an E.164 number (write it as +33240123456)", n)
+			}
+			if prev, dup := seen[n]; dup {
+				return bad(k, "%s already has its hours in %s", n, prev)
+			}
+			seen[n] = key
+		}
+		// No windows would mean never: say it explicitly instead.
+		if len(nw.Windows) == 0 {
+			return bad(key+".windows", "at least one window is required (to forbid a number, revoke it from the allowlist)")
+		}
+		for j, w := range nw.Windows {
+			if _, err := w.Parse(); err != nil {
+				return bad(fmt.Sprintf("%s.windows[%d]", key, j), "%v", err)
+			}
+		}
+		for j, h := range nw.Holidays {
+			if _, err := time.Parse(time.DateOnly, h); err != nil {
+				return bad(fmt.Sprintf("%s.holidays[%d]", key, j), "%q is not a date YYYY-MM-DD", h)
+			}
 		}
 	}
 	if c.Policy.MaxCallDuration < 0 {
@@ -245,6 +336,8 @@ var dayNames = map[string]time.Weekday{
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
 }
 
+var e164RE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
 // Parse validates a window: days like "mon-fri" or "mon,wed,sat", times HH:MM.
 func (w Window) Parse() (WeeklyWindow, error) {
 	var ww WeeklyWindow
@@ -295,4 +388,24 @@ func parseClock(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a time HH:MM", s)
 	}
 	return t.Hour()*60 + t.Minute(), nil
+}
+
+// parsePrefixOrAddr reads a CIDR, or a single address as its /32 or /128.
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (use e.g. 10.0.0.5/32)", s)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

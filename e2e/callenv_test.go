@@ -37,6 +37,7 @@ type callOpts struct {
 	trunkPorts []int  // carrier UDP ports on 127.0.0.1, in failover order
 	sipYAML    string // extra sip: lines
 	policyYAML string // extra policy: lines
+	trunkYAML  string // extra keys of each trunk, e.g. "ring_timeout: 8s"
 }
 
 // startCallServer starts plateau with the given trunks, windows open all
@@ -49,8 +50,8 @@ func startCallServer(t *testing.T, o callOpts) *plateau {
 	if len(o.trunkPorts) > 0 {
 		tr.WriteString("trunks:\n")
 		for i, port := range o.trunkPorts {
-			fmt.Fprintf(&tr, "  - {name: carrier%d, address: \"127.0.0.1:%d\", transport: udp, caller_id: %q, allowed_sources: [%q], options_interval: 0s}\n",
-				i+1, port, callerID, trunkSources)
+			fmt.Fprintf(&tr, "  - {name: carrier%d, address: \"127.0.0.1:%d\", transport: udp, caller_id: %q, allowed_sources: [%q], options_interval: 0s%s}\n",
+				i+1, port, callerID, trunkSources, extraKeys(o.trunkYAML))
 		}
 	}
 	p := startPlateau(t, serverOpts{
@@ -61,6 +62,13 @@ func startCallServer(t *testing.T, o callOpts) *plateau {
 	})
 	approve(t, p, approved)
 	return p
+}
+
+func extraKeys(yaml string) string {
+	if yaml == "" {
+		return ""
+	}
+	return ", " + yaml
 }
 
 // approve puts numbers on the allowlist: 301 proposes, 302 approves (the

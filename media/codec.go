@@ -148,17 +148,19 @@ func decodeFrame(e Encoding, dst []int16, payload []byte) {
 	}
 }
 
-// transcode converts a G.711 payload in place; a no-op for equal encodings.
-func transcode(from, to Encoding, payload []byte) {
+// transcodeInto writes payload (encoded with from) into dst encoded with to.
+func transcodeInto(from, to Encoding, dst, payload []byte) {
 	switch {
 	case from == PCMU && to == PCMA:
 		for i, b := range payload {
-			payload[i] = g711.Ulaw2AlawFrame(b)
+			dst[i] = g711.Ulaw2AlawFrame(b)
 		}
 	case from == PCMA && to == PCMU:
 		for i, b := range payload {
-			payload[i] = g711.Alaw2UlawFrame(b)
+			dst[i] = g711.Alaw2UlawFrame(b)
 		}
+	default:
+		copy(dst, payload)
 	}
 }
 

@@ -8,6 +8,9 @@ type eventTracker struct {
 	any   bool
 	last  uint32
 	event byte
+	// The timestamp of the last event forwarded, for the marker bit.
+	fwdAny bool
+	fwdTS  uint32
 }
 
 // digit returns the key of pkt's event the first time the event is seen,

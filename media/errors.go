@@ -35,6 +35,10 @@ var (
 	// ErrNoRemote: Play was asked to send toward a leg with no remote address.
 	ErrNoRemote = errors.New("media: remote address not set")
 
+	// ErrNoticeIncomplete: PlayNotice did not play the whole notice to the
+	// current outside party; the notice gate stays closed.
+	ErrNoticeIncomplete = errors.New("media: recording notice not fully played")
+
 	// ErrBadWAV: the WAV data is malformed or truncated.
 	ErrBadWAV = errors.New("media: malformed WAV")
 	// ErrUnsupportedWAV: a well-formed WAV that is not 8 kHz mono 16-bit PCM.

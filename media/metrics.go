@@ -7,31 +7,70 @@ import (
 // Metrics are the media package's Prometheus collectors. Labels never carry
 // call ids or numbers (cardinality, and numbers are personal data).
 type Metrics struct {
-	packets        *prometheus.CounterVec
-	packetsIn      prometheus.Counter
-	packetsOut     prometheus.Counter
-	dropped        *prometheus.CounterVec
-	dropUnknownSrc prometheus.Counter
-	dropHold       prometheus.Counter
-	dropNoDest     prometheus.Counter
-	dropMuted      prometheus.Counter
-	dropBadPacket  prometheus.Counter
-	dropPayload    prometheus.Counter
-	lost           prometheus.Counter
-	jitter         prometheus.Histogram
-	portsInUse     prometheus.Gauge
-	sessions       prometheus.Gauge
+	packets    *prometheus.CounterVec
+	packetsIn  prometheus.Counter
+	packetsOut prometheus.Counter
+	dropped    *prometheus.CounterVec
+	drops      [numDropReasons]prometheus.Counter
+	rtcp       *prometheus.CounterVec
+	rtcpIn     prometheus.Counter
+	rtcpOut    prometheus.Counter
+	lost       prometheus.Counter
+	restarts   prometheus.Counter
+	jitter     prometheus.Histogram
+	portsInUse prometheus.Gauge
+	sessions   prometheus.Gauge
 }
 
 // Drop reasons, the values of plateau_rtp_dropped_packets_total{reason}.
+// Every packet received and not sent on, and every frame not sent toward a
+// party, is counted under exactly one of them.
 const (
-	DropUnknownSource  = "unknown_source"
-	DropHold           = "hold"
-	DropNoDestination  = "no_destination"
-	DropMuted          = "muted"
-	DropMalformed      = "malformed"
-	DropUnknownPayload = "unknown_payload"
+	DropUnknownSource  = "unknown_source"  // not from the leg's signalled host / latched source
+	DropNoRemote       = "no_remote"       // before the leg's address was signalled
+	DropHold           = "hold"            // the destination put the call on hold
+	DropNoDestination  = "no_destination"  // the destination leg has no address yet
+	DropMuted          = "muted"           // a muted prompt (the notice) plays toward the destination
+	DropMalformed      = "malformed"       // not RTP version 2
+	DropUnknownPayload = "unknown_payload" // a payload type not negotiated on the leg
+	DropComfortNoise   = "comfort_noise"   // RFC 3389 CN: never relayed (it is not recorded audio)
+	DropBadEvent       = "invalid_event"   // a telephone-event payload that is not one RFC 4733 event
+	DropOversize       = "oversize"        // an audio payload over maxAudioBytes
+	DropNotice         = "notice_pending"  // detention: the outside party has not heard the notice yet
+	DropEarlyMedia     = "early_media"     // before answer the path is outside → operator only
+	DropNoEvents       = "no_events"       // the destination negotiated no telephone-event
+	DropLate           = "late"            // older than the packet forwarding resynchronised on
 )
+
+type dropReason uint8
+
+const (
+	rUnknownSource dropReason = iota
+	rNoRemote
+	rHold
+	rNoDestination
+	rMuted
+	rMalformed
+	rUnknownPayload
+	rComfortNoise
+	rBadEvent
+	rOversize
+	rNotice
+	rEarlyMedia
+	rNoEvents
+	rLate
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	DropUnknownSource, DropNoRemote, DropHold, DropNoDestination, DropMuted, DropMalformed,
+	DropUnknownPayload, DropComfortNoise, DropBadEvent, DropOversize, DropNotice, DropEarlyMedia, DropNoEvents, DropLate,
+}
+
+func (d dropReason) String() string { return dropNames[d] }
+
+// drop counts one packet or frame dropped for reason d.
+func (m *Metrics) drop(d dropReason) { m.drops[d].Inc() }
 
 // NewMetrics builds the collectors and registers them on reg. With a nil reg
 // they still count (tests, or a caller not exporting) but are not exposed.
@@ -44,11 +83,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"direction"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plateau_rtp_dropped_packets_total",
-			Help: "RTP packets received but not forwarded, by reason.",
+			Help: "RTP packets received, or frames generated, that were not sent toward a party, by reason.",
 		}, []string{"reason"}),
+		rtcp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plateau_rtcp_packets_total",
+			Help: "RTCP packets, by direction: in = received and terminated (never relayed), out = Plateau's own reports.",
+		}, []string{"direction"}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plateau_rtp_lost_packets_total",
 			Help: "RTP packets missing from received streams (sequence gaps).",
+		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plateau_rtp_stream_restarts_total",
+			Help: "Received streams that kept their SSRC but restarted their sequence numbers, handled as a new segment.",
 		}),
 		jitter: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "plateau_rtp_jitter_seconds",
@@ -68,14 +115,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	// would hash and look up per packet.
 	m.packetsIn = m.packets.WithLabelValues("in")
 	m.packetsOut = m.packets.WithLabelValues("out")
-	m.dropUnknownSrc = m.dropped.WithLabelValues(DropUnknownSource)
-	m.dropHold = m.dropped.WithLabelValues(DropHold)
-	m.dropNoDest = m.dropped.WithLabelValues(DropNoDestination)
-	m.dropMuted = m.dropped.WithLabelValues(DropMuted)
-	m.dropBadPacket = m.dropped.WithLabelValues(DropMalformed)
-	m.dropPayload = m.dropped.WithLabelValues(DropUnknownPayload)
+	for i, name := range dropNames {
+		m.drops[i] = m.dropped.WithLabelValues(name)
+	}
+	m.rtcpIn = m.rtcp.WithLabelValues("in")
+	m.rtcpOut = m.rtcp.WithLabelValues("out")
 	if reg != nil {
-		reg.MustRegister(m.packets, m.dropped, m.lost, m.jitter, m.portsInUse, m.sessions)
+		reg.MustRegister(m.packets, m.dropped, m.rtcp, m.lost, m.restarts, m.jitter, m.portsInUse, m.sessions)
 	}
 	return m
 }

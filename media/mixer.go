@@ -64,12 +64,13 @@ const (
 	OutOperator   MixOutput = iota // what the operator hears
 	OutCustomer                    // what the outside party hears
 	OutSupervisor                  // what the supervisor hears
-	// OutRecordOperator is the recording's operator (left) channel. The
-	// supervisor's voice, when the operator hears it (whisper, barge), is
-	// recorded there: that channel is "Plateau's side" of the call, and the
-	// audit's monitor.mode entries say whether the customer heard it too.
+	// OutRecordOperator is the recording's operator (left) channel: what
+	// was sent toward the outside party, so its row equals OutCustomer's.
 	OutRecordOperator
-	OutRecordCustomer // the recording's outside (right) channel
+	// OutRecordCustomer is the recording's outside (right) channel: what
+	// was sent toward the operator, so its row equals OutOperator's (a
+	// whisper is recorded there, with what the operator heard).
+	OutRecordCustomer
 	numOutputs
 )
 
@@ -80,6 +81,9 @@ func (o MixOutput) String() string {
 // MixMatrix says, per mode, which inputs each output gets. It is the one
 // place where "whisper never reaches the customer" is decided; the tests
 // check it row by row and the start-up self-test checks it on real sockets.
+// The recording rows are not mixed separately: the relay records each
+// frame it sends, so they hold by construction (a test checks they equal
+// the rows of what each party hears).
 var MixMatrix = [numModes][numOutputs][numInputs]bool{
 	Listen: {
 		OutOperator:       {InCustomer: true},
@@ -92,22 +96,21 @@ var MixMatrix = [numModes][numOutputs][numInputs]bool{
 		OutOperator:       {InCustomer: true, InSupervisor: true},
 		OutCustomer:       {InOperator: true},
 		OutSupervisor:     {InOperator: true, InCustomer: true},
-		OutRecordOperator: {InOperator: true, InSupervisor: true},
-		OutRecordCustomer: {InCustomer: true},
+		OutRecordOperator: {InOperator: true},
+		OutRecordCustomer: {InCustomer: true, InSupervisor: true},
 	},
 	Barge: {
 		OutOperator:       {InCustomer: true, InSupervisor: true},
 		OutCustomer:       {InOperator: true, InSupervisor: true},
 		OutSupervisor:     {InOperator: true, InCustomer: true},
 		OutRecordOperator: {InOperator: true, InSupervisor: true},
-		OutRecordCustomer: {InCustomer: true},
+		OutRecordCustomer: {InCustomer: true, InSupervisor: true},
 	},
 }
 
 // DirectPath marks the matrix entries the Relay delivers itself, packet by
-// packet, with or without a monitor: the call's own two-way audio and the
-// recording of each side. A monitor only adds the other entries, so it adds
-// no delay or loss to the call.
+// packet, while the supervisor is not heard in that direction: the call's
+// own two-way audio and the recording of each side.
 var DirectPath = [numOutputs][numInputs]bool{
 	OutOperator:       {InCustomer: true},
 	OutCustomer:       {InOperator: true},
@@ -145,16 +148,30 @@ func (j *jitterBuffer) write(enc Encoding, pkt *rtp.Packet) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	ts := pkt.Timestamp
+	decodeFrame(enc, j.pcm[:n], pkt.Payload[:n])
+	j.place(pkt.SSRC, pkt.Timestamp, j.pcm[:n])
+}
+
+// writePCM places decoded samples starting at RTP timestamp ts.
+func (j *jitterBuffer) writePCM(ssrc, ts uint32, pcm []int16) {
+	if len(pcm) == 0 || len(pcm) > jbSamples/2 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.place(ssrc, ts, pcm)
+}
+
+// place puts pcm in the ring at ts, resynchronising on a new stream.
+func (j *jitterBuffer) place(ssrc, ts uint32, pcm []int16) {
+	n := len(pcm)
 	rel := int32(ts - j.head)
-	if !j.started || pkt.SSRC != j.ssrc || rel < -jbSamples || rel+int32(n) > jbSamples {
+	if !j.started || ssrc != j.ssrc || rel < -jbSamples || rel+int32(n) > jbSamples {
 		clear(j.ring[:])
-		j.started, j.ssrc = true, pkt.SSRC
+		j.started, j.ssrc = true, ssrc
 		j.head = ts - jbDelay
 		rel = jbDelay
 	}
-	pcm := j.pcm[:n]
-	decodeFrame(enc, pcm, pkt.Payload[:n])
 	for i, s := range pcm {
 		if int32(i)+rel < 0 {
 			continue // already played out
@@ -203,6 +220,14 @@ func NewMixer() *Mixer { return &Mixer{} }
 func (m *Mixer) Write(in MixInput, enc Encoding, pkt *rtp.Packet) {
 	if in < numInputs {
 		m.in[in].write(enc, pkt)
+	}
+}
+
+// WritePCM gives the mixer decoded audio of input in, starting at RTP
+// timestamp ts of stream ssrc.
+func (m *Mixer) WritePCM(in MixInput, ssrc, ts uint32, pcm []int16) {
+	if in < numInputs {
+		m.in[in].writePCM(ssrc, ts, pcm)
 	}
 }
 

@@ -15,10 +15,11 @@ import (
 )
 
 // Monitor is a supervisor's media leg on an operator's call: its own RTP
-// port toward the supervisor's phone, a Mixer fed by copies of the call's
-// packets (Relay.AttachMonitor) and by the supervisor's RTP, and a 20 ms
-// frame clock that sends the supervisor their mix and queues the
-// supervisor's voice into the call as MixMatrix says for the mode.
+// port toward the supervisor's phone, a Mixer fed by the call's decoded
+// audio (Relay.AttachMonitor) and by the supervisor's RTP, and a 20 ms
+// frame clock that sends the supervisor their mix and, toward each party
+// that hears the supervisor in the mode (MixMatrix), that party's whole
+// frame through the relay, recorded as sent.
 //
 // A Monitor outlives relays: Detach leaves it waiting (silence) for the
 // operator's next call, Attach joins another.
@@ -128,23 +129,16 @@ func (m *Monitor) Detach() {
 	}
 }
 
-// TapRTP implements Tap for the relay: copies of the call's packets.
-func (m *Monitor) TapRTP(l Leg, pkt *rtp.Packet, _ time.Time) error {
-	var enc Encoding
-	switch pkt.PayloadType {
-	case 0:
-		enc = PCMU
-	case 8:
-		enc = PCMA
-	default:
-		return nil // events, comfort noise
-	}
-	in := InOperator
-	if l == LegOutside {
-		in = InCustomer
-	}
-	m.mixer.Write(in, enc, pkt)
-	return nil
+// feed gives the mixer a party's decoded audio (from the relay's reader).
+func (m *Monitor) feed(in MixInput, ssrc, ts uint32, pcm []int16) {
+	m.mixer.WritePCM(in, ssrc, ts, pcm)
+}
+
+// owns reports whether the supervisor is heard toward leg d in the
+// current mode: then the monitor's clock, not the packet path, sends d
+// its frames (the mix of the other party and the supervisor).
+func (m *Monitor) owns(d Leg) bool {
+	return MixMatrix[m.Mode()%numModes][hearOut(d)][InSupervisor]
 }
 
 // Close stops the monitor, leaves its call and releases its ports.
@@ -253,11 +247,13 @@ func framesDue(elapsed time.Duration, done int64) (run, skip int64) {
 // monitorFrame is the frame loop's working memory, kept across frames so
 // a frame allocates nothing.
 type monitorFrame struct {
-	sup, op, cust, rec [FrameSamples]int16
-	pkt                [12 + FrameSamples]byte
+	sup [FrameSamples]int16
+	pkt [12 + FrameSamples]byte
+	leg [2]monitorEmit
 }
 
-// frame mixes and sends one 20 ms frame.
+// frame mixes and sends one 20 ms frame: the supervisor's, and toward each
+// party who hears the supervisor in this mode, that party's whole frame.
 func (m *Monitor) frame(f *monitorFrame) {
 	mode := m.Mode()
 	m.mixer.Next()
@@ -277,15 +273,13 @@ func (m *Monitor) frame(f *monitorFrame) {
 	if relay == nil {
 		return
 	}
-	var op, cust, rec *[FrameSamples]int16
-	if m.mixer.Mix(&f.op, mode, OutOperator, true) {
-		op = &f.op
+	now := relay.cfg.now()
+	for _, d := range [2]Leg{LegOperator, LegOutside} {
+		out := hearOut(d)
+		if !MixMatrix[mode%numModes][out][InSupervisor] {
+			continue
+		}
+		m.mixer.Mix(&f.leg[d].pcm, mode, out, false)
+		relay.emitMonitor(m, d, &f.leg[d], now)
 	}
-	if m.mixer.Mix(&f.cust, mode, OutCustomer, true) {
-		cust = &f.cust
-	}
-	if m.mixer.Mix(&f.rec, mode, OutRecordOperator, true) {
-		rec = &f.rec
-	}
-	relay.InjectMonitor(op, cust, rec)
 }

@@ -3,10 +3,7 @@ package media
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"time"
 
 	"github.com/pion/rtp"
@@ -27,22 +24,33 @@ const ptime = 20 * time.Millisecond
 
 // Play sends pcm (8 kHz linear) toward leg's peer in 20 ms packets encoded
 // with that leg's codec, paced by a ticker, and returns when it has all been
-// sent, ctx is done, or the relay ends. A muted prompt's packets are also
-// given to the tap as audio of the other leg's channel (what leg's peer
-// hears), in a stream with its own SSRC, in place of that leg's real audio.
-// While leg is on hold the frames are skipped, not queued.
+// sent, ctx is done, or the relay ends. Like every frame sent toward a
+// party, each is recorded as sent (see Tap): on the other leg's channel,
+// the one that records what leg's peer hears. A non-muted Play is mixed
+// into the stream already flowing toward leg, if any. Frames the gate
+// refuses (hold, early media, notice pending: see admitLocked) are
+// skipped, not queued, and counted as dropped.
 func (r *Relay) Play(ctx context.Context, l Leg, pcm []int16, opts ...PlayOption) error {
+	_, err := r.play(ctx, l, pcm, opts...)
+	return err
+}
+
+// play is Play, also returning how many frames were sent (or mixed into
+// a sent frame).
+func (r *Relay) play(ctx context.Context, l Leg, pcm []int16, opts ...PlayOption) (int, error) {
 	var cfg playConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	d := r.legs[l&1]
+	src := srcPlay
 	r.mu.Lock()
 	if !d.hasRemote {
 		r.mu.Unlock()
-		return fmt.Errorf("play to %s leg: %w", d.id, ErrNoRemote)
+		return 0, fmt.Errorf("play to %s leg: %w", d.id, ErrNoRemote)
 	}
 	if cfg.mute {
+		src = srcPrompt
 		d.muted++
 	}
 	r.mu.Unlock()
@@ -55,14 +63,11 @@ func (r *Relay) Play(ctx context.Context, l Leg, pcm []int16, opts ...PlayOption
 	}
 
 	var (
-		buf      [12 + FrameSamples]byte
-		frame    [FrameSamples]int16
-		tapPkt   rtp.Packet
-		tapSSRC  = rand.Uint32()
-		tapSeq   = rand.N[uint16](1 << 15)
-		tapTS    = rand.Uint32()
-		ticker   = time.NewTicker(ptime)
-		firstTap = true
+		buf    [12 + FrameSamples]byte
+		frame  [FrameSamples]int16
+		tapPkt rtp.Packet
+		ticker = time.NewTicker(ptime)
+		sent   int
 	)
 	defer ticker.Stop()
 	for off := 0; off < len(pcm); off += FrameSamples {
@@ -72,61 +77,106 @@ func (r *Relay) Play(ctx context.Context, l Leg, pcm []int16, opts ...PlayOption
 		now := r.cfg.now()
 
 		r.mu.Lock()
-		dest, reason := d.rtpDest()
-		send := reason == ""
-		mixing := send && !cfg.mute && d.muted == 0 && now.Sub(d.out.lastFwd) < 3*ptime
-		var seq uint16
-		var ts uint32
-		var marker bool
+		dest, reason, ok := r.admitLocked(d, src)
+		mixing := ok && !cfg.mute && now.Sub(d.out.lastFwd) < 3*ptime
+		var (
+			seq    uint16
+			ts     uint32
+			marker bool
+			codec  = d.codec
+			ssrc   = d.out.ssrc
+		)
 		switch {
 		case mixing:
 			d.mix, d.mixReady = frame, true
-		case send:
+		case ok:
 			seq, ts, marker = d.out.inject(now)
-			encodeFrame(d.codec.Encoding, buf[12:], frame[:])
+			encodeFrame(codec.Encoding, buf[12:], frame[:])
+			d.out.sent(FrameSamples)
 		}
-		pt := d.codec.PayloadType
-		enc := d.codec.Encoding
 		r.mu.Unlock()
 
-		if send && !mixing {
-			writeHeader(buf[:12], pt, marker, seq, ts, d.out.ssrc)
-			if _, err := d.ports.RTP.WriteToUDPAddrPort(buf[:], dest); err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return fmt.Errorf("play to %s leg: %w", d.id, ErrClosed)
-				}
-			} else {
-				r.cfg.metrics.packetsOut.Inc()
-			}
+		switch {
+		case !ok:
+			r.cfg.metrics.drop(reason)
+		case mixing:
+			sent++
+		case r.send(d, buf[:], codec, seq, ts, marker, ssrc, dest, &tapPkt, now):
+			sent++
 		}
-		// Only a muted prompt is recorded as its own stream (it replaces what
-		// the peer hears); a short tone mixed into a live stream is not, so
-		// that a channel never holds two interleaved streams.
-		if r.cfg.tap != nil && cfg.mute {
-			if !send || mixing {
-				encodeFrame(enc, buf[12:], frame[:])
-			}
-			tapPkt.Header = rtp.Header{Version: 2, PayloadType: pt, Marker: firstTap, SequenceNumber: tapSeq, Timestamp: tapTS, SSRC: tapSSRC}
-			tapPkt.Payload = buf[12:]
-			firstTap = false
-			tapSeq++
-			tapTS += FrameSamples
-			if err := r.cfg.tap.TapRTP(d.id.Other(), &tapPkt, now); err != nil {
-				err = fmt.Errorf("%w: prompt to %s leg: %w", ErrTapFailed, d.id, err)
-				r.end(err)
-				return err
-			}
+		if err := r.Err(); err != nil {
+			return sent, fmt.Errorf("play to %s leg: %w", d.id, err)
 		}
 
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return sent, ctx.Err()
 		case <-r.done:
-			return fmt.Errorf("play to %s leg: %w", d.id, ErrClosed)
+			return sent, fmt.Errorf("play to %s leg: %w", d.id, ErrClosed)
 		case <-ticker.C:
 		}
 	}
+	return sent, nil
+}
+
+// PlayNotice plays the recording notice to the outside party, alone (as
+// Play with Muted), and opens the notice gate (WithDetention) once every
+// frame of it was sent to the current outside party. If a frame could not
+// be sent (hold, early media), the notice was interrupted (ctx, relay end)
+// or NewOutsideParty was called meanwhile, the gate stays closed and the
+// error says why: call PlayNotice again.
+func (r *Relay) PlayNotice(ctx context.Context, pcm []int16) error {
+	if len(pcm) == 0 {
+		return fmt.Errorf("%w: empty notice", ErrNoticeIncomplete)
+	}
+	r.mu.Lock()
+	gen := r.outsideGen
+	r.mu.Unlock()
+	sent, err := r.play(ctx, LegOutside, pcm, Muted())
+	if err != nil {
+		return err
+	}
+	frames := (len(pcm) + FrameSamples - 1) / FrameSamples
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case sent < frames:
+		return fmt.Errorf("%w: %d of %d frames reached the outside party", ErrNoticeIncomplete, sent, frames)
+	case r.outsideGen != gen:
+		return fmt.Errorf("%w: the outside party changed while it played", ErrNoticeIncomplete)
+	}
+	r.noticePending = false
 	return nil
+}
+
+// NewOutsideParty says the outside leg now reaches another party (a REFER
+// target, a failover): in detention mode the notice gate closes again
+// until PlayNotice has played the notice to that party.
+func (r *Relay) NewOutsideParty() {
+	r.mu.Lock()
+	r.outsideGen++
+	if r.cfg.detention {
+		r.noticePending = true
+	}
+	r.mu.Unlock()
+}
+
+// SetEarly marks the call as not answered yet (early media, a 183 with
+// SDP): nothing is sent toward the outside party, while the operator hears
+// it. SetEarly(false) at answer. In detention mode the notice gate keeps
+// the outside direction closed after answer until PlayNotice.
+func (r *Relay) SetEarly(on bool) {
+	r.mu.Lock()
+	r.early = on
+	r.mu.Unlock()
+}
+
+// NoticePending reports whether the notice gate is closed (WithDetention,
+// before PlayNotice completes for the current outside party).
+func (r *Relay) NoticePending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.noticePending
 }
 
 func writeHeader(b []byte, pt uint8, marker bool, seq uint16, ts, ssrc uint32) {

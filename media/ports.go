@@ -2,16 +2,20 @@ package media
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 )
 
-// PortPool hands out even RTP ports (RTCP on port+1) from a fixed range.
-// A released port stays draining for a while before reuse so that late
-// packets of a finished call never land in a new call (and its recording),
-// the way livekit's draining_port.go does.
+// PortPool hands out even RTP ports (RTCP on port+1) from a fixed range,
+// each chosen at random among the free ones: a caller who sees its own
+// ports learns nothing about the next call's (round robin let an attacker
+// flood the next call's ports before its peers were known). A released
+// port stays draining for a while before reuse so that late packets of a
+// finished call never land in a new call (and its recording), the way
+// livekit's draining_port.go does.
 type PortPool struct {
 	min, max int
 	drain    time.Duration
@@ -19,7 +23,6 @@ type PortPool struct {
 
 	mu      sync.Mutex
 	slots   []portSlot // index i is port min+2*i
-	next    int        // round-robin cursor: spreads reuse further apart
 	inUse   int
 	metrics *Metrics
 }
@@ -79,20 +82,56 @@ type PortPair struct {
 	once sync.Once
 }
 
-// Allocate binds the next free even port and its odd neighbour on ip. A port
-// that another process holds is skipped, not fatal.
+// randomProbes is how many random slots Allocate tries before it lists
+// the free ones: with the pool less than ~90 % busy a probe nearly always
+// succeeds, and a full scan (a few µs for 5,000 slots) bounds the worst case.
+const randomProbes = 16
+
+// Allocate binds a free even port, chosen uniformly at random (math/rand/v2,
+// seeded per process from the OS), and its odd neighbour on ip. A port that
+// another process holds is skipped, not fatal.
 func (p *PortPool) Allocate(ip netip.Addr) (*PortPair, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	var lastErr error
-	for range len(p.slots) {
-		i := p.next
-		p.next = (p.next + 1) % len(p.slots)
+	free := func(i int) bool {
 		s := &p.slots[i]
-		if s.used || (!s.releasedAt.IsZero() && now.Sub(s.releasedAt) < p.drain) {
-			continue
+		return !s.used && (s.releasedAt.IsZero() || now.Sub(s.releasedAt) >= p.drain)
+	}
+	tried := map[int]bool{}
+	var rest []int // after the probes: the other free slots, shuffled
+	scanned := false
+	next := func() int {
+		if !scanned {
+			for range randomProbes {
+				if i := rand.IntN(len(p.slots)); free(i) && !tried[i] {
+					return i
+				}
+			}
+			scanned = true
+			for i := range p.slots {
+				if free(i) && !tried[i] {
+					rest = append(rest, i)
+				}
+			}
+			rand.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
 		}
+		for len(rest) > 0 {
+			i := rest[len(rest)-1]
+			rest = rest[:len(rest)-1]
+			if !tried[i] {
+				return i
+			}
+		}
+		return -1
+	}
+	var lastErr error
+	for {
+		i := next()
+		if i < 0 {
+			break
+		}
+		tried[i] = true
 		port := p.min + 2*i
 		// Binding under the lock is deliberate: it keeps two callers from
 		// racing for the same slot, and a bind is a few microseconds.
@@ -107,7 +146,7 @@ func (p *PortPool) Allocate(ip netip.Addr) (*PortPair, error) {
 			lastErr = err
 			continue
 		}
-		s.used = true
+		p.slots[i].used = true
 		p.inUse++
 		p.metrics.portsInUse.Set(float64(p.inUse))
 		return &PortPair{Port: port, RTP: rtpConn, RTCP: rtcpConn, pool: p}, nil

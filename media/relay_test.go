@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -479,8 +480,10 @@ func TestRelayCloseIdempotentAndNoLeaks(t *testing.T) {
 	}
 }
 
-func TestRelayRTCP(t *testing.T) {
-	c := newCall(t, PCMU.Codec(), PCMU.Codec())
+// RTCP is terminated per leg: an APP packet (free text) sent by one peer
+// never reaches the other; each peer gets Plateau's own reports instead.
+func TestRelayRTCPTerminated(t *testing.T) {
+	c := newCall(t, PCMU.Codec(), PCMU.Codec(), WithRTCPInterval(40*time.Millisecond))
 	listen := func() *net.UDPConn {
 		s, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
 		if err != nil {
@@ -493,21 +496,41 @@ func TestRelayRTCP(t *testing.T) {
 	bRTCP := rb.LocalAddr().(*net.UDPAddr).AddrPort()
 	// B's SDP port is rb-1, so its RTCP goes to rb (RFC 3550 port+1).
 	c.r.SetRemote(LegOutside, netip.AddrPortFrom(lo, bRTCP.Port()-1), PCMU.Codec(), 101)
+	secret := []byte("MEET AT GATE 3")
 	rr := []byte{0x80, 201, 0, 1, 0, 0, 0, 7} // empty receiver report
-	ra.WriteToUDPAddrPort(rr, netip.AddrPortFrom(lo, uint16(c.r.LocalPort(LegOperator)+1)))
-	rb.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 100)
-	n, from, err := rb.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		t.Fatal(err)
+	app := append([]byte{0x80, 204, 0, byte(2 + len(secret)/4), 0, 0, 0, 7, 'T', 'E', 'X', 'T'}, secret[:len(secret)/4*4]...)
+	compound := append(append([]byte(nil), rr...), app...)
+	relayRTCP := netip.AddrPortFrom(lo, uint16(c.r.LocalPort(LegOperator)+1))
+	deadline := time.Now().Add(time.Second)
+	buf := make([]byte, 1500)
+	reports := 0
+	bRelayRTCP := netip.AddrPortFrom(lo, uint16(c.r.LocalPort(LegOutside)+1))
+	for time.Now().Before(deadline) {
+		ra.WriteToUDPAddrPort(compound, relayRTCP)
+		rb.WriteToUDPAddrPort(rr, bRelayRTCP) // B speaks RTCP: it gets reports
+		rb.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, from, err := rb.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			continue
+		}
+		if from.Port() != uint16(c.r.LocalPort(LegOutside)+1) {
+			t.Fatalf("RTCP from %v", from)
+		}
+		if n == len(rr) && bytes.Equal(buf[:n], rr) {
+			t.Fatal("B's own RR came back: relayed, not terminated")
+		}
+		if bytes.Contains(buf[:n], secret[:4]) || bytes.Contains(buf[:n], []byte("TEXT")) {
+			t.Fatalf("the APP packet's text reached the other leg: % x", buf[:n])
+		}
+		if !validRTCP(buf[:n]) || !bytes.Contains(buf[:n], []byte(cname)) {
+			t.Fatalf("not a compound report with our CNAME: % x", buf[:n])
+		}
+		reports++
 	}
-	if n != len(rr) || from.Port() != uint16(c.r.LocalPort(LegOutside)+1) {
-		t.Fatalf("got %d bytes from %v", n, from)
+	if reports == 0 {
+		t.Fatal("no RTCP report from Plateau to B")
 	}
-	// B answers from its RTCP socket: symmetric, back to A's RTCP source.
-	rb.WriteToUDPAddrPort(rr, from)
-	ra.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, _, err := ra.ReadFromUDPAddrPort(buf); err != nil {
-		t.Fatalf("RTCP B→A: %v", err)
+	if got := counter(t, c.reg, "plateau_rtcp_packets_total", "direction", "in"); got == 0 {
+		t.Error("A's RTCP not counted as received")
 	}
 }

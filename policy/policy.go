@@ -77,6 +77,12 @@ type Decision struct {
 	Rule   string // one of the Rule constants
 	Detail string // human-readable; the error text for POLICY_ERROR
 	E164   string // the normalised number, once known
+	// Opens is when calling opens next for this number, on an
+	// OUTSIDE_WINDOW refusal (zero if no window ever opens).
+	Opens time.Time
+	// Closes is when the window of an allowed call closes (its number's
+	// hours): the B2BUA warns before it and ends the call at it.
+	Closes time.Time
 }
 
 // Operator is what the policy needs to know of a user.
@@ -125,6 +131,8 @@ type Deps struct {
 type Config struct {
 	Region  string  // default region for national numbers, e.g. "FR"
 	Windows Windows // from NewWindows
+	// NumberWindows replace Windows for some numbers (E.164 keys).
+	NumberWindows map[string]Windows
 	// PerOperator is the concurrent call limit of one operator; 0 means 1.
 	PerOperator int
 	// PerSite is the site's concurrent call limit; 0 means no site limit.
@@ -152,11 +160,37 @@ func ConfigFrom(c *config.Config) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	byNumber := map[string]Windows{}
+	for i, nw := range c.Policy.NumberWindows {
+		key := fmt.Sprintf("policy.number_windows[%d]", i)
+		var weekly []config.WeeklyWindow
+		for j, w := range nw.Windows {
+			ww, err := w.Parse()
+			if err != nil {
+				return Config{}, fmt.Errorf("%w: %s.windows[%d]: %v", ErrInvalidConfig, key, j, err)
+			}
+			weekly = append(weekly, ww)
+		}
+		nws, err := NewWindows(loc, weekly, nw.Holidays)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %w", key, err)
+		}
+		for j, n := range nw.Numbers {
+			// The allowlist matches exact E.164 strings: a number written
+			// otherwise would silently never match.
+			e164, err := Normalize(n, c.Site.DefaultRegion)
+			if err != nil || e164 != n {
+				return Config{}, fmt.Errorf("%w: %s.numbers[%d]: %q is not a valid E.164 number", ErrInvalidConfig, key, j, n)
+			}
+			byNumber[e164] = nws
+		}
+	}
 	return Config{
-		Region:      c.Site.DefaultRegion,
-		Windows:     ws,
-		PerOperator: c.Policy.Limits.PerOperator,
-		PerSite:     c.Policy.Limits.PerSite,
+		Region:        c.Site.DefaultRegion,
+		Windows:       ws,
+		NumberWindows: byNumber,
+		PerOperator:   c.Policy.Limits.PerOperator,
+		PerSite:       c.Policy.Limits.PerSite,
 	}, nil
 }
 
@@ -185,6 +219,11 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		cfg.CallerRoles = []string{"operator", "supervisor"}
 	}
 	cfg.CallerRoles = slices.Clone(cfg.CallerRoles)
+	for n, w := range cfg.NumberWindows {
+		if w.loc == nil {
+			return nil, fmt.Errorf("%w: windows of %s not built with NewWindows", ErrInvalidConfig, n)
+		}
+	}
 	if deps.Operators == nil || deps.Allowlist == nil || deps.DoNotCall == nil || deps.Calls == nil || deps.Recorder == nil {
 		return nil, fmt.Errorf("%w: every dependency (operators, allowlist, dnc, calls, recorder) is required", ErrInvalidConfig)
 	}
@@ -194,6 +233,25 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 // Windows returns the engine's time windows; the B2BUA uses NextClose to
 // warn before and end calls at the end of a window.
 func (e *Engine) Windows() Windows { return e.cfg.Windows }
+
+// WindowsFor returns the calling hours of an E.164 number: its own when
+// policy.number_windows lists it, else the site's.
+func (e *Engine) WindowsFor(e164 string) Windows {
+	if w, ok := e.cfg.NumberWindows[e164]; ok {
+		return w
+	}
+	return e.cfg.Windows
+}
+
+// NextCloseFor is when the window of a call to e164 in progress at t
+// closes (the number's own hours if it has some); ok is false outside.
+func (e *Engine) NextCloseFor(e164 string, t time.Time) (time.Time, bool) {
+	return e.WindowsFor(e164).NextClose(t)
+}
+
+// NextClose is when the site's window containing t closes (policy.windows,
+// for numbers without hours of their own).
+func (e *Engine) NextClose(t time.Time) (time.Time, bool) { return e.cfg.Windows.NextClose(t) }
 
 // Region is the default region used to normalise numbers.
 func (e *Engine) Region() string { return e.cfg.Region }
@@ -253,22 +311,35 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 		return deny(ReasonNotAllowlisted, RuleAllowlist, e164+" is not approved on the allowlist", e164)
 	}
 
-	if !e.cfg.Windows.Contains(r.Time) {
-		lt := r.Time.In(e.cfg.Windows.loc)
+	ws := e.WindowsFor(e164)
+	closes, open := ws.NextClose(r.Time)
+	if !open {
+		lt := r.Time.In(ws.loc)
 		detail := lt.Format("Mon 2006-01-02 15:04:05 MST") + " is outside the calling hours"
-		if e.cfg.Windows.IsHoliday(r.Time) {
+		if ws.IsHoliday(r.Time) {
 			detail = lt.Format(time.DateOnly) + " is a holiday"
 		}
-		return deny(ReasonOutsideWindow, RuleWindow, detail, e164)
+		d := deny(ReasonOutsideWindow, RuleWindow, detail, e164)
+		if next, ok := ws.NextOpen(r.Time); ok {
+			d.Opens = next
+			d.Detail += "; calling opens " + FormatOpens(next.In(ws.loc))
+		} else {
+			d.Detail += "; no calling hours are configured"
+		}
+		return d
 	}
 
 	mine, site, err := e.deps.Calls.Active(ctx, r.Operator)
 	if err != nil {
 		return lookupFailed(RuleLimits, e164, err)
 	}
-	if r.Kind == KindRefer || r.Reserved {
-		// The counts include this request: its own reservation, or (a
-		// transfer) the call whose outside party it replaces.
+	if r.Reserved {
+		// The counts include this request's own reservation.
+		mine, site = mine-1, site-1
+	}
+	if r.Kind == KindRefer {
+		// A transfer replaces the outside party of a call already counted:
+		// that call's slot is not a new call.
 		mine, site = mine-1, site-1
 	}
 	if mine >= e.cfg.PerOperator {
@@ -284,5 +355,9 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 		return deny(ReasonRecorderUnavailable, RuleRecorder, err.Error(), e164)
 	}
 
-	return Decision{Allow: true, Reason: ReasonAllowed, Rule: RuleAll, E164: e164}
+	return Decision{Allow: true, Reason: ReasonAllowed, Rule: RuleAll, E164: e164, Closes: closes}
 }
+
+// FormatOpens writes when calling opens, on the site's clock, the way a
+// refusal says it: "Mon 2026-12-07 07:30 CET".
+func FormatOpens(t time.Time) string { return t.Format("Mon 2006-01-02 15:04 MST") }

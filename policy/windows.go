@@ -98,6 +98,45 @@ func (w Windows) NextClose(t time.Time) (end time.Time, ok bool) {
 	return end, true
 }
 
+// NextOpen returns the first instant at or after t inside a window: t
+// itself when a window contains it, else the next window's start (holidays
+// skipped). ok is false when no window ever opens. A refusal tells the
+// caller this, so nobody has to read the configuration to know when to
+// call back.
+func (w Windows) NextOpen(t time.Time) (open time.Time, ok bool) {
+	if w.Contains(t) {
+		return t, true
+	}
+	if w.loc == nil || len(w.weekly) == 0 {
+		return time.Time{}, false
+	}
+	lt := t.In(w.loc)
+	y, m, d := lt.Date()
+	// Each holiday closes at most one day, so among 7*(holidays+1) days
+	// every weekday is open at least once.
+	for i := 0; i <= 7*(len(w.holidays)+1); i++ {
+		day := time.Date(y, m, d+i, 12, 0, 0, 0, w.loc) // noon: never a DST gap
+		if w.holidayOn(day) {
+			continue
+		}
+		dy, dm, dd := day.Date()
+		var best time.Time
+		for _, ww := range w.weekly {
+			if !ww.Days[day.Weekday()] {
+				continue
+			}
+			start := time.Date(dy, dm, dd, ww.From/60, ww.From%60, 0, 0, w.loc)
+			if start.After(t) && (best.IsZero() || start.Before(best)) {
+				best = start
+			}
+		}
+		if !best.IsZero() {
+			return best, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // closeOf returns the latest end among the windows containing t on t's
 // local day.
 func (w Windows) closeOf(t time.Time) (time.Time, bool) {

@@ -125,6 +125,7 @@ type streamSpec struct {
 
 	tsJumpAt time.Duration // 0: none
 	tsJump   uint32
+	seqJump  uint16 // added to sequence numbers from tsJumpAt on (a restart)
 
 	gapFrom, gapTo time.Duration // no packets sent in [gapFrom, gapTo)
 	freezeTS       bool          // timestamps do not advance during the gap
@@ -167,8 +168,10 @@ func simulate(t0 time.Time, rng *rand.Rand, loss float64, jitter time.Duration, 
 				kc := int((sp.ssrcChangeAt - sp.start) / pktDur)
 				ssrc, ts = sp.newSSRC, sp.newTS0+uint32(k-kc)*pktLen
 			}
+			seq := uint16(k)
 			if sp.tsJumpAt > 0 && send >= sp.tsJumpAt {
 				ts += sp.tsJump
+				seq += sp.seqJump
 			}
 			marker := false
 			for _, m := range sp.markers {
@@ -197,7 +200,7 @@ func simulate(t0 time.Time, rng *rand.Rand, loss float64, jitter time.Duration, 
 			out = append(out, simPacket{
 				ch: sp.ch,
 				pkt: &rtp.Packet{
-					Header:  rtp.Header{Version: 2, PayloadType: sp.pt, SequenceNumber: uint16(k), Timestamp: ts, SSRC: ssrc},
+					Header:  rtp.Header{Version: 2, PayloadType: sp.pt, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc},
 					Payload: payload,
 				},
 				arrival: t0.Add(send + j),

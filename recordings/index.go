@@ -39,7 +39,7 @@ type Record struct {
 	Operator    string
 	Number      string
 	Campaign    string
-	Start       time.Time
+	Start       time.Time // the WAV's first sample once closed (Final.Start); the call's setup while open
 	End         time.Time // zero while open
 	DurationMS  int64
 	Path        string // relative to the recordings directory, slash-separated
@@ -66,7 +66,12 @@ type Filter struct {
 // Final is how a recording ended: the row's new values and the audit entry
 // that must be committed with them.
 type Final struct {
-	State      State
+	State State
+	// Start, when set, replaces the row's start: the wall-clock time of
+	// the WAV's first sample, known once audio came (the row is opened at
+	// the call's setup, before). Start + duration = end, in the index as
+	// in the sidecar.
+	Start      time.Time
 	End        time.Time
 	DurationMS int64
 	SHA256     string
@@ -167,13 +172,17 @@ func (x *DBIndex) Begin(ctx context.Context, r Record, at time.Time, e audit.Ent
 // Finish implements Index. Only an open row can finish: a second Close or
 // a repair racing a live server fails with ErrNotOpen and audits nothing.
 func (x *DBIndex) Finish(ctx context.Context, id string, at time.Time, f Final) error {
-	end := ""
+	end, start := "", ""
 	if !f.End.IsZero() {
 		end = store.FormatTime(f.End)
 	}
+	if !f.Start.IsZero() {
+		start = store.FormatTime(f.Start)
+	}
 	err := x.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := x.exec(ctx, tx, `UPDATE recordings SET state = ?, end_time = ?, duration_ms = ?, sha256 = ?
-			WHERE id = ? AND state = 'open'`, string(f.State), end, f.DurationMS, f.SHA256, id)
+		res, err := x.exec(ctx, tx, `UPDATE recordings SET state = ?, end_time = ?, duration_ms = ?, sha256 = ?,
+			start_time = CASE WHEN ? = '' THEN start_time ELSE ? END
+			WHERE id = ? AND state = 'open'`, string(f.State), end, f.DurationMS, f.SHA256, start, start, id)
 		if err != nil {
 			return err
 		}

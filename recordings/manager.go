@@ -208,7 +208,7 @@ func (s *Session) closed(end time.Time, sum string, dur time.Duration) error {
 	}
 	ctx, cancel := finishCtx()
 	defer cancel()
-	f := Final{State: StateClosed, End: end, DurationMS: dur.Milliseconds(), SHA256: sum,
+	f := Final{State: StateClosed, Start: sc.Start, End: end, DurationMS: dur.Milliseconds(), SHA256: sum,
 		Audit: audit.Entry{Kind: "recording.closed", Actor: s.info.Operator, Subject: s.info.ID, Outcome: "ok", Details: details}}
 	if err := m.index.Finish(ctx, s.info.ID, m.now(), f); err != nil {
 		// The row stays open, so the next start's repair closes it (as
@@ -229,7 +229,7 @@ func (s *Session) closed(end time.Time, sum string, dur time.Duration) error {
 func (s *Session) failed(end time.Time, cause error) error {
 	m := s.m
 	details := map[string]any{"path": s.rel, "error": cause.Error()}
-	f := Final{State: StateFailed, End: end,
+	f := Final{State: StateFailed, Start: s.w.Start(), End: end,
 		Audit: audit.Entry{Kind: "recording.failed", Actor: s.info.Operator, Subject: s.info.ID, Outcome: "failed",
 			Reason: "write_failed", Details: details}}
 	if res, err := Repair(s.path); err != nil {

@@ -58,6 +58,11 @@ const (
 	driftPeriod = 250
 	driftStep   = SampleRate / 100
 
+	// RFC 3550 A.1: a sequence number this far ahead of, or behind, the
+	// newest is a restart, not loss or reordering.
+	maxDropout  = 3000
+	maxMisorder = 100
+
 	defaultWindow       = 200 * time.Millisecond
 	defaultSyncInterval = 5 * time.Second
 	sampleDur           = time.Second / SampleRate
@@ -98,6 +103,7 @@ type Stats struct {
 	Late      uint64 // dropped: arrived after their samples were committed
 	Oversize  uint64 // dropped: payload over 200 ms
 	Segments  uint64 // stream starts and re-anchors (SSRC change, jumps)
+	Restarts  uint64 // of which sequence restarts on the same SSRC
 	Realigned uint64 // anchor nudges for sender clock drift
 }
 
@@ -327,6 +333,12 @@ func (w *Writer) WriteRTP(ch Channel, pkt *rtp.Packet, arrival time.Time) error 
 // refining s as needed; a negative result means "late, drop it".
 func (w *Writer) place(s *stream, ch Channel, pkt *rtp.Packet, apos int64) int64 {
 	if !s.started || pkt.SSRC != s.ssrc {
+		return w.newSegment(s, pkt, apos)
+	}
+	if d := int16(pkt.SequenceNumber - s.lastSeq); d >= maxDropout || d < -maxMisorder {
+		// The sender restarted its numbering on the same SSRC (a carrier
+		// re-INVITE does): a new segment, not stale packets to drop.
+		w.stats.Restarts++
 		return w.newSegment(s, pkt, apos)
 	}
 	// Sequence numbers, not timestamps, say which packet is the newest: a

@@ -138,6 +138,15 @@ func TestWriterStreamEvents(t *testing.T) {
 			segments: 3,
 		},
 		{
+			// A carrier re-INVITE restarted the numbering on the same
+			// SSRC: lower sequence numbers, new timestamps. Not late.
+			name: "sequence restart on the same SSRC",
+			op: func(s *streamSpec) {
+				s.tsJumpAt, s.tsJump, s.seqJump = 5*time.Second, 3*SampleRate, 1<<16-20000
+			},
+			segments: 3,
+		},
+		{
 			name: "hold with frozen timestamp",
 			op: func(s *streamSpec) {
 				s.gapFrom, s.gapTo, s.freezeTS = 5*time.Second, 10*time.Second, true

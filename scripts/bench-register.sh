@@ -6,6 +6,12 @@
 # Usage: scripts/bench-register.sh [bin/plateau]
 # Tunables (env): USERS (1000), RATES ("2000 4000 6000 8000 10000 12000 14000"),
 # SECONDS_PER_RATE (4).
+#
+# FLOOD=1 measures the other side instead: one unauthenticated source
+# (bench/regflood) sends FLOOD_RATE (10000) REGISTER/s for FLOOD_SECONDS (20)
+# without credentials, then as long again with wrong credentials (each needs
+# a transaction), against Plateau with its default sip.limits; it prints the
+# server's RSS sampled every 0.5 s (target: under 300 MB) and its CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -14,7 +20,8 @@ bin=$(realpath "${1:-bin/plateau}")
 users=${USERS:-1000}
 rates=${RATES:-"2000 4000 6000 8000 10000 12000 14000"}
 per=${SECONDS_PER_RATE:-4}
-command -v sipp >/dev/null || { echo "bench-register: sipp is not installed (make deps)"; exit 1; }
+flood=${FLOOD:-}
+[ -n "$flood" ] || command -v sipp >/dev/null || { echo "bench-register: sipp is not installed (make deps)"; exit 1; }
 
 tmp=$(mktemp -d /tmp/plateau-bench.XXXXXX)
 pid=""
@@ -37,6 +44,11 @@ sip:
   transports: [udp]
   realm: plateau
   digest_algorithms: [MD5]   # SIPp answers only the first challenge, and only MD5
+YAML
+	# SIPp sends everything from one address: no per-source rate limit,
+	# except for the flood, which measures the defaults.
+	[ -n "$flood" ] || echo "  limits: {requests_per_source: 1000000}"
+	cat <<YAML
 media: {rtp_ports: "$rtp-$((rtp + 9))"}
 http: {listen: "127.0.0.1:$http_port"}
 data_dir: $tmp/data
@@ -57,6 +69,34 @@ start_plateau
 
 tck=$(getconf CLK_TCK)
 rss_start=$(awk '/VmRSS/{print $2 " " $3}' "/proc/$pid/status")
+
+# rss_mb PID: resident set size in MB.
+rss_mb() { awk '/VmRSS/{printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+if [ -n "$flood" ]; then
+	frate=${FLOOD_RATE:-10000}; fsec=${FLOOD_SECONDS:-20}
+	go build -o "$tmp/regflood" ./bench/regflood
+	printf 'Plateau REGISTER flood: one source, %d/s for %d s per phase, default sip.limits, on %d cores\n' "$frate" "$fsec" "$(nproc)"
+	printf '%-22s %10s %10s %10s %8s  %s\n' "phase" "RSS start" "RSS peak" "RSS end" "cpu s" "flood tool"
+	for phase in no-credentials bad-credentials; do
+		args=(); [ "$phase" = bad-credentials ] && args=(-bad-credentials)
+		start_rss=$(rss_mb "$pid"); peak=$start_rss
+		before=$(cpu_ticks "$pid")
+		"$tmp/regflood" -server "127.0.0.1:$sip_port" -rate "$frate" -duration "${fsec}s" "${args[@]}" >"$tmp/flood-$phase.out" 2>&1 &
+		fpid=$!
+		while kill -0 "$fpid" 2>/dev/null; do
+			r=$(rss_mb "$pid"); [ "$r" -gt "$peak" ] && peak=$r
+			sleep 0.5
+		done
+		wait "$fpid" || { cat "$tmp/flood-$phase.out"; exit 1; }
+		kill -0 "$pid" 2>/dev/null || { echo "plateau died during the flood"; tail -20 "$tmp/plateau.log"; exit 1; }
+		cpu=$(echo "($(cpu_ticks "$pid") - $before) / $tck" | bc -l)
+		printf '%-22s %8s MB %8s MB %8s MB %8.1f  %s\n' "$phase" "$start_rss" "$peak" "$(rss_mb "$pid")" "$cpu" "$(cat "$tmp/flood-$phase.out")"
+	done
+	printf '%-22s %s\n' "peak RSS (VmHWM)" "$(awk '/VmHWM/{print $2 " " $3}' "/proc/$pid/status")"
+	curl -fs "http://127.0.0.1:$http_port/metrics" | grep -E '^plateau_sip_(dropped_requests_total|stateless_responses_total)' || true
+	exit 0
+fi
 
 printf 'Plateau REGISTER benchmark: %d users, digest MD5 (qop=auth), UDP, SIPp on the same %d cores\n' "$users" "$(nproc)"
 printf '%8s %9s %9s %8s %10s %10s\n' "target/s" "ok" "failed" "wall s" "reg/s" "cpu s"

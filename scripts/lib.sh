@@ -35,7 +35,7 @@ operator_users() {
 
 # bench_sip_yaml NAME: the load scripts' site (named NAME) and SIP listener
 # on 127.0.0.1:$sip_port, UDP, digest MD5 (SIPp answers only MD5), 4 MB
-# socket buffers.
+# socket buffers, no per-source rate limit (SIPp is one source).
 bench_sip_yaml() {
 	cat <<YAML
 site: {name: $1, timezone: Europe/Paris, default_region: FR}
@@ -45,7 +45,9 @@ sip:
   realm: plateau
   external_address: 127.0.0.1
   digest_algorithms: [MD5]
+  digest_uri_check: server      # SIPp's digest uri is the server's address
   udp_buffer_bytes: 4194304
+  limits: {requests_per_source: 1000000}   # SIPp sends everything from one address
 YAML
 }
 

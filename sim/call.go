@@ -233,3 +233,12 @@ func (c *Call) reinvite(ctx context.Context, dir media.Direction, move bool) err
 	c.p.step("→ ACK")
 	return c.sess.WriteAck(ctx, sip.NewRequest(sip.ACK, target))
 }
+
+// CallID is the Call-ID of the call's INVITE: Plateau indexes the call's
+// recording under it (the operator leg's Call-ID).
+func (c *Call) CallID() string {
+	if id := c.sess.InviteRequest.CallID(); id != nil {
+		return id.Value()
+	}
+	return ""
+}

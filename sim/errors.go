@@ -21,6 +21,9 @@ type StatusError struct {
 	Status int
 	Phrase string
 	Reason string // Reason header text, "" if none
+	// Warning is the text of a Warning header (RFC 3261 20.43), e.g.
+	// Plateau's "calling opens Mon 2026-12-07 07:30 CET"; "" if none.
+	Warning string
 }
 
 func (e *StatusError) Error() string {
@@ -43,6 +46,17 @@ func reasonText(v string) string {
 		p = strings.TrimSpace(p)
 		if t, ok := strings.CutPrefix(p, "text="); ok {
 			return strings.Trim(t, `"`)
+		}
+	}
+	return strings.TrimSpace(v)
+}
+
+// warningText extracts the quoted text of a Warning header value such as
+// `399 plateau "calling opens Mon 2026-12-07 07:30 CET"`.
+func warningText(v string) string {
+	if i := strings.IndexByte(v, '"'); i >= 0 {
+		if j := strings.LastIndexByte(v, '"'); j > i {
+			return v[i+1 : j]
 		}
 	}
 	return strings.TrimSpace(v)

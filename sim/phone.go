@@ -77,16 +77,22 @@ func NewPhone(cfg PhoneConfig, opts ...Option) (*Phone, error) {
 	if cfg.Transport != "udp" && cfg.Transport != "tcp" {
 		return nil, fmt.Errorf("phone: transport %q is not udp or tcp", cfg.Transport)
 	}
-	if cfg.Bind == "" {
-		cfg.Bind = "127.0.0.1:0"
-	}
-	if !cfg.MediaIP.IsValid() {
-		cfg.MediaIP = netip.MustParseAddr("127.0.0.1")
-	}
 	host, _, err := net.SplitHostPort(cfg.Server)
 	if err != nil {
 		return nil, fmt.Errorf("phone: server %q is not host:port", cfg.Server)
 	}
+	if cfg.Bind == "" {
+		cfg.Bind = defaultBind(host)
+	}
+	if !cfg.MediaIP.IsValid() {
+		cfg.MediaIP = netip.MustParseAddr("127.0.0.1")
+		if bh, _, err := net.SplitHostPort(cfg.Bind); err == nil {
+			if a, err := netip.ParseAddr(bh); err == nil && !a.IsUnspecified() {
+				cfg.MediaIP = a // the media check wants the SDP address to be the signalling source
+			}
+		}
+	}
+	host = uriHost(host)
 	p := &Phone{cfg: cfg, log: o.log, domain: cfg.Domain, calls: map[string]*Call{}, regCall: sip.GenerateTagN(24), regCSeq: 1}
 	if p.domain == "" {
 		p.domain = host
@@ -111,7 +117,7 @@ func NewPhone(cfg PhoneConfig, opts ...Option) (*Phone, error) {
 		p.local = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		start = func() error { return p.srv.ServeTCP(l) }
 	}
-	lh := p.local.Addr().String()
+	lh := uriHost(p.local.Addr().String())
 	if p.ua, err = sipgo.NewUA(sipgo.WithUserAgent(cfg.User), sipgo.WithUserAgentHostname(lh)); err != nil {
 		p.closeSockets()
 		return nil, err
@@ -197,7 +203,7 @@ func (p *Phone) stepResponse(res *sip.Response) {
 
 func (p *Phone) uri(user string) sip.Uri {
 	host, port, _ := net.SplitHostPort(p.cfg.Server)
-	u := sip.Uri{Scheme: "sip", User: user, Host: host}
+	u := sip.Uri{Scheme: "sip", User: user, Host: uriHost(host)}
 	u.Port, _ = strconv.Atoi(port)
 	if p.cfg.Transport == "tcp" {
 		u.UriParams = sip.HeaderParams{}
@@ -256,6 +262,9 @@ func responseError(res *sip.Response) *StatusError {
 	e := &StatusError{Status: int(res.StatusCode), Phrase: res.Reason}
 	if h := res.GetHeader("Reason"); h != nil {
 		e.Reason = reasonText(h.Value())
+	}
+	if h := res.GetHeader("Warning"); h != nil {
+		e.Warning = warningText(h.Value())
 	}
 	return e
 }
@@ -402,4 +411,34 @@ func waitServing(srv *sipgo.Server, addr netip.AddrPort) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// uriHost writes an IPv6 literal as a SIP URI host, in brackets (RFC 3261
+// §25.1): sipgo keeps the brackets in Uri.Host and joins host and port
+// with a colon, so "::1" would become the unroutable "::1:5060".
+func uriHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil && a.Is6() && !a.Is4In6() {
+		return "[" + h + "]"
+	}
+	return h
+}
+
+// defaultBind picks the phone's local address for a server host: IPv4
+// loopback as before, IPv6 loopback for an IPv6 loopback server, and for
+// any other IPv6 server the local address the kernel would route from.
+func defaultBind(serverHost string) string {
+	a, err := netip.ParseAddr(serverHost)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return "127.0.0.1:0"
+	}
+	if a.IsLoopback() {
+		return "[::1]:0"
+	}
+	if c, err := net.Dial("udp", net.JoinHostPort(serverHost, "5060")); err == nil {
+		defer c.Close()
+		if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
+			return net.JoinHostPort(la.IP.String(), "0")
+		}
+	}
+	return "[::]:0"
 }

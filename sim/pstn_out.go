@@ -31,11 +31,12 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 		return CallStats{}, fmt.Errorf("call: target %q is not host:port", target)
 	}
 	rport, _ := strconv.Atoi(port)
+	host = uriHost(host)
 	recipient := sip.Uri{Scheme: "sip", User: number, Host: host, Port: rport}
 	req := sip.NewRequest(sip.INVITE, recipient)
 	req.SetTransport("UDP")
 	id := sip.CallIDHeader(sip.GenerateTagN(24))
-	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.addr.Addr().String()}, Params: sip.HeaderParams{}}
+	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: uriHost(p.addr.Addr().String())}, Params: sip.HeaderParams{}}
 	fh.Params.Add("tag", sip.GenerateTagN(12))
 	req.AppendHeader(fh)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: number, Host: host}})

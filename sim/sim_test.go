@@ -330,3 +330,37 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// plateau dial toward an IPv6 server: the URIs carry the address in
+// brackets and the call goes through (issue 13 item 9).
+func TestPhoneIPv6(t *testing.T) {
+	p := startPSTN(t, func(c *Config) { c.Listen = "[::1]:0" })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ph, out := newTestPhone(t, p.Addr().String(), "udp", "")
+	call, err := ph.Dial(ctx, "0240123456")
+	if err != nil {
+		t.Fatalf("dial %s: %v", p.Addr(), err)
+	}
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatalf("hangup: %v", err)
+	}
+	if !strings.Contains(out.String(), "@[::1]") {
+		t.Errorf("no bracketed IPv6 URI in the steps:\n%s", out)
+	}
+	waitFor(t, "PSTN call end", func() bool { return !lastCall(p).End.IsZero() })
+	if pc := lastCall(p); pc.Status != 200 || pc.HangupBy != "remote" {
+		t.Errorf("PSTN stats %+v, want 200 and hung up by the phone", pc)
+	}
+}
+
+func TestURIHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1": "127.0.0.1", "::1": "[::1]", "2001:db8::5": "[2001:db8::5]",
+		"pbx.example": "pbx.example", "::ffff:192.0.2.1": "::ffff:192.0.2.1",
+	} {
+		if got := uriHost(in); got != want {
+			t.Errorf("uriHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

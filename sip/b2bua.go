@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,14 +57,22 @@ type CallOptions struct {
 	MediaMetrics      *media.Metrics
 	InactivityTimeout time.Duration
 	MaxCallDuration   time.Duration
-	WindowWarning     time.Duration      // warning tone this long before a window closes
-	WindowGrace       time.Duration      // calls end this long after it closes
-	Notice            []int16            // recording notice, 8 kHz PCM, played to the outside party
-	CampaignNotices   map[string][]int16 // a campaign's own notice, in place of Notice
-	RingTimeout       time.Duration      // no answer: give up
-	TrunkTimeout      time.Duration      // no provisional from a trunk: fail over
-	Trunks            []TrunkConfig
-	Region            string // default region of national numbers
+	WindowWarning     time.Duration // warning tone this long before a window closes
+	WindowGrace       time.Duration // calls end this long after it closes
+	Notice            []int16       // recording notice, 8 kHz PCM, played to the outside party
+	// Detention closes the relay's notice gate (media.WithDetention): no
+	// operator audio reaches an outside party before the notice has been
+	// played to that party (config site.detention_mode; a notice is then
+	// required).
+	Detention       bool
+	CampaignNotices map[string][]int16 // a campaign's own notice, in place of Notice
+	RingTimeout     time.Duration      // no answer: give up
+	TrunkTimeout    time.Duration      // no provisional from a trunk: fail over
+	Trunks          []TrunkConfig
+	Region          string // default region of national numbers
+	// NewTimer makes the timers that end a call (max duration, window
+	// warning and close); nil: time.NewTimer. Tests inject a fake clock's.
+	NewTimer func(d time.Duration) Timer
 }
 
 // b2bua holds the call control state; the Server owns it.
@@ -75,6 +86,10 @@ type b2bua struct {
 	client  *sipgo.Client
 	dialogs *sipgo.DialogUA
 	trunks  []*Trunk
+	// trunkAddrs are the trunks' addresses, resolved once: the egress gate
+	// never sends a phone's INVITE there, the registrar never binds them.
+	trunkAddrs   []netip.AddrPort
+	trunkAddrsOf map[*Trunk][]netip.AddrPort
 
 	region string // for normalising inbound callers
 
@@ -107,6 +122,7 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 	if err != nil {
 		return fmt.Errorf("sip client: %w", err)
 	}
+	client.TxRequester = clientBinding{s.ua} // but not for TCP (transport_client.go)
 	_, port, _ := splitHostPort(s.opts.Listen)
 	b := &b2bua{
 		s: s, opts: opts, policy: decider, windows: windows, rec: rec, active: active,
@@ -116,12 +132,17 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 		}},
 		calls: map[string]*call{}, lastOperator: map[string]string{}, region: opts.Region,
 	}
+	b.trunkAddrsOf = map[*Trunk][]netip.AddrPort{}
 	for _, tc := range opts.Trunks {
-		b.trunks = append(b.trunks, newTrunk(tc))
+		t := newTrunk(tc)
+		b.trunks = append(b.trunks, t)
+		addrs := resolveTrunk(t.Address)
+		b.trunkAddrsOf[t] = addrs
+		b.trunkAddrs = append(b.trunkAddrs, addrs...)
 	}
 	s.calls = b
 	s.srv.OnInvite(s.guard(b.handleInvite))
-	s.srv.OnAck(b.handleAck)
+	s.srv.OnAck(s.guard(b.handleAck)) // guard: panics recovered, malformed ACKs dropped
 	s.srv.OnBye(s.guard(b.handleBye))
 	s.srv.OnCancel(s.guard(b.handleStrayCancel))
 	s.srv.OnUpdate(s.guard(b.handleUpdate))
@@ -130,12 +151,50 @@ func (s *Server) EnableCalls(opts CallOptions, decider Decider, windows WindowCl
 	return nil
 }
 
+// resolveTrunk returns the addresses of a trunk's host:port (a literal
+// address, or the host's addresses now; a name that does not resolve adds
+// none: the trunk's allowed_sources still count as trunk addresses).
+func resolveTrunk(hostport string) []netip.AddrPort {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, p = hostport, "5060"
+	}
+	port, _ := strconv.Atoi(p)
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return []netip.AddrPort{netip.AddrPortFrom(a.Unmap(), uint16(port))}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	out := make([]netip.AddrPort, 0, len(ips))
+	for _, a := range ips {
+		out = append(out, netip.AddrPortFrom(a.Unmap(), uint16(port)))
+	}
+	return out
+}
+
+// addrsOf returns a trunk's resolved addresses.
+func (b *b2bua) addrsOf(t *Trunk) []netip.Addr {
+	var out []netip.Addr
+	for _, ap := range b.trunkAddrsOf[t] {
+		out = append(out, ap.Addr())
+	}
+	return out
+}
+
 // run keeps the trunks' health until ctx ends.
 func (b *b2bua) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, t := range b.trunks {
 		wg.Add(1)
 		go func() { defer wg.Done(); t.keepalive(ctx, b.client, b.s) }()
+		if t.Register != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); b.registerTrunk(ctx, t) }()
+		}
 	}
 	wg.Wait()
 }
@@ -183,20 +242,6 @@ func (b *b2bua) hangupAll(reason string) {
 	for _, c := range cs {
 		c.end(reason)
 	}
-}
-
-// admit reserves the operator's slot, then asks the policy with the
-// reservation counted: simultaneous requests cannot all pass a limit (at
-// worst both are refused), and no lock is held across the policy's
-// lookups. A refusal releases the slot.
-func (b *b2bua) admit(r policy.Request) policy.Decision {
-	b.active.add(r.Operator)
-	r.Reserved = true
-	d := b.policy.Decide(b.s.ctx, r)
-	if !d.Allow {
-		b.active.remove(r.Operator)
-	}
-	return d
 }
 
 // trunkFor returns the trunk whose allowed sources contain src.

@@ -2,11 +2,11 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
@@ -27,24 +27,31 @@ type dialogLeg interface {
 type call struct {
 	b        *b2bua
 	id       string
+	kind     string // policy kind of the call's first decision
 	operator string
-	number   string // E.164
 	campaign string
 	source   string
 	log      *slog.Logger
 	start    time.Time
 
-	mu        sync.Mutex
-	opLeg     dialogLeg
-	outLeg    dialogLeg
-	opCallID  string
-	outCallID string
-	relay     *media.Relay
-	rec       Recording
-	answered  time.Time
-	sdpVer    [2]uint64 // our SDP version per leg (RFC 3264 §8)
-	digits    [2][]byte // DTMF keys each side sent, audited at the end
-	sessID    [2]uint64
+	mu       sync.Mutex
+	number   string // E.164 of the current outside party
+	permit   Permit // the decision that let the current outside leg out
+	op       *leg   // the operator's leg (nil until known)
+	out      *leg   // the current outside leg (nil until answered)
+	legs     []*leg // every leg the call ever had, for teardown and the leak check
+	relay    *media.Relay
+	rec      Recording
+	answered time.Time
+	sdpVer   [2]uint64 // our SDP version per leg (RFC 3264 §8)
+	digits   [2][]byte // DTMF keys each side sent, audited at the end
+	sessID   [2]uint64
+	slots    int  // operator slots this call holds in ActiveCalls
+	transfer bool // a REFER is being carried out
+	ended    bool
+
+	hangupReason  hangupReason     // the outside party's BYE Reason (reason.go)
+	sessionTimers [2]*sessionTimer // RFC 4028, per leg (sessiontimer.go)
 
 	swapped chan struct{} // a transfer replaced the outside leg
 
@@ -66,15 +73,43 @@ func (b *b2bua) newCall(operator, number, source string) *call {
 	}
 }
 
-// setOutside makes an answered trunk leg the call's outside leg.
-func (c *call) setOutside(cs *sipgo.DialogClientSession, at time.Time) {
+// addLeg makes l one of the call's legs: in-dialog requests find it by its
+// Call-ID from now on, and teardown hangs it up.
+func (c *call) addLeg(l *leg) bool {
 	c.mu.Lock()
-	c.outLeg = cs
-	c.outCallID = cs.InviteRequest.CallID().Value()
+	if c.ended {
+		c.mu.Unlock()
+		return false
+	}
+	c.legs = append(c.legs, l)
+	if l.side == media.LegOperator {
+		c.op = l
+	}
+	c.mu.Unlock()
+	c.b.register(c, l.callID)
+	return true
+}
+
+// setOutside makes an answered outside leg the call's current one. It
+// reports false when the call ended meanwhile: the caller hangs l up.
+func (c *call) setOutside(l *leg, at time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.out = l
 	if c.answered.IsZero() {
 		c.answered = at
 	}
-	c.mu.Unlock()
+	return true
+}
+
+// legs returns the operator's and the current outside leg.
+func (c *call) current() (op, out *leg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.op, c.out
 }
 
 // localSDP builds our SDP toward one leg with the negotiated codec.
@@ -105,28 +140,40 @@ func (c *call) keyPressed(l media.Leg, digit byte) {
 	c.mu.Unlock()
 }
 
-// end hangs up both legs, stops media, closes the recording and releases
-// the call's slot. It is safe to call from any goroutine, more than once.
+// releaseSlot gives back one operator slot the call holds (a transfer's
+// reservation, once the replaced leg is gone or the transfer failed).
+func (c *call) releaseSlot() {
+	c.mu.Lock()
+	give := c.slots > 0
+	if give {
+		c.slots--
+	}
+	c.mu.Unlock()
+	if give {
+		c.b.active.remove(c.operator)
+	}
+}
+
+// end hangs up every leg, stops media, closes the recording, releases the
+// call's slots and checks that no outside leg outlives the call. It is
+// safe to call from any goroutine, more than once.
 func (c *call) end(why string) {
 	c.endOnce.Do(func() {
 		c.mu.Lock()
+		c.ended = true
 		c.endedWhy = why
-		op, out, relay, rec := c.opLeg, c.outLeg, c.relay, c.rec
+		legs := append([]*leg(nil), c.legs...)
+		relay, rec := c.relay, c.rec
 		c.mu.Unlock()
 		c.cancel()
 		byeCtx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
 		defer cancel()
 		var wg sync.WaitGroup
-		for _, l := range []dialogLeg{op, out} {
-			if l == nil || l.Context().Err() != nil {
-				continue // that side already hung up
-			}
+		for _, l := range legs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := l.Bye(byeCtx); err != nil {
-					c.log.Debug("bye failed", "err", err)
-				}
+				l.hangup(byeCtx, c.log, c.byeHeaders(l)...)
 			}()
 		}
 		wg.Wait()
@@ -139,59 +186,96 @@ func (c *call) end(why string) {
 				c.log.Error("recording close failed", "err", err)
 			}
 		}
-		c.b.unregister(c.opCallID, c.outCallID)
-		c.b.active.remove(c.operator)
-		c.b.s.metrics.callsActive.Dec()
-		c.b.s.metrics.callsEnded.WithLabelValues(why).Inc()
-		dur := time.Duration(0)
-		if !c.answered.IsZero() {
-			dur = end.Sub(c.answered)
+		for _, l := range legs {
+			c.b.unregister(l.callID)
 		}
 		c.mu.Lock()
+		slots := c.slots
+		c.slots = 0
 		opKeys, outKeys := string(c.digits[media.LegOperator]), string(c.digits[media.LegOutside])
+		number, answered := c.number, c.answered
 		c.mu.Unlock()
+		for range slots {
+			c.b.active.remove(c.operator)
+		}
+		c.b.s.metrics.callsActive.Dec()
+		c.b.s.metrics.callsEnded.WithLabelValues(why).Inc()
+		actx := context.WithoutCancel(c.ctx)
+		// No outside leg may outlive its call: one that could not be hung
+		// up is a call nobody records any more.
+		for _, l := range legs {
+			if l.side == media.LegOutside && l.leaked() {
+				c.b.s.metrics.legsLeaked.Inc()
+				c.b.s.audit.Audit(actx, "call.leg_leaked", c.operator, l.number, "leaked", why, c.source,
+					map[string]any{"call_id": c.id, "leg_call_id": l.callID, "err": l.errText()})
+				c.log.Error("outside leg outlived its call", "leg", l.callID, "number", l.number)
+			}
+		}
+		dur := time.Duration(0)
+		if !answered.IsZero() {
+			dur = end.Sub(answered)
+		}
 		if opKeys != "" || outKeys != "" {
-			c.b.s.audit.Audit(context.WithoutCancel(c.ctx), "call.dtmf", c.operator, c.number, "sent", "", c.source,
+			c.b.s.audit.Audit(actx, "call.dtmf", c.operator, number, "sent", "", c.source,
 				map[string]any{"call_id": c.id, "operator_keys": opKeys, "outside_keys": outKeys})
 		}
-		c.b.s.audit.Audit(context.WithoutCancel(c.ctx), "call.ended", c.operator, c.number, "ended", why, c.source,
-			map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()})
+		c.b.s.audit.Audit(actx, "call.ended", c.operator, number, "ended", why, c.source,
+			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()}))
 		c.log.Info("call ended", "why", why, "duration", dur.Round(time.Millisecond))
 	})
+}
+
+// Timer is a one-shot timer: time.Timer, or a test's fake driven by its
+// own clock (CallOptions.NewTimer).
+type Timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time { return r.t.C }
+func (r realTimer) Stop() bool          { return r.t.Stop() }
+
+func (b *b2bua) newTimer(d time.Duration) Timer {
+	if b.opts.NewTimer != nil {
+		return b.opts.NewTimer(d)
+	}
+	return realTimer{time.NewTimer(d)}
 }
 
 // supervise waits for whatever ends an established call: a BYE from either
 // side, media failure (recording or inactivity), the maximum duration, the
 // end of the time window, or shutdown.
 func (c *call) supervise() {
-	defer c.b.wg.Done()
 	maxDur := c.b.opts.MaxCallDuration
 	if maxDur <= 0 {
 		maxDur = 24 * time.Hour
 	}
-	maxT := time.NewTimer(maxDur)
+	maxT := c.b.newTimer(maxDur)
 	defer maxT.Stop()
 
 	var warnC, closeC <-chan time.Time
 	if c.b.windows != nil {
 		now := c.b.s.now()
-		if closeAt, ok := c.b.windows.NextClose(now); ok {
-			warnT := time.NewTimer(closeAt.Add(-c.b.opts.WindowWarning).Sub(now))
-			closeT := time.NewTimer(closeAt.Add(c.b.opts.WindowGrace).Sub(now))
+		if closeAt, ok := windowCloseFor(c.b.windows, c.number, now); ok {
+			warnT := c.b.newTimer(closeAt.Add(-c.b.opts.WindowWarning).Sub(now))
+			closeT := c.b.newTimer(closeAt.Add(c.b.opts.WindowGrace).Sub(now))
 			defer warnT.Stop()
 			defer closeT.Stop()
-			warnC, closeC = warnT.C, closeT.C
+			warnC, closeC = warnT.C(), closeT.C()
 		}
 	}
+	op, out := c.current()
 	c.mu.Lock()
-	op, out, relay := c.opLeg, c.outLeg, c.relay
+	relay := c.relay
 	c.mu.Unlock()
 	for {
 		select {
-		case <-op.Context().Done():
+		case <-op.d.Context().Done():
 			c.end("operator_hangup")
 			return
-		case <-out.Context().Done():
+		case <-out.d.Context().Done():
 			c.end("outside_hangup")
 			return
 		case <-relay.Done():
@@ -202,18 +286,16 @@ func (c *call) supervise() {
 			c.end(why)
 			return
 		case <-c.swapped:
-			c.mu.Lock()
-			op, out = c.opLeg, c.outLeg
-			c.mu.Unlock()
-		case <-maxT.C:
+			op, out = c.current()
+		case <-maxT.C():
 			c.end("max_duration")
 			return
 		case <-warnC:
 			warnC = nil
 			c.log.Info("window closing: warning tone")
 			tone := media.Tone(440, 400*time.Millisecond)
-			go c.relay.Play(c.ctx, media.LegOperator, tone)
-			go c.relay.Play(c.ctx, media.LegOutside, tone)
+			c.b.goCall(c, "warning_tone", func() { relay.Play(c.ctx, media.LegOperator, tone) })
+			c.b.goCall(c, "warning_tone", func() { relay.Play(c.ctx, media.LegOutside, tone) })
 		case <-closeC:
 			c.end("window_closed")
 			return
@@ -222,4 +304,51 @@ func (c *call) supervise() {
 			return
 		}
 	}
+}
+
+// announce plays the recording notice to the outside party before the
+// operator is heard, then a short tone to the operator. A transfer calls
+// it again for each new outside party. In detention mode PlayNotice opens
+// the relay's notice gate only once the whole notice reached the current
+// party; an interrupted one (hold, a new party meanwhile) is played again.
+func (c *call) announce() {
+	notice := c.b.opts.Notice
+	if n, ok := c.b.opts.CampaignNotices[c.campaign]; ok {
+		notice = n
+	}
+	c.mu.Lock()
+	relay := c.relay
+	c.mu.Unlock()
+	switch {
+	case c.b.opts.Detention:
+		for attempt := 1; ; attempt++ {
+			err := relay.PlayNotice(c.ctx, notice)
+			if err == nil {
+				break
+			}
+			if c.ctx.Err() != nil || !errors.Is(err, media.ErrNoticeIncomplete) || attempt >= 10 {
+				// The gate stays closed: the operator is not heard outside.
+				c.log.Warn("recording notice not played", "err", err, "attempts", attempt)
+				return
+			}
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	case len(notice) > 0:
+		if err := relay.Play(c.ctx, media.LegOutside, notice, media.Muted()); err != nil {
+			return
+		}
+	}
+	relay.Play(c.ctx, media.LegOperator, media.Tone(880, 150*time.Millisecond))
+}
+
+// num is the E.164 number of the current outside party (a transfer
+// changes it).
+func (c *call) num() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.number
 }

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	"plateau/policy"
+	"plateau/store"
 )
 
 // Errors of the call-control API used by the web and the dialer.
@@ -42,102 +41,41 @@ type Outcome struct {
 	Result   string // answered, busy, no_answer, failed, cancelled
 }
 
-// ClickToCall rings the operator's registered phone with auto-answer
-// headers, then dials the number through the same policy, recording and
-// trunk path as a call dialled from the phone. It returns the call id once
-// the operator's phone answered; onOutcome reports the outside leg.
+// ClickToCall is the entry point of a call placed from the operator
+// console: the pipeline rings the operator's registered phone (with
+// auto-answer headers, only toward that validated binding), then dials
+// the number through the same policy, recording and trunk path as a call
+// dialled from the phone. It returns the call id once the operator's phone
+// answered; onOutcome reports the outside leg.
 func (s *Server) ClickToCall(ctx context.Context, r ClickToCallRequest, onOutcome func(Outcome)) (string, error) {
 	b := s.calls
 	if b == nil {
 		return "", ErrCallsDisabled
 	}
-	if s.draining.Load() {
-		return "", &RefusedError{policy.Decision{Reason: "DRAINING", Rule: "request"}}
-	}
 	contacts := s.reg.contacts(r.Operator)
-	if len(contacts) == 0 {
+	if len(contacts) == 0 && !s.draining.Load() {
 		return "", fmt.Errorf("%w: %s", ErrNotRegistered, r.Operator)
 	}
-	d := b.admit(policy.Request{Operator: r.Operator, Number: r.Number, Time: s.now(), Source: r.Source, Kind: policy.KindClickToCall, Campaign: r.Campaign})
-	b.auditDecision(r.Operator, r.Number, r.Source, d)
-	if !d.Allow {
-		s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()
-		return "", &RefusedError{d}
+	var bnd store.Binding
+	if len(contacts) > 0 {
+		bnd = contacts[0]
 	}
-	s.metrics.callsActive.Inc()
-	c := b.newCall(r.Operator, d.E164, r.Source)
-	c.campaign = r.Campaign
-	ok := false
-	defer func() {
-		if !ok {
-			c.end("setup_failed")
+	c, err := b.place(&callSpec{
+		kind: policy.KindClickToCall, operator: r.Operator, number: r.Number, campaign: r.Campaign, source: r.Source,
+		binding: bnd, autoAnswer: true, ringCtx: ctx, async: true, onOutcome: onOutcome,
+	})
+	var ref *Refusal
+	if errors.As(err, &ref) {
+		e164, _ := policy.Normalize(r.Number, b.region)
+		return "", &RefusedError{ref.decision(e164)}
+	}
+	if err != nil {
+		if errors.Is(err, ErrNoAnswer) {
+			return "", err
 		}
-	}()
-	rec, err := b.rec.Start(c.ctx, RecordingInfo{CallID: c.id, Operator: c.operator, Number: c.number, Campaign: r.Campaign, Start: c.start})
-	if err != nil {
-		d := policy.Decision{Reason: policy.ReasonRecorderUnavailable, Rule: "recorder", Detail: err.Error(), E164: c.number}
-		b.auditDecision(r.Operator, r.Number, r.Source, d)
-		return "", &RefusedError{d}
-	}
-	if _, err := b.newRelay(c, rec); err != nil {
-		return "", err
-	}
-	self := sip.Uri{Scheme: "sip", User: r.Operator, Host: s.opts.ExternalAddress}
-	cs, err := b.ringOperator(ctx, c, contacts[0], nil,
-		sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"),
-		sip.NewHeader("Alert-Info", "<http://"+s.opts.ExternalAddress+">;info=alert-autoanswer"))
-	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrNoAnswer, err)
 	}
-	c.mu.Lock()
-	c.opLeg = cs
-	c.mu.Unlock()
-	ok = true
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		out := b.dialOutside(c, cs.Context())
-		if onOutcome != nil {
-			onOutcome(out)
-		}
-	}()
 	return c.id, nil
-}
-
-// dialOutside completes a click-to-call once the operator is on the line.
-func (b *b2bua) dialOutside(c *call, opCtx context.Context) Outcome {
-	out := Outcome{CallID: c.id}
-	cs, status, err := b.dialOut(opCtx, c, c.number, func(res *sip.Response) {
-		if res.StatusCode == sip.StatusSessionInProgress {
-			c.applyEarlyMedia(res)
-		}
-	})
-	if err != nil {
-		out.Status = status
-		switch {
-		case opCtx.Err() != nil:
-			out.Result = "cancelled"
-			c.end("operator_hangup")
-		case status == sip.StatusBusyHere || status == 600:
-			out.Result = "busy"
-			c.end("busy")
-		case status == sip.StatusRequestTimeout || status == sip.StatusTemporarilyUnavailable || status == sip.StatusRequestTerminated:
-			out.Result = "no_answer"
-			c.end("no_answer")
-		default:
-			out.Result = "failed"
-			c.end("outside_failed")
-		}
-		return out
-	}
-	c.setOutside(cs, b.s.now())
-	b.s.metrics.callsAnswered.Inc()
-	b.rememberCaller(c.number, c.operator)
-	out.Answered, out.Status, out.Result = true, sip.StatusOK, "answered"
-	b.wg.Add(2)
-	go c.supervise()
-	go c.announce()
-	return out
 }
 
 // CallInfo is a call in progress, for the supervisors' wallboard.

@@ -97,24 +97,24 @@ func TestDigestVerify(t *testing.T) {
 			clk := newClock()
 			n := newNonceIssuer(tRealm, []string{"SHA-256", "MD5"}, time.Minute, clk.now)
 			nonce := n.issue()
-			if err := n.verify(creds(alg, tPass, nonce, 1), "REGISTER", tSecrets); err != nil {
+			if err := n.verify(creds(alg, tPass, nonce, 1), "REGISTER", tURI, tSecrets); err != nil {
 				t.Fatalf("right password: %v", err)
 			}
-			if err := n.verify(creds(alg, tPass, nonce, 2), "REGISTER", tSecrets); err != nil {
+			if err := n.verify(creds(alg, tPass, nonce, 2), "REGISTER", tURI, tSecrets); err != nil {
 				t.Fatalf("next nonce count: %v", err)
 			}
-			if err := n.verify(creds(alg, "demo102", n.issue(), 1), "REGISTER", tSecrets); !errors.Is(err, errBadCredentials) {
+			if err := n.verify(creds(alg, "demo102", n.issue(), 1), "REGISTER", tURI, tSecrets); !errors.Is(err, errBadCredentials) {
 				t.Fatalf("wrong password: %v, want errBadCredentials", err)
 			}
-			if err := n.verify(creds(alg, tPass, n.issue(), 1), "INVITE", tSecrets); !errors.Is(err, errBadCredentials) {
+			if err := n.verify(creds(alg, tPass, n.issue(), 1), "INVITE", tURI, tSecrets); !errors.Is(err, errBadCredentials) {
 				t.Fatalf("response for another method: %v, want errBadCredentials", err)
 			}
-			if err := n.verify(creds(alg, tPass, n.issue(), 1), "REGISTER", secrets{}); !errors.Is(err, errBadCredentials) {
+			if err := n.verify(creds(alg, tPass, n.issue(), 1), "REGISTER", tURI, secrets{}); !errors.Is(err, errBadCredentials) {
 				t.Fatalf("unknown user (no secrets): %v, want errBadCredentials", err)
 			}
 			upper := creds(alg, tPass, n.issue(), 1)
 			upper.Response = strings.ToUpper(upper.Response)
-			if err := n.verify(upper, "REGISTER", tSecrets); err != nil {
+			if err := n.verify(upper, "REGISTER", tURI, tSecrets); err != nil {
 				t.Fatalf("upper-case hex response: %v", err)
 			}
 		})
@@ -150,7 +150,7 @@ func TestDigestRefusesMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := creds("MD5", tPass, n.issue(), 1)
 			tt.mod(c)
-			if err := n.verify(c, "REGISTER", tSecrets); !errors.Is(err, errBadCredentials) {
+			if err := n.verify(c, "REGISTER", tURI, tSecrets); !errors.Is(err, errBadCredentials) {
 				t.Fatalf("verify = %v, want errBadCredentials", err)
 			}
 		})
@@ -167,7 +167,7 @@ func TestDigestRefusesMalformed(t *testing.T) {
 	}
 	for name, nonce := range nonces {
 		t.Run("nonce "+name, func(t *testing.T) {
-			if err := n.verify(creds("MD5", tPass, nonce, 1), "REGISTER", tSecrets); !errors.Is(err, errBadCredentials) {
+			if err := n.verify(creds("MD5", tPass, nonce, 1), "REGISTER", tURI, tSecrets); !errors.Is(err, errBadCredentials) {
 				t.Fatalf("verify = %v, want errBadCredentials", err)
 			}
 		})
@@ -180,18 +180,18 @@ func TestDigestNonceExpiry(t *testing.T) {
 	n := newNonceIssuer(tRealm, []string{"MD5"}, ttl, clk.now)
 	fresh, old := n.issue(), n.issue()
 	clk.advance(ttl)
-	if err := n.verify(creds("MD5", tPass, fresh, 1), "REGISTER", tSecrets); err != nil {
+	if err := n.verify(creds("MD5", tPass, fresh, 1), "REGISTER", tURI, tSecrets); err != nil {
 		t.Fatalf("nonce exactly ttl old: %v", err)
 	}
 	clk.advance(time.Second)
-	if err := n.verify(creds("MD5", tPass, old, 1), "REGISTER", tSecrets); !errors.Is(err, errStaleNonce) {
+	if err := n.verify(creds("MD5", tPass, old, 1), "REGISTER", tURI, tSecrets); !errors.Is(err, errStaleNonce) {
 		t.Fatalf("nonce ttl+1s old: %v, want errStaleNonce", err)
 	}
 	// Stale only with the right password: a guess must not learn that.
-	if err := n.verify(creds("MD5", "guess", old, 1), "REGISTER", tSecrets); !errors.Is(err, errBadCredentials) {
+	if err := n.verify(creds("MD5", "guess", old, 1), "REGISTER", tURI, tSecrets); !errors.Is(err, errBadCredentials) {
 		t.Fatalf("stale nonce, wrong password: %v, want errBadCredentials", err)
 	}
-	if err := n.verify(creds("MD5", tPass, n.issue(), 1), "REGISTER", tSecrets); err != nil {
+	if err := n.verify(creds("MD5", tPass, n.issue(), 1), "REGISTER", tURI, tSecrets); err != nil {
 		t.Fatalf("new nonce after expiry: %v", err)
 	}
 }
@@ -201,30 +201,30 @@ func TestDigestReplay(t *testing.T) {
 	ttl := time.Minute
 	n := newNonceIssuer(tRealm, []string{"MD5", "SHA-256"}, ttl, clk.now)
 	nonce := n.issue()
-	if err := n.verify(creds("MD5", tPass, nonce, 1), "REGISTER", tSecrets); err != nil {
+	if err := n.verify(creds("MD5", tPass, nonce, 1), "REGISTER", tURI, tSecrets); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.verify(creds("MD5", tPass, nonce, 1), "REGISTER", tSecrets); !errors.Is(err, errReplay) {
+	if err := n.verify(creds("MD5", tPass, nonce, 1), "REGISTER", tURI, tSecrets); !errors.Is(err, errReplay) {
 		t.Fatalf("replayed nc=1: %v, want errReplay", err)
 	}
-	if err := n.verify(creds("MD5", tPass, nonce, 5), "REGISTER", tSecrets); err != nil {
+	if err := n.verify(creds("MD5", tPass, nonce, 5), "REGISTER", tURI, tSecrets); err != nil {
 		t.Fatalf("nc jumps forward: %v", err)
 	}
-	if err := n.verify(creds("MD5", tPass, nonce, 3), "REGISTER", tSecrets); !errors.Is(err, errReplay) {
+	if err := n.verify(creds("MD5", tPass, nonce, 3), "REGISTER", tURI, tSecrets); !errors.Is(err, errReplay) {
 		t.Fatalf("nc goes back: %v, want errReplay", err)
 	}
-	if err := n.verify(creds("SHA-256", tPass, nonce, 5), "REGISTER", tSecrets); !errors.Is(err, errReplay) {
+	if err := n.verify(creds("SHA-256", tPass, nonce, 5), "REGISTER", tURI, tSecrets); !errors.Is(err, errReplay) {
 		t.Fatalf("same nc with another algorithm: %v, want errReplay", err)
 	}
 	// The replay memory survives generation rotation for the nonce's life.
 	for i := 0; i < 4; i++ {
 		clk.advance(ttl / 4)
-		if err := n.verify(creds("MD5", tPass, nonce, 5), "REGISTER", tSecrets); !errors.Is(err, errReplay) && !errors.Is(err, errStaleNonce) {
+		if err := n.verify(creds("MD5", tPass, nonce, 5), "REGISTER", tURI, tSecrets); !errors.Is(err, errReplay) && !errors.Is(err, errStaleNonce) {
 			t.Fatalf("replay after %d/4 ttl: %v, want errReplay or errStaleNonce", i+1, err)
 		}
 	}
 	clk.advance(time.Second)
-	if err := n.verify(creds("MD5", tPass, nonce, 6), "REGISTER", tSecrets); !errors.Is(err, errStaleNonce) {
+	if err := n.verify(creds("MD5", tPass, nonce, 6), "REGISTER", tURI, tSecrets); !errors.Is(err, errStaleNonce) {
 		t.Fatalf("after ttl: %v, want errStaleNonce", err)
 	}
 }
@@ -247,7 +247,7 @@ func TestDigestChallenges(t *testing.T) {
 					t.Errorf("challenge %d = %+v, want algorithm %s, qop auth, stale %v", i, c, algs[i], stale)
 				}
 				// Each challenge's nonce is ours and answerable.
-				if err := n.verify(creds(algs[i], tPass, c.Nonce, 1), "REGISTER", tSecrets); err != nil {
+				if err := n.verify(creds(algs[i], tPass, c.Nonce, 1), "REGISTER", tURI, tSecrets); err != nil {
 					t.Errorf("answering challenge %d: %v", i, err)
 				}
 			}

@@ -26,8 +26,7 @@ func (b *b2bua) handleFeatureCode(req *sip.Request, tx sip.ServerTransaction, u 
 		mode, ok = featureModes[dialled[:2]]
 	}
 	if !ok {
-		b.auditMonitorRefusal(u.Extension, dialled, req.Source(), "UNKNOWN_FEATURE")
-		b.respondReason(req, tx, sip.StatusNotFound, "Not Found", "UNKNOWN_FEATURE")
+		b.refuseMonitor(req, tx, u.Extension, dialled, &Refusal{Status: sip.StatusNotFound, Reason: ReasonUnknownFeature, Rule: ruleMonitor, Detail: "no feature code " + dialled})
 		return
 	}
 	operator := dialled[2:]
@@ -42,10 +41,10 @@ func (b *b2bua) handleFeatureCode(req *sip.Request, tx sip.ServerTransaction, u 
 	}
 	m, err := b.newMonitorSession(u.Extension, operator, req.Source(), mode, c)
 	if err != nil {
-		var me *MonitorError
+		var me *Refusal
 		if !errors.As(err, &me) {
 			b.s.log.Warn("monitor media", "err", err)
-			me = &MonitorError{Status: sip.StatusServiceUnavailable, Reason: "NO_MEDIA_PORTS"}
+			me = errMonitorNoPorts
 		}
 		b.refuseMonitor(req, tx, u.Extension, operator, me)
 		return
@@ -60,7 +59,9 @@ func (b *b2bua) handleFeatureCode(req *sip.Request, tx sip.ServerTransaction, u 
 		ds.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
 		return
 	}
-	m.register(ds, req.CallID().Value())
+	src, _ := requestHost(req)
+	m.register(uasLeg(media.LegOperator, ds, hostIs(src)))
+	m.leg.setAnswered()
 	if err := ds.RespondSDP(m.localSDP([]media.Codec{codec}, offer.DTMFPT)); err != nil {
 		m.log.Info("supervisor leg not confirmed", "err", err)
 		m.abort()
@@ -70,26 +71,7 @@ func (b *b2bua) handleFeatureCode(req *sip.Request, tx sip.ServerTransaction, u 
 }
 
 // refuseMonitor answers a refused monitor request with its status and
-// Reason, and audits it.
-func (b *b2bua) refuseMonitor(req *sip.Request, tx sip.ServerTransaction, supervisor, operator string, e *MonitorError) {
-	b.auditMonitorRefusal(supervisor, operator, req.Source(), e.Reason)
-	b.respondReason(req, tx, e.Status, e.phrase(), e.Reason)
-}
-
-func (b *b2bua) auditMonitorRefusal(supervisor, operator, source, reason string) {
-	b.s.audit.Audit(b.s.ctx, "monitor.refused", supervisor, operator, "refused", reason, source, nil)
-}
-
-func (e *MonitorError) phrase() string {
-	switch e.Status {
-	case sip.StatusForbidden:
-		return "Forbidden"
-	case sip.StatusNotFound:
-		return "Not Found"
-	case sip.StatusBusyHere:
-		return "Busy Here"
-	case sip.StatusTemporarilyUnavailable:
-		return "Temporarily Unavailable"
-	}
-	return "Service Unavailable"
+// Reason, and audits it (monitor.refused), through refuse.
+func (b *b2bua) refuseMonitor(req *sip.Request, tx sip.ServerTransaction, supervisor, operator string, e *Refusal) {
+	b.refuse(refusalSite{req: req, tx: tx, operator: supervisor, subject: operator}, e)
 }

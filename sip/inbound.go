@@ -1,10 +1,6 @@
 package sip
 
 import (
-	"context"
-	"errors"
-
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"plateau/media"
@@ -12,100 +8,39 @@ import (
 	"plateau/store"
 )
 
-// handleInbound takes a call from a trunk's allowed sources. The caller's
-// number must pass the policy like an outbound call (approved, inside the
-// window, recorder ready); it rings the operator who last called that
-// number if free, else any free registered operator.
+// handleInbound is the entry point of a call from a trunk's allowed
+// sources. The caller's number must pass the policy like an outbound call
+// (approved, inside the window, recorder ready); the pipeline rings the
+// operator who last called that number if free, else any free registered
+// operator, through the egress gate.
 func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Trunk) {
-	s := b.s
 	caller := ""
 	if f := req.From(); f != nil {
 		caller = f.Address.User
 	}
-	if s.draining.Load() {
-		b.respondReason(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", "DRAINING")
+	site := refusalSite{req: req, tx: tx, subject: caller}
+	if b.s.draining.Load() {
+		b.refuse(site, &Refusal{Status: sip.StatusServiceUnavailable, Reason: ReasonDraining, Rule: ruleRequest, Detail: "the server is draining"})
 		return
 	}
-	offer, codec, ok := b.readOffer(req, tx)
-	if !ok {
+	offer, codec, ref := readOffer(req.Body())
+	if ref != nil {
+		b.refuse(site, ref)
 		return
 	}
 	e164, _ := policy.Normalize(caller, b.region)
-
 	op, contact := b.pickOperator(e164)
-	d := policy.Decision{Reason: "NO_OPERATOR_AVAILABLE", Rule: "routing", E164: e164}
-	if op != "" {
-		d = b.admit(policy.Request{Operator: op, Number: caller, Time: s.now(), Source: req.Source(), Kind: policy.KindInbound})
-	}
-	b.auditDecision(op, caller, req.Source(), d)
-	if !d.Allow {
-		s.metrics.callsRefused.WithLabelValues(d.Reason).Inc()
-		code, phrase := sip.StatusForbidden, "Forbidden"
-		if op == "" {
-			code, phrase = sip.StatusTemporarilyUnavailable, "Temporarily Unavailable"
-		}
-		b.respondReason(req, tx, code, phrase, d.Reason)
+	if op == "" {
+		site.e164 = e164
+		b.refuse(site, &Refusal{Status: sip.StatusTemporarilyUnavailable, Reason: ReasonNoOperator, Rule: "routing", Detail: "no registered operator is free"})
 		return
 	}
-
-	s.metrics.callsActive.Inc()
-	c := b.newCall(op, d.E164, req.Source())
-	c.outCallID = req.CallID().Value()
-	b.register(c, c.outCallID)
-	ok = false
-	defer func() {
-		if !ok {
-			c.end("setup_failed")
-		}
-	}()
-	ds, err := b.dialogs.ReadInvite(req, tx)
-	if err != nil {
-		return
-	}
-	c.mu.Lock()
-	c.outLeg = ds
-	c.mu.Unlock()
-	ds.Respond(sip.StatusTrying, "Trying", nil)
-
-	rec, err := b.rec.Start(c.ctx, RecordingInfo{CallID: c.id, LegCallIDs: []string{c.outCallID}, Operator: op, Number: c.number, Start: c.start})
-	if err != nil {
-		s.audit.Audit(s.ctx, "policy.decision", op, c.number, "refused", policy.ReasonRecorderUnavailable, c.source, map[string]any{"detail": err.Error(), "call_id": c.id})
-		ds.Respond(sip.StatusForbidden, "Forbidden", nil, sip.NewHeader("Reason", `SIP;cause=403;text="`+policy.ReasonRecorderUnavailable+`"`))
-		return
-	}
-	relay, err := b.newRelay(c, rec)
-	if err != nil {
-		ds.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil)
-		return
-	}
-	if err := relay.SetRemoteSDP(media.LegOutside, offer, codec); err != nil {
-		ds.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
-		return
-	}
-
-	cs, err := b.ringOperator(ds.Context(), c, contact, func() { ds.Respond(sip.StatusRinging, "Ringing", nil) })
-	if err != nil {
-		if ds.Context().Err() == nil {
-			ds.Respond(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
-		}
-		c.log.Info("operator did not answer", "err", err)
-		return
-	}
-	c.mu.Lock()
-	c.opLeg = cs
-	c.answered = s.now()
-	c.mu.Unlock()
-	outSDP := c.localSDP(media.LegOutside, []media.Codec{codec}, offer.DTMFPT, media.SendRecv)
-	if err := ds.RespondSDP(outSDP); err != nil {
-		return
-	}
-	s.metrics.callsAnswered.Inc()
-	c.log.Info("inbound call answered", "caller", c.number)
-	ok = true
-	b.callAnswered(c) // monitors following the operator, coaching (monitor.go)
-	b.wg.Add(2)
-	go c.supervise()
-	go c.announce()
+	src, _ := requestHost(req)
+	b.place(&callSpec{
+		kind: policy.KindInbound, operator: op, number: caller, source: req.Source(),
+		req: req, tx: tx, side: media.LegOutside, offer: offer, codec: codec, peer: b.trunkPeer(t, src),
+		binding: contact,
+	})
 }
 
 // pickOperator returns a registered, free operator for an inbound call:
@@ -139,79 +74,4 @@ func (b *b2bua) pickOperator(e164 string) (string, store.Binding) {
 		}
 	}
 	return "", store.Binding{}
-}
-
-// ringOperator places a call's operator leg toward the operator's phone
-// (inbound calls, click-to-call); extra headers ask for auto-answer.
-func (b *b2bua) ringOperator(ctx context.Context, c *call, contact store.Binding, onRinging func(), extra ...sip.Header) (*sipgo.DialogClientSession, error) {
-	var target sip.Uri
-	if err := sip.ParseUri(contact.Contact, &target); err != nil {
-		return nil, err
-	}
-	req := sip.NewRequest(sip.INVITE, target)
-	req.SetBody(c.localSDP(media.LegOperator, media.DefaultCodecs(), 101, media.SendRecv))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	from := sip.FromHeader{DisplayName: c.number, Address: sip.Uri{Scheme: "sip", User: c.number, Host: b.s.opts.ExternalAddress}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	req.AppendHeader(&from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.operator, Host: b.s.opts.ExternalAddress}})
-	for _, h := range extra {
-		req.AppendHeader(h)
-	}
-	if contact.Transport == "tcp" {
-		req.SetTransport("TCP")
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.RingTimeout)
-	defer cancel()
-	cs, err := b.dialogs.WriteInvite(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.opCallID = req.CallID().Value()
-	c.mu.Unlock()
-	b.register(c, c.opCallID)
-	err = cs.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
-		if res.StatusCode == sip.StatusRinging && onRinging != nil {
-			onRinging()
-		}
-		return nil
-	}})
-	if err != nil {
-		return nil, err
-	}
-	err = c.applyRemote(media.LegOperator, cs.InviteResponse.Body())
-	cs.Ack(ctx)
-	if err != nil {
-		cs.Bye(context.WithoutCancel(ctx))
-		return nil, errors.Join(errors.New("operator answered with unusable SDP"), err)
-	}
-	return cs, nil
-}
-
-// newRelay anchors a call's media with its recording as the tap.
-func (b *b2bua) newRelay(c *call, rec Recording) (*media.Relay, error) {
-	opts := []media.Option{media.WithTap(rec), media.WithLogger(c.log), media.WithDigits(c.keyPressed)}
-	if b.opts.MediaMetrics != nil {
-		opts = append(opts, media.WithMetrics(b.opts.MediaMetrics))
-	}
-	if b.opts.InactivityTimeout > 0 {
-		opts = append(opts, media.WithInactivityTimeout(b.opts.InactivityTimeout))
-	}
-	relay, err := media.NewRelay(b.opts.Ports, b.opts.MediaIP, opts...)
-	if err != nil {
-		rec.Close(b.s.now())
-		return nil, err
-	}
-	c.mu.Lock()
-	c.relay, c.rec = relay, rec
-	c.mu.Unlock()
-	return relay, nil
-}
-
-// rememberCaller notes who last called a number, for inbound routing.
-func (b *b2bua) rememberCaller(e164, ext string) {
-	b.mu.Lock()
-	b.lastOperator[e164] = ext
-	b.mu.Unlock()
 }

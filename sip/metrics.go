@@ -15,12 +15,31 @@ type metrics struct {
 	bannedSources prometheus.Gauge
 	dropped       *prometheus.CounterVec
 
+	accountBans    prometheus.Counter // bans of accounts (bans counts sources)
+	bannedAccounts prometheus.Gauge
+	// Front door (recover.go, server.go, transport_*.go).
+	panics         *prometheus.CounterVec
+	malformed      *prometheus.CounterVec
+	stateless      *prometheus.CounterVec
+	tcpConns       prometheus.Gauge
+	tcpRefused     *prometheus.CounterVec
+	tcpIdleClosed  prometheus.Counter
+	acceptErrors   prometheus.Counter
+	udpReadErrors  prometheus.Counter
+	limitedSources prometheus.Gauge
+	banUntracked   prometheus.Counter
+
 	callsActive      prometheus.Gauge
 	callsAnswered    prometheus.Counter
 	callsRefused     *prometheus.CounterVec
 	callsEnded       *prometheus.CounterVec
 	requestsInDialog *prometheus.CounterVec
 	trunkUp          *prometheus.GaugeVec
+	legsLeaked       prometheus.Counter
+	egressRefused    prometheus.Counter
+	inDialogRejected *prometheus.CounterVec
+	trunkLegEvents   *prometheus.CounterVec // trunkleg.go
+	trunkRegistered  *prometheus.GaugeVec   // trunkreg.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -65,8 +84,63 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.trunkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plateau_trunk_up", Help: "1 when the trunk answered its last OPTIONS keepalive.",
 	}, []string{"trunk"})
+	m.legsLeaked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_call_legs_leaked_total", Help: "Outside legs still up when their call ended (BYE failed or never sent); audited as call.leg_leaked.",
+	})
+	m.egressRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_egress_refused_total", Help: "Requests the egress gate refused to send (no policy permit, or an address not allowed for phones).",
+	})
+	m.inDialogRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_in_dialog_rejected_total", Help: "In-dialog requests answered 481, by why: unknown_dialog, tags, source (not the dialog's peer).",
+	}, []string{"reason"})
+	reg.MustRegister(m.legsLeaked, m.egressRefused, m.inDialogRejected)
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_panics_total", Help: "Panics recovered (the process went on), by where they happened; each is logged and audited as process.panic.",
+	}, []string{"where"})
+	m.malformed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_malformed_requests_total", Help: "Requests refused before any handler (400, 416, 505), by what was wrong.",
+	}, []string{"reason"})
+	m.stateless = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_stateless_responses_total", Help: "UDP requests answered without a transaction (challenges, OPTIONS, refusals), by method.",
+	}, []string{"method"})
+	m.tcpConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_tcp_connections", Help: "Accepted SIP TCP connections open.",
+	})
+	m.tcpRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_connections_refused_total", Help: "SIP TCP connections closed at accept, by the limit reached (total, per_source).",
+	}, []string{"limit"})
+	m.tcpIdleClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_idle_closed_total", Help: "SIP TCP connections closed after sip.limits.tcp_idle_timeout without traffic.",
+	})
+	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_accept_errors_total", Help: "Errors accepting SIP TCP connections (retried with backoff).",
+	})
+	m.udpReadErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_udp_read_errors_total", Help: "Errors reading the SIP UDP socket (retried with backoff).",
+	})
+	m.limitedSources = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_rate_limited_sources", Help: "Sources whose requests are being dropped by sip.limits.requests_per_source.",
+	})
+	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.acceptErrors, m.udpReadErrors, m.limitedSources)
+	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
+	}, []string{"event"})
+	m.trunkRegistered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "plateau_trunk_registered", Help: "1 while a registration trunk holds a registration with its carrier.",
+	}, []string{"trunk"})
+	reg.MustRegister(m.trunkLegEvents, m.trunkRegistered)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
+	m.accountBans = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_account_bans_total", Help: "Accounts banned after repeated authentication failures (from any sources).",
+	})
+	m.bannedAccounts = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_banned_accounts", Help: "Accounts currently banned.",
+	})
+	m.banUntracked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_ban_untracked_total", Help: "Authentication failures the ban list could not count: its maps were full of bans (a flood).",
+	})
+	reg.MustRegister(m.accountBans, m.bannedAccounts, m.banUntracked)
 	return m
 }
 

@@ -15,23 +15,16 @@ import (
 	"plateau/store"
 )
 
-// Errors of live monitoring; each knows its SIP answer.
+// Errors of live monitoring; each knows its SIP answer (a Refusal whose
+// rule is "monitor": audited as monitor.refused).
 var (
-	ErrRoleForbidden           = &MonitorError{Status: sip.StatusForbidden, Reason: "ROLE_FORBIDDEN"}
-	ErrNoActiveCall            = &MonitorError{Status: sip.StatusNotFound, Reason: "NO_ACTIVE_CALL"}
-	ErrMonitorBusy             = &MonitorError{Status: sip.StatusBusyHere, Reason: "MONITOR_BUSY"}
-	ErrSupervisorNotRegistered = &MonitorError{Status: sip.StatusTemporarilyUnavailable, Reason: "SUPERVISOR_NOT_REGISTERED"}
-	ErrNoMonitoring            = &MonitorError{Status: sip.StatusServiceUnavailable, Reason: "MONITORING_UNAVAILABLE"}
+	ErrRoleForbidden           = &Refusal{Status: sip.StatusForbidden, Reason: "ROLE_FORBIDDEN", Rule: ruleMonitor}
+	ErrNoActiveCall            = &Refusal{Status: sip.StatusNotFound, Reason: "NO_ACTIVE_CALL", Rule: ruleMonitor}
+	ErrMonitorBusy             = &Refusal{Status: sip.StatusBusyHere, Reason: "MONITOR_BUSY", Rule: ruleMonitor}
+	ErrSupervisorNotRegistered = &Refusal{Status: sip.StatusTemporarilyUnavailable, Reason: "SUPERVISOR_NOT_REGISTERED", Rule: ruleMonitor}
+	ErrNoMonitoring            = &Refusal{Status: sip.StatusServiceUnavailable, Reason: "MONITORING_UNAVAILABLE", Rule: ruleMonitor}
+	errMonitorNoPorts          = &Refusal{Status: sip.StatusServiceUnavailable, Reason: ReasonNoMediaPorts, Rule: ruleMonitor}
 )
-
-// MonitorError is a refusal of a monitor request with its SIP status and
-// the Reason text (RFC 3326) the phone or the web console shows.
-type MonitorError struct {
-	Status int
-	Reason string
-}
-
-func (e *MonitorError) Error() string { return "monitor: " + e.Reason }
 
 // MonitorOptions configure live monitoring (see EnableMonitoring).
 type MonitorOptions struct {
@@ -130,7 +123,7 @@ type monitorSession struct {
 	follow     bool
 
 	mu      sync.Mutex
-	leg     dialogLeg
+	leg     *leg
 	mode    media.MonitorMode
 	cur     *call
 	modeAt  time.Time
@@ -218,11 +211,11 @@ func (m *monitorSession) localSDP(codecs []media.Codec, dtmf uint8) []byte {
 
 // register makes the supervisor's dialog known to the in-dialog handlers
 // (the ACK of our 200 must find it).
-func (m *monitorSession) register(leg dialogLeg, callID string) {
+func (m *monitorSession) register(l *leg) {
 	m.mu.Lock()
-	m.leg, m.callID = leg, callID
+	m.leg, m.callID = l, l.callID
 	m.mu.Unlock()
-	m.b.monitors.add(callID, m)
+	m.b.monitors.add(l.callID, m)
 }
 
 // abort undoes register for a session that never started.
@@ -240,8 +233,7 @@ func (m *monitorSession) started() {
 	b.s.audit.Audit(b.s.ctx, "monitor.start", m.supervisor, m.operator, "started", m.Mode().String(), m.source,
 		map[string]any{"session": m.id, "mode": m.Mode().String(), "call_id": c.id})
 	m.log.Info("monitor started", "mode", m.Mode())
-	b.wg.Add(1)
-	go m.supervise()
+	b.goCall(nil, "monitor", m.supervise)
 }
 
 // Mode is the session's current mode.
@@ -283,7 +275,6 @@ func (m *monitorSession) dtmf(digit byte) {
 // operator's call (or, when following, waits for the next one) or
 // shutdown.
 func (m *monitorSession) supervise() {
-	defer m.b.wg.Done()
 	m.mu.Lock()
 	leg, c := m.leg, m.cur
 	m.mu.Unlock()
@@ -293,7 +284,7 @@ func (m *monitorSession) supervise() {
 			callDone = c.ctx.Done()
 		}
 		select {
-		case <-leg.Context().Done():
+		case <-leg.d.Context().Done():
 			m.end("supervisor_hangup")
 			return
 		case <-m.done:
@@ -336,11 +327,9 @@ func (m *monitorSession) end(why string) {
 		leg, callID, mode := m.leg, m.callID, m.mode
 		m.mu.Unlock()
 		m.media.Close()
-		if leg != nil && leg.Context().Err() == nil {
+		if leg != nil {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(m.b.s.ctx), 5*time.Second)
-			if err := leg.Bye(ctx); err != nil {
-				m.log.Debug("bye supervisor", "err", err)
-			}
+			leg.hangup(ctx, m.log)
 			cancel()
 		}
 		m.b.monitors.remove(callID)
@@ -366,9 +355,7 @@ func (b *b2bua) callAnswered(c *call) {
 	if tr == nil {
 		return
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
+	b.goCall(c, "coaching", func() {
 		coach, err := tr.CountTrainingCall(c.ctx, c.operator)
 		if c.ctx.Err() != nil {
 			return // ended before anyone could listen: not a coached call
@@ -391,7 +378,7 @@ func (b *b2bua) callAnswered(c *call) {
 		if _, err := b.ringSupervisor(c.ctx, sup, c.operator, media.Listen, c, "coaching"); err != nil {
 			c.log.Info("coaching not offered", "supervisor", sup, "err", err)
 		}
-	}()
+	})
 }
 
 // onDutySupervisor picks a registered, active supervisor who is not
@@ -427,26 +414,39 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 	m.mu.Lock()
 	leg := m.leg
 	m.mu.Unlock()
+	// The supervisor's dialog is matched like a call's: tags and source.
+	if tagsOK, srcOK := leg.matches(req); !tagsOK || !srcOK {
+		why := "tags"
+		if !srcOK {
+			why = "source"
+			b.s.audit.Audit(b.s.ctx, "call.hijack_attempt", m.supervisor, m.operator, "refused", "NOT_DIALOG_PEER", req.Source(),
+				map[string]any{"session": m.id, "method": string(req.Method)})
+		}
+		b.s.metrics.inDialogRejected.WithLabelValues(why).Inc()
+		b.noDialog(req, tx)
+		return true
+	}
 	switch req.Method {
 	case sip.ACK:
-		if ds, ok := leg.(interface {
+		if ds, ok := leg.d.(interface {
 			ReadAck(*sip.Request, sip.ServerTransaction) error
 		}); ok {
 			ds.ReadAck(req, tx)
 		}
 	case sip.BYE:
-		if err := leg.ReadBye(req, tx); err != nil {
+		if err := leg.d.ReadBye(req, tx); err != nil {
 			b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 		}
+		leg.peerHungUp()
 		m.end("supervisor_hangup")
 	case sip.INVITE:
-		if err := leg.ReadRequest(req, tx); err != nil {
+		if err := leg.d.ReadRequest(req, tx); err != nil {
 			b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
 			return true
 		}
 		remote, codec, err := negotiate(req.Body())
 		if err != nil {
-			b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
+			b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", ReasonBadSDP)
 			return true
 		}
 		m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)

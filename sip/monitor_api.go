@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -40,42 +41,38 @@ func (s *Server) Monitor(ctx context.Context, supervisorExt, operatorExt string,
 	if b == nil {
 		return "", ErrNoMonitoring
 	}
+	site := refusalSite{operator: supervisorExt, subject: operatorExt, source: "api"}
 	u, err := s.users.User(ctx, supervisorExt)
 	if err != nil || !mayMonitor(u) {
-		b.auditMonitorRefusal(supervisorExt, operatorExt, "api", ErrRoleForbidden.Reason)
-		return "", ErrRoleForbidden
+		return "", b.refuse(site, ErrRoleForbidden)
 	}
 	c := b.findCall(operatorExt)
 	if c == nil {
-		b.auditMonitorRefusal(supervisorExt, operatorExt, "api", ErrNoActiveCall.Reason)
-		return "", ErrNoActiveCall
+		return "", b.refuse(site, ErrNoActiveCall)
 	}
 	return b.ringSupervisor(ctx, supervisorExt, operatorExt, mode, c, "api")
 }
 
 // ringSupervisor joins c, then rings the supervisor in the background.
 func (b *b2bua) ringSupervisor(ctx context.Context, supervisor, operator string, mode media.MonitorMode, c *call, source string) (string, error) {
+	site := refusalSite{operator: supervisor, subject: operator, source: source}
 	contacts := b.s.reg.contacts(supervisor)
 	if len(contacts) == 0 {
-		b.auditMonitorRefusal(supervisor, operator, source, ErrSupervisorNotRegistered.Reason)
-		return "", ErrSupervisorNotRegistered
+		return "", b.refuse(site, ErrSupervisorNotRegistered)
 	}
 	m, err := b.newMonitorSession(supervisor, operator, source, mode, c)
 	if err != nil {
-		var me *MonitorError
+		var me *Refusal
 		if !errors.As(err, &me) {
-			me = &MonitorError{Status: sip.StatusServiceUnavailable, Reason: "NO_MEDIA_PORTS"}
+			me = errMonitorNoPorts
 		}
-		b.auditMonitorRefusal(supervisor, operator, source, me.Reason)
-		return "", me
+		return "", b.refuse(site, me)
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
+	b.goCall(nil, "ring_supervisor", func() {
 		// The ring ends with the operator's call or the ring timeout.
 		ringCtx, cancel := context.WithTimeout(c.ctx, b.opts.RingTimeout)
 		defer cancel()
-		cs, callID, err := b.inviteSupervisor(ringCtx, m, contacts[0])
+		l, err := b.inviteSupervisor(ringCtx, m, contacts[0])
 		if err != nil {
 			m.media.Close()
 			b.s.audit.Audit(b.s.ctx, "monitor.refused", supervisor, operator, "unanswered", "SUPERVISOR_DID_NOT_ANSWER", source,
@@ -83,17 +80,18 @@ func (b *b2bua) ringSupervisor(ctx context.Context, supervisor, operator string,
 			m.log.Info("supervisor did not answer", "err", err)
 			return
 		}
-		m.register(cs, callID)
+		m.register(l)
 		m.started()
-	}()
+	})
 	return m.id, nil
 }
 
-// inviteSupervisor places the INVITE to the supervisor's phone.
-func (b *b2bua) inviteSupervisor(ctx context.Context, m *monitorSession, contact store.Binding) (*sipgo.DialogClientSession, string, error) {
+// inviteSupervisor places the INVITE to the supervisor's phone, through
+// the egress gate.
+func (b *b2bua) inviteSupervisor(ctx context.Context, m *monitorSession, contact store.Binding) (*leg, error) {
 	var target sip.Uri
 	if err := sip.ParseUri(contact.Contact, &target); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	req := sip.NewRequest(sip.INVITE, target)
 	req.SetBody(m.localSDP(media.DefaultCodecs(), 101))
@@ -106,22 +104,24 @@ func (b *b2bua) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 	if contact.Transport == "tcp" {
 		req.SetTransport("TCP")
 	}
-	cs, err := b.dialogs.WriteInvite(ctx, req)
+	cs, err := b.invitePhone(ctx, nil, m.supervisor, contact, req, false)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	callID := req.CallID().Value()
+	host, _ := netip.ParseAddr(target.Host)
+	l := uacLeg(media.LegOperator, cs, phonePeer(contact, host))
 	if err := cs.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		return nil, "", err
+		return nil, err
 	}
+	l.setAnswered()
 	answer, codec, err := negotiate(cs.InviteResponse.Body())
 	if err == nil {
 		err = m.media.SetRemote(answer.Addr, codec, answer.DTMFPT)
 	}
 	cs.Ack(ctx)
 	if err != nil {
-		cs.Bye(context.WithoutCancel(ctx))
-		return nil, "", fmt.Errorf("supervisor answered with unusable SDP: %w", err)
+		l.hangup(context.WithoutCancel(ctx), m.log)
+		return nil, fmt.Errorf("supervisor answered with unusable SDP: %w", err)
 	}
-	return cs, callID, nil
+	return l, nil
 }

@@ -402,10 +402,15 @@ func TestRegisterBan(t *testing.T) {
 	if r := e.send(good, good.request("OPTIONS"), ""); r != nil {
 		t.Fatalf("banned source got %v to OPTIONS", r)
 	}
-	// Another source is served.
-	other := newPhone("101", "demo101", "198.51.100.10:5060")
-	if r := e.register(other, "", "Contact: <sip:101@198.51.100.10:5060>"); status(r) != 200 {
+	// Another source is served, but not for the banned account: it failed
+	// too often (from whatever sources) and is refused like a wrong password.
+	other := newPhone("102", "demo102", "198.51.100.10:5060")
+	if r := e.register(other, "", "Contact: <sip:102@198.51.100.10:5060>"); status(r) != 200 {
 		t.Fatalf("other source = %v", r)
+	}
+	other101 := newPhone("101", "demo101", "198.51.100.10:5060")
+	if r := e.register(other101, "", "Contact: <sip:101@198.51.100.10:5060>"); status(r) != 401 {
+		t.Fatalf("banned account from another source = %v, want 401", r)
 	}
 	e.clk.advance(10 * time.Minute)
 	if r := e.register(good, "", "Contact: <sip:101@198.51.100.9:5061>"); status(r) != 200 {

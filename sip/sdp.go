@@ -18,19 +18,18 @@ func negotiate(body []byte) (media.Remote, media.Codec, error) {
 	return remote, codec, err
 }
 
-// readOffer negotiates a request's offer, answering 488 with the reason
-// (BAD_SDP or NO_COMMON_CODEC) when it is unusable.
-func (b *b2bua) readOffer(req *sip.Request, tx sip.ServerTransaction) (media.Remote, media.Codec, bool) {
-	remote, codec, err := negotiate(req.Body())
+// readOffer negotiates a request's offer; an unusable one is a refusal
+// (488 BAD_SDP or NO_COMMON_CODEC).
+func readOffer(body []byte) (media.Remote, media.Codec, *Refusal) {
+	remote, codec, err := negotiate(body)
 	switch {
 	case err == nil:
-		return remote, codec, true
+		return remote, codec, nil
 	case remote.Addr.IsValid() || len(remote.Codecs) > 0:
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "NO_COMMON_CODEC")
+		return remote, codec, &Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonNoCommonCodec, Rule: ruleMedia, Detail: err.Error()}
 	default:
-		b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "BAD_SDP")
+		return remote, codec, &Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonBadSDP, Rule: ruleMedia, Detail: err.Error()}
 	}
-	return remote, codec, false
 }
 
 // applyRemote negotiates a peer's SDP (an answer, early media, an ACK's
@@ -40,5 +39,8 @@ func (c *call) applyRemote(l media.Leg, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%s SDP: %w", l, err)
 	}
-	return c.relay.SetRemoteSDP(l, remote, codec)
+	c.mu.Lock()
+	relay := c.relay
+	c.mu.Unlock()
+	return relay.SetRemoteSDP(l, remote, codec)
 }

@@ -37,6 +37,23 @@ type Options struct {
 	BanWindow        time.Duration
 	BanDuration      time.Duration
 	MaxContacts      int // per user; 0 means 5
+	// PhoneNetworks are where phones may be besides the address their
+	// REGISTER came from (sip.phone_networks): a Contact, and every INVITE
+	// Plateau sends to a phone, must be in one or be that source.
+	PhoneNetworks []netip.Prefix
+
+	// TrustedProxies are the proxies/SBCs whose Via tells the phone's
+	// real address (sip.trusted_proxies; see source.go).
+	TrustedProxies []netip.Prefix
+	// TCP bounds the TCP listener (transport_tcp.go).
+	TCP TCPLimits
+	// RequestsPerSource is how many SIP messages a second one source
+	// address may send over UDP (bursts up to twice that); the rest are
+	// dropped before any transaction. 0: no limit (transport_udp.go).
+	RequestsPerSource int
+	// DigestURIServer also accepts a digest uri naming only this server,
+	// as SIPp writes it (sip.digest_uri_check: server).
+	DigestURIServer bool
 }
 
 // Users is the user directory the server authenticates against.
@@ -70,6 +87,10 @@ type Server struct {
 	bans   *banList
 	reg    *registrar
 
+	trusted     TrustedProxies // see source.go
+	limiter     *sourceLimiter // UDP requests per source (transport_udp.go)
+	auditBudget *sourceLimiter // audit entries about refused sources
+
 	// ctx is Serve's context: handlers run on sipgo's goroutines and use it
 	// for lookups, so that shutdown cancels them.
 	ctx context.Context
@@ -77,6 +98,8 @@ type Server struct {
 	calls *b2bua // nil until EnableCalls
 
 	listening atomic.Bool
+	serving   servingGate                // the trunks' keepalives wait for it
+	serveUDP  func(net.PacketConn) error // sipgo's ServeUDP; tests slow it down
 	draining  atomic.Bool
 	closeOnce sync.Once
 }
@@ -90,7 +113,8 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		host, _, _ := net.SplitHostPort(opts.Listen)
 		opts.ExternalAddress = host
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress),
+		sipgo.WithUserAgentParser(newParser())) // malformed headers answered 400 (transport_check.go)
 	if err != nil {
 		return nil, fmt.Errorf("sip user agent: %w", err)
 	}
@@ -105,7 +129,14 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		ua:      ua, srv: srv, ctx: context.Background(),
 		nonces: newNonceIssuer(opts.Realm, opts.DigestAlgorithms, opts.NonceTTL, now),
 		bans:   newBanList(opts.BanMaxFailures, opts.BanWindow, opts.BanDuration, now),
+
+		trusted: NewTrustedProxies(opts.TrustedProxies),
 	}
+	s.serveUDP = srv.ServeUDP
+	s.limiter = newSourceLimiter(opts.RequestsPerSource, now)
+	s.limiter.onLimit = func(ip netip.Addr) { s.refusedSource(ip, "rate_limited") }
+	s.auditBudget = newSourceLimiter(1, now)
+	s.nonces.serverURI = opts.DigestURIServer
 	s.reg = newRegistrar(s, bindings)
 	srv.OnRegister(s.guard(s.reg.handleRegister))
 	srv.OnOptions(s.guard(s.handleOptions))
@@ -136,7 +167,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			closers = append(closers, func() { conn.Close() })
 			wg.Add(1)
-			go func() { defer wg.Done(); errc <- s.srv.ServeUDP(conn) }()
+			served := s.serving.watch(s.newUDPConn(conn))
+			go func() { defer wg.Done(); errc <- s.serveUDP(served) }()
 		case "tcp":
 			l, err := net.Listen("tcp", s.opts.Listen)
 			if err != nil {
@@ -145,9 +177,10 @@ func (s *Server) Serve(ctx context.Context) error {
 				}
 				return fmt.Errorf("sip listen tcp %s: %w", s.opts.Listen, err)
 			}
-			closers = append(closers, func() { l.Close() })
+			tl := s.newTCPListener(l)
+			closers = append(closers, func() { tl.Close() })
 			wg.Add(1)
-			go func() { defer wg.Done(); errc <- s.srv.ServeTCP(l) }()
+			go func() { defer wg.Done(); errc <- s.srv.ServeTCP(tl) }()
 		}
 	}
 	if s.calls != nil {
@@ -211,8 +244,8 @@ func (s *Server) ActiveCalls() int {
 	return s.calls.active.Site()
 }
 
-// Listening reports whether the transports are up (for /readyz).
-func (s *Server) Listening() bool { return s.listening.Load() }
+// Listening reports whether the transports are up and served (for /readyz).
+func (s *Server) Listening() bool { return s.listening.Load() && s.serving.ready() }
 
 // Close releases the user agent; call after Serve returned.
 func (s *Server) Close() error {
@@ -221,32 +254,55 @@ func (s *Server) Close() error {
 	return err
 }
 
-// guard drops requests from banned sources before any work, and counts
-// requests by method.
+// guard is what every request goes through before its handler: a
+// recovered panic answers 500 instead of ending the process (recover.go);
+// requests from banned sources are dropped before any work; a request
+// missing what handlers rely on is refused (transport_check.go) and never
+// reaches them. It counts requests by method.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		s.metrics.requests.WithLabelValues(string(req.Method)).Inc()
-		if src, ok := sourceAddr(req); ok && s.bans.banned(src) {
-			s.metrics.dropped.WithLabelValues("banned").Inc()
+		defer s.recoverRequest("sip.handler", req, tx)
+		if !s.screen(req, func(res *sip.Response) { s.respond(tx, req, res) }) {
 			return
 		}
 		h(req, tx)
 	}
 }
 
+// screen counts req, drops it when its source is banned, and refuses it
+// when it is malformed (answering with send, except an ACK, which gets no
+// answer). It reports whether req may go on to a handler. guard and the
+// stateless UDP path (transport_udp.go) share it, so both refuse alike.
+func (s *Server) screen(req *sip.Request, send func(*sip.Response)) bool {
+	s.metrics.requests.WithLabelValues(methodLabel(req.Method)).Inc()
+	if src, ok := s.source(req); ok && s.bans.sourceBanned(src.BanKey()) {
+		s.metrics.dropped.WithLabelValues("banned").Inc()
+		return false
+	}
+	bad := checkRequest(req)
+	if bad == nil {
+		return true
+	}
+	s.metrics.malformed.WithLabelValues(bad.label).Inc()
+	s.log.Info("sip request refused", "method", req.Method, "source", req.Source(), "status", bad.status, "why", bad.phrase)
+	if !req.IsAck() {
+		res := sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil)
+		res.SipVersion = "SIP/2.0" // ours, not the request's (a 505 names what we speak)
+		send(res)
+	}
+	return false
+}
+
 // respond sends a response and counts it.
 func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
-	s.metrics.responses.WithLabelValues(string(req.Method), statusClass(int(res.StatusCode))).Inc()
+	s.metrics.responses.WithLabelValues(methodLabel(req.Method), statusClass(int(res.StatusCode))).Inc()
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("respond failed", "method", req.Method, "status", res.StatusCode, "err", err)
 	}
 }
 
 func (s *Server) handleOptions(req *sip.Request, tx sip.ServerTransaction) {
-	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, REFER, INFO, NOTIFY"))
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-	s.respond(tx, req, res)
+	s.respond(tx, req, optionsResponse(req))
 }
 
 // sourceAddr is the network source of a request (not its Via).
@@ -267,7 +323,10 @@ func (s *Server) sweepBans(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.metrics.bannedSources.Set(float64(s.bans.sweep()))
+			srcs, accts := s.bans.sweep()
+			s.metrics.bannedSources.Set(float64(srcs))
+			s.metrics.bannedAccounts.Set(float64(accts))
+			s.metrics.limitedSources.Set(float64(s.limiter.sweep()))
 		}
 	}
 }

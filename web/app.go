@@ -153,6 +153,11 @@ var (
 func (a *App) routes() {
 	static, _ := fs.Sub(assets, "static")
 	a.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	// Browsers ask for /favicon.ico whatever the page says: the same icon.
+	a.mux.Handle("GET /favicon.ico", cacheStatic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		http.ServeFileFS(w, r, static, "favicon.svg")
+	})))
 	a.mux.HandleFunc("GET /login", a.loginPage)
 	a.mux.HandleFunc("POST /login", a.login)
 	a.mux.HandleFunc("POST /api/v1/session", a.apiLogin)

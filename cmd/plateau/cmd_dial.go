@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"plateau/config"
 	"plateau/media"
 	"plateau/sim"
 )
@@ -21,12 +20,14 @@ import (
 func runDial(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "dial")
 	as := fs.String("as", "", "extension to register and call as (required)")
-	password := fs.String("password", "", "SIP password (default: the users: entry of -c)")
+	password := fs.String("password", "", "SIP password (default: the sip_password of the extension's users: entry in -c)")
 	server := fs.String("server", "", "Plateau's SIP address host:port (default: sip.listen of -c, else 127.0.0.1:5060)")
 	transport := fs.String("transport", "udp", "udp or tcp")
-	seconds := fs.Int("seconds", 5, "how long to play before hanging up")
+	// 10 s: the called party hears the 3.9 s recording notice first, and the
+	// recording should hold a few seconds of conversation after it.
+	seconds := fs.Int("seconds", 10, "how long the call lasts once answered, playing audio, before hanging up")
 	play := fs.String("play", "", "WAV file to play (8 kHz mono 16-bit); default a 440 Hz tone")
-	path := fs.String("c", "", "Plateau configuration (for the user's password and the server address)")
+	path := configFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,23 +59,16 @@ func runDial(ctx context.Context, e *env, args []string) error {
 	case *seconds < 1:
 		return usagef("dial: --seconds must be at least 1")
 	}
-	if *path != "" {
-		cfg, err := config.Load(*path)
-		if err != nil {
-			return fmt.Errorf("%s: %w", *path, err)
-		}
+	cfg, err := dialConfig(*path, explicitConfig(fs), *password == "")
+	if err != nil {
+		return err
+	}
+	if cfg != nil {
 		if *password == "" {
-			found := false
-			for _, u := range cfg.Users {
-				if u.Extension == *as {
-					found = true
-					if *password, err = cfg.Secret(u.SIPPassword, u.SIPPasswordFile); err != nil {
-						return fmt.Errorf("%s: users %s: %w", *path, *as, err)
-					}
-				}
-			}
-			if !found || *password == "" {
-				return usagef("dial: %s has no users: entry with a sip_password for %s; pass --password", *path, *as)
+			// Checked here, before any packet: a guessed or empty
+			// password would count toward the source's ban.
+			if *password, err = sipPasswordOf(cfg, *path, *as); err != nil {
+				return err
 			}
 		}
 		if *server == "" {
@@ -129,6 +123,13 @@ func runDial(ctx context.Context, e *env, args []string) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("register %s at %s: no answer within 10s (is plateau serve running there? see --server, --transport)", *as, *server)
 	}
+	var se *sim.StatusError
+	if errors.As(err, &se) && (se.Status == 401 || se.Status == 403 || se.Status == 407) {
+		return fmt.Errorf("register %s at %s: %s: the server refused the password of %s (check --password or the users: entry of %s)", *as, *server, se, *as, *path)
+	}
+	if errors.As(err, &se) {
+		return fmt.Errorf("register %s at %s: %s", *as, *server, se)
+	}
 	if err != nil {
 		return fmt.Errorf("register %s at %s: %w", *as, *server, err)
 	}
@@ -142,8 +143,10 @@ func runDial(ctx context.Context, e *env, args []string) error {
 
 	call, err := ph.Dial(ctx, number)
 	if err != nil {
-		var se *sim.StatusError
 		if errors.As(err, &se) {
+			if se.Warning != "" {
+				return fmt.Errorf("refused: %s: %s", se, se.Warning)
+			}
 			return fmt.Errorf("refused: %s", se)
 		}
 		return err
@@ -158,6 +161,9 @@ func runDial(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "… RTP: sent %d, received %d packets (%s)\n", st.Sent, st.Received, st.Codec)
 	if st.RemoteHangup {
 		fmt.Fprintln(e.stdout, "… the far end hung up")
+	}
+	if cfg != nil {
+		printRecording(ctx, e, cfg, *as, call.CallID())
 	}
 	switch {
 	case playErr != nil && ctx.Err() == nil:

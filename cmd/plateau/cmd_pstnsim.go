@@ -35,7 +35,8 @@ func runPSTNSim(ctx context.Context, e *env, args []string) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	log := slog.New(slog.NewTextHandler(e.stdout, nil))
+	// Labelled: make run prints these lines among Plateau's own.
+	log := slog.New(slog.NewTextHandler(e.stdout, nil)).With("component", "pstn-sim")
 	p, err := sim.New(cfg, sim.WithLogger(log), sim.WithClock(e.now))
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)

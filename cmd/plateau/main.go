@@ -11,27 +11,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"plateau/config"
+	"plateau/policy"
 	"plateau/store"
 )
-
-const usage = `usage: plateau COMMAND [flags]
-
-commands:
-  serve -c FILE              run the gateway (SIP, media, recorder, web)
-  check-config -c FILE       validate a configuration and exit
-  user add|list|suspend|activate|passwd
-  allowlist add|approve|reject|revoke|list|export
-  campaign create|list|import|export|results|activate|pause|finish
-  audit verify
-  recorder -c FILE           the recorder alone, for plateau serve's recordings.remote (SIPREC)
-  pstn-sim -c FILE           the simulated outside world (demo, tests)
-  dial --as EXT NUMBER       place one test call through Plateau
-  loadgen --server ADDR ...  concurrent G.711 calls through Plateau: loss, latency
-`
 
 // exit codes: 1 runtime failure, 2 bad usage or configuration.
 const (
@@ -54,6 +41,9 @@ type env struct {
 	// drain is closed on SIGTERM: serve stops taking calls and lets the
 	// calls in progress finish. SIGINT (or a second signal) cancels ctx.
 	drain <-chan struct{}
+	// policyNow, when set, is the time serve's call policy reads instead
+	// of now: only in a test build (clock_fake.go).
+	policyNow func() time.Time
 }
 
 func main() {
@@ -73,7 +63,12 @@ func main() {
 			cancel()
 		}
 	}()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: time.Now, drain: drain}
+	policyNow, err := policyClockFromEnv(os.Getenv, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plateau:", err)
+		os.Exit(exitUsage)
+	}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, now: time.Now, policyNow: policyNow, drain: drain}
 	code := run(ctx, e, os.Args[1:])
 	signal.Stop(sigs)
 	os.Exit(code)
@@ -81,62 +76,124 @@ func main() {
 
 func run(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
+		writeUsage(e.stderr)
 		return exitUsage
 	}
+	cmd, rest := args[0], args[1:]
+	if isHelp(cmd) {
+		if len(rest) == 0 {
+			writeUsage(e.stdout)
+			return 0
+		}
+		// plateau help COMMAND [SUB] is plateau COMMAND [SUB] --help.
+		cmd, rest = rest[0], append(rest[1:], "--help")
+	}
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		err = runServe(ctx, e, rest)
-	case "check-config":
-		err = runCheckConfig(e, rest)
-	case "user":
-		err = runUser(ctx, e, rest)
-	case "allowlist":
-		err = runAllowlist(ctx, e, rest)
-	case "audit":
-		err = runAudit(ctx, e, rest)
-	case "campaign":
-		err = runCampaign(ctx, e, rest)
-	case "recordings":
-		err = runRecordings(ctx, e, rest)
-	case "recorder":
-		err = runRecorder(ctx, e, rest)
-	case "pstn-sim":
-		err = runPSTNSim(ctx, e, rest)
-	case "dial":
-		err = runDial(ctx, e, rest)
-	case "loadgen":
-		err = runLoadgen(ctx, e, rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(e.stdout, usage)
-		return 0
-	default:
-		err = usagef("unknown command %q (see plateau help)", cmd)
+	if c, ok := findCommand(commands, cmd); !ok {
+		err = unknownName("unknown command", cmd, commands, "plateau --help")
+	} else if len(c.subs) > 0 {
+		switch {
+		case len(rest) == 0:
+			writeGroupUsage(e.stderr, c)
+			n := names(c.subs)
+			err = usagef("%s: want %s or %s", cmd, strings.Join(n[:len(n)-1], ", "), n[len(n)-1])
+		case isHelp(rest[0]):
+			writeGroupUsage(e.stdout, c)
+			return 0
+		default:
+			if _, ok := findCommand(c.subs, rest[0]); !ok {
+				err = unknownName(cmd+": unknown subcommand", rest[0], c.subs, "plateau "+cmd+" --help")
+			}
+		}
 	}
 	if err == nil {
+		if cmd != "serve" && cmd != "recorder" {
+			// Only the servers drain on SIGTERM; for every other command
+			// (pstn-sim, dial, loadgen) it means stop, as for any program:
+			// make run's clean-up kills pstn-sim with it.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-e.drain:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		}
+		err = dispatch(ctx, e, cmd, rest)
+	}
+	if err == nil || errors.Is(err, errHelpShown) || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	fmt.Fprintln(e.stderr, "plateau:", err)
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) || errors.Is(err, flag.ErrHelp) {
+	if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
 		return exitUsage
 	}
 	return exitFail
+}
+
+// dispatch runs a command the table knows.
+func dispatch(ctx context.Context, e *env, cmd string, rest []string) error {
+	switch cmd {
+	case "serve":
+		return runServe(ctx, e, rest)
+	case "check-config":
+		return runCheckConfig(e, rest)
+	case "user":
+		return runUser(ctx, e, rest)
+	case "allowlist":
+		return runAllowlist(ctx, e, rest)
+	case "audit":
+		return runAudit(ctx, e, rest)
+	case "campaign":
+		return runCampaign(ctx, e, rest)
+	case "recordings":
+		return runRecordings(ctx, e, rest)
+	case "recorder":
+		return runRecorder(ctx, e, rest)
+	case "pstn-sim":
+		return runPSTNSim(ctx, e, rest)
+	case "dial":
+		return runDial(ctx, e, rest)
+	case "loadgen":
+		return runLoadgen(ctx, e, rest)
+	}
+	return usagef("command %q is in the help table but not dispatched", cmd)
 }
 
 // newFlags makes a flag set that reports errors instead of exiting.
 func newFlags(e *env, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	// Help goes to stdout (it was asked for); errors to stderr.
+	fs.Usage = func() { printFlagHelp(e.stdout, fs) }
 	return fs
 }
 
-// parseFlags parses and turns flag errors into usage errors.
+// parseFlags parses and turns flag errors into usage errors. A --help
+// anywhere prints the command's help and ends it with exit 0.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if wantsHelp(args) {
+		fs.Usage()
+		return errHelpShown
+	}
+	// A wrong flag is reported in one line, without the whole help.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			var known []string
+			fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+			if c, ok := config.Closest(strings.TrimPrefix(name, "-"), known); ok {
+				return usagef("%s: %v (did you mean --%s?)", fs.Name(), err, c)
+			}
 		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
@@ -154,8 +211,14 @@ func runCheckConfig(e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
+	}
+	// The policy's own checks (number_windows numbers) run at serve's
+	// start; run them here too so check-config means serve would start.
+	if _, err := policy.ConfigFrom(cfg); err != nil {
+		return usagef("%s: %v", *path, err)
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", *path)
 	return nil

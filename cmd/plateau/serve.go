@@ -107,7 +107,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sipSrv.EnableCalls(copts, engine, pcfg.Windows, callRec, active); err != nil {
+	if err := sipSrv.EnableCalls(copts, policyAt(engine, e), engine, callRec, active); err != nil {
 		return err
 	}
 	// Whisper must never reach a customer: prove it on real sockets before
@@ -116,7 +116,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("media.rtp_ports: %w", err)
 	}
-	if err := media.SelfTestWhisper(ctx, selfPool, netip.MustParseAddr("127.0.0.1")); err != nil {
+	err = media.SelfTestWhisper(ctx, selfPool, netip.MustParseAddr("127.0.0.1"), media.WithSelfTestLogger(log.With("component", "selftest")))
+	auditSelfTest(ctx, auditor, err)
+	if err != nil {
 		return fmt.Errorf("monitoring self-test failed, not starting: %w", err)
 	}
 	if err := sipSrv.EnableMonitoring(sip.MonitorOptions{
@@ -135,6 +137,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				return errors.New("draining")
 			}
 			return nil
+		}},
+		// Each trunk's keepalive state, for information: trunks down leave
+		// the node ready (registrations, consoles and recordings still
+		// work; plateau_trunk_up is what alerts).
+		{Name: "trunks", Info: func(context.Context) []string {
+			var lines []string
+			for _, t := range sipSrv.TrunkStatus() {
+				lines = append(lines, t.String())
+			}
+			return lines
 		}},
 	}, log.With("component", "http"))
 	// The preview dialer; click-to-call goes through the SIP server.
@@ -224,5 +236,39 @@ func sipOptions(cfg *config.Config) sip.Options {
 		BanMaxFailures:   cfg.Policy.Ban.MaxFailures,
 		BanWindow:        cfg.Policy.Ban.Window.D(),
 		BanDuration:      cfg.Policy.Ban.Duration.D(),
+		PhoneNetworks:    phoneNetworks(cfg.SIP.PhoneNetworks),
+		TrustedProxies:   cfg.SIP.TrustedProxyPrefixes(),
+		// The front door's limits (sip/transport_*.go).
+		RequestsPerSource: cfg.SIP.Limits.RequestsPerSource,
+		TCP: sip.TCPLimits{
+			MaxConnections:          cfg.SIP.Limits.TCPConnections,
+			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
+			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
+		},
+		DigestURIServer: cfg.SIP.DigestURICheck == "server",
 	}
+}
+
+// phoneNetworks parses sip.phone_networks (validated by config).
+func phoneNetworks(cidrs []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range cidrs {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// auditSelfTest records the whisper self-test's verdict: a start refused
+// for a leak is a security event, and so is the proof that let one go on.
+func auditSelfTest(ctx context.Context, a sip.Auditor, err error) {
+	outcome, reason := "passed", ""
+	switch {
+	case errors.Is(err, media.ErrWhisperLeak):
+		outcome, reason = "leak", err.Error()
+	case err != nil:
+		outcome, reason = "failed", err.Error()
+	}
+	a.Audit(ctx, "monitor.selftest", "", "whisper", outcome, reason, "", nil)
 }

@@ -39,6 +39,7 @@ func (a *auditLog) Audit(ctx context.Context, kind, actor, subject, outcome, rea
 	}); err != nil {
 		a.log.Error("audit append failed", "kind", kind, "actor", actor, "subject", subject, "err", err)
 	}
+	logDecision(a.log, kind, actor, subject, outcome, reason, source, details)
 }
 
 // operators adapts the user store to the policy.
@@ -107,6 +108,9 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 		WindowWarning:     cfg.Policy.WindowWarning.D(),
 		WindowGrace:       cfg.Policy.WindowGrace.D(),
 		Region:            cfg.Site.DefaultRegion,
+		// Detention mode (the default) requires a notice (config), so the
+		// relay's notice gate always has one to open it.
+		Detention: cfg.DetentionMode() && cfg.Recordings.NoticePrompt != "",
 	}
 	if p := cfg.Recordings.NoticePrompt; p != "" {
 		pcm, err := readPrompt(cfg.Resolve(p))
@@ -133,7 +137,14 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 		tc := sip.TrunkConfig{
 			Name: t.Name, Address: t.Address, Transport: t.Transport, Username: t.Auth.Username, Password: pass,
 			CallerID: t.CallerID, OptionsInterval: t.OptionsInterval.D(), NumberFormat: t.NumberFormat,
-			CountryCode: countryCode(cfg.Site.DefaultRegion),
+			CountryCode: countryCode(cfg.Site.DefaultRegion), RingTimeout: t.RingTimeout.D(),
+		}
+		if r := t.Register; r != nil {
+			rpass, err := cfg.Secret(r.Password, r.PasswordFile)
+			if err != nil {
+				return opts, fmt.Errorf("trunks[%d].register.password_file: %w", i, err)
+			}
+			tc.Register = &sip.TrunkRegistration{Expires: r.Expires.D(), Username: r.Username, Password: rpass, ContactUser: r.ContactUser}
 		}
 		for _, s := range t.AllowedSources {
 			p, _ := netip.ParsePrefix(s)

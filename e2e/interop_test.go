@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Smaller interop points of issue 13 (item 9) against SIPp.
+
+// The carrier's BYE Reason (Q.850) reaches the operator's BYE and the
+// call.ended audit entry.
+func TestInteropHangupReasonRelayed(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+
+	carrier := startCarrier(t, carrierPort, "uas_hangup_reason.xml", "-d", "2000")
+	// The operator exits 0 only if Plateau's BYE carries Q.850;cause=16.
+	op := startOperator(t, p, "uac_hungup_reason.xml", approved)
+	carrier.mustSucceed(30 * time.Second)
+	op.mustSucceed(15 * time.Second)
+
+	waitMetric(t, p, mEnded("outside_hangup"), 1)
+	if ended := auditLines(t, p, "call.ended"); !strings.Contains(ended, "Q.850;cause=16") {
+		t.Errorf("call.ended does not name the carrier's Reason:\n%s", ended)
+	}
+	auditVerify(t, p)
+}
+
+// An inbound offer that only sends (or is inactive) is answered recvonly
+// (inactive), not sendrecv (RFC 3264 §6.1).
+func TestInteropInboundOfferDirection(t *testing.T) {
+	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
+	phonePort := strconv.Itoa(freePort(t))
+	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
+	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
+	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
+	eventually(t, "operator 101 registered", func() (bool, string) {
+		r := p.registered()
+		return r[opExt] != "" && r[opExt] != "-", fmt.Sprint(r)
+	})
+	for i, offer := range []string{"sendonly", "inactive"} {
+		t.Run(offer, func(t *testing.T) {
+			phone := startSipp(t, "operator phone answers", "uas_answer.xml", "-p", phonePort)
+			csv := filepath.Join(t.TempDir(), "in.csv")
+			os.WriteFile(csv, []byte(fmt.Sprintf("SEQUENTIAL\n%s;+33240000000\n", approved)), 0o600)
+			// The carrier checks the direction of Plateau's answer.
+			in := startSipp(t, "carrier call in "+offer, "carrier_call_in_"+offer+".xml", p.sipAddr(), "-inf", csv,
+				"-i", "127.0.0.2", "-mi", "127.0.0.2", "-p", strconv.Itoa(freePort(t)), "-d", "1000")
+			in.mustSucceed(40 * time.Second)
+			phone.mustSucceed(20 * time.Second)
+			waitMetric(t, p, mAnswer, float64(i+1))
+			waitMetric(t, p, mActive, 0)
+		})
+	}
+}
