@@ -127,3 +127,21 @@ func TestNoLiveRegionOnClocks(t *testing.T) {
 		t.Fatalf("the call timer is in a live region: %s", page[p:i])
 	}
 }
+
+// TestOperatorPageInEnglish: the operator console on request in English,
+// its script's strings too.
+func TestOperatorPageInEnglish(t *testing.T) {
+	cf := newConsoleFixture(t)
+	cf.campaign("archi", csvTwo, true)
+	_, page := cf.as("101").get("/operator?lang=en")
+	for _, want := range []string{"Phone not connected", "Keyboard shortcuts", `"op.err_choose":"Choose the call`, `"op.code.callback_outside_hours":"This callback`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("English page lacks %q", want)
+		}
+	}
+	for _, fr := range []string{"Raccourcis", "Téléphone", "Choisissez"} {
+		if strings.Contains(page, fr) {
+			t.Errorf("English page has French %q", fr)
+		}
+	}
+}
