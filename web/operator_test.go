@@ -66,7 +66,7 @@ func TestCallbacksDueAndHours(t *testing.T) {
 	dispose := fmt.Sprintf("/api/v1/contacts/%d/dispose", lease.Contact.ID)
 	sunday := time.Date(2026, 3, 8, 3, 0, 0, 0, cf.paris)
 	if res, body := op.api("POST", dispose, map[string]any{"disposition": "callback", "callback_at": sunday}); res.StatusCode != 400 ||
-		!strings.Contains(body, "callback_outside_hours") {
+		!strings.Contains(body, "callback_outside_hours") || !strings.Contains(body, `"next_open":"2026-03-09T07:30:00+01:00"`) {
 		t.Fatalf("Sunday 03:00 callback: %d %s", res.StatusCode, body)
 	}
 	at := cf.clock.Now().Add(time.Hour)

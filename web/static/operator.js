@@ -91,7 +91,9 @@
     var d = r.data || {};
     if (d.message) { return d.message; }
     var code = d.code || d.error || "";
-    if (L["op.code." + code]) { return t("op.code." + code); }
+    if (L["op.code." + code]) {
+      return t("op.code." + code) + (d.next_open ? " " + t("op.next_open", { when: when(d.next_open) }) : "");
+    }
     if (r.status === 403) { return t("op.err_not_assigned"); }
     return t("op.err_generic") + " " + (r.status || "");
   }
