@@ -173,6 +173,7 @@ func (c *call) end(why string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer c.b.recoverCall(nil, "hangup") // the teardown goes on; a leg it could not hang up shows as leaked
 				l.hangup(byeCtx, c.log, c.byeHeaders(l)...)
 			}()
 		}

@@ -59,7 +59,7 @@ func (b *b2bua) handleFeatureCode(req *sip.Request, tx sip.ServerTransaction, u 
 		ds.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
 		return
 	}
-	src, _ := requestHost(req)
+	src, _ := b.s.requestHost(req)
 	m.register(uasLeg(media.LegOperator, ds, hostIs(src)))
 	m.leg.setAnswered()
 	if err := ds.RespondSDP(m.localSDP([]media.Codec{codec}, offer.DTMFPT)); err != nil {

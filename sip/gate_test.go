@@ -1,6 +1,8 @@
 package sip
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -185,7 +187,8 @@ func TestLegMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tags, src := l.matches(tt.req)
+			a, _ := sourceAddr(tt.req)
+			tags, src := l.matches(tt.req, a)
 			if tags != tt.tags || src != tt.source {
 				t.Errorf("matches = tags %v source %v, want %v %v", tags, src, tt.tags, tt.source)
 			}
@@ -193,7 +196,7 @@ func TestLegMatches(t *testing.T) {
 	}
 	// A leg whose remote tag is unknown (still ringing) matches nothing.
 	ringing := &leg{callID: "c2", localTag: "ours", peerOK: hostIs(netip.MustParseAddr("192.168.1.50"))}
-	if tags, _ := ringing.matches(mk("", "ours", "192.168.1.50:5060")); tags {
+	if tags, _ := ringing.matches(mk("", "ours", "192.168.1.50:5060"), netip.MustParseAddr("192.168.1.50")); tags {
 		t.Error("a ringing leg matched a request without its remote tag")
 	}
 }
@@ -241,5 +244,60 @@ func TestRefuseWritesAllThree(t *testing.T) {
 		if tt.countsCall != (after == before+1) {
 			t.Errorf("%s: refused metric %v -> %v", tt.r.Reason, before, after)
 		}
+	}
+}
+
+// A phone INVITE goes only to the named user's own binding, at its
+// registered address; auto-answer headers never go anywhere else.
+func TestInvitePhoneOnlyToOwnBinding(t *testing.T) {
+	e := newCallEnv(t)
+	ph := e.phone.addr()
+	own := store.Binding{Extension: testOperator, Contact: "sip:101@" + ph.String(), Source: ph.String()}
+	mk := func(target string) *sip.Request {
+		var u sip.Uri
+		if err := sip.ParseUri(target, &u); err != nil {
+			t.Fatal(err)
+		}
+		return sip.NewRequest(sip.INVITE, u)
+	}
+	c := e.b.newCall(testOperator, testApproved, "test")
+	defer c.cancel()
+	for _, tt := range []struct {
+		name string
+		ext  string
+		bnd  store.Binding
+		uri  string
+	}{
+		{"another user's binding", "102", own, own.Contact},
+		{"Request-URI elsewhere than the binding", testOperator, own, "sip:101@127.0.0.3:5060"},
+		{"binding at the trunk", testOperator, store.Binding{Extension: testOperator, Contact: "sip:101@" + e.carrier.addr().String(), Source: ph.String()}, "sip:101@" + e.carrier.addr().String()},
+	} {
+		req := mk(tt.uri)
+		if _, err := e.b.invitePhone(c.ctx, c, tt.ext, tt.bnd, req, true); err == nil {
+			t.Errorf("%s: INVITE sent", tt.name)
+		}
+		if req.GetHeader("Call-Info") != nil || req.GetHeader("Alert-Info") != nil {
+			t.Errorf("%s: auto-answer headers added to a refused INVITE", tt.name)
+		}
+	}
+	if n := e.carrier.received("INVITE") + e.attacker.received("INVITE") + e.phone.received("INVITE"); n != 0 {
+		t.Errorf("%d INVITEs sent", n)
+	}
+}
+
+// The console's click-to-call gets the policy's refusal as a RefusedError
+// (the web console shows its reason), audited once like any refusal.
+func TestClickToCallRefusal(t *testing.T) {
+	e := newCallEnv(t)
+	_, err := e.s.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: "0240999999", Source: "web"}, nil)
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Decision.Reason != "NOT_ALLOWLISTED" || !errors.Is(err, ErrRefused) {
+		t.Fatalf("err %v, want a RefusedError NOT_ALLOWLISTED", err)
+	}
+	if got := e.audit.find("policy.decision", "NOT_ALLOWLISTED"); len(got) != 1 || got[0].subject != "+33240999999" {
+		t.Errorf("audit %+v", got)
+	}
+	if n := e.phone.received("INVITE"); n != 0 {
+		t.Errorf("the phone was rung %d times for a refused call", n)
 	}
 }

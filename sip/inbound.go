@@ -35,7 +35,7 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 		b.refuse(site, &Refusal{Status: sip.StatusTemporarilyUnavailable, Reason: ReasonNoOperator, Rule: "routing", Detail: "no registered operator is free"})
 		return
 	}
-	src, _ := requestHost(req)
+	src, _ := b.s.requestHost(req)
 	b.place(&callSpec{
 		kind: policy.KindInbound, operator: op, number: caller, source: req.Source(),
 		req: req, tx: tx, side: media.LegOutside, offer: offer, codec: codec, peer: b.trunkPeer(t, src),

@@ -32,7 +32,7 @@ func (b *b2bua) dialogOf(req *sip.Request, tx sip.ServerTransaction) (*call, *le
 			c.log.Warn("in-dialog request from a host that is not the peer", "method", req.Method, "source", req.Source())
 		}
 		b.s.metrics.inDialogRejected.WithLabelValues(why).Inc()
-		b.noDialog(req, tx)
+		b.noDialog(req, tx, "NOT_DIALOG_PEER")
 		return nil, nil
 	}
 	return c, l
@@ -46,11 +46,22 @@ func (c *call) isCurrent(l *leg) bool {
 	return !l.replaced
 }
 
-func (b *b2bua) noDialog(req *sip.Request, tx sip.ServerTransaction) {
+// noDialog answers 481 with a Reason saying why: NO_SUCH_DIALOG, or
+// NOT_DIALOG_PEER when the Call-ID is a call's but the tags or the source
+// are not its peer's. These are counted (plateau_sip_in_dialog_rejected_total)
+// but not audited one by one, except hijack attempts (dialogOf): a spray
+// of forged requests must not flood the audit log.
+func (b *b2bua) noDialog(req *sip.Request, tx sip.ServerTransaction, why ...string) {
 	if req.Method == sip.ACK {
 		return // an ACK has no response
 	}
-	b.s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+	code := "NO_SUCH_DIALOG"
+	if len(why) > 0 {
+		code = why[0]
+	}
+	res := sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
+	res.AppendHeader(refusalReason(sip.StatusCallTransactionDoesNotExists, code))
+	b.s.respond(tx, req, res)
 }
 
 func (b *b2bua) handleAck(req *sip.Request, tx sip.ServerTransaction) {

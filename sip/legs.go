@@ -104,7 +104,7 @@ func (l *leg) isAnswered() bool {
 // matches reports whether req belongs to this leg's dialog and comes from
 // its peer: From carries the peer's tag, To ours (RFC 3261 §12.2.2), and
 // the transport source is one the peer may use.
-func (l *leg) matches(req *sip.Request) (tagsOK, sourceOK bool) {
+func (l *leg) matches(req *sip.Request, src netip.Addr) (tagsOK, sourceOK bool) {
 	l.mu.Lock()
 	local, remote := l.localTag, l.remoteTag
 	l.mu.Unlock()
@@ -116,8 +116,7 @@ func (l *leg) matches(req *sip.Request) (tagsOK, sourceOK bool) {
 		to, _ = t.Params.Get("tag")
 	}
 	tagsOK = remote != "" && local != "" && from == remote && to == local
-	src, ok := requestHost(req)
-	sourceOK = ok && l.peerOK != nil && l.peerOK(src)
+	sourceOK = src.IsValid() && l.peerOK != nil && l.peerOK(src)
 	return tagsOK, sourceOK
 }
 
@@ -170,11 +169,15 @@ func (l *leg) errText() string {
 	return ""
 }
 
-// requestHost is the host a request came from. Behind a trusted proxy the
-// auth helper's source resolution (sip/source.go) replaces the last hop by
-// the phone; until then the transport source is the peer.
-func requestHost(req *sip.Request) (netip.Addr, bool) {
-	return sourceAddr(req)
+// requestHost is the host a request really came from: its transport
+// source, or behind a trusted proxy (sip.trusted_proxies, source.go) the
+// phone's address as that proxy saw it. Dialog peers are compared on it.
+func (s *Server) requestHost(req *sip.Request) (netip.Addr, bool) {
+	src, ok := s.source(req)
+	if !ok || !src.Addr.IsValid() {
+		return netip.Addr{}, false
+	}
+	return src.Addr.Addr().Unmap(), true
 }
 
 // hostIs accepts one host.
@@ -194,11 +197,12 @@ func (c *call) legOf(req *sip.Request) (*leg, error) {
 	c.mu.Lock()
 	legs := c.legs
 	c.mu.Unlock()
+	src, _ := c.b.s.requestHost(req)
 	for _, l := range legs {
 		if l.callID != id.Value() {
 			continue
 		}
-		tagsOK, srcOK := l.matches(req)
+		tagsOK, srcOK := l.matches(req, src)
 		switch {
 		case tagsOK && srcOK:
 			return l, nil

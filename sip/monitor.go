@@ -415,7 +415,8 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 	leg := m.leg
 	m.mu.Unlock()
 	// The supervisor's dialog is matched like a call's: tags and source.
-	if tagsOK, srcOK := leg.matches(req); !tagsOK || !srcOK {
+	src, _ := b.s.requestHost(req)
+	if tagsOK, srcOK := leg.matches(req, src); !tagsOK || !srcOK {
 		why := "tags"
 		if !srcOK {
 			why = "source"
@@ -423,7 +424,7 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 				map[string]any{"session": m.id, "method": string(req.Method)})
 		}
 		b.s.metrics.inDialogRejected.WithLabelValues(why).Inc()
-		b.noDialog(req, tx)
+		b.noDialog(req, tx, "NOT_DIALOG_PEER")
 		return true
 	}
 	switch req.Method {
@@ -446,7 +447,8 @@ func (b *b2bua) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 		}
 		remote, codec, err := negotiate(req.Body())
 		if err != nil {
-			b.respondReason(req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", ReasonBadSDP)
+			b.refuse(refusalSite{req: req, tx: tx, operator: m.supervisor, subject: m.operator},
+				&Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonBadSDP, Rule: ruleMonitor, Detail: err.Error()})
 			return true
 		}
 		m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)

@@ -69,14 +69,6 @@ func (b *b2bua) fromOurDomain(req *sip.Request) bool {
 	return false
 }
 
-func (b *b2bua) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason, cause string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if cause != "" {
-		res.AppendHeader(refusalReason(code, cause))
-	}
-	b.s.respond(tx, req, res)
-}
-
 // handleOutbound is the entry point of a call dialled on an operator's
 // softphone: it authenticates the operator, checks the request, then hands
 // the call to the pipeline (pipeline.go) with the operator's INVITE as the
@@ -115,7 +107,7 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		b.handleFeatureCode(req, tx, u, offer, codec)
 		return
 	}
-	src, _ := requestHost(req)
+	src, _ := b.s.requestHost(req)
 	b.place(&callSpec{
 		kind: policy.KindOutbound, operator: u.Extension, number: number, source: req.Source(),
 		req: req, tx: tx, side: media.LegOperator, offer: offer, codec: codec, peer: hostIs(src),

@@ -145,8 +145,8 @@ func TestInDialogOnlyFromThePeer(t *testing.T) {
 	}
 	// The operator leg, from another host.
 	e.attacker.send(e.addr, e.phoneRequest(e.attacker, "BYE", 10, "", "", ""))
-	if r := e.attacker.final("BYE", 5*time.Second); statusOf(r) != "481" {
-		t.Errorf("BYE from another host answered %q, want 481", statusOf(r))
+	if r := e.attacker.final("BYE", 5*time.Second); statusOf(r) != "481" || !strings.Contains(r, `text="NOT_DIALOG_PEER"`) {
+		t.Errorf("BYE from another host answered %q, want 481 NOT_DIALOG_PEER", r)
 	}
 	// The trunk leg, from another host: a re-INVITE moving the media.
 	att := *d
