@@ -97,9 +97,10 @@ type SIPLimits struct {
 	// TCPIdleTimeout closes a TCP connection without traffic either way.
 	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
 	// RequestsPerSource is how many SIP messages a second one IP address
-	// may send over UDP (bursts up to twice that); the rest are dropped
-	// before any transaction. OPTIONS and REGISTERs without credentials
-	// are answered statelessly and do not count.
+	// may send (bursts up to twice that): over UDP the rest are dropped
+	// before any transaction, over TCP its connections are read more
+	// slowly. OPTIONS and REGISTERs without credentials over UDP are
+	// answered statelessly and do not count.
 	RequestsPerSource int `yaml:"requests_per_source"`
 }
 

@@ -58,3 +58,17 @@ func TestInteropInboundOfferDirection(t *testing.T) {
 		})
 	}
 }
+
+// A carrier's INVITE requiring an extension Plateau does not implement as
+// a UAS (100rel) gets 420 with Unsupported, not an answer without it.
+func TestInteropRequireUnsupported(t *testing.T) {
+	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
+	csv := filepath.Join(t.TempDir(), "in.csv")
+	os.WriteFile(csv, []byte(fmt.Sprintf("SEQUENTIAL\n%s;+33240000000\n", approved)), 0o600)
+	in := startSipp(t, "carrier requires 100rel", "carrier_call_in_require.xml", p.sipAddr(), "-inf", csv,
+		"-i", "127.0.0.2", "-mi", "127.0.0.2", "-p", strconv.Itoa(freePort(t)))
+	in.mustSucceed(30 * time.Second)
+	if v := p.metricOf(mActive); v != 0 {
+		t.Errorf("%s = %v, want 0", mActive, v)
+	}
+}

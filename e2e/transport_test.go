@@ -155,6 +155,9 @@ func TestMalformedRequestsRefusedNotFatal(t *testing.T) {
 			{"REFER without Call-ID", build(ua, "REFER", "Call-ID"), 400, "Missing Call-ID Header"},
 			{"INVITE to a mailto: URI", build(ua, "INVITE", "", "INVITE sip:"+approved+"@"+p.sipAddr(), "INVITE mailto:x@example.com"), 416, "Unsupported URI Scheme"},
 			{"INVITE SIP/3.0", build(ua, "INVITE", "", " SIP/2.0\r\n", " SIP/3.0\r\n"), 505, "Version Not Supported"},
+			{"INVITE with Max-Forwards: abc", build(ua, "INVITE", "", "Max-Forwards: 70", "Max-Forwards: abc"), 400, "Malformed Max-Forwards Header"},
+			// sipgo's transaction layer refuses this one itself (no key).
+			{"INVITE with CSeq: x INVITE", build(ua, "INVITE", "", "CSeq: 1 INVITE", "CSeq: x INVITE"), 400, ""},
 		} {
 			r := exchangeUDP(t, ua.conn, ua.server, tt.msg, 5*time.Second)
 			switch {
@@ -162,7 +165,7 @@ func TestMalformedRequestsRefusedNotFatal(t *testing.T) {
 				t.Fatalf("%s from the %s: plateau exited (%v):\n%s", tt.name, src.name, p.exitErr, tail(p.logs.String(), 3000))
 			case r == nil:
 				t.Errorf("%s from the %s: no answer, want %d", tt.name, src.name, tt.want)
-			case r.status != tt.want || r.reason != tt.reason:
+			case r.status != tt.want || tt.reason != "" && r.reason != tt.reason:
 				t.Errorf("%s from the %s: %d %s, want %d %s", tt.name, src.name, r.status, r.reason, tt.want, tt.reason)
 			}
 		}

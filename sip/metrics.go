@@ -24,6 +24,7 @@ type metrics struct {
 	tcpConns       prometheus.Gauge
 	tcpRefused     *prometheus.CounterVec
 	tcpIdleClosed  prometheus.Counter
+	tcpThrottled   prometheus.Counter
 	acceptErrors   prometheus.Counter
 	udpReadErrors  prometheus.Counter
 	limitedSources prometheus.Gauge
@@ -112,6 +113,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.tcpIdleClosed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plateau_sip_tcp_idle_closed_total", Help: "SIP TCP connections closed after sip.limits.tcp_idle_timeout without traffic.",
 	})
+	m.tcpThrottled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_tcp_throttled_total", Help: "Times a SIP TCP connection's reads were slowed to its source's sip.limits.requests_per_source.",
+	})
 	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plateau_sip_tcp_accept_errors_total", Help: "Errors accepting SIP TCP connections (retried with backoff).",
 	})
@@ -121,7 +125,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.limitedSources = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "plateau_sip_rate_limited_sources", Help: "Sources whose requests are being dropped by sip.limits.requests_per_source.",
 	})
-	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.acceptErrors, m.udpReadErrors, m.limitedSources)
+	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.tcpThrottled, m.acceptErrors, m.udpReadErrors, m.limitedSources)
 	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
 	}, []string{"event"})

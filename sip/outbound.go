@@ -21,6 +21,9 @@ func (b *b2bua) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+	if b.refuseUnsupported(req, tx) { // Require: what Plateau lacks (sessiontimer.go)
+		return
+	}
 	// A request with credentials is an operator's, whatever its source;
 	// without, one from a trunk's sources is an inbound call. Both paths
 	// end at the policy.

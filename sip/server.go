@@ -48,8 +48,9 @@ type Options struct {
 	// TCP bounds the TCP listener (transport_tcp.go).
 	TCP TCPLimits
 	// RequestsPerSource is how many SIP messages a second one source
-	// address may send over UDP (bursts up to twice that); the rest are
-	// dropped before any transaction. 0: no limit (transport_udp.go).
+	// address may send (bursts up to twice that): over UDP the rest are
+	// dropped before any transaction, over TCP reads slow down. 0: no
+	// limit (transport_udp.go, transport_tcp.go).
 	RequestsPerSource int
 	// DigestURIServer also accepts a digest uri naming only this server,
 	// as SIPp writes it (sip.digest_uri_check: server).
@@ -88,7 +89,7 @@ type Server struct {
 	reg    *registrar
 
 	trusted     TrustedProxies // see source.go
-	limiter     *sourceLimiter // UDP requests per source (transport_udp.go)
+	limiter     *sourceLimiter // messages per source (transport_udp.go, transport_tcp.go)
 	auditBudget *sourceLimiter // audit entries about refused sources
 
 	// ctx is Serve's context: handlers run on sipgo's goroutines and use it
@@ -177,6 +178,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				}
 				return fmt.Errorf("sip listen tcp %s: %w", s.opts.Listen, err)
 			}
+			s.warnFileLimit()
 			tl := s.newTCPListener(l)
 			closers = append(closers, func() { tl.Close() })
 			wg.Add(1)
@@ -284,7 +286,9 @@ func (s *Server) screen(req *sip.Request, send func(*sip.Response)) bool {
 		return true
 	}
 	s.metrics.malformed.WithLabelValues(bad.label).Inc()
-	s.log.Info("sip request refused", "method", req.Method, "source", req.Source(), "status", bad.status, "why", bad.phrase)
+	if src, ok := sourceAddr(req); ok {
+		s.refusedSource(src, "malformed:"+bad.label)
+	}
 	if !req.IsAck() {
 		res := sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil)
 		res.SipVersion = "SIP/2.0" // ours, not the request's (a 505 names what we speak)

@@ -358,3 +358,34 @@ func (d *trunkDialog) ackReinvite(reinvite *sip.Request) error {
 	}
 	return d.client.WriteRequest(ack, func(*sipgo.Client, *sip.Request) error { return nil })
 }
+
+// uasExtensions are the option tags Plateau honours when a peer's INVITE
+// requires them of Plateau as its UAS: session timers only (it sends no
+// reliable provisionals).
+var uasExtensions = []string{"timer"}
+
+// unsupportedRequire lists the INVITE's Require tags Plateau cannot honour
+// as its UAS; the INVITE is then answered 420 Bad Extension with them in
+// Unsupported (RFC 3261 §8.2.2.3), not silently answered without them.
+func unsupportedRequire(req *sip.Request) []string {
+	var out []string
+	for _, v := range headerValues(req, "Require") { // Proxy-Require is for proxies
+		if !hasTag(uasExtensions, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// refuseUnsupported answers 420 when req requires what Plateau lacks.
+func (b *b2bua) refuseUnsupported(req *sip.Request, tx sip.ServerTransaction) bool {
+	bad := unsupportedRequire(req)
+	if len(bad) == 0 {
+		return false
+	}
+	b.s.log.Info("INVITE requires an extension Plateau lacks", "unsupported", bad, "source", req.Source())
+	res := sip.NewResponseFromRequest(req, sip.StatusBadExtension, "Bad Extension", nil)
+	res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
+	b.s.respond(tx, req, res)
+	return true
+}

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +90,26 @@ func FuzzParseSessionExpires(f *testing.F) {
 			t.Fatalf("%q -> %q -> %+v, %v", s, se.String(), again, err)
 		}
 	})
+}
+
+func TestUnsupportedRequire(t *testing.T) {
+	tests := []struct {
+		require []string
+		want    string
+	}{
+		{nil, ""},
+		{[]string{"timer"}, ""},
+		{[]string{"100rel"}, "100rel"},
+		{[]string{"timer, precondition", "100rel"}, "precondition,100rel"},
+	}
+	for _, tt := range tests {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Host: "127.0.0.1"})
+		for _, v := range tt.require {
+			req.AppendHeader(sip.NewHeader("Require", v))
+		}
+		req.AppendHeader(sip.NewHeader("Proxy-Require", "sec-agree")) // not ours to honour
+		if got := strings.Join(unsupportedRequire(req), ","); got != tt.want {
+			t.Errorf("Require %q: unsupported %q, want %q", tt.require, got, tt.want)
+		}
+	}
 }

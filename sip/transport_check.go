@@ -118,19 +118,25 @@ func methodLabel(m sip.RequestMethod) string {
 	return "other"
 }
 
-// refusedSource logs and audits that the front door turned a source away
-// (sip.rate_limited, sip.tcp_refused): once per episode for the rate limit,
-// once per connection for TCP, and in all at most about one audit entry a
-// second (a budget shared by every source), so that a flood cannot flood
-// the audit chain; the metrics count every refusal.
+// refusedSource logs and audits that the front door turned a source away:
+// sip.rate_limited (once per episode of a source), sip.tcp_refused (a
+// connection over a cap) and sip.malformed (a request refused by
+// checkRequest). A flood must not flood the log and the audit chain in
+// turn: at most about one entry a second is written, for all sources
+// together, and the rest are logged at debug level; the metrics count
+// every refusal.
 func (s *Server) refusedSource(ip netip.Addr, why string) {
-	s.log.Warn("sip source refused", "source", ip.String(), "why", why)
 	if !s.auditBudget.allow(netip.Addr{}) {
+		s.log.Debug("sip source refused", "source", ip.String(), "why", why)
 		return
 	}
+	s.log.Warn("sip source refused", "source", ip.String(), "why", why)
 	kind := "sip.tcp_refused"
-	if why == "rate_limited" {
+	switch {
+	case why == "rate_limited":
 		kind = "sip.rate_limited"
+	case strings.HasPrefix(why, "malformed:"):
+		kind = "sip.malformed"
 	}
 	s.audit.Audit(context.WithoutCancel(s.ctx), kind, "", ip.String(), "refused", strings.ToUpper(why), ip.String(), nil)
 }

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +24,11 @@ import (
 //   - connections beyond a total cap, or beyond a cap per source address,
 //     are closed at once (sip.limits.tcp_connections,
 //     tcp_connections_per_source), as are connections from a banned source;
+//   - the per-source message rate (sip.limits.requests_per_source, shared
+//     with UDP) is enforced by reading more slowly: a stream cannot drop a
+//     message, so beyond the rate the connection's reads wait for tokens and
+//     TCP's flow control slows the sender (messages are counted as header
+//     terminators, CRLF CRLF, in what is read);
 //   - a connection without traffic in either direction for
 //     sip.limits.tcp_idle_timeout is closed: each Read waits at most that
 //     long, and a wait that times out ends the connection unless something
@@ -158,6 +165,37 @@ type tcpConn struct {
 }
 
 func (c *tcpConn) Read(b []byte) (int, error) {
+	n, err := c.read(b)
+	if n > 0 {
+		c.throttle(b[:n])
+	}
+	return n, err
+}
+
+// throttle waits until the source has a token for each message end in p.
+func (c *tcpConn) throttle(p []byte) {
+	lim := c.l.s.limiter
+	if lim == nil || lim.rate <= 0 {
+		return
+	}
+	msgs := bytes.Count(p, []byte("\r\n\r\n"))
+	waited := false
+	for range msgs {
+		for !lim.allow(c.ip) {
+			if !waited {
+				waited = true
+				c.l.s.metrics.tcpThrottled.Inc()
+			}
+			select {
+			case <-c.l.closed:
+				return
+			case <-c.l.sleep(time.Duration(float64(time.Second) / lim.rate)):
+			}
+		}
+	}
+}
+
+func (c *tcpConn) read(b []byte) (int, error) {
 	if c.idle <= 0 {
 		return c.Conn.Read(b)
 	}
@@ -191,4 +229,19 @@ func (c *tcpConn) Close() error {
 		c.l.release(c.ip)
 	})
 	return c.closeErr
+}
+
+// warnFileLimit says at start when the process may run out of file
+// descriptors before the TCP cap is reached: accept then fails (retried,
+// not fatal), and so do RTP ports and recordings. Each connection is one
+// descriptor; a call holds about six (RTP and RTCP of two legs, the WAV).
+func (s *Server) warnFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if max := s.opts.TCP.MaxConnections; max > 0 && lim.Cur < uint64(max)+1024 {
+		s.log.Warn("open file limit is low for sip.limits.tcp_connections: raise it (ulimit -n, LimitNOFILE=) or lower the cap",
+			"nofile", lim.Cur, "tcp_connections", max)
+	}
 }

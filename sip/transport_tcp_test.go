@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -312,5 +313,44 @@ func TestTCPCloseDuringBackoff(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Accept did not return after Close")
+	}
+}
+
+// Beyond its source's message rate, a TCP connection is read more slowly
+// (a stream cannot drop a message): 200 messages at 50/s with a burst of
+// 100 take at least 2 s to read.
+func TestTCPThrottledToSourceRate(t *testing.T) {
+	env := newRegEnv(t)
+	env.s.limiter = newSourceLimiter(50, time.Now)
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := env.s.newTCPListener(raw)
+	defer l.Close()
+	client, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		client.Write([]byte(strings.Repeat("x\r\n\r\n", 200)))
+		client.Close()
+	}()
+	start := time.Now()
+	n, err := io.Copy(io.Discard, c)
+	elapsed := time.Since(start)
+	if err != nil || n != 1000 {
+		t.Fatalf("read %d bytes, %v", n, err)
+	}
+	if elapsed < 1500*time.Millisecond {
+		t.Errorf("200 messages read in %v, want about 2 s at 50/s after a burst of 100", elapsed)
+	}
+	if v := metricValue(env.s.metrics.tcpThrottled); v < 1 {
+		t.Errorf("throttled = %v, want >= 1", v)
 	}
 }

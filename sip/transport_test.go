@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -443,6 +445,10 @@ func TestMalformedRequestsRefusedBeforeHandlers(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the INVITE handler saw %d requests, want only the valid one", n)
 	}
+	// Audited, within a budget (about one entry a second for all sources).
+	if kinds := ls.audit.list(); countOf(kinds, "sip.malformed:MALFORMED:MISSING_CALL_ID") != 1 {
+		t.Errorf("audit %v: want the first refusal audited as sip.malformed", kinds)
+	}
 }
 
 // REGISTER without credentials and OPTIONS are answered statelessly, to
@@ -609,4 +615,55 @@ func FuzzUDPGate(f *testing.F) {
 		}
 		_ = req.CallID().Value()
 	})
+}
+
+// fakePacketConn fails ReadFrom with errs, then returns datagrams.
+type fakePacketConn struct {
+	net.PacketConn // nil: only what udpConn uses is implemented
+	errs           []error
+	datagrams      [][]byte
+	from           net.Addr
+}
+
+func (f *fakePacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if len(f.errs) > 0 {
+		err := f.errs[0]
+		f.errs = f.errs[1:]
+		return 0, nil, err
+	}
+	if len(f.datagrams) > 0 {
+		n := copy(b, f.datagrams[0])
+		f.datagrams = f.datagrams[1:]
+		return n, f.from, nil
+	}
+	return 0, nil, net.ErrClosed
+}
+
+// A UDP read error other than a closed socket is retried with backoff:
+// sipgo would stop serving UDP (and Plateau with it) on any.
+func TestUDPReadErrorsRetried(t *testing.T) {
+	env := newRegEnv(t)
+	msg := rawRequest("MESSAGE", "127.0.0.1:5999")
+	f := &fakePacketConn{
+		errs:      []error{syscall.ENOBUFS, syscall.ECONNREFUSED, syscall.EINTR},
+		datagrams: [][]byte{[]byte(msg)},
+		from:      &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5999},
+	}
+	c := env.s.newUDPConn(f)
+	var delays []time.Duration
+	c.sleep = func(d time.Duration) { delays = append(delays, d) }
+	buf := make([]byte, 65535)
+	n, from, err := c.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != msg || from.String() != "127.0.0.1:5999" {
+		t.Fatalf("ReadFrom = %d, %v, %v; want the datagram after the errors", n, from, err)
+	}
+	if !slices.Equal(delays, []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}) {
+		t.Errorf("backoff %v", delays)
+	}
+	if v := metricValue(env.s.metrics.udpReadErrors); v != 3 {
+		t.Errorf("udp read errors = %v, want 3", v)
+	}
+	if _, _, err := c.ReadFrom(buf); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("closed socket: %v, want net.ErrClosed (Serve ends)", err)
+	}
 }

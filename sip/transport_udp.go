@@ -34,27 +34,27 @@ import (
 
 // udpConn is the SIP UDP socket as sipgo sees it.
 type udpConn struct {
-	*net.UDPConn
-	s       *Server
-	limiter *sourceLimiter
-	parser  *sip.Parser
-	buf     bytes.Buffer // stateless responses, built on the reading goroutine only
-	replay  replayRing   // recent stateless answers, for retransmissions
+	net.PacketConn // the listening socket (*net.UDPConn; a fake in tests)
+	s              *Server
+	limiter        *sourceLimiter
+	parser         *sip.Parser
+	buf            bytes.Buffer // stateless responses, built on the reading goroutine only
+	replay         replayRing   // recent stateless answers, for retransmissions
 	// replayKey is the key of the request being answered statelessly.
 	replayKey string
 	now       func() time.Time
 	sleep     func(time.Duration) // backoff after a read error (tests shorten it)
 }
 
-func (s *Server) newUDPConn(c *net.UDPConn) *udpConn {
-	return &udpConn{UDPConn: c, s: s, limiter: s.limiter, parser: newParser(), now: s.now, sleep: time.Sleep}
+func (s *Server) newUDPConn(c net.PacketConn) *udpConn {
+	return &udpConn{PacketConn: c, s: s, limiter: s.limiter, parser: newParser(), now: s.now, sleep: time.Sleep}
 }
 
 // ReadFrom returns the next datagram that sipgo should handle.
 func (c *udpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	var delay time.Duration
 	for {
-		n, addr, err := c.UDPConn.ReadFrom(b)
+		n, addr, err := c.PacketConn.ReadFrom(b)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return n, addr, err
@@ -133,7 +133,7 @@ func (c *udpConn) stateless(data []byte, src netip.AddrPort) {
 	key := replayKey(req, src)
 	if dst, b, ok := c.replay.get(key); ok {
 		c.s.metrics.stateless.WithLabelValues(methodLabel(req.Method)).Inc()
-		c.UDPConn.WriteToUDPAddrPort(b, dst)
+		c.PacketConn.WriteTo(b, net.UDPAddrFromAddrPort(dst))
 		return
 	}
 	c.replayKey = key
@@ -187,7 +187,7 @@ func (c *udpConn) writeStateless(req *sip.Request, res *sip.Response, src netip.
 		c.replay.put(c.replayKey, dst, c.buf.Bytes())
 		c.replayKey = ""
 	}
-	if _, err := c.UDPConn.WriteToUDPAddrPort(c.buf.Bytes(), dst); err != nil {
+	if _, err := c.PacketConn.WriteTo(c.buf.Bytes(), net.UDPAddrFromAddrPort(dst)); err != nil {
 		c.s.log.Debug("stateless answer not sent", "to", dst, "err", err)
 	}
 }

@@ -118,6 +118,9 @@ type trunkDialog struct {
 	target     sip.Uri  // the peer's Contact
 	routes     []string // Route values, from Record-Route reversed
 	toTag      string
+	// A copy of the INVITE's dialog headers as last sent: a PRACK goes
+	// out on its own goroutine while the INVITE may be re-sent (digest).
+	inv *sip.Request
 
 	inviteTx sip.ClientTransaction
 	ctx      context.Context
@@ -224,13 +227,12 @@ func (d *trunkDialog) Do(ctx context.Context, req *sip.Request) (*sip.Response, 
 // remote target, route set, tags, the next local CSeq.
 func (d *trunkDialog) build(req *sip.Request) {
 	d.mu.Lock()
-	target, routes, toTag := d.target, d.routes, d.toTag
+	target, routes, toTag, inv := d.target, d.routes, d.toTag, d.inv
 	if !req.IsAck() && !req.IsCancel() {
 		d.localCSeq++
 	}
 	seq := d.localCSeq
 	d.mu.Unlock()
-	inv := d.InviteRequest
 	req.Recipient = *target.Clone()
 	req.SipVersion = inv.SipVersion
 	if req.From() == nil {
@@ -334,9 +336,11 @@ func (l *legRun) send(ctx context.Context) error {
 		return err
 	}
 	l.tx = tx
+	sent := inv.Clone() // with the Laddr the transport chose
 	l.d.mu.Lock()
 	l.d.inviteTx = tx
-	if cs := inv.CSeq(); cs != nil {
+	l.d.inv = sent
+	if cs := inv.CSeq(); cs != nil && cs.SeqNo > l.d.localCSeq {
 		l.d.localCSeq = cs.SeqNo
 	}
 	l.d.mu.Unlock()
@@ -443,7 +447,9 @@ func (l *legRun) handle(ctx context.Context, res *sip.Response) (*trunkDialog, e
 // (RFC 3261 §8.1.3.5, §22.2).
 func (l *legRun) resend(ctx context.Context) (*trunkDialog, error, bool) {
 	if cs := l.d.InviteRequest.CSeq(); cs != nil {
-		cs.SeqNo++
+		l.d.mu.Lock()
+		cs.SeqNo = max(cs.SeqNo, l.d.localCSeq) + 1 // above any PRACK sent meanwhile
+		l.d.mu.Unlock()
 	}
 	l.heard, l.provisonal, l.lastRSeq = false, false, -1
 	if err := l.send(ctx); err != nil {

@@ -204,9 +204,10 @@ func (r *trunkRegistrar) register(ctx context.Context, expires time.Duration) (t
 // grantedExpiry reads the expiry of our contact in a REGISTER's 2xx: its
 // expires parameter, else the Expires header, else what we asked.
 func grantedExpiry(res *sip.Response, ours sip.Uri, asked time.Duration) time.Duration {
-	for _, h := range res.GetHeaders("Contact") {
+	// A registrar lists every binding of the AOR, often in one header.
+	for _, v := range splitNameAddrs(res.GetHeaders("Contact")) {
 		var c sip.ContactHeader
-		if _, err := sip.ParseAddressValue(h.Value(), &c.Address, &c.Params); err != nil {
+		if _, err := sip.ParseAddressValue(v, &c.Address, &c.Params); err != nil {
 			continue
 		}
 		if c.Address.User != ours.User || !strings.EqualFold(strings.Trim(c.Address.Host, "[]"), strings.Trim(ours.Host, "[]")) || c.Address.Port != ours.Port {
