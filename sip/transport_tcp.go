@@ -229,4 +229,3 @@ func (c *tcpConn) Close() error {
 	})
 	return c.closeErr
 }
-
