@@ -93,8 +93,10 @@ if [ -n "$flood" ]; then
 		cpu=$(echo "($(cpu_ticks "$pid") - $before) / $tck" | bc -l)
 		printf '%-22s %8s MB %8s MB %8s MB %8.1f  %s\n' "$phase" "$start_rss" "$peak" "$(rss_mb "$pid")" "$cpu" "$(cat "$tmp/flood-$phase.out")"
 	done
-	printf '%-22s %s\n' "peak RSS (VmHWM)" "$(awk '/VmHWM/{print $2 " " $3}' "/proc/$pid/status")"
+	hwm_kb=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")
+	printf '%-22s %s MB (target: under 300 MB)\n' "peak RSS (VmHWM)" "$((hwm_kb / 1024))"
 	curl -fs "http://127.0.0.1:$http_port/metrics" | grep -E '^plateau_sip_(dropped_requests_total|stateless_responses_total)' || true
+	[ "$hwm_kb" -lt $((300 * 1024)) ] || { echo "bench-register: peak RSS over 300 MB under the flood"; exit 1; }
 	exit 0
 fi
 

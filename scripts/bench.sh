@@ -10,6 +10,9 @@ scripts/bench-register.sh "$bin"
 # prints its figures; a failing one does not hide the others'.
 status=0
 echo
+# Memory under a one-source REGISTER flood (RSS must stay under 300 MB).
+FLOOD=1 scripts/bench-register.sh "$bin" || status=1
+echo
 scripts/bench-calls.sh "$bin" || status=1
 echo
 scripts/bench-media.sh "$bin" || status=1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -61,4 +62,32 @@ func (s *Server) panicked(where string, v any, source, method string) {
 		details["method"] = method
 	}
 	s.audit.Audit(context.WithoutCancel(s.ctx), "process.panic", "", where, "recovered", "PANIC", source, details)
+}
+
+// supervise runs a long-lived loop (the registrar's persistence, the ban
+// sweeper, the trunks' keepalives) until ctx ends. A panic in it is
+// reported like any other and the loop starts again a second later: a
+// loop that stayed dead would fail silently (bindings no longer saved),
+// and one that ended the process would end every call with it.
+func (s *Server) supervise(ctx context.Context, where string, loop func(context.Context)) {
+	for {
+		panicked := func() (p bool) {
+			defer func() {
+				if v := recover(); v != nil {
+					s.panicked(where, v, "", "")
+					p = true
+				}
+			}()
+			loop(ctx)
+			return false
+		}()
+		if !panicked {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.restartDelay):
+		}
+	}
 }

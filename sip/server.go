@@ -88,9 +88,11 @@ type Server struct {
 	bans   *banList
 	reg    *registrar
 
-	trusted     TrustedProxies // see source.go
-	limiter     *sourceLimiter // messages per source (transport_udp.go, transport_tcp.go)
-	auditBudget *sourceLimiter // audit entries about refused sources
+	trusted TrustedProxies // see source.go
+	limiter *sourceLimiter // messages per source (transport_udp.go, transport_tcp.go)
+	// restartDelay is how long a supervised loop waits after a panic.
+	restartDelay time.Duration
+	auditBudget  *sourceLimiter // audit entries about refused sources
 
 	// ctx is Serve's context: handlers run on sipgo's goroutines and use it
 	// for lookups, so that shutdown cancels them.
@@ -138,6 +140,7 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 	s.limiter.onLimit = func(ip netip.Addr) { s.refusedSource(ip, "rate_limited") }
 	s.auditBudget = newSourceLimiter(1, now)
 	s.nonces.serverURI = opts.DigestURIServer
+	s.restartDelay = time.Second
 	s.reg = newRegistrar(s, bindings)
 	srv.OnRegister(s.guard(s.reg.handleRegister))
 	srv.OnOptions(s.guard(s.handleOptions))
@@ -187,11 +190,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if s.calls != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.calls.run(ctx) }()
+		go func() { defer wg.Done(); s.supervise(ctx, "sip.trunks", s.calls.run) }()
 	}
 	wg.Add(2)
-	go func() { defer wg.Done(); s.reg.run(ctx) }()
-	go func() { defer wg.Done(); s.sweepBans(ctx) }()
+	go func() { defer wg.Done(); s.supervise(ctx, "sip.registrar", s.reg.run) }()
+	go func() { defer wg.Done(); s.supervise(ctx, "sip.sweeper", s.sweepBans) }()
 	s.listening.Store(true)
 	s.log.Info("sip listening", "addr", s.opts.Listen, "transports", s.opts.Transports)
 	var err error

@@ -667,3 +667,33 @@ func TestUDPReadErrorsRetried(t *testing.T) {
 		t.Errorf("closed socket: %v, want net.ErrClosed (Serve ends)", err)
 	}
 }
+
+// A supervised loop that panics is reported and started again; one that
+// returns is not.
+func TestSuperviseRestartsAfterPanic(t *testing.T) {
+	env := newRegEnv(t)
+	env.s.restartDelay = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runs := 0
+	env.s.supervise(ctx, "test.loop", func(context.Context) {
+		runs++
+		if runs < 3 {
+			var m map[string]int
+			m["boom"]++ // assignment to a nil map
+		}
+	})
+	if runs != 3 {
+		t.Errorf("loop ran %d times, want 3 (two panics, then a normal return)", runs)
+	}
+	if v := metricValue(env.s.metrics.panics.WithLabelValues("test.loop")); v != 2 {
+		t.Errorf("plateau_panics_total{where=test.loop} = %v, want 2", v)
+	}
+	// Once ctx ends, a panicking loop is not restarted.
+	cancel()
+	runs = 0
+	env.s.supervise(ctx, "test.loop", func(context.Context) { runs++; panic("again") })
+	if runs != 1 {
+		t.Errorf("after cancel: loop ran %d times, want 1", runs)
+	}
+}

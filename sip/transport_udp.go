@@ -42,12 +42,11 @@ type udpConn struct {
 	replay         replayRing   // recent stateless answers, for retransmissions
 	// replayKey is the key of the request being answered statelessly.
 	replayKey string
-	now       func() time.Time
 	sleep     func(time.Duration) // backoff after a read error (tests shorten it)
 }
 
 func (s *Server) newUDPConn(c net.PacketConn) *udpConn {
-	return &udpConn{PacketConn: c, s: s, limiter: s.limiter, parser: newParser(), now: s.now, sleep: time.Sleep}
+	return &udpConn{PacketConn: c, s: s, limiter: s.limiter, parser: newParser(), sleep: time.Sleep}
 }
 
 // ReadFrom returns the next datagram that sipgo should handle.
@@ -91,9 +90,9 @@ func (c *udpConn) admit(data []byte, from *net.UDPAddr) bool {
 		c.s.metrics.dropped.WithLabelValues("banned").Inc()
 		return false
 	}
-	if bytes.HasPrefix(data, []byte("OPTIONS ")) ||
-		bytes.HasPrefix(data, []byte("REGISTER ")) && !hasAuthorization(data) {
-		c.stateless(data, from.AddrPort())
+	if (bytes.HasPrefix(data, []byte("OPTIONS ")) ||
+		bytes.HasPrefix(data, []byte("REGISTER ")) && !hasAuthorization(data)) &&
+		c.stateless(data, from.AddrPort()) {
 		return false
 	}
 	// Everything else counts: requests (each a transaction), responses
@@ -108,24 +107,29 @@ func (c *udpConn) admit(data []byte, from *net.UDPAddr) bool {
 
 // stateless answers an OPTIONS or a REGISTER without credentials without a
 // transaction: the same screen as the guard, then the answer the handler
-// would give. A retransmission gets a fresh answer, which is all a
-// transaction would have given it.
-func (c *udpConn) stateless(data []byte, src netip.AddrPort) {
+// would give. It reports false when the request is one for the ordinary
+// path after all (a REGISTER whose credentials the byte scan missed).
+func (c *udpConn) stateless(data []byte, src netip.AddrPort) bool {
 	msg, err := c.parser.ParseSIP(data)
 	if err != nil {
 		c.s.metrics.dropped.WithLabelValues("unparsable").Inc()
 		c.s.log.Debug("sip udp datagram dropped: unparsable", "source", src, "err", err)
-		return
+		return true
 	}
 	req, ok := msg.(*sip.Request)
 	if !ok {
-		return
+		return true
+	}
+	if req.Method == sip.REGISTER && getHeader(req, "authorization") != nil {
+		// Odd spacing the byte scan did not know: the registrar decides,
+		// as for any request with credentials.
+		return false
 	}
 	req.SetTransport("UDP")
 	req.SetSource(src.String())
 	send := func(res *sip.Response) { c.writeStateless(req, res, src) }
 	if !c.s.screen(req, send) {
-		return
+		return true
 	}
 	// A retransmission gets the very bytes of the first answer, as a
 	// server transaction would resend them (some clients, SIPp among them,
@@ -134,25 +138,21 @@ func (c *udpConn) stateless(data []byte, src netip.AddrPort) {
 	if dst, b, ok := c.replay.get(key); ok {
 		c.s.metrics.stateless.WithLabelValues(methodLabel(req.Method)).Inc()
 		c.PacketConn.WriteTo(b, net.UDPAddrFromAddrPort(dst))
-		return
+		return true
 	}
 	c.replayKey = key
+	defer func() { c.replayKey = "" }()
 	switch req.Method {
 	case sip.OPTIONS:
 		send(optionsResponse(req))
 	case sip.REGISTER:
-		if getHeader(req, "authorization") != nil {
-			// The byte scan missed it (odd spacing): the registrar decides,
-			// as for any request with credentials.
-			c.s.metrics.dropped.WithLabelValues("stateless_misrouted").Inc()
-			return
-		}
 		res := sip.NewResponseFromRequest(req, sip.StatusUnauthorized, "Unauthorized", nil)
 		for _, ch := range c.s.nonces.challenges(false) {
 			res.AppendHeader(sip.NewHeader("WWW-Authenticate", ch))
 		}
 		send(res)
 	}
+	return true
 }
 
 // maxStatelessResponse keeps a stateless answer within a datagram that
