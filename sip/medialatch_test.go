@@ -115,3 +115,56 @@ func TestTrunkMediaLatchInbound(t *testing.T) {
 		})
 	}
 }
+
+// latchTrunkMedia, step by step: the ringing trunk's rule applies to its
+// early media; a transfer's ringing party leaves the current party's rule
+// alone until its answer.
+func TestLatchTrunkMedia(t *testing.T) {
+	tests := []struct {
+		name      string
+		replacing bool // a transfer: the call already has an outside party
+		answered  bool
+		trunk     media.LatchMode
+		wantAny   bool
+	}{
+		{"early media, trunk any", false, false, media.LatchAny, true},
+		{"early media, trunk host", false, false, media.LatchHost, false},
+		{"answer, trunk any", false, true, media.LatchAny, true},
+		{"transfer ringing: the current party's rule stays", true, false, media.LatchAny, false},
+		{"transfer answered: the new trunk's rule", true, true, media.LatchAny, true},
+	}
+	pool, err := media.NewPortPool(41000, 41999, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			relay, err := media.NewRelay(pool, lo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			c := &call{relay: relay}
+			if tt.replacing {
+				c.out = &leg{}
+			}
+			relay.SetEarly(!tt.answered)
+			c.latchTrunkMedia(&Trunk{TrunkConfig: TrunkConfig{Name: "t", MediaLatch: tt.trunk}}, tt.answered)
+			// The trunk's SDP names 127.0.0.1; RTP comes from 127.0.0.3.
+			if err := relay.SetRemote(media.LegOutside, netip.AddrPortFrom(lo, 9), media.PCMA.Codec(), 101); err != nil {
+				t.Fatal(err)
+			}
+			port := netip.AddrPortFrom(lo, uint16(relay.LocalPort(media.LegOutside)))
+			src := sendRTPFrom(t, "127.0.0.3", port, 1)
+			waitFor(t, "the packet read", func() bool {
+				st := relay.Stats(media.LegOutside)
+				return st.Packets+st.Dropped >= 1
+			})
+			st := relay.Stats(media.LegOutside)
+			if got := st.Packets == 1 && st.Source == src; got != tt.wantAny {
+				t.Errorf("RTP from another host accepted: %v (stats %+v), want %v", got, st, tt.wantAny)
+			}
+		})
+	}
+}
