@@ -16,9 +16,9 @@ type jbArrival struct {
 
 // jbResult is what a simulated listener heard.
 type jbResult struct {
-	played     map[int]int     // packet number → samples of it played out
-	maxLatency time.Duration   // playout time minus arrival, worst sample after from
-	longestGap time.Duration   // longest run of silence between two played samples after from
+	played     map[int]int   // packet number → samples of it played out
+	maxLatency time.Duration // playout time minus arrival, worst sample after from
+	longestGap time.Duration // longest run of silence between two played samples after from
 	latencyAt  func(time.Duration) time.Duration
 	buf        *jitterBuffer
 }
@@ -202,4 +202,54 @@ func TestJitterBufferDriftAllocs(t *testing.T) {
 	if j.reanchors == 0 {
 		t.Fatal("the drifting stream never re-anchored")
 	}
+}
+
+// jbSample is the test value of the sample at RTP timestamp ts: a sample
+// played at the wrong time (aliased a ring away, or shifted by a
+// re-anchor) shows as a wrong value.
+func jbSample(ts uint32) int16 { return int16(ts%32749) + 1 }
+
+// FuzzJitterBuffer drives a jitter buffer with any sequence of packets
+// (timestamps jumping anywhere, any length, SSRC changes) and frame
+// reads: it never panics, and every sample it plays is silence or the
+// sample written for exactly that timestamp.
+func FuzzJitterBuffer(f *testing.F) {
+	f.Add([]byte{3, 0, 0, 3, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 3, 0, 0})   // lagging
+	f.Add([]byte{3, 0, 0, 3, 0, 0, 3, 0, 0, 3, 0, 0, 3, 0, 0, 0, 0, 0, 3, 0, 0, 3, 0, 0})   // ahead
+	f.Add([]byte{3, 0, 0, 0, 0, 0, 1, 0xF8, 0x00, 0, 0, 0, 2, 0, 0, 3, 0, 0, 0, 0, 0})      // jump back, new SSRC
+	f.Add([]byte{253, 0x01, 0x40, 0, 0, 0, 1, 0x07, 0xFF, 0, 0, 0, 1, 0x80, 0x00, 0, 0, 0}) // odd lengths, far jumps
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var j jitterBuffer
+		var pcm [2 * FrameSamples]int16
+		var out [FrameSamples]int16
+		ts, ssrc := uint32(0xFFFF_F000), uint32(1)
+		write := func(n int) {
+			for i := range n {
+				pcm[i] = jbSample(ts + uint32(i))
+			}
+			j.writePCM(ssrc, ts, pcm[:n])
+		}
+		for ; len(ops) >= 3; ops = ops[3:] {
+			op, a, b := ops[0], ops[1], ops[2]
+			switch op % 4 {
+			case 0: // the monitor's clock
+				head := j.head
+				j.read(&out)
+				for i, s := range out {
+					if s != 0 && s != jbSample(head+uint32(i)) {
+						t.Fatalf("played %d at timestamp %d, want %d or silence", s, head+uint32(i), jbSample(head+uint32(i)))
+					}
+				}
+			case 1: // a packet anywhere, of any length up to two frames
+				ts += uint32(int32(int16(uint16(a)<<8 | uint16(b))))
+				write(1 + int(op>>2)%len(pcm))
+			case 2: // a new stream
+				ssrc++
+			case 3: // the next packet in order
+				ts += FrameSamples
+				write(FrameSamples)
+			}
+		}
+	})
 }
