@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // jbArrival is one packet of a simulated stream: its number and the
@@ -252,4 +254,34 @@ func FuzzJitterBuffer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A monitor counts its jitter buffers' re-anchors on the relay's metrics:
+// a party's stream that keeps arriving late (here: the same timestamp
+// again and again while the monitor's clock runs) is re-anchored, and
+// plateau_monitor_jitter_reanchors_total says so.
+func TestMonitorCountsReanchors(t *testing.T) {
+	pool := testPool(t, 0, nil)
+	reg := prometheus.NewRegistry()
+	r, err := NewRelay(pool, lo, WithMetrics(NewMetrics(reg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := NewMonitor(pool, lo, Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Attach(r); err != nil {
+		t.Fatal(err)
+	}
+	var pcm [FrameSamples]int16
+	const name = "plateau_monitor_jitter_reanchors_total"
+	for deadline := time.Now().Add(10 * time.Second); counter(t, reg, name, "", "") == 0; time.Sleep(30 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still 0 after a lagging stream", name)
+		}
+		m.feed(InCustomer, 7, 1000, pcm[:]) // late from the second frame on
+	}
 }

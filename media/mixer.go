@@ -256,19 +256,21 @@ func (j *jitterBuffer) moveHead(h uint32) {
 	j.reanchors++
 }
 
-// read plays out the next frame into dst and frees its slots.
-func (j *jitterBuffer) read(dst *[FrameSamples]int16) {
+// read plays out the next frame into dst and frees its slots. It
+// returns the buffer's re-anchors so far (for the metric).
+func (j *jitterBuffer) read(dst *[FrameSamples]int16) (reanchors uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if !j.started {
 		clear(dst[:])
-		return
+		return j.reanchors
 	}
 	for i := range dst {
 		k := (j.head + uint32(i)) % jbSamples
 		dst[i], j.ring[k] = j.ring[k], 0
 	}
 	j.head += FrameSamples
+	return j.reanchors
 }
 
 func (j *jitterBuffer) reset() {
@@ -284,6 +286,8 @@ func (j *jitterBuffer) reset() {
 type Mixer struct {
 	in  [numInputs]jitterBuffer
 	cur [numInputs][FrameSamples]int16
+	// reanchors is the inputs' re-anchors so far, as of the last Next.
+	reanchors uint64
 }
 
 // NewMixer returns an empty mixer.
@@ -309,9 +313,11 @@ func (m *Mixer) Reset(in MixInput) { m.in[in].reset() }
 
 // Next advances every input by one frame.
 func (m *Mixer) Next() {
+	var n uint64
 	for i := range m.in {
-		m.in[i].read(&m.cur[i])
+		n += m.in[i].read(&m.cur[i])
 	}
+	m.reanchors = n
 }
 
 // Mix writes into dst the current frame of output out in mode: the
