@@ -35,7 +35,9 @@
 //     and barge, the outside party in barge), the monitor's 20 ms clock
 //     produces the whole frame (the other party's audio mixed with the
 //     supervisor's) and sends it through the same gate and tap, whether or
-//     not the other party's phone sends RTP.
+//     not the other party's phone sends RTP. Each input's jitter buffer
+//     follows its phone's clock: a stream that lags, runs slow or fast is
+//     re-anchored (a short gap or skip), never dropped as late for good.
 //
 // # Media addresses
 //

@@ -18,6 +18,7 @@ type Metrics struct {
 	lost       prometheus.Counter
 	restarts   prometheus.Counter
 	jitter     prometheus.Histogram
+	reanchors  prometheus.Counter
 	portsInUse prometheus.Gauge
 	sessions   prometheus.Gauge
 }
@@ -102,6 +103,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "RFC 3550 interarrival jitter of each received leg, observed when the relay closes.",
 			Buckets: []float64{.001, .0025, .005, .01, .02, .04, .08, .16, .32},
 		}),
+		reanchors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plateau_monitor_jitter_reanchors_total",
+			Help: "Times a monitored call's jitter buffer moved its playout point to follow a stream that lagged, ran slow or ran fast (a phone's clock, a path's delay).",
+		}),
 		portsInUse: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "plateau_media_ports_in_use",
 			Help: "RTP/RTCP port pairs currently allocated (draining pairs excluded).",
@@ -121,7 +126,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.rtcpIn = m.rtcp.WithLabelValues("in")
 	m.rtcpOut = m.rtcp.WithLabelValues("out")
 	if reg != nil {
-		reg.MustRegister(m.packets, m.dropped, m.rtcp, m.lost, m.restarts, m.jitter, m.portsInUse, m.sessions)
+		reg.MustRegister(m.packets, m.dropped, m.rtcp, m.lost, m.restarts, m.jitter, m.reanchors, m.portsInUse, m.sessions)
 	}
 	return m
 }

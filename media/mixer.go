@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/pion/rtp"
@@ -121,15 +122,39 @@ var DirectPath = [numOutputs][numInputs]bool{
 // Jitter buffer geometry: 2048 samples (256 ms, a power of two so the
 // ring index survives the RTP timestamp's wraparound) of room, playout
 // 2 frames (40 ms) behind the newest packet when a stream (re)starts.
+//
+// The playout point then follows the stream: a phone's clock is not the
+// monitor's (100 ppm slow drifts 40 ms in under 7 minutes) and a network
+// path can change its delay at once. Without re-anchoring, a stream that
+// fell 40–256 ms behind would be dropped as late for good (the supervisor
+// hears nothing, or the whisper goes silent) and one that ran ahead would
+// pile up latency. So, per window of jbWindow packets:
+//   - jbLateMax late packets (one straggler is reordering or a spike; two
+//     is a stream that lags) move the playout point back to jbDelay
+//     before the latest: the listener hears a short gap, then the stream;
+//   - if the window's smallest margin (packet start minus playout point)
+//     fell under jbMinMargin (a slow clock, before a packet is late), the
+//     point moves back so that margin is jbDelay again: under 40 ms of
+//     silence is inserted, no audio is lost;
+//   - if it rose over jbMaxMargin (a fast clock, or a path that got
+//     shorter), the point moves forward the same way, skipping that
+//     excess audio once.
+//
+// Each is a few integer updates per packet: nothing allocates.
 const (
-	jbSamples = 2048
-	jbDelay   = 2 * FrameSamples
+	jbSamples   = 2048
+	jbDelay     = 2 * FrameSamples
+	jbWindow    = 50 // packets, 1 s at 20 ms
+	jbLateMax   = 2
+	jbMinMargin = FrameSamples / 2       // 10 ms
+	jbMaxMargin = jbDelay + FrameSamples // 60 ms
 )
 
 // jitterBuffer turns one input's RTP packets into a steady 20 ms frame
 // stream, placing samples by RTP timestamp so reordered packets land where
 // they belong and missing ones read as silence. It resynchronises when the
-// stream changes SSRC or jumps outside its window (hold, restart, drift).
+// stream changes SSRC or jumps outside its window (hold, restart), and
+// re-anchors its playout point when the stream drifts (see jbWindow).
 type jitterBuffer struct {
 	mu      sync.Mutex
 	ring    [jbSamples]int16
@@ -137,7 +162,14 @@ type jitterBuffer struct {
 	ssrc    uint32
 	head    uint32 // RTP timestamp of the next sample to play out
 	pcm     [1500]int16
-	late    uint64
+
+	// The current window: packets placed, late ones, smallest margin
+	// (packet start minus head) seen.
+	winN, winLate int
+	winMin        int32
+
+	late      uint64 // packets (partly) dropped as already played out
+	reanchors uint64 // playout point moved without a resync
 }
 
 // write places a packet's payload (G.711, decoded with enc).
@@ -162,7 +194,8 @@ func (j *jitterBuffer) writePCM(ssrc, ts uint32, pcm []int16) {
 	j.place(ssrc, ts, pcm)
 }
 
-// place puts pcm in the ring at ts, resynchronising on a new stream.
+// place puts pcm in the ring at ts, resynchronising on a new stream and
+// re-anchoring on a drifting one.
 func (j *jitterBuffer) place(ssrc, ts uint32, pcm []int16) {
 	n := len(pcm)
 	rel := int32(ts - j.head)
@@ -171,6 +204,27 @@ func (j *jitterBuffer) place(ssrc, ts uint32, pcm []int16) {
 		j.started, j.ssrc = true, ssrc
 		j.head = ts - jbDelay
 		rel = jbDelay
+		j.newWindow()
+	}
+	if rel < 0 {
+		j.late++
+		j.winLate++
+		if j.winLate >= jbLateMax {
+			j.moveHead(ts - jbDelay)
+			rel = jbDelay
+			j.newWindow()
+		}
+	}
+	j.winN++
+	j.winMin = min(j.winMin, rel)
+	if j.winN >= jbWindow {
+		switch {
+		case j.winMin < jbMinMargin || j.winMin > jbMaxMargin:
+			// Keep the window's worst packet jbDelay ahead of playout.
+			j.moveHead(j.head + uint32(j.winMin) - jbDelay)
+			rel = int32(ts - j.head)
+		}
+		j.newWindow()
 	}
 	for i, s := range pcm {
 		if int32(i)+rel < 0 {
@@ -178,24 +232,45 @@ func (j *jitterBuffer) place(ssrc, ts uint32, pcm []int16) {
 		}
 		j.ring[(ts+uint32(i))%jbSamples] = s
 	}
-	if rel < 0 {
-		j.late++
-	}
 }
 
-// read plays out the next frame into dst and frees its slots.
-func (j *jitterBuffer) read(dst *[FrameSamples]int16) {
+// newWindow starts a drift window.
+func (j *jitterBuffer) newWindow() {
+	j.winN, j.winLate, j.winMin = 0, 0, math.MaxInt32
+}
+
+// moveHead moves the playout point to h (less than a ring away). The
+// slots between the old and the new point are cleared: skipped audio
+// going forward; going back, played-out slots that may alias audio a
+// ring ahead, now outside the window.
+func (j *jitterBuffer) moveHead(h uint32) {
+	d := int32(h - j.head)
+	from, k := j.head, d
+	if d < 0 {
+		from, k = h, -d
+	}
+	for i := range min(k, jbSamples) {
+		j.ring[(from+uint32(i))%jbSamples] = 0
+	}
+	j.head = h
+	j.reanchors++
+}
+
+// read plays out the next frame into dst and frees its slots. It
+// returns the buffer's re-anchors so far (for the metric).
+func (j *jitterBuffer) read(dst *[FrameSamples]int16) (reanchors uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if !j.started {
 		clear(dst[:])
-		return
+		return j.reanchors
 	}
 	for i := range dst {
 		k := (j.head + uint32(i)) % jbSamples
 		dst[i], j.ring[k] = j.ring[k], 0
 	}
 	j.head += FrameSamples
+	return j.reanchors
 }
 
 func (j *jitterBuffer) reset() {
@@ -211,6 +286,8 @@ func (j *jitterBuffer) reset() {
 type Mixer struct {
 	in  [numInputs]jitterBuffer
 	cur [numInputs][FrameSamples]int16
+	// reanchors is the inputs' re-anchors so far, as of the last Next.
+	reanchors uint64
 }
 
 // NewMixer returns an empty mixer.
@@ -236,9 +313,11 @@ func (m *Mixer) Reset(in MixInput) { m.in[in].reset() }
 
 // Next advances every input by one frame.
 func (m *Mixer) Next() {
+	var n uint64
 	for i := range m.in {
-		m.in[i].read(&m.cur[i])
+		n += m.in[i].read(&m.cur[i])
 	}
+	m.reanchors = n
 }
 
 // Mix writes into dst the current frame of output out in mode: the

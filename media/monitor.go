@@ -42,6 +42,8 @@ type Monitor struct {
 	seq  uint16
 	ts   uint32
 
+	reported uint64 // the mixer's re-anchors counted in the metric (frame clock only)
+
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -272,6 +274,10 @@ func (m *Monitor) frame(f *monitorFrame) {
 	}
 	if relay == nil {
 		return
+	}
+	if n := m.mixer.reanchors; n > m.reported {
+		relay.cfg.metrics.reanchors.Add(float64(n - m.reported))
+		m.reported = n
 	}
 	now := relay.cfg.now()
 	for _, d := range [2]Leg{LegOperator, LegOutside} {

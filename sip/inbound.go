@@ -39,7 +39,7 @@ func (b *b2bua) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *Tru
 	b.place(&callSpec{
 		kind: policy.KindInbound, operator: op, number: caller, source: req.Source(),
 		req: req, tx: tx, side: media.LegOutside, offer: offer, codec: codec, peer: b.trunkPeer(t, src),
-		binding: contact,
+		latch: t.MediaLatch, binding: contact,
 	})
 }
 

@@ -44,6 +44,7 @@ type callSpec struct {
 	offer media.Remote
 	codec media.Codec
 	peer  func(netip.Addr) bool // who may speak in that INVITE's dialog
+	latch media.LatchMode       // its RTP sources (a trunk's media_latch)
 
 	// The operator's phone to ring when the operator did not call in.
 	binding    store.Binding
@@ -120,6 +121,7 @@ func (b *b2bua) place(sp *callSpec) (*call, error) {
 		return nil, b.refuse(site, &Refusal{Status: sip.StatusServiceUnavailable, Reason: ReasonNoMediaPorts, Rule: ruleMedia, Detail: err.Error()})
 	}
 	if sp.req != nil {
+		relay.SetLatch(sp.side, sp.latch)
 		if err := relay.SetRemoteSDP(sp.side, sp.offer, sp.codec); err != nil {
 			return nil, b.refuse(site, &Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonBadSDP, Rule: ruleMedia, Detail: err.Error()})
 		}
@@ -354,6 +356,7 @@ func (b *b2bua) tryTrunk(ctx context.Context, c *call, pm Permit, t *Trunk, onPr
 	opts := b.trunkLegOptions(c, t, onProvisional)
 	dialCtx, cancelDial := ringContext(ctx, c.ctx, opts.RingTimeout+opts.SilenceTimeout+time.Minute)
 	defer cancelDial()
+	c.latchTrunkMedia(t, false) // before a 183's SDP
 	d, err := b.inviteTrunk(dialCtx, pm, c, t, req, opts)
 	if err != nil {
 		if errors.Is(err, errEgress) {
@@ -387,6 +390,7 @@ func (b *b2bua) tryTrunk(ctx context.Context, c *call, pm Permit, t *Trunk, onPr
 		relay.NewOutsideParty()
 	}
 	relay.SetEarly(false)
+	c.latchTrunkMedia(t, true)
 	if perr := c.applyRemote(media.LegOutside, d.InviteResponse.Body()); perr != nil {
 		// An answer we cannot use: hang it up rather than bridge silence.
 		l.hangup(context.WithoutCancel(ctx), c.log)

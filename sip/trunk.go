@@ -11,6 +11,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"plateau/media"
 )
 
 // TrunkConfig describes one carrier trunk.
@@ -27,6 +29,10 @@ type TrunkConfig struct {
 	CountryCode     string             // e.g. "33", for national/international formats
 	RingTimeout     time.Duration      // unanswered this long: CANCEL; 0 means the call options' RingTimeout
 	Register        *TrunkRegistration // a registration trunk (trunkreg.go)
+	// MediaLatch is which sources the trunk's RTP is accepted from
+	// (trunks[].media_latch): its SDP's host, or any first source for a
+	// carrier behind NAT.
+	MediaLatch media.LatchMode
 }
 
 // Trunk is a carrier connection with its health state.

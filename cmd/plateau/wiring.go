@@ -139,6 +139,9 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 			CallerID: t.CallerID, OptionsInterval: t.OptionsInterval.D(), NumberFormat: t.NumberFormat,
 			CountryCode: countryCode(cfg.Site.DefaultRegion), RingTimeout: t.RingTimeout.D(),
 		}
+		if tc.MediaLatch, err = media.ParseLatchMode(t.MediaLatch); err != nil {
+			return opts, fmt.Errorf("trunks[%d].media_latch: %w", i, err)
+		}
 		if r := t.Register; r != nil {
 			rpass, err := cfg.Secret(r.Password, r.PasswordFile)
 			if err != nil {
