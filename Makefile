@@ -26,7 +26,7 @@ deps:
 	fi
 	@echo "make deps: Go modules (go mod download), then the browser test's npm packages"
 	@$(GO) mod download
-	@cd e2e/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@cd e2e/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 # The demo: Plateau on the example config beside the simulated outside world.
 run: build

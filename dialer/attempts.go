@@ -265,7 +265,9 @@ func (s *Service) CorrectOutcome(ctx context.Context, c store.Change, contactID 
 			return fmt.Errorf("contact %d: entered at %s, more than %s ago: %w", ct.ID, disposedAt, s.correctWindow, ErrCorrectionClosed)
 		case ct.State == "pending":
 			return fmt.Errorf("contact %d is being called: %w", ct.ID, ErrCorrectionClosed)
-		case ct.leasedBy != "" && ct.leasedBy != byOp && ct.LeaseUntil.After(now):
+		case ct.leasedBy != "" && ct.LeaseUntil.After(now):
+			// On someone's screen (even the operator's own, offered again):
+			// correcting now would pull it from under them.
 			return fmt.Errorf("contact %d is on %s's screen: %w", ct.ID, ct.leasedBy, ErrCorrectionClosed)
 		}
 		cp, err := campaignTx(ctx, tx, ct.CampaignID)

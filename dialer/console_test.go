@@ -250,3 +250,27 @@ func TestOpenCallback(t *testing.T) {
 		t.Fatalf("opened outside the hours: %v", err)
 	}
 }
+
+// TestCorrectOutcomeWhileOnScreen: a contact offered again (here to its own
+// operator, the busy retry being due) is not corrected from under them.
+func TestCorrectOutcomeWhileOnScreen(t *testing.T) {
+	f := newFixture(t, 1)
+	c := f.campaign("C", "101")
+	f.importCSV(c, "phone\n0240000001\n")
+	f.approve(c)
+	a := f.next("101", c).Contact
+	f.dispose("101", a.ID, "busy", time.Time{})
+	f.clk.Add(15 * time.Minute)
+	if got := f.next("101", c).Contact; got.ID != a.ID {
+		t.Fatalf("retry: %d", got.ID)
+	}
+	if _, err := f.svc.CorrectOutcome(f.ctx, f.by("201"), a.ID, DisposeRequest{Disposition: "interested"}); !errors.Is(err, ErrCorrectionClosed) {
+		t.Fatalf("corrected while on screen: %v", err)
+	}
+	if err := f.svc.Release(f.ctx, "101", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CorrectOutcome(f.ctx, f.by("201"), a.ID, DisposeRequest{Disposition: "interested"}); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}

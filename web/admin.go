@@ -76,6 +76,10 @@ type usersData struct {
 	Users []userView
 	Roles []string
 	Realm bool // a SIP password can be set here
+	// The add form as typed (never the passwords) and its error, shown
+	// next to the field it is about.
+	Form     newUserRequest
+	FieldErr map[string]string
 }
 
 func (a *App) usersPage(w http.ResponseWriter, r *http.Request) {
@@ -83,12 +87,16 @@ func (a *App) usersPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) showUsers(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string) {
+	a.showUsersForm(w, r, status, flash, errMsg, usersData{Form: newUserRequest{Role: "operator"}})
+}
+
+func (a *App) showUsersForm(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, d usersData) {
 	users, err := a.deps.Store.Users(r.Context())
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
-	d := usersData{Roles: []string{"operator", "supervisor", "security", "admin"}, Realm: a.deps.Realm != ""}
+	d.Roles, d.Realm = []string{"operator", "supervisor", "security", "admin"}, a.deps.Realm != ""
 	for _, u := range users {
 		d.Users = append(d.Users, toUserView(u))
 	}

@@ -221,7 +221,20 @@ func (a *App) addUserForm(w http.ResponseWriter, r *http.Request) {
 	u, _ := CurrentUser(r)
 	req := newUserRequest{Extension: r.PostFormValue("extension"), Name: r.PostFormValue("name"), Role: r.PostFormValue("role"),
 		WebPassword: r.PostFormValue("web_password"), SIPPassword: r.PostFormValue("sip_password")}
-	a.userFormDone(w, r, a.addUser(r.Context(), u, webSource(r), req), T(langOf(r), "users.done_add", strings.TrimSpace(req.Extension)))
+	f := a.addUser(r.Context(), u, webSource(r), req)
+	if f == nil || f.status == http.StatusInternalServerError {
+		a.userFormDone(w, r, f, T(langOf(r), "users.done_add", strings.TrimSpace(req.Extension)))
+		return
+	}
+	// The error goes next to its field; what was typed stays (not the
+	// passwords).
+	field := map[string]string{"bad_extension": "extension", "user_exists": "extension", "bad_role": "role", "bad_name": "name",
+		"no_password": "web_password", "bad_password": "web_password", "no_realm": "sip_password"}[f.code]
+	if field == "sip_password" && a.deps.Realm == "" {
+		field = "web_password"
+	}
+	req.WebPassword, req.SIPPassword = "", ""
+	a.showUsersForm(w, r, f.status, "", "", usersData{Form: req, FieldErr: map[string]string{field: T(langOf(r), "err."+f.code)}})
 }
 
 func (a *App) passwordForm(w http.ResponseWriter, r *http.Request) {

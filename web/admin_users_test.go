@@ -109,6 +109,14 @@ func TestAdminManagesUsers(t *testing.T) {
 	if res, body := adm.form("/admin/users/106/password", url.Values{"web_password": {"x"}}); res.StatusCode != 400 || !strings.Contains(body, "8 caractères") {
 		t.Fatalf("password form, short: %d %s", res.StatusCode, body)
 	}
+	// An add-form error sits next to its field, with what was typed kept
+	// (never the password).
+	res, body = adm.form("/admin/users", url.Values{"extension": {"10x"}, "name": {"Léa"}, "role": {"security"}, "web_password": {"long-enough-7"}})
+	if res.StatusCode != 400 || !strings.Contains(body, `<span class="field-error" id="new-extension-error">Poste invalide`) ||
+		!strings.Contains(body, `value="10x"`) || !strings.Contains(body, `value="Léa"`) || !strings.Contains(body, `value="security" selected`) ||
+		strings.Contains(body, "long-enough-7") || !strings.Contains(body, `aria-invalid="true"`) {
+		t.Fatalf("add form error: %d %s", res.StatusCode, body)
+	}
 }
 
 // TestAdminSIPPasswordNeedsRealm: without the realm, no SIP password is

@@ -167,7 +167,7 @@ func (a *App) dialerError(r *http.Request, err error) (int, string) {
 	detail := err.Error()
 	switch {
 	case errors.Is(err, dialer.ErrInvalid), errors.Is(err, dialer.ErrUnreadableFile):
-		return http.StatusBadRequest, T(lang, "camp.err_invalid") + " " + detail
+		return http.StatusBadRequest, T(lang, "camp.err_invalid") + " " + a.localDetail(lang, detail)
 	case errors.Is(err, dialer.ErrExists):
 		return http.StatusConflict, T(lang, "camp.err_exists")
 	case errors.Is(err, dialer.ErrNotFound):

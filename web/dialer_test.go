@@ -306,7 +306,7 @@ func TestCampaignAuthorization(t *testing.T) {
 	}
 	// A bad window says which line.
 	res, body := sup.form("/supervisor/campaigns", url.Values{"name": {"other"}, "windows": {"lundi 9h"}})
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Saisie invalide") || !strings.Contains(body, "line 1") {
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Saisie invalide") || !strings.Contains(body, "ligne 1 (« lundi 9h »)") || strings.Contains(body, "write e.g.") {
 		t.Fatalf("bad window: %d", res.StatusCode)
 	}
 

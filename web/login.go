@@ -20,6 +20,7 @@ type loginData struct {
 	Username string
 	Next     string
 	Token    string
+	Expired  bool // the session expired: say so (not as a .flash, which confirms a saved form)
 }
 
 func (a *App) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -33,11 +34,10 @@ func (a *App) loginPage(w http.ResponseWriter, r *http.Request) {
 func (a *App) showLogin(w http.ResponseWriter, r *http.Request, status int, username, errKey string) {
 	tok := randomToken()
 	a.setCookie(w, r, loginCookie, tok, 0)
-	v := a.newView(r, "login.title", loginData{Username: username, Next: safeNext(r.FormValue("next")), Token: tok})
+	v := a.newView(r, "login.title", loginData{Username: username, Next: safeNext(r.FormValue("next")), Token: tok,
+		Expired: errKey == "" && r.FormValue("expired") == "1"})
 	if errKey != "" {
 		v.Error = v.T(errKey)
-	} else if r.FormValue("expired") == "1" {
-		v.Flash = v.T("session.expired")
 	}
 	a.render(w, r, status, "login", v)
 }

@@ -127,7 +127,7 @@ var catalogue = map[string]map[string]string{
 		"simulate.reason":     "Motif",
 		"simulate.rule":       "Règle décisive",
 		"simulate.e164":       "Numéro normalisé",
-		"simulate.detail":     "Détail technique",
+		"simulate.detail":     "Détail",
 		"simulate.invalid":    "Indiquez un poste, un numéro, une date (AAAA-MM-JJ) et une heure (HH:MM).",
 		"simulate.live_facts": "Le compte du poste, la liste d'opposition et la liste autorisée sont lus pour la date simulée ; le nombre d'appels en cours et l'état de l'enregistreur sont ceux de maintenant, pas ceux de la date simulée.",
 
@@ -334,7 +334,7 @@ var catalogue = map[string]map[string]string{
 		"simulate.reason":     "Reason",
 		"simulate.rule":       "Deciding rule",
 		"simulate.e164":       "Normalised number",
-		"simulate.detail":     "Technical detail",
+		"simulate.detail":     "Detail",
 		"simulate.invalid":    "Give an extension, a number, a date (YYYY-MM-DD) and a time (HH:MM).",
 		"simulate.live_facts": "The account, the do-not-call list and the allowlist are read for the simulated time; the number of calls in progress and the recorder's state are live facts, as they are now, not at the simulated time.",
 

@@ -61,6 +61,32 @@ type view struct {
 	Data     any
 	loc      *time.Location
 	query    url.Values
+	app      *App
+}
+
+// LocalDetail translates a detail another package wrote in English
+// (web/localize.go).
+func (v *view) LocalDetail(detail string) string {
+	if v.app == nil {
+		return detail
+	}
+	return v.app.localDetail(v.Lang, detail)
+}
+
+// LocalNote translates a note the software wrote; people's notes as is.
+func (v *view) LocalNote(note string) string {
+	if v.app == nil {
+		return note
+	}
+	return v.app.localNote(v.Lang, note)
+}
+
+// Number shows an E.164 number the site's way ("02 40 12 34 56").
+func (v *view) Number(e164 string) string {
+	if v.app == nil {
+		return e164
+	}
+	return v.app.number(e164)
 }
 
 // T localises a catalogue key.
@@ -112,7 +138,7 @@ func navFor(role store.Role, path string) []navItem {
 
 func (a *App) newView(r *http.Request, title string, data any) *view {
 	v := &view{Lang: langOf(r), Title: title, Data: data, Path: r.URL.Path, loc: a.deps.Location,
-		query: r.URL.Query()}
+		query: r.URL.Query(), app: a}
 	if u, ok := CurrentUser(r); ok {
 		v.User, v.LoggedIn = u, true
 		v.Nav = navFor(u.Role, r.URL.Path)

@@ -296,7 +296,10 @@ func TestPolicySimulator(t *testing.T) {
 	}
 	// The form, Monday at 07:29: the deciding rule and the live-facts note.
 	res, body := c.form("/security/simulate", url.Values{"operator": {"101"}, "number": {"0240000001"}, "date": {"2026-03-09"}, "time": {"07:29"}})
-	for _, want := range []string{"Appel refusé", "hors des heures d&#39;appel", "OUTSIDE_WINDOW", "heures d&#39;appel", "état de l&#39;enregistreur sont ceux de maintenant", "09/03/2026 07:29:00"} {
+	if strings.Contains(body, "OUTSIDE_WINDOW") || strings.Contains(body, "is outside") {
+		t.Error("simulator page shows a raw code or English detail")
+	}
+	for _, want := range []string{"Appel refusé", "hors des heures d&#39;appel", "lun. 09/03/2026 à 07:29 : hors des heures d&#39;appel", "heures d&#39;appel", "état de l&#39;enregistreur sont ceux de maintenant", "09/03/2026 07:29:00"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("simulator page lacks %q", want)
 		}

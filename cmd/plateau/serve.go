@@ -152,7 +152,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	loc, _ := time.LoadLocation(cfg.Site.Timezone) // checked by config.Load
 	app, err := web.NewApp(web.Deps{Store: st, Audit: auditor.chain, Policy: engine, Location: loc, Now: e.now,
 		Log: log.With("component", "web"), Recordings: recIndex, RecordingsDir: cfg.RecordingsDir(),
-		Dialer: dialSvc, Calls: sipSrv, Monitor: sipSrv, TrainingCalls: cfg.Monitoring.TrainingCalls})
+		Dialer: dialSvc, Calls: sipSrv, Monitor: sipSrv, TrainingCalls: cfg.Monitoring.TrainingCalls,
+		Region: cfg.Site.DefaultRegion, Realm: cfg.SIP.Realm})
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,8 @@
 //
 //   BASE_URL=http://127.0.0.1:PORT ARTIFACTS=dir PASSWORD=... node consoles.mjs
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -33,6 +34,20 @@ page.setDefaultTimeout(30000);
 page.on("dialog", (d) => d.accept());
 const shot = (name) => page.screenshot({ path: join(out, name + ".png"), fullPage: false });
 const active = () => page.evaluate(() => document.activeElement && document.activeElement.id);
+// axe runs axe-core (WCAG 2.x A and AA rules) on the page as it is now.
+// It is evaluated through the DevTools protocol, which the page's strict
+// CSP does not apply to, so the CSP stays as in production.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+async function axe(name) {
+  await page.evaluate(axeSource);
+  const res = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+  }));
+  expect(res.passes.length > 10, "axe-core ran no rule on " + name);
+  const bad = res.violations.map((v) => v.id + " (" + v.nodes.map((n) => n.target.join(" ")).join(", ") + ")");
+  expect(bad.length === 0, "axe-core, " + name + ": " + bad.join("; "));
+}
+
 // blur leaves every field, so that the next key is a shortcut.
 const blur = () => page.evaluate(() => { document.activeElement && document.activeElement.blur(); });
 
@@ -73,6 +88,7 @@ try {
   }
   expect((await page.locator("#op-keys").innerText()).includes("S contact suivant"), "shortcut legend shown");
   await shot("operator-callbacks");
+  await axe("operator, callbacks due");
 
   step("open the callback from the list");
   await page.getByRole("button", { name: /Rappel & Fils/ }).click();
@@ -93,6 +109,7 @@ try {
   await page.getByLabel("Nom du décideur").fill("M. Roux");
   await page.getByLabel("Courriel du décideur").fill("roux@exemple.fr");
   await shot("operator-incall-1366");
+  await axe("operator in a call, notes and answers");
   await page.setViewportSize({ width: 1280, height: 720 });
   await shot("operator-incall-1280");
   await page.setViewportSize({ width: 1366, height: 768 });
@@ -114,6 +131,7 @@ try {
   expect(err.includes("Choisissez d'abord l'issue"), "Enter with nothing chosen explains: " + err);
   expect((await page.locator("#disposition").getAttribute("aria-invalid")) === "true", "the field is marked invalid");
   await shot("operator-dispose-1366");
+  await axe("outcome form with its error");
 
   step("2 picks « intéressé », Enter saves, focus returns to Contact suivant");
   await blur();
@@ -154,6 +172,7 @@ try {
   await page.waitForURL(/\/login\?expired=1/);
   expect((await page.getByRole("status").innerText()).includes("Votre session a expiré"), "the login page says the session expired");
   await shot("login-expired");
+  await axe("login after expiry");
   await login("101");
   expect(page.url().endsWith("/operator"), "back on the console: " + page.url());
   await page.getByRole("button", { name: "Contact suivant" }).click();
@@ -171,15 +190,33 @@ try {
   const m = await msg.innerText();
   expect(m.includes("1 numéro(s) attendent l'approbation de la sécurité"), "awaiting approval explained: " + m);
   await shot("operator-empty");
+  await axe("operator, empty queue explained");
 
   step("404 and 403 pages");
   await page.goto(base + "/nope");
   expect((await page.getByRole("heading", { level: 1 }).innerText()) === "Page introuvable", "404 page");
   await shot("error-404");
+  await axe("404 page");
   await page.getByRole("link", { name: "Retour à ma page" }).click();
   await page.waitForURL(/\/operator$/);
   await page.goto(base + "/admin/users");
   expect((await page.getByRole("heading", { level: 1 }).innerText()) === "Accès refusé", "403 page");
+  await page.getByRole("button", { name: "Se déconnecter" }).click();
+  await page.waitForURL(/\/login/);
+
+  step("supervisor: a script typed when the session expires is not lost");
+  await login("201");
+  await page.goto(base + "/supervisor/campaigns");
+  const draft = "# Accroche\nBonjour {interlocuteur}, texte tapé avant l'expiration.";
+  await page.locator("form textarea[name=script]").first().fill(draft);
+  await page.locator("form input[name=name]").first().fill("nouvelle");
+  await ctx.addCookies([{ name: "plateau_session", value: "expired-or-forged", url: base }]);
+  await page.getByRole("button", { name: "Créer la campagne (brouillon)" }).click();
+  await page.waitForURL(/\/login\?.*expired=1/);
+  expect((await page.getByRole("status").innerText()).includes("Votre session a expiré"), "expired notice");
+  await login("201");
+  expect(page.url().endsWith("/supervisor/campaigns"), "back on the campaigns page: " + page.url());
+  expect((await page.locator("form textarea[name=script]").first().inputValue()) === draft, "the typed script is back");
   await page.getByRole("button", { name: "Se déconnecter" }).click();
   await page.waitForURL(/\/login/);
 
@@ -196,6 +233,7 @@ try {
   await page.getByRole("status").filter({ hasText: "Poste 101 suspendu" }).waitFor();
   await page.locator("details.manage").first().evaluate((d) => { d.open = true; });
   await shot("admin-users-manage");
+  await axe("admin users");
 
   console.log("ok");
 } catch (err) {

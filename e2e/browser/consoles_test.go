@@ -80,6 +80,7 @@ func TestOperatorLoopInChromium(t *testing.T) {
 	}
 	need(t, "node", node)
 	need(t, "playwright-core (npm ci in e2e/browser)", "node_modules/playwright-core/package.json")
+	need(t, "axe-core (npm ci in e2e/browser)", "node_modules/axe-core/axe.min.js")
 
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "plateau.db"))

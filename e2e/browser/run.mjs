@@ -111,7 +111,7 @@ try {
   await page.getByRole("button", { name: "Simuler" }).click();
   await page.waitForLoadState("load");
   const result = await page.locator("section.result").innerText();
-  expect(result.includes("Appel refusé") && result.includes("OUTSIDE_WINDOW"), "simulator answer: " + result);
+  expect(result.includes("Appel refusé") && result.includes("hors des heures d'appel") && !result.includes("OUTSIDE_WINDOW"), "simulator answer in French, no raw code: " + result);
   await shot("security-simulator");
   await logout();
 

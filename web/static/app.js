@@ -10,21 +10,23 @@
     });
   });
 
-  // Text typed in a posted form's textarea (a coaching comment, a note)
-  // is kept in sessionStorage until the server confirms the form (a page
+  // Text typed in a posted form's textarea (a coaching comment, a script)
+  // is kept in sessionStorage until the server confirms a form (a page
   // with a .flash), so an expired session does not lose it: after logging
   // in again the user comes back to the page and finds it refilled.
   try {
     var keep = window.sessionStorage;
+    if (document.querySelector(".flash")) {
+      Object.keys(keep).forEach(function (k) {
+        if (k.indexOf("plateau.keep.") !== 0) { return; }
+        try { if (JSON.parse(keep.getItem(k)).sent) { keep.removeItem(k); } } catch (e) { keep.removeItem(k); }
+      });
+    }
     document.querySelectorAll('form[method="post"] textarea').forEach(function (ta) {
       var key = "plateau.keep." + window.location.pathname + "#" + (ta.id || ta.name);
       var saved = null;
       try { saved = JSON.parse(keep.getItem(key) || "null"); } catch (e) { saved = null; }
-      if (saved && saved.sent && document.querySelector(".flash")) {
-        keep.removeItem(key);
-      } else if (saved && saved.text && !ta.value) {
-        ta.value = saved.text;
-      }
+      if (saved && typeof saved.text === "string" && saved.text !== ta.value) { ta.value = saved.text; }
       ta.addEventListener("input", function () { keep.setItem(key, JSON.stringify({ text: ta.value })); });
       ta.form.addEventListener("submit", function () { keep.setItem(key, JSON.stringify({ text: ta.value, sent: true })); });
     });
@@ -72,6 +74,11 @@
       var t = document.getElementById("updated");
       if (t) { t.textContent = msg.at; } // the site's time, as every time shown
     });
-    es.addEventListener("logout", function () { es.close(); window.location = "/login"; });
+    // The session ended (expired, logged out elsewhere, suspended): back
+    // here after logging in again, with the reason shown.
+    es.addEventListener("logout", function () {
+      es.close();
+      window.location = "/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+    });
   }
 })();

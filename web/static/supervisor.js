@@ -108,6 +108,10 @@
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, "Accept": "application/json" },
       body: JSON.stringify({ operator: op, mode: mode })
     }).then(function (res) {
+      if (res.status === 401) {
+        window.location = "/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+        return null;
+      }
       return res.json().catch(function () { return {}; }).then(function (d) {
         if (res.status === 202) { say(d.message || ""); } else { fail(d.message || String(res.status)); }
       });
@@ -122,6 +126,11 @@
       var u = document.getElementById("updated");
       if (u) { u.textContent = data.at; } // the site's time, as every time shown
     });
-    es.addEventListener("logout", function () { es.close(); window.location = "/login"; });
+    // The session ended (expired, logged out elsewhere, suspended): back
+    // here after logging in again, with the reason shown.
+    es.addEventListener("logout", function () {
+      es.close();
+      window.location = "/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+    });
   }
 })();
