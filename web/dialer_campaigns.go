@@ -112,12 +112,18 @@ type campaignData struct {
 	Statuses  []dialer.Status
 }
 
-func (a *App) operatorUsers(ctx context.Context) ([]store.User, error) {
+// operatorUsers lists the operators a campaign form offers: the active
+// ones, plus the suspended ones already on the campaign (keep), shown
+// marked and still ticked, so saving the form while someone is suspended
+// does not silently take them off the campaign.
+func (a *App) operatorUsers(ctx context.Context, keep []string) ([]store.User, error) {
 	us, err := a.deps.Store.Users(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(us, func(u store.User) bool { return u.Role != store.RoleOperator || u.Status != store.StatusActive }), nil
+	return slices.DeleteFunc(us, func(u store.User) bool {
+		return u.Role != store.RoleOperator || (u.Status != store.StatusActive && !slices.Contains(keep, u.Extension))
+	}), nil
 }
 
 func (a *App) showCampaigns(w http.ResponseWriter, r *http.Request, status int, form campaignForm, errMsg string) {
@@ -126,7 +132,7 @@ func (a *App) showCampaigns(w http.ResponseWriter, r *http.Request, status int, 
 		a.internal(w, r, err)
 		return
 	}
-	ops, err := a.operatorUsers(r.Context())
+	ops, err := a.operatorUsers(r.Context(), nil)
 	if err != nil {
 		a.internal(w, r, err)
 		return
@@ -195,14 +201,14 @@ func (a *App) showCampaign(w http.ResponseWriter, r *http.Request, status int, i
 		a.internal(w, r, err)
 		return
 	}
-	ops, err := a.operatorUsers(ctx)
-	if err != nil {
-		a.internal(w, r, err)
-		return
-	}
 	f := formOf(c)
 	if form != nil {
 		f = *form
+	}
+	ops, err := a.operatorUsers(ctx, c.Operators)
+	if err != nil {
+		a.internal(w, r, err)
+		return
 	}
 	d := campaignData{Detail: true, Row: campaignRow{Campaign: c, Results: res}, Form: f, Operators: ops, Report: rep,
 		Statuses: []dialer.Status{dialer.Active, dialer.Paused, dialer.Finished}}
