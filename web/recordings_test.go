@@ -229,7 +229,7 @@ func TestRecordingsSearchScope(t *testing.T) {
 	if len(p.Recordings) != 2 {
 		t.Fatalf("today's recordings: %s", body)
 	}
-	for _, bad := range []string{"since=yesterday", "number=0240123456", "limit=0", "state=lost"} {
+	for _, bad := range []string{"since=yesterday", "number=02 40 12 ab", "limit=0", "state=lost"} {
 		if res, body := sup.get("/api/v1/recordings?" + bad); res.StatusCode != http.StatusBadRequest {
 			t.Fatalf("%s: %d %s", bad, res.StatusCode, body)
 		}

@@ -52,3 +52,38 @@ func TestCampaignKeepsSuspendedOperator(t *testing.T) {
 		t.Fatalf("103 added: %v", got.Operators)
 	}
 }
+
+// The recordings page: the outcome is a select of localised names that
+// matches what dispositions wrote; a number is typed the French way; calls
+// without conversation are hidden unless asked.
+func TestRecordingsPageFilters(t *testing.T) {
+	rf := newRecFixture(t)
+	if _, err := rf.st.DB().Exec(`UPDATE recordings SET disposition = 'appointment set' WHERE id = 'rec-101'`); err != nil {
+		t.Fatal(err)
+	}
+	rf.addRecording("rec-busy", "101", 0, false, false) // 0:00: a busy call
+	sup := rf.as("201")
+	_, body := sup.get("/recordings")
+	if !strings.Contains(body, `<option value="appointment set">rendez-vous pris</option>`) {
+		t.Fatalf("no outcome select with French labels:\n%s", body)
+	}
+	if strings.Contains(body, "rec-busy") {
+		t.Fatal("a call without conversation is listed by default")
+	}
+	_, body = sup.get("/recordings?all=1")
+	if !strings.Contains(body, "rec-busy") {
+		t.Fatal("all=1 does not list the call without conversation")
+	}
+	_, body = sup.get("/recordings?disposition=" + url.QueryEscape("appointment set"))
+	if !strings.Contains(body, "rec-101") || strings.Contains(body, "rec-102") || !strings.Contains(body, "<td>rendez-vous pris</td>") {
+		t.Fatalf("outcome filter:\n%s", body)
+	}
+	res, body := sup.get("/recordings?number=" + url.QueryEscape("02 40 12 34 56"))
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "rec-101") || !strings.Contains(body, "rec-102") {
+		t.Fatalf("national number: %d", res.StatusCode)
+	}
+	res, body = sup.get("/recordings?number=" + url.QueryEscape("02 40 12 34 5x"))
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "écrivez-le par exemple 02 40 12 34 56 ou") {
+		t.Fatalf("bad number: %d", res.StatusCode)
+	}
+}
