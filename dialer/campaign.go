@@ -190,6 +190,10 @@ func (s *Service) windows(c Campaign) (policy.Windows, bool, error) {
 	return ws, true, err
 }
 
+// SiteWindows returns the site's weekly calling hours (policy.windows):
+// a new campaign's form starts with them.
+func (s *Service) SiteWindows() []config.WeeklyWindow { return s.site.Weekly() }
+
 // CreateCampaign adds a campaign in the draft state. c.By must be an active
 // supervisor or admin; every operator must be an existing user.
 func (s *Service) CreateCampaign(ctx context.Context, c store.Change, sp CampaignSpec) (Campaign, error) {

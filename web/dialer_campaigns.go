@@ -61,10 +61,10 @@ type campaignForm struct {
 	Operators                     []string
 }
 
-func formOf(c dialer.Campaign) campaignForm {
+func formOf(c dialer.Campaign, lang string) campaignForm {
 	ws := make([]string, len(c.Windows))
 	for i, w := range c.Windows {
-		ws[i] = w.Days + " " + w.From + "-" + w.To
+		ws[i] = showDays(w.Days, lang) + " " + w.From + "-" + w.To
 	}
 	return campaignForm{Name: c.Name, Client: c.Client, Script: c.Script, Windows: strings.Join(ws, "\n"), Operators: c.Operators}
 }
@@ -86,12 +86,11 @@ func (f campaignForm) spec(base dialer.CampaignSpec) (dialer.CampaignSpec, error
 		if line == "" {
 			continue
 		}
-		days, hours, ok := strings.Cut(line, " ")
-		from, to, ok2 := strings.Cut(strings.TrimSpace(hours), "-")
-		if !ok || !ok2 {
+		w, ok := parseWindowLine(line)
+		if !ok {
 			return sp, fmt.Errorf("%w: windows line %d %q: write e.g. mon-fri 09:00-12:00", dialer.ErrInvalid, i+1, line)
 		}
-		sp.Windows = append(sp.Windows, dialer.Window{Days: days, From: strings.TrimSpace(from), To: strings.TrimSpace(to)})
+		sp.Windows = append(sp.Windows, w)
 	}
 	return sp, nil
 }
@@ -143,7 +142,12 @@ func (a *App) showCampaigns(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 func (a *App) campaignsPage(w http.ResponseWriter, r *http.Request) {
-	a.showCampaigns(w, r, http.StatusOK, campaignForm{Windows: "mon-fri 09:00-12:00\nmon-fri 14:00-17:30"}, "")
+	// A new campaign starts with the site's calling hours.
+	var hours string
+	if a.deps.Dialer != nil {
+		hours = siteHoursText(a.deps.Dialer.SiteWindows(), langOf(r))
+	}
+	a.showCampaigns(w, r, http.StatusOK, campaignForm{Windows: hours}, "")
 }
 
 func (a *App) campaignCreateForm(w http.ResponseWriter, r *http.Request) {
@@ -201,7 +205,7 @@ func (a *App) showCampaign(w http.ResponseWriter, r *http.Request, status int, i
 		a.internal(w, r, err)
 		return
 	}
-	f := formOf(c)
+	f := formOf(c, langOf(r))
 	if form != nil {
 		f = *form
 	}

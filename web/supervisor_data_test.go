@@ -87,3 +87,54 @@ func TestRecordingsPageFilters(t *testing.T) {
 		t.Fatalf("bad number: %d", res.StatusCode)
 	}
 }
+
+func TestCampaignHoursFrench(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want dialer.Window
+		ok   bool
+	}{
+		{"lun-ven 07:30-12:00", dialer.Window{Days: "mon-fri", From: "07:30", To: "12:00"}, true},
+		{"mon-fri 09:00-12:00", dialer.Window{Days: "mon-fri", From: "09:00", To: "12:00"}, true},
+		{"lundi-vendredi 7h30-12h", dialer.Window{Days: "mon-fri", From: "07:30", To: "12:00"}, true},
+		{"Lun,Mer,sam 14:00 à 17:30", dialer.Window{Days: "mon,wed,sat", From: "14:00", To: "17:30"}, true},
+		{"sam 9:00–11:00", dialer.Window{Days: "sat", From: "09:00", To: "11:00"}, true},
+		{"lundi", dialer.Window{}, false},
+	} {
+		got, ok := parseWindowLine(c.in)
+		if ok != c.ok || got != c.want {
+			t.Errorf("%q: %+v %v, want %+v %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	if got := showDays("mon-fri,sun", "fr"); got != "lun-ven,dim" {
+		t.Errorf("showDays: %q", got)
+	}
+}
+
+// A new campaign's form starts with the site's hours, in French; French
+// hours are accepted, and an error names the line in French.
+func TestCampaignFormFrenchHours(t *testing.T) {
+	cf := newConsoleFixture(t) // the site calls mon-fri 07:30-18:00
+	sup := cf.as("201")
+	_, body := sup.get("/supervisor/campaigns")
+	if !strings.Contains(body, ">lun-ven 07:30-18:00</textarea>") {
+		t.Fatalf("new campaign not pre-filled with the site's hours:\n%s", body)
+	}
+	res, body := sup.form("/supervisor/campaigns", url.Values{"name": {"ateliers"}, "windows": {"lun-ven 07:30-12:00\nlun-jeu 14h-17h30"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("French hours refused: %d %s", res.StatusCode, body)
+	}
+	c, err := cf.dial.CampaignByName(t.Context(), "ateliers")
+	if err != nil || len(c.Windows) != 2 || c.Windows[0] != (dialer.Window{Days: "mon-fri", From: "07:30", To: "12:00"}) ||
+		c.Windows[1] != (dialer.Window{Days: "mon-thu", From: "14:00", To: "17:30"}) {
+		t.Fatalf("stored: %+v %v", c.Windows, err)
+	}
+	_, body = sup.get(fmt.Sprintf("/supervisor/campaigns/%d", c.ID))
+	if !strings.Contains(body, "lun-ven 07:30-12:00\nlun-jeu 14:00-17:30</textarea>") {
+		t.Fatal("the edit form does not show the hours in French")
+	}
+	res, body = sup.form("/supervisor/campaigns", url.Values{"name": {"autre"}, "windows": {"lun-dimanch 07:30-12:00"}})
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "« dimanch » n&#39;est pas un jour (lun, mar") {
+		t.Fatalf("bad day: %d %s", res.StatusCode, body)
+	}
+}
