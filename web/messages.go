@@ -85,6 +85,11 @@ var catalogue = map[string]map[string]string{
 		"allowlist.decided_at":       "Décidé le",
 		"allowlist.revoked":          "Révoqué",
 		"allowlist.approved_n":       "%d numéro(s) approuvé(s).",
+		"allowlist.own_left":         "%d de vos propres propositions laissée(s) : un autre agent doit les décider.",
+		"allowlist.only_own":         "Rien n'a été modifié : la sélection ne contient que vos propres propositions (%d), un autre agent doit les décider.",
+		"allowlist.nothing_selected": "Cochez au moins un numéro.",
+		"allowlist.own_row":          "%s : votre proposition, un autre agent doit la décider",
+		"allowlist.other_decides":    "Un autre agent décide.",
 		"allowlist.rejected_n":       "%d proposition(s) refusée(s).",
 
 		"audit.title":         "Journal d'audit",
@@ -292,6 +297,11 @@ var catalogue = map[string]map[string]string{
 		"allowlist.decided_at":       "Decided on",
 		"allowlist.revoked":          "Revoked",
 		"allowlist.approved_n":       "%d number(s) approved.",
+		"allowlist.own_left":         "%d of your own proposals left: another officer must decide on them.",
+		"allowlist.only_own":         "Nothing changed: the selection holds only your own proposals (%d); another officer must decide on them.",
+		"allowlist.nothing_selected": "Tick at least one number.",
+		"allowlist.own_row":          "%s: your proposal, another officer must decide on it",
+		"allowlist.other_decides":    "Another officer decides.",
 		"allowlist.rejected_n":       "%d proposal(s) rejected.",
 
 		"audit.title":         "Audit log",

@@ -132,6 +132,26 @@ func (a *App) allowlistDecide(w http.ResponseWriter, r *http.Request) {
 		a.showAllowlist(w, r, http.StatusBadRequest, "", T(lang, "err.bad_request"))
 		return
 	}
+	// A selection (all, or ticked rows) decides on others' proposals and
+	// leaves the officer's own, saying so: the two-person rule is the
+	// store's, which refuses a whole selection holding one. A row's own
+	// button on one's own proposal still gets the store's refusal.
+	own := 0
+	if sel.All || len(sel.IDs) > 1 {
+		var err error
+		if sel, own, err = a.othersProposals(r, sel); err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		if len(sel.IDs) == 0 {
+			msg := T(lang, "allowlist.nothing_selected")
+			if own > 0 {
+				msg = T(lang, "allowlist.only_own", own)
+			}
+			a.showAllowlist(w, r, http.StatusBadRequest, "", msg)
+			return
+		}
+	}
 	es, err := a.decideAllowlist(r, approve, sel, strings.TrimSpace(r.PostFormValue("note")))
 	if err != nil {
 		status, code := storeError(err)
@@ -146,7 +166,42 @@ func (a *App) allowlistDecide(w http.ResponseWriter, r *http.Request) {
 	if !approve {
 		key = "allowlist.rejected_n"
 	}
-	a.showAllowlist(w, r, http.StatusOK, T(lang, key, len(es)), "")
+	flash := T(lang, key, len(es))
+	if own > 0 {
+		flash += " " + T(lang, "allowlist.own_left", own)
+	}
+	a.showAllowlist(w, r, http.StatusOK, flash, "")
+}
+
+// othersProposals narrows a selection to the pending proposals of other
+// people, counting the current user's own it left out.
+func (a *App) othersProposals(r *http.Request, sel store.Selection) (store.Selection, int, error) {
+	u, _ := CurrentUser(r)
+	proposed, err := a.deps.Store.Allowlist(r.Context(), store.AllowFilter{Status: store.AllowProposed})
+	if err != nil {
+		return sel, 0, err
+	}
+	asked := map[int64]bool{}
+	for _, id := range sel.IDs {
+		asked[id] = true
+	}
+	out, own := store.Selection{IDs: []int64{}}, 0
+	for _, e := range proposed {
+		if !sel.All && !asked[e.ID] {
+			continue
+		}
+		delete(asked, e.ID)
+		if e.ProposedBy == u.Extension {
+			own++
+			continue
+		}
+		out.IDs = append(out.IDs, e.ID)
+	}
+	// Ticked ids no longer proposed go to the store, which names them.
+	for id := range asked {
+		out.IDs = append(out.IDs, id)
+	}
+	return out, own, nil
 }
 
 // allowlistCSV exports the whole allowlist history (every state), audited.

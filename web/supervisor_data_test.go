@@ -138,3 +138,39 @@ func TestCampaignFormFrenchHours(t *testing.T) {
 		t.Fatalf("bad day: %d %s", res.StatusCode, body)
 	}
 }
+
+// « Approuver toutes les propositions » approves the others' and leaves
+// one's own, saying so; one's own rows cannot be ticked.
+func TestAllowlistApproveAllLeavesOwn(t *testing.T) {
+	f := newFixture(t)
+	theirs := f.propose("301", "+33240000001", "+33240000002", "+33240000005")
+	mine := f.propose("302", "+33240000003")
+	c := f.as("302")
+	_, body := c.get("/security/allowlist")
+	ownBox := fmt.Sprintf(`<input type="checkbox" disabled id="p%d"`, mine[0])
+	if !strings.Contains(body, ownBox) || strings.Contains(body, fmt.Sprintf(`name="id" value="%d"`, mine[0])) {
+		t.Fatalf("own row can be ticked:\n%s", body)
+	}
+	// Ticked rows holding one's own (a crafted form): others' decided.
+	res, body := c.form("/security/allowlist/decide", url.Values{"action": {"approve"},
+		"id": {fmt.Sprint(theirs[2]), fmt.Sprint(mine[0])}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "1 numéro(s) approuvé(s). 1 de vos propres propositions") {
+		t.Fatalf("ticked with own: %d %s", res.StatusCode, body)
+	}
+	res, body = c.form("/security/allowlist/decide", url.Values{"scope": {"all"}, "action": {"approve"}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "2 numéro(s) approuvé(s). 1 de vos propres propositions laissée(s)") {
+		t.Fatalf("approve all: %d %s", res.StatusCode, body)
+	}
+	es, err := f.st.Allowlist(t.Context(), store.AllowFilter{Status: store.AllowProposed})
+	if err != nil || len(es) != 1 || es[0].ID != mine[0] {
+		t.Fatalf("still proposed: %+v %v", es, err)
+	}
+	res, body = c.form("/security/allowlist/decide", url.Values{"scope": {"all"}, "action": {"approve"}})
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "que vos propres propositions (1)") {
+		t.Fatalf("only own left: %d", res.StatusCode)
+	}
+	// The other officer approves it.
+	if res, _ := f.as("301").form("/security/allowlist/decide", url.Values{"scope": {"all"}, "action": {"approve"}}); res.StatusCode != http.StatusOK {
+		t.Fatalf("other officer: %d", res.StatusCode)
+	}
+}
