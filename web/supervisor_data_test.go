@@ -174,3 +174,18 @@ func TestAllowlistApproveAllLeavesOwn(t *testing.T) {
 		t.Fatalf("other officer: %d", res.StatusCode)
 	}
 }
+
+// Security sees, from any page, how many proposals wait for them.
+func TestNavPendingCount(t *testing.T) {
+	f := newFixture(t)
+	f.propose("301", "+33240000001", "+33240000002")
+	f.propose("302", "+33240000003")
+	_, body := f.as("302").get("/security/audit")
+	if !strings.Contains(body, `<span class="badge pending">2 en attente</span>`) {
+		t.Fatalf("302 nav:\n%s", body)
+	}
+	_, body = f.as("301").get("/security/audit")
+	if !strings.Contains(body, `<span class="badge pending">1 en attente</span>`) {
+		t.Fatal("301 nav lacks its count")
+	}
+}
