@@ -77,6 +77,10 @@ type SIP struct {
 	// addresses) whose Via tells a phone's real address, for the media
 	// address check and the bans. Empty: every source is taken as it is.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// DigestURICheck is how a digest's uri must name the request:
+	// "request_uri" (default: the Request-URI itself, RFC 3261 §22.4) or
+	// "server" (also a uri naming only this server, as SIPp writes it).
+	DigestURICheck string `yaml:"digest_uri_check"`
 
 	trustedProxies []netip.Prefix
 
@@ -92,10 +96,10 @@ type SIPLimits struct {
 	TCPConnectionsPerSource int `yaml:"tcp_connections_per_source"`
 	// TCPIdleTimeout closes a TCP connection without traffic either way.
 	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
-	// RequestsPerSource is how many requests a second one IP address may
-	// send over UDP that need a transaction (bursts up to twice that);
-	// the rest are dropped. OPTIONS and REGISTERs without credentials are
-	// answered statelessly and do not count.
+	// RequestsPerSource is how many SIP messages a second one IP address
+	// may send over UDP (bursts up to twice that); the rest are dropped
+	// before any transaction. OPTIONS and REGISTERs without credentials
+	// are answered statelessly and do not count.
 	RequestsPerSource int `yaml:"requests_per_source"`
 }
 
@@ -145,6 +149,24 @@ type Trunk struct {
 	// RingTimeout is how long a call to this trunk may ring unanswered
 	// before Plateau CANCELs it (default 90s).
 	RingTimeout *Duration `yaml:"ring_timeout"`
+	// Register makes Plateau REGISTER to the carrier (a registration
+	// trunk): the carrier then accepts calls from, and delivers calls to,
+	// the registered contact.
+	Register *TrunkRegister `yaml:"register"`
+}
+
+// TrunkRegister configures a registration trunk. Credentials default to
+// the trunk's auth.
+type TrunkRegister struct {
+	// Expires is the registration lifetime asked (default 3600s); Plateau
+	// renews at 80 % of what the carrier grants.
+	Expires      Duration `yaml:"expires"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	// ContactUser is the user part of the registered Contact: the carrier
+	// sends inbound calls to it (default: the username).
+	ContactUser string `yaml:"contact_user"`
 }
 
 type TrunkAuth struct {
@@ -170,11 +192,11 @@ type Policy struct {
 	// of windows and holidays: a client's office hours, a carrier's test
 	// line, the demo's number.
 	NumberWindows   []NumberWindows `yaml:"number_windows"`
-	MaxCallDuration Duration `yaml:"max_call_duration"`
-	WindowWarning   Duration `yaml:"window_warning"`
-	WindowGrace     Duration `yaml:"window_grace"`
-	Limits          Limits   `yaml:"limits"`
-	Ban             Ban      `yaml:"ban"`
+	MaxCallDuration Duration        `yaml:"max_call_duration"`
+	WindowWarning   Duration        `yaml:"window_warning"`
+	WindowGrace     Duration        `yaml:"window_grace"`
+	Limits          Limits          `yaml:"limits"`
+	Ban             Ban             `yaml:"ban"`
 }
 
 // Window is a weekly time window, e.g. days "mon-fri", from "07:30", to "12:00".
@@ -361,6 +383,7 @@ func (c *Config) applyDefaults() {
 		// offers SHA-256. SHA-256 is an option for phones that do it.
 		c.SIP.DigestAlgorithms = []string{"MD5"}
 	}
+	def(&c.SIP.DigestURICheck, "request_uri")
 	defD(&c.SIP.MinExpires, 60*time.Second)
 	defD(&c.SIP.MaxExpires, time.Hour)
 	defD(&c.SIP.DefaultExpires, time.Hour)
@@ -390,6 +413,14 @@ func (c *Config) applyDefaults() {
 		if t.RingTimeout == nil {
 			d := Duration(90 * time.Second)
 			t.RingTimeout = &d
+		}
+		if r := t.Register; r != nil {
+			defD(&r.Expires, time.Hour)
+			def(&r.Username, t.Auth.Username)
+			if r.Password == "" && r.PasswordFile == "" {
+				r.Password, r.PasswordFile = t.Auth.Password, t.Auth.PasswordFile
+			}
+			def(&r.ContactUser, r.Username)
 		}
 	}
 	defD(&c.Policy.MaxCallDuration, time.Hour)

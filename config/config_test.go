@@ -46,6 +46,9 @@ func TestParseValid(t *testing.T) {
 	if got := c.SIP.DigestAlgorithms; len(got) != 1 || got[0] != "MD5" {
 		t.Errorf("default digest_algorithms = %v, want [MD5]", got)
 	}
+	if c.SIP.DigestURICheck != "request_uri" {
+		t.Errorf("default digest_uri_check = %q, want request_uri", c.SIP.DigestURICheck)
+	}
 	if got := c.SIP.TrustedProxyPrefixes(); len(got) != 0 {
 		t.Errorf("default trusted_proxies = %v, want none", got)
 	}
@@ -108,6 +111,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"trunk missing password file", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {password_file: nope.secret}}]\n", "trunks[0].auth.password_file"},
 		{"trunk bad media latch", "trunks: [{name: t, address: \"127.0.0.1:5070\", media_latch: anywhere}]\n", "trunks[0].media_latch"},
 		{"trunk bad number format", "trunks: [{name: t, address: \"127.0.0.1:5070\", number_format: local}]\n", "trunks[0].number_format"},
+		{"trunk ring timeout too short", "trunks: [{name: t, address: \"127.0.0.1:5070\", ring_timeout: 100ms}]\n", "trunks[0].ring_timeout"},
+		{"register without credentials", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {expires: 600s}}]\n", "trunks[0].register.username"},
+		{"register without password", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {username: u}}]\n", "trunks[0].register.password"},
+		{"register expiry too short", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {username: u, password: p}, register: {expires: 10s}}]\n", "trunks[0].register.expires"},
+		{"register bad contact user", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {username: u, password: p}, register: {contact_user: \"a b\"}}]\n", "trunks[0].register.contact_user"},
+		{"register unknown key", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {expiry: 600s}}]\n", "trunks[0].register.expiry"},
 		{"bad role", "users: [{extension: \"101\", role: warden}]\n", "users[0].role"},
 		{"duplicate extension", "users: [{extension: \"101\", role: operator}, {extension: \"101\", role: supervisor}]\n", "users[1].extension"},
 		{"bad extension", "users: [{extension: \"1a\", role: operator}]\n", "users[0].extension"},
@@ -125,8 +134,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, tls]}", "sip.transports[1]"},
 		{"bad external address", "realm: plateau}", "realm: plateau, external_address: pbx.example}", "sip.external_address"},
 		{"bad digest algorithm", "realm: plateau}", "realm: plateau, digest_algorithms: [SHA-512]}", "sip.digest_algorithms[0]"},
+		{"bad digest uri check", "realm: plateau}", "realm: plateau, digest_uri_check: loose}", "sip.digest_uri_check"},
 		{"trusted proxy not a CIDR", "realm: plateau}", "realm: plateau, trusted_proxies: [10.0.0.5/32, 10.0.0.300/32]}", "sip.trusted_proxies[1]"},
 		{"trusted proxy not an address", "realm: plateau}", "realm: plateau, trusted_proxies: [proxy.example]}", "sip.trusted_proxies[0]"},
+		{"trusted proxies trusting every IPv4 address", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::ffff:0.0.0.0/96\"]}", "sip.trusted_proxies[0]"},
 		{"trusted proxies trusting everyone", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::/0\"]}", "sip.trusted_proxies[0]"},
 		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
 		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},

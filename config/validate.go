@@ -16,6 +16,9 @@ var roles = map[string]bool{"operator": true, "supervisor": true, "security": tr
 
 var extensionRE = regexp.MustCompile(`^[0-9]{2,8}$`)
 
+// sipUserRE is what Plateau accepts as a registered contact's user part.
+var sipUserRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
+
 // Validate checks every value and names the key of the first bad one.
 func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) error {
@@ -49,6 +52,9 @@ func (c *Config) Validate() error {
 		if a != "SHA-256" && a != "MD5" {
 			return bad(fmt.Sprintf("sip.digest_algorithms[%d]", i), "%q is not SHA-256 or MD5", a)
 		}
+	}
+	if c.SIP.DigestURICheck != "request_uri" && c.SIP.DigestURICheck != "server" {
+		return bad("sip.digest_uri_check", "%q is not request_uri or server", c.SIP.DigestURICheck)
 	}
 	c.SIP.trustedProxies = nil
 	for i, e := range c.SIP.TrustedProxies {
@@ -125,6 +131,25 @@ func (c *Config) Validate() error {
 		}
 		if t.RingTimeout != nil && (t.RingTimeout.D() < time.Second || t.RingTimeout.D() > 10*time.Minute) {
 			return bad(key+".ring_timeout", "%s is not between 1s and 10m", t.RingTimeout.D())
+		}
+		if r := t.Register; r != nil {
+			if r.Expires.D() < time.Minute || r.Expires.D() > 24*time.Hour {
+				return bad(key+".register.expires", "%s is not between 60s and 24h", r.Expires.D())
+			}
+			if r.Username == "" {
+				return bad(key+".register.username", "is required (or auth.username)")
+			}
+			if r.Password == "" && r.PasswordFile == "" {
+				return bad(key+".register.password", "a password or password_file is required (or the trunk's auth)")
+			}
+			if r.PasswordFile != "" {
+				if _, err := os.Stat(c.Resolve(r.PasswordFile)); err != nil {
+					return bad(key+".register.password_file", "cannot read: %v", err)
+				}
+			}
+			if !sipUserRE.MatchString(r.ContactUser) {
+				return bad(key+".register.contact_user", "%q is not a SIP user name (letters, digits, - _ . + only)", r.ContactUser)
+			}
 		}
 		switch t.NumberFormat {
 		case "e164", "national", "international":
@@ -372,11 +397,15 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (use e.g. 10.0.0.5/32)", s)
 		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR", s)
 	}
+	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }

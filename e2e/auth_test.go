@@ -407,3 +407,52 @@ func TestBaresipShippedDigestSettings(t *testing.T) {
 	p := startPlateau(t, serverOpts{users: []user{{"101", "demo101"}}, algorithms: algs})
 	testBaresip(t, p, "101", "demo101")
 }
+
+// The digest's uri must name the Request-URI (shipped default
+// digest_uri_check: request_uri): a response computed for another number,
+// another server or only the server's address (SIPp's default) is refused
+// like a wrong password, even with the right password.
+func TestAuthDigestURIMustBeRequestURI(t *testing.T) {
+	p := startPlateau(t, serverOpts{users: []user{{opExt, opPass}}, uriCheck: "request_uri"})
+	c := newClient(t, p, opExt, opPass)
+	contact := "Contact: <sip:" + opExt + "@" + c.local() + ">"
+	if r := c.request("REGISTER", "", contact); r == nil || r.status != 401 {
+		t.Fatalf("first REGISTER: %v", r)
+	}
+	ch := c.ch
+	c.ch = nil
+	for _, uri := range []string{"sip:127.0.0.1:1", "sip:plateau.example"} {
+		resp := digestResponse("MD5", opExt, ch["realm"], opPass, "REGISTER", uri, ch["nonce"], 1, "cn")
+		auth := fmt.Sprintf(`Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="cn"`,
+			opExt, ch["realm"], ch["nonce"], uri, resp)
+		if r := c.do(c.build("REGISTER", contact, auth), 8*time.Second); r == nil || r.status != 401 {
+			t.Errorf("REGISTER with the right password for uri %s: %v, want 401", uri, r)
+		}
+	}
+	c.ch, c.nc = ch, 0 // the same nonce and nc=1: the refusals left it unused
+	if r := c.request("REGISTER", "", contact); r == nil || r.status != 200 {
+		t.Fatalf("REGISTER with uri = Request-URI: %v, want 200", r)
+	}
+
+	ua := newRawUA(t, p, "127.0.0.1")
+	for _, uri := range []string{"sip:" + unapproved + "@" + p.sipAddr(), "sip:" + p.sipAddr()} {
+		callID, tag := randHex(8)+"@e2e", randHex(4)
+		r := ua.invite(ua.newInvite(opExt, approved, 1, callID, tag))
+		if r == nil || r.status != 407 {
+			t.Fatalf("INVITE: %v, want 407", r)
+		}
+		tx := ua.newInvite(opExt, approved, 2, callID, tag)
+		if r := ua.invite(tx, authorization(r, opExt, opPass, uri)); r == nil || r.status != 407 {
+			t.Errorf("INVITE %s with the right password for uri %s: %v, want 407", tx.uri, uri, r)
+		}
+	}
+	auditHas(t, p, "sip.auth_failed", opExt, "INVITE", "BAD_CREDENTIALS")
+	// The right uri passes authentication (then the policy answers: no
+	// trunk, no allowlist here, so anything but a challenge).
+	callID, tag := randHex(8)+"@e2e", randHex(4)
+	r := ua.invite(ua.newInvite(opExt, approved, 1, callID, tag))
+	tx := ua.newInvite(opExt, approved, 2, callID, tag)
+	if r = ua.invite(tx, authorization(r, opExt, opPass, tx.uri)); r == nil || r.status == 407 {
+		t.Errorf("INVITE with uri = Request-URI: %v, want past authentication", r)
+	}
+}

@@ -54,6 +54,7 @@ sip:
   realm: plateau
   external_address: 127.0.0.1
   digest_algorithms: [MD5]
+  digest_uri_check: server  # SIPp writes the server's address as the digest uri
 media: {ip: 127.0.0.1, rtp_ports: "%d-%d"}
 http: {listen: "127.0.0.1:%d"}
 data_dir: %q

@@ -128,9 +128,13 @@ type serverOpts struct {
 	users       []user
 	maxFailures int    // policy.ban.max_failures; 0 means 1000 (never bans)
 	algorithms  string // sip.digest_algorithms; default [MD5] for SIPp
+	uriCheck    string // sip.digest_uri_check; default server: SIPp's digest uri is the server's address
 	sipYAML     string // extra lines under sip:, indented two spaces
 	policyYAML  string // extra lines under policy:, indented two spaces
 	extraYAML   string // extra top-level keys (e.g. trunks:)
+
+	// cmdPrefix runs plateau under this command (e.g. prlimit).
+	cmdPrefix []string
 }
 
 // plateau is a running `plateau serve`.
@@ -143,6 +147,8 @@ type plateau struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	exitErr  error
+	// prefix is the command plateau runs under (serverOpts.cmdPrefix).
+	prefix []string
 	// stopsItself is set by a test that ends the server itself (SIGTERM
 	// drain): cleanup then only checks that it has exited.
 	stopsItself bool
@@ -170,12 +176,15 @@ func startPlateau(t *testing.T, o serverOpts) *plateau {
 
 func tryStart(t *testing.T, o serverOpts) (*plateau, error) {
 	dir := t.TempDir()
-	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t)}
+	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t), prefix: o.cmdPrefix}
 	if o.maxFailures == 0 {
 		o.maxFailures = 1000
 	}
 	if o.algorithms == "" {
 		o.algorithms = "[MD5]"
+	}
+	if o.uriCheck == "" {
+		o.uriCheck = "server"
 	}
 	rtp := 30000 + rand.IntN(15000)*2
 	var b strings.Builder
@@ -186,6 +195,7 @@ sip:
   realm: plateau
   external_address: 127.0.0.1
   digest_algorithms: %s
+  digest_uri_check: %s
   min_expires: 60s
   max_expires: 1h
   default_expires: 1h
@@ -198,7 +208,7 @@ policy:
 %srecordings:
   notice_prompt: %q
 %susers:
-`, p.sipPort, o.algorithms, o.sipYAML, rtp, rtp+9, p.httpPort, filepath.Join(dir, "data"), o.maxFailures, o.policyYAML,
+`, p.sipPort, o.algorithms, o.uriCheck, o.sipYAML, rtp, rtp+9, p.httpPort, filepath.Join(dir, "data"), o.maxFailures, o.policyYAML,
 		filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"), o.extraYAML)
 	for _, u := range o.users {
 		fmt.Fprintf(&b, "  - {extension: %q, role: operator, sip_password: %q}\n", u.ext, u.password)
@@ -213,8 +223,9 @@ policy:
 // start runs `plateau serve` on p's config and waits until it is ready;
 // cleanup stops it like the harness does.
 func (p *plateau) start(t *testing.T) (*plateau, error) {
-	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, logs: &lockedBuffer{}, done: make(chan struct{})}
-	q.cmd = exec.Command(plateauBin, "serve", "-c", q.cfg)
+	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, prefix: p.prefix, logs: &lockedBuffer{}, done: make(chan struct{})}
+	argv := append(append([]string{}, q.prefix...), plateauBin, "serve", "-c", q.cfg)
+	q.cmd = exec.Command(argv[0], argv[1:]...)
 	q.cmd.Stdout, q.cmd.Stderr = q.logs, q.logs
 	if err := q.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"plateau/config"
+	"plateau/policy"
 )
 
 // The README's demo, run as a newcomer runs it: the commands of its first
@@ -56,7 +59,7 @@ var readmeCalls = map[string]struct{ closed, open outcome }{
 	},
 	// The site's hours: refused on Saturday, saying when calling opens.
 	"'02 40 12 07 30'": {
-		closed: outcome{1, []string{"403 Forbidden (OUTSIDE_WINDOW)", "calling opens Mon 2026-12-07 07:30 CET"}},
+		closed: outcome{1, []string{"403 Forbidden (OUTSIDE_WINDOW)", "calling opens {opens}"}},
 		open:   outcome{0, []string{"← 200 OK", "… recording "}},
 	},
 	"'02 40 99 99 99'": {
@@ -117,13 +120,17 @@ func TestReadmeDemoCommands(t *testing.T) {
 		t.Fatal("scripts/demo.sh approves no numbers")
 	}
 
+	// The hours are ahead of the real clock: an allowlist entry is valid
+	// from its approval (real time), and the policy asks at the fake time.
+	sat, mon := closedAndOpenHours(t)
+	opens := expectedOpens(t, sat)
 	hours := []struct {
 		name, fake string
 		open       bool
 	}{
-		{"saturday_closed", "2026-12-05T10:40:00+01:00", false},
+		{"saturday_closed", sat.Format(time.RFC3339), false},
 		// 07:30:00: the instant work starts.
-		{"monday_0730_open", "2026-12-07T07:30:00+01:00", true},
+		{"monday_0730_open", mon.Format(time.RFC3339), true},
 	}
 	for _, h := range hours {
 		t.Run(h.name, func(t *testing.T) {
@@ -151,6 +158,7 @@ func TestReadmeDemoCommands(t *testing.T) {
 					t.Errorf("%s: exit %d, want %d\n%s", c, code, want.exit, out)
 				}
 				for _, w := range want.want {
+					w = strings.ReplaceAll(w, "{opens}", opens)
 					if !strings.Contains(out, w) {
 						t.Errorf("%s: output lacks %q\n%s", c, w, out)
 					}
@@ -184,6 +192,9 @@ func TestReadmeDemoCommands(t *testing.T) {
 			}
 			if !h.open && !strings.Contains(logs, "reason=OUTSIDE_WINDOW") {
 				t.Error("serve's log has no OUTSIDE_WINDOW refusal")
+			}
+			if h.open {
+				d.baresipCall(t, string(readme))
 			}
 			if !strings.Contains(sim.String(), "component=pstn-sim") {
 				t.Errorf("pstn-sim's lines are not labelled:\n%s", tail(sim.String(), 5))
@@ -350,4 +361,80 @@ func waitFor(done chan struct{}, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+// baresipCall runs the README's headless baresip call (its ports and
+// directory moved to the test's) and checks that the call was answered and
+// recorded.
+func (d *demoDir) baresipCall(t *testing.T, readme string) {
+	t.Helper()
+	need(t, "baresip")
+	_, rest, ok := strings.Cut(readme, "A headless baresip call")
+	if !ok {
+		t.Fatal("README has no headless baresip call")
+	}
+	_, rest, _ = strings.Cut(rest, "```sh\n")
+	block, _, _ := strings.Cut(rest, "```\n")
+	dir := t.TempDir()
+	for _, r := range [][2]string{
+		{"127.0.0.1:5060", fmt.Sprintf("127.0.0.1:%d", d.sipPort)},
+		{"127.0.0.1:5080", fmt.Sprintf("127.0.0.1:%d", freePort(t))},
+		{"/tmp/baresip-demo", dir},
+	} {
+		if !strings.Contains(block, r[0]) {
+			t.Fatalf("the README's baresip block no longer has %s: update this test\n%s", r[0], block)
+		}
+		block = strings.ReplaceAll(block, r[0], r[1])
+	}
+	before, _ := d.sh(t, "bin/plateau recordings list --operator 101 --state closed")
+	out, code := d.sh(t, block)
+	if code != 0 || !strings.Contains(out, "Call established") {
+		t.Fatalf("README's baresip call: exit %d\n%s", code, out)
+	}
+	// The recording is closed just after the hang-up.
+	eventually(t, "baresip call recorded", func() (bool, string) {
+		after, _ := d.sh(t, "bin/plateau recordings list --operator 101 --state closed")
+		return strings.Count(after, "\n") > strings.Count(before, "\n"), after
+	})
+}
+
+// closedAndOpenHours are the next Saturday 10:40 in Paris at least a day
+// ahead, and the Monday 07:30 after it.
+func closedAndOpenHours(t *testing.T) (sat, mon time.Time) {
+	t.Helper()
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := time.Now().In(loc).AddDate(0, 0, 1)
+	for d.Weekday() != time.Saturday {
+		d = d.AddDate(0, 0, 1)
+	}
+	sat = time.Date(d.Year(), d.Month(), d.Day(), 10, 40, 0, 0, loc)
+	m := sat.AddDate(0, 0, 2)
+	mon = time.Date(m.Year(), m.Month(), m.Day(), 7, 30, 0, 0, loc)
+	return sat, mon
+}
+
+// expectedOpens is what a refusal at sat must say, from the shipped
+// configuration's hours for the site-hours number.
+func expectedOpens(t *testing.T, sat time.Time) string {
+	t.Helper()
+	cfg, err := config.Load(filepath.Join(repoRoot, "configs", "plateau.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := policy.ConfigFrom(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := pc.Windows
+	if w, ok := pc.NumberWindows["+33240120730"]; ok {
+		ws = w
+	}
+	next, ok := ws.NextOpen(sat)
+	if !ok {
+		t.Fatal("the shipped configuration never opens")
+	}
+	return policy.FormatOpens(next.In(ws.Location()))
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -32,6 +33,9 @@ type goCarrier struct {
 	media    *net.UDPConn
 	port     int
 	redirect string // a Contact for 302; empty: answer
+
+	rtpIn    atomic.Int64 // RTP packets received from Plateau (any leg)
+	ringOnly string       // a number answered 180 only (never 200); under mu
 
 	mu      sync.Mutex
 	invites []string          // Request-URIs, one per new INVITE transaction
@@ -66,6 +70,7 @@ func newGoCarrier(t *testing.T, redirect string) *goCarrier {
 			if _, _, err := m.ReadFromUDP(buf); err != nil {
 				return
 			}
+			c.rtpIn.Add(1)
 		}
 	}()
 	go c.serve()
@@ -167,6 +172,16 @@ func (c *goCarrier) serve() {
 			tag := randHex(4)
 			contact := fmt.Sprintf("Contact: <sip:carrier@%s>", local)
 			var final []byte
+			c.mu.Lock()
+			ringOnly := c.ringOnly
+			c.mu.Unlock()
+			if ringOnly != "" && strings.Contains(f[1], ringOnly) {
+				c.conn.WriteToUDP(reply(m, "180 Ringing", tag, []string{contact}, ""), from)
+				c.mu.Lock()
+				c.finals[branch] = reply(m, "487 Request Terminated", tag, nil, "") // sent on CANCEL
+				c.mu.Unlock()
+				continue
+			}
 			if c.redirect != "" {
 				final = reply(m, "302 Moved Temporarily", tag, []string{"Contact: <" + c.redirect + ">"}, "")
 			} else {
@@ -184,6 +199,14 @@ func (c *goCarrier) serve() {
 			}
 		default:
 			c.conn.WriteToUDP(reply(m, "200 OK", randHex(4), nil, ""), from)
+			if method == "CANCEL" {
+				c.mu.Lock()
+				final := c.finals[branch]
+				c.mu.Unlock()
+				if final != nil && strings.HasPrefix(string(final), "SIP/2.0 487") {
+					c.conn.WriteToUDP(final, from)
+				}
+			}
 		}
 	}
 }

@@ -47,3 +47,19 @@ func TestSessionTimerPeerRefreshMissing(t *testing.T) {
 		return len(files[".json"]) == 1, strings.Join(files[".json"], ", ")
 	})
 }
+
+// The operator's phone asks for a session timer: Plateau makes it the
+// refresher, accepts its refresh, and ends the call when the next one does
+// not come.
+func TestSessionTimerOperatorStopsRefreshing(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
+	op := startOperator(t, p, "uac_timer_expire.xml", approved)
+	op.mustSucceed(60 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+
+	waitMetric(t, p, mEnded("session_expired"), 1)
+	waitMetric(t, p, mActive, 0)
+}

@@ -449,3 +449,74 @@ func TestTortureSipvicious(t *testing.T) {
 	default:
 	}
 }
+
+// viaRE matches the first Via header field, folded lines included.
+var viaRE = regexp.MustCompile(`(?im)^(via|v)[ \t]*:.*(\r?\n[ \t]+.*)*`)
+
+// aimAt rewrites a torture message's first Via to local with rport, so
+// the answer comes back to the test (RFC 4475's hosts are example.com).
+func aimAt(msg []byte, local string) []byte {
+	done := false
+	return viaRE.ReplaceAllFunc(msg, func(v []byte) []byte {
+		if done {
+			return v
+		}
+		done = true
+		return []byte("Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK" + randHex(6) + ";rport")
+	})
+}
+
+// RFC 4475's answers, each from the server itself (the messages' Via
+// aimed back at the test): a version we do not speak gets 505, an unknown
+// Request-URI scheme 416, missing, repeated or inconsistent mandatory
+// headers 400 naming the problem — before any handler, one of which
+// crashed on a missing Call-ID. Valid messages never get those refusals.
+func TestTortureRFC4475Answers(t *testing.T) {
+	p := startPlateau(t, serverOpts{users: []user{{opExt, opPass}}})
+	want := map[string]string{
+		"invalid/badvers.dat":    "SIP/2.0 505 Version Not Supported",
+		"invalid/unkscm.dat":     "SIP/2.0 416 Unsupported URI Scheme",
+		"invalid/insuf.dat":      "SIP/2.0 400 Missing From Header",
+		"invalid/multi01.dat":    "SIP/2.0 400 Multiple From Headers",
+		"invalid/mismatch01.dat": "SIP/2.0 400 CSeq Method Does Not Match Request",
+		"invalid/mismatch02.dat": "SIP/2.0 400 CSeq Method Does Not Match Request",
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "torture", "*", "*.dat"))
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	srv, _ := net.ResolveUDPAddr("udp", p.sipAddr())
+	seen := 0
+	for _, f := range files {
+		name := filepath.Base(filepath.Dir(f)) + "/" + filepath.Base(f)
+		msg, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := exchangeUDP(t, conn, srv, string(aimAt(msg, conn.LocalAddr().String())), 1200*time.Millisecond)
+		got := ""
+		if r != nil {
+			got = fmt.Sprintf("SIP/2.0 %d %s", r.status, r.reason)
+		}
+		t.Logf("%-24s -> %s", name, got)
+		if w, ok := want[name]; ok {
+			seen++
+			if got != w {
+				t.Errorf("%s: %q, want %q", name, got, w)
+			}
+		}
+		if strings.HasPrefix(name, "valid/") && r != nil && (r.status == 505 || r.status == 416 ||
+			strings.HasPrefix(r.reason, "Missing") || strings.HasPrefix(r.reason, "Multiple") || strings.HasPrefix(r.reason, "CSeq")) {
+			t.Errorf("%s is valid but was refused: %s", name, got)
+		}
+		if exited(p) {
+			t.Fatalf("plateau exited after %s (%v):\n%s", name, p.exitErr, tail(p.logs.String(), 3000))
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d of the %d expected torture files found", seen, len(want))
+	}
+	alive(t, p, "the torture messages aimed back")
+}

@@ -27,7 +27,8 @@
 //     destination's codec; or if it is one valid RFC 4733 DTMF event,
 //     rebuilt from its fields. Comfort noise (PT 13), unknown payload
 //     types and malformed events are dropped. RTCP is terminated per leg:
-//     read, never relayed; Plateau sends each leg its own SR/RR + CNAME.
+//     read, never relayed; Plateau answers each leg that sends RTCP with
+//     its own SR/RR + CNAME.
 //     Every drop is counted in plateau_rtp_dropped_packets_total{reason}.
 //   - a monitor (AttachMonitor) gets each party's decoded audio; toward a
 //     party that hears the supervisor (MixMatrix: the operator in whisper

@@ -175,12 +175,21 @@ func (r *Relay) forwardEvent(l, d *leg, seg uint32, now time.Time) {
 		m.drop(rLate)
 		return
 	}
+	// Every packet of one event carries the event's start timestamp; keep
+	// it across a resynchronisation (a monitor's frames interleaved), or
+	// the receiver would see one key press as several. The marker starts
+	// an event (RFC 4733 2.5.1.2): ours, not the sender's.
+	sameEvent := l.events.fwdAny && l.pkt.Timestamp == l.events.fwdTS
+	if sameEvent {
+		ts = d.out.evTS
+	} else {
+		d.out.evTS = ts
+	}
+	marker = !sameEvent
+	l.events.fwdTS, l.events.fwdAny = l.pkt.Timestamp, true
 	pt, ssrc := d.dtmfPT, d.out.ssrc
 	d.out.sent(4)
 	r.mu.Unlock()
-	// The marker starts an event (RFC 4733 2.5.1.2), ours not the sender's.
-	marker = marker || l.pkt.Timestamp != l.events.fwdTS || !l.events.fwdAny
-	l.events.fwdTS, l.events.fwdAny = l.pkt.Timestamp, true
 	b := l.obuf[:16]
 	b[12] = pl[0]
 	b[13] = pl[1]&0x80 | 10 // end bit kept; volume fixed (-10 dBm0): not a free field
@@ -272,16 +281,14 @@ func (l *leg) accept(from netip.AddrPort, window int) bool {
 	return false
 }
 
+// rtcpDest is where our reports to this leg go: only to a peer that sends
+// RTCP itself, at the address it sends from (symmetric RTCP). Guessing
+// port+1 could hit another socket of the peer's host.
 func (l *leg) rtcpDest() (netip.AddrPort, bool) {
-	switch {
-	case !l.hasRemote || !l.dir.Receives() || l.sdpAddr.Addr().IsUnspecified():
+	if !l.hasRemote || !l.dir.Receives() || l.sdpAddr.Addr().IsUnspecified() || !l.rtcpPeer.IsValid() {
 		return netip.AddrPort{}, false
-	case l.rtcpPeer.IsValid():
-		return l.rtcpPeer, true
-	case l.latched:
-		return netip.AddrPortFrom(l.peer.Addr(), l.peer.Port()+1), true
 	}
-	return netip.AddrPortFrom(l.sdpAddr.Addr(), l.sdpAddr.Port()+1), true
+	return l.rtcpPeer, true
 }
 
 // outStream is the single RTP stream we send toward a leg. Whatever feeds it
@@ -301,6 +308,7 @@ type outStream struct {
 	syncSeq   uint16 // the source sequence number the offsets were set on
 	seqOff    uint16
 	tsOff     uint32
+	evTS      uint32 // our timestamp of the event being forwarded
 	packets   uint32 // sender's counts for RTCP
 	octets    uint32
 }

@@ -121,7 +121,7 @@ func (p *peer) count() int {
 	return len(p.got)
 }
 
-// quiet waits until the counters stop moving for 150 ms.
+// quiet waits until the counters stop moving for 300 ms.
 func quiet(t testing.TB, counts ...func() int) {
 	t.Helper()
 	last := make([]int, len(counts))
@@ -136,7 +136,7 @@ func quiet(t testing.TB, counts ...func() int) {
 		}
 		if changed {
 			stable = time.Now()
-		} else if time.Since(stable) > 150*time.Millisecond {
+		} else if time.Since(stable) > 300*time.Millisecond {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -156,51 +156,67 @@ func audioPacket(codec Codec, seq uint16, ts, ssrc uint32, pcm []int16) []byte {
 // party at p received (audio in its codec) are exactly the frames recorded
 // on channel ch, same numbering, same decoded audio, none missing on
 // either side. Telephone events are the only other thing it may receive.
+// A frame is recorded before it is sent, so a recorded frame may still be
+// in flight: the count is compared again until it matches or 5 s pass.
 func checkRecordedAsSent(t *testing.T, tap *capTap, ch Leg, p *peer, codec Codec, dtmfPT uint8) {
 	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		recorded, sent, err := recordedAsSent(tap, ch, p, codec, dtmfPT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recorded == sent {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("channel %v: %d frames recorded, %d sent toward %v", ch, recorded, sent, ch.Other())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func recordedAsSent(tap *capTap, ch Leg, p *peer, codec Codec, dtmfPT uint8) (recorded, sent int, err error) {
 	rec := map[uint16]*rtp.Packet{}
 	for _, f := range tap.get(ch) {
 		if f.PayloadType != 0 && f.PayloadType != 8 {
-			t.Fatalf("%v channel: recorded payload type %d, want a static G.711 type", ch, f.PayloadType)
+			return 0, 0, fmt.Errorf("%v channel: recorded payload type %d, want a static G.711 type", ch, f.PayloadType)
 		}
 		if _, dup := rec[f.SequenceNumber]; dup {
-			t.Fatalf("%v channel: sequence %d recorded twice", ch, f.SequenceNumber)
+			return 0, 0, fmt.Errorf("%v channel: sequence %d recorded twice", ch, f.SequenceNumber)
 		}
 		rec[f.SequenceNumber] = f
 	}
-	audio := 0
 	for _, b := range p.raw() {
 		if len(b) < 12 || b[0] != 0x80 {
-			t.Fatalf("toward %v: header with extension/CSRC/padding left the relay: % x", ch.Other(), b[:min(len(b), 16)])
+			return 0, 0, fmt.Errorf("toward %v: header with extension/CSRC/padding left the relay: % x", ch.Other(), b[:min(len(b), 16)])
 		}
 		var pkt rtp.Packet
 		pkt.Unmarshal(b)
 		switch {
 		case pkt.PayloadType == codec.PayloadType:
-			audio++
+			sent++
 			f, ok := rec[pkt.SequenceNumber]
 			if !ok {
-				t.Fatalf("toward %v: frame seq %d left and was not recorded", ch.Other(), pkt.SequenceNumber)
+				return 0, 0, fmt.Errorf("toward %v: frame seq %d left and was not recorded", ch.Other(), pkt.SequenceNumber)
 			}
 			if f.Timestamp != pkt.Timestamp || f.SSRC != pkt.SSRC {
-				t.Fatalf("toward %v: frame seq %d recorded as ts %d ssrc %x, sent as ts %d ssrc %x", ch.Other(), pkt.SequenceNumber, f.Timestamp, f.SSRC, pkt.Timestamp, pkt.SSRC)
+				return 0, 0, fmt.Errorf("toward %v: frame seq %d recorded as ts %d ssrc %x, sent as ts %d ssrc %x", ch.Other(), pkt.SequenceNumber, f.Timestamp, f.SSRC, pkt.Timestamp, pkt.SSRC)
 			}
-			sent := make([]int16, len(pkt.Payload))
-			decodeFrame(codec.Encoding, sent, pkt.Payload)
-			if got := pcmOf([]*rtp.Packet{f}); !slices.Equal(got, sent) {
-				t.Fatalf("toward %v: frame seq %d: recorded audio differs from the audio sent", ch.Other(), pkt.SequenceNumber)
+			pcm := make([]int16, len(pkt.Payload))
+			decodeFrame(codec.Encoding, pcm, pkt.Payload)
+			if got := pcmOf([]*rtp.Packet{f}); !slices.Equal(got, pcm) {
+				return 0, 0, fmt.Errorf("toward %v: frame seq %d: recorded audio differs from the audio sent", ch.Other(), pkt.SequenceNumber)
 			}
 		case dtmfPT != 0 && pkt.PayloadType == dtmfPT:
 			if len(pkt.Payload) != 4 || pkt.Payload[0] > 15 {
-				t.Fatalf("toward %v: event payload % x is not one DTMF event", ch.Other(), pkt.Payload)
+				return 0, 0, fmt.Errorf("toward %v: event payload % x is not one DTMF event", ch.Other(), pkt.Payload)
 			}
 		default:
-			t.Fatalf("toward %v: payload type %d left the relay", ch.Other(), pkt.PayloadType)
+			return 0, 0, fmt.Errorf("toward %v: payload type %d left the relay", ch.Other(), pkt.PayloadType)
 		}
 	}
-	if audio != len(rec) {
-		t.Fatalf("channel %v: %d frames recorded, %d sent toward %v", ch, len(rec), audio, ch.Other())
-	}
+	return len(rec), sent, nil
 }
 
 // rig is a relay between two raw peers, with a capturing tap.
@@ -483,6 +499,7 @@ func TestRelayLatchRefusesOtherHost(t *testing.T) {
 		}
 	}
 	flood(20) // before any SDP: the ports were guessed
+	waitFor(t, "the early flood dropped", func() bool { return g.drops(DropNoRemote) == 20 })
 	r.SetRemote(LegOperator, g.op.addr(), PCMU.Codec(), 101)
 	r.SetRemote(LegOutside, g.out.addr(), PCMU.Codec(), 101)
 	flood(20) // after: still not the signalled host
@@ -568,4 +585,38 @@ func TestPortPoolRandom(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
+// A key pressed by the outside party while a supervisor whispers (the
+// monitor's clock sends the operator's frames) reaches the operator as one
+// event: all its packets keep one timestamp, the first alone marked.
+func TestRelayEventDuringWhisperStaysOneEvent(t *testing.T) {
+	g := newRig(t, PCMU.Codec(), PCMU.Codec())
+	m, err := NewMonitor(testPool(t, 0, nil), lo, Whisper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Attach(g.r); err != nil {
+		t.Fatal(err)
+	}
+	to := g.relayAddr(LegOutside)
+	for i, flags := range []byte{0x0a, 0x0a, 0x8a, 0x8a} {
+		g.out.send(to, rawRTP(101, uint16(10+i), 5000, 0xE, []byte{7, flags, 0, byte(160 * (i + 1))}))
+		time.Sleep(45 * time.Millisecond) // monitor frames interleave
+	}
+	m.Detach()
+	g.settle(t)
+	var events []*rtp.Packet
+	for _, p := range g.op.packets(t) {
+		if p.PayloadType == 101 {
+			events = append(events, p)
+		}
+	}
+	if len(events) != 4 {
+		t.Fatalf("operator got %d event packets, want 4", len(events))
+	}
+	for i, e := range events {
+		if e.Timestamp != events[0].Timestamp || e.Marker != (i == 0) {
+			t.Fatalf("event packet %d: ts %d marker %v; first ts %d: one key press split", i, e.Timestamp, e.Marker, events[0].Timestamp)
+		}
+	}
+}

@@ -167,8 +167,12 @@ func runScenario(t *testing.T, seed uint64) {
 			s.p.send(netip.AddrPortFrom(lo, s.to.Port()+1), app)
 		case k < 81: // sequence restart on the same SSRC
 			s.seq, s.ts = uint16(rng.Uint32()), rng.Uint32()
-		case k < 83: // new SSRC
+		case k < 82: // new SSRC
 			s.ssrc = rng.Uint32()
+		case k < 83: // the supervisor switches mode (DTMF 1/2/3)
+			if mon != nil {
+				mon.SetMode(MonitorMode(rng.IntN(int(numModes))))
+			}
 		case k < 86: // a tone toward a party
 			l := Leg(rng.IntN(2))
 			bg.Add(1)

@@ -398,12 +398,14 @@ func (r *Relay) readRTP(l *leg) {
 // goroutine per relay.
 func (r *Relay) housekeeping() {
 	defer r.wg.Done()
-	tick := time.Second
+	// One wake-up every few seconds per call: fine-grained enough for
+	// both jobs, cheap at hundreds of calls.
+	tick := time.Duration(1<<63 - 1)
 	if r.cfg.inactivity > 0 {
 		tick = min(tick, max(r.cfg.inactivity/4, 5*time.Millisecond))
 	}
 	if r.cfg.rtcpEvery > 0 {
-		tick = min(tick, r.cfg.rtcpEvery)
+		tick = min(tick, max(r.cfg.rtcpEvery/2, 5*time.Millisecond))
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()

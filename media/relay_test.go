@@ -504,8 +504,10 @@ func TestRelayRTCPTerminated(t *testing.T) {
 	deadline := time.Now().Add(time.Second)
 	buf := make([]byte, 1500)
 	reports := 0
+	bRelayRTCP := netip.AddrPortFrom(lo, uint16(c.r.LocalPort(LegOutside)+1))
 	for time.Now().Before(deadline) {
 		ra.WriteToUDPAddrPort(compound, relayRTCP)
+		rb.WriteToUDPAddrPort(rr, bRelayRTCP) // B speaks RTCP: it gets reports
 		rb.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		n, from, err := rb.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -513,6 +515,9 @@ func TestRelayRTCPTerminated(t *testing.T) {
 		}
 		if from.Port() != uint16(c.r.LocalPort(LegOutside)+1) {
 			t.Fatalf("RTCP from %v", from)
+		}
+		if n == len(rr) && bytes.Equal(buf[:n], rr) {
+			t.Fatal("B's own RR came back: relayed, not terminated")
 		}
 		if bytes.Contains(buf[:n], secret[:4]) || bytes.Contains(buf[:n], []byte("TEXT")) {
 			t.Fatalf("the APP packet's text reached the other leg: % x", buf[:n])

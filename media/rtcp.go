@@ -11,10 +11,11 @@ import (
 // RTCP is terminated per leg: what a leg's peer sends is read (its sender
 // report feeds our round-trip fields) and never relayed, because RTCP
 // packets (APP, SDES items) carry arbitrary bytes the recording would not
-// hold. Plateau sends each leg its own compound report instead: a sender
-// report about the stream we send it (or a receiver report before we
-// sent anything), one report block about the stream it sends us, and the
-// SDES CNAME RFC 3550 6.1 requires.
+// hold. Plateau sends each leg that sends RTCP its own compound report
+// instead, to the address the leg's RTCP comes from: a sender report about
+// the stream we send it (or a receiver report before we sent anything),
+// one report block about the stream it sends us, and the SDES CNAME RFC
+// 3550 6.1 requires.
 
 const (
 	rtcpSR   = 200

@@ -132,6 +132,12 @@ func TestDecide(t *testing.T) {
 		{name: "own reservation counted", req: Request{Operator: "102", Number: approved, Reserved: true}, reason: ReasonAllowed},
 		{name: "reservation beside a call", mod: func(_ *Config, d *Deps) { d.Calls = fakeCalls{byOp: map[string]int{"102": 2}, site: 10} },
 			req: Request{Operator: "102", Number: approved, Reserved: true}, reason: ReasonLimitReached},
+		// A transfer reserves a slot for its new outside leg beside the
+		// call it replaces: both are counted, the replaced one discounted.
+		{name: "transfer's reservation beside its call", mod: func(_ *Config, d *Deps) { d.Calls = fakeCalls{byOp: map[string]int{"102": 2}, site: 10} },
+			req: Request{Operator: "102", Number: approved, Kind: KindRefer, Reserved: true}, reason: ReasonAllowed},
+		{name: "transfer beside another call", mod: func(_ *Config, d *Deps) { d.Calls = fakeCalls{byOp: map[string]int{"102": 3}, site: 10} },
+			req: Request{Operator: "102", Number: approved, Kind: KindRefer, Reserved: true}, reason: ReasonLimitReached},
 		{name: "operator limit 2", mod: func(c *Config, _ *Deps) { c.PerOperator = 2 },
 			req: Request{Operator: "102", Number: approved}, reason: ReasonAllowed},
 		{name: "site full", mod: func(c *Config, _ *Deps) { c.PerSite = 10 },

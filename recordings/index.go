@@ -39,7 +39,7 @@ type Record struct {
 	Operator    string
 	Number      string
 	Campaign    string
-	Start       time.Time
+	Start       time.Time // the WAV's first sample once closed (Final.Start); the call's setup while open
 	End         time.Time // zero while open
 	DurationMS  int64
 	Path        string // relative to the recordings directory, slash-separated

@@ -50,11 +50,13 @@ func ValidateID(id string) error {
 // Sidecar is the JSON file written next to each recording: what security
 // needs to find a recording and to prove it unaltered (sha256 of the WAV).
 type Sidecar struct {
-	ID         string    `json:"id"`
-	CallIDs    []string  `json:"call_ids"`
-	Operator   string    `json:"operator"`
-	Number     string    `json:"number"`
-	Campaign   string    `json:"campaign,omitempty"`
+	ID       string   `json:"id"`
+	CallIDs  []string `json:"call_ids"`
+	Operator string   `json:"operator"`
+	Number   string   `json:"number"`
+	Campaign string   `json:"campaign,omitempty"`
+	// Start is the wall-clock time of the WAV's first sample (the call's
+	// first media), as in the index; Start + DurationMS = End.
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
 	DurationMS int64     `json:"duration_ms"`

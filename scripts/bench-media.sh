@@ -65,6 +65,10 @@ rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || { keep=1; echo "loadgen exited $rc (see $tmp/loadgen.log)"; tail -5 "$tmp/loadgen.log"; }
 hwm=$(awk '/VmHWM/{print $2 " " $3}' "/proc/$pid/status")
+# Every packet the relay did not send on, by reason: a load test must show
+# none but the expected (e.g. muted: the operator while the notice plays).
+drops=$(curl -fs "http://127.0.0.1:$http_port/metrics" |
+	awk -F'[{}" ]+' '/^plateau_rtp_dropped_packets_total\{/ && $NF > 0 {printf "%s%s=%s", sep, $3, $NF; sep=", "}')
 # Let Plateau close the last recordings, then size them.
 for _ in $(seq 100); do
 	active=$(curl -fs "http://127.0.0.1:$http_port/metrics" | awk '/^plateau_recordings_active /{print $2}')
@@ -84,6 +88,7 @@ awk '$1 ~ /^[0-9]+$/ && NF >= 15 && $5 < 0.1 && $3 >= 99 {best=$0} END{
 		"largest step held, < 0.1 % loss, full pace", f[1], f[5], f[8], f[9], f[12], f[13], f[14], f[15]}' "$tmp/plateau.out"
 printf '%-44s %s (%s after start-up)\n' "Plateau peak RSS (VmHWM)" "$hwm" "$rss0"
 printf '%-44s %s files, %s bytes\n' "recordings" "$files" "${bytes:-0}"
+printf '%-44s %s\n' "RTP not sent on, by reason" "${drops:-none}"
 if [ -n "$minutes" ] && [ "$(echo "${minutes:-0} > 0" | bc -l)" -eq 1 ]; then
 	printf '%-44s %.0f bytes (%.2f MB) over %s call-minutes\n' "disk per minute per recorded call" \
 		"$(echo "$bytes / $minutes" | bc -l)" "$(echo "$bytes / $minutes / 1000000" | bc -l)" "$minutes"

@@ -45,6 +45,7 @@ sip:
   realm: plateau
   external_address: 127.0.0.1
   digest_algorithms: [MD5]
+  digest_uri_check: server      # SIPp's digest uri is the server's address
   udp_buffer_bytes: 4194304
   limits: {requests_per_source: 1000000}   # SIPp sends everything from one address
 YAML

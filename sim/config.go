@@ -37,6 +37,10 @@ type Config struct {
 	Rules []Rule `yaml:"rules"`
 	// NoDefaultRules drops the default rules: every number then rings.
 	NoDefaultRules bool `yaml:"no_default_rules"`
+	// Registrar makes the simulator a registration-trunk carrier: a PBX
+	// must REGISTER with the auth credentials (401 digest) before its
+	// INVITEs are accepted (403 until then).
+	Registrar RegistrarConfig `yaml:"registrar"`
 
 	dir string
 }
@@ -63,6 +67,13 @@ type AuthConfig struct {
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
 	Realm        string `yaml:"realm"`
+}
+
+// RegistrarConfig is the registration-trunk mode.
+type RegistrarConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxExpires caps the granted registration lifetime (default 3600s).
+	MaxExpires config.Duration `yaml:"max_expires"`
 }
 
 // Rule maps dialled numbers to a behaviour.
@@ -225,6 +236,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RingTime < 0 {
 		return bad("ring_time", "must not be negative")
+	}
+	if c.Registrar.Enabled && c.Auth.Username == "" {
+		return bad("registrar.enabled", "needs auth.username and a password: registrations are authenticated")
+	}
+	if c.Registrar.MaxExpires < 0 {
+		return bad("registrar.max_expires", "must not be negative")
 	}
 	switch c.Answer.Mode {
 	case "echo":

@@ -88,6 +88,9 @@ type PSTN struct {
 	order []string
 
 	serving   chan struct{} // closed once Serve has registered the UDP listener
+
+	binding   registration // registrar mode: the PBX's live registration (registrar.go)
+	registers int          // REGISTERs accepted
 	closeOnce sync.Once
 }
 
@@ -164,8 +167,13 @@ func New(cfg Config, opts ...Option) (*PSTN, error) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 	})
 	// REGISTER is accepted without a check so `plateau dial` can talk to
-	// the simulator directly; nothing is stored.
+	// the simulator directly; nothing is stored. In registrar mode it is
+	// authenticated and stored (registrar.go).
 	p.srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+		if p.cfg.Registrar.Enabled {
+			p.onRegister(req, tx)
+			return
+		}
 		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 		if c := req.Contact(); c != nil {
 			res.AppendHeader(c)

@@ -284,6 +284,12 @@ func (p *PSTN) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		p.update(func() { st.Auth = "ok" })
 	}
+	if p.cfg.Registrar.Enabled && !p.registered() {
+		p.update(func() { st.Status = sip.StatusForbidden })
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusForbidden, "Not Registered", nil))
+		log.Info("→ 403 Not Registered")
+		return
+	}
 
 	offer, err := media.ParseSDP(req.Body())
 	var codec media.Codec

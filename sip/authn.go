@@ -97,7 +97,10 @@ func (s *Server) authFailed(req *sip.Request, src Source, account, why string) {
 	s.audit.Audit(s.ctx, "sip.auth_failed", account, string(req.Method), "refused", "BAD_CREDENTIALS", from,
 		map[string]any{"why": why})
 	key := src.BanKey()
-	srcBanned, accBanned := s.bans.fail(account, key)
+	srcBanned, accBanned, untracked := s.bans.fail(account, key)
+	if untracked {
+		s.metrics.banUntracked.Inc()
+	}
 	if srcBanned {
 		s.metrics.bans.Inc()
 		s.log.Warn("sip source banned", "source", key.String(), "duration", s.opts.BanDuration, "last_user", account)

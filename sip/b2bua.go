@@ -57,14 +57,19 @@ type CallOptions struct {
 	MediaMetrics      *media.Metrics
 	InactivityTimeout time.Duration
 	MaxCallDuration   time.Duration
-	WindowWarning     time.Duration      // warning tone this long before a window closes
-	WindowGrace       time.Duration      // calls end this long after it closes
-	Notice            []int16            // recording notice, 8 kHz PCM, played to the outside party
-	CampaignNotices   map[string][]int16 // a campaign's own notice, in place of Notice
-	RingTimeout       time.Duration      // no answer: give up
-	TrunkTimeout      time.Duration      // no provisional from a trunk: fail over
-	Trunks            []TrunkConfig
-	Region            string // default region of national numbers
+	WindowWarning     time.Duration // warning tone this long before a window closes
+	WindowGrace       time.Duration // calls end this long after it closes
+	Notice            []int16       // recording notice, 8 kHz PCM, played to the outside party
+	// Detention closes the relay's notice gate (media.WithDetention): no
+	// operator audio reaches an outside party before the notice has been
+	// played to that party (config site.detention_mode; a notice is then
+	// required).
+	Detention       bool
+	CampaignNotices map[string][]int16 // a campaign's own notice, in place of Notice
+	RingTimeout     time.Duration      // no answer: give up
+	TrunkTimeout    time.Duration      // no provisional from a trunk: fail over
+	Trunks          []TrunkConfig
+	Region          string // default region of national numbers
 	// NewTimer makes the timers that end a call (max duration, window
 	// warning and close); nil: time.NewTimer. Tests inject a fake clock's.
 	NewTimer func(d time.Duration) Timer
@@ -186,6 +191,10 @@ func (b *b2bua) run(ctx context.Context) {
 	for _, t := range b.trunks {
 		wg.Add(1)
 		go func() { defer wg.Done(); t.keepalive(ctx, b.client, b.s) }()
+		if t.Register != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); b.registerTrunk(ctx, t) }()
+		}
 	}
 	wg.Wait()
 }

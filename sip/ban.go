@@ -102,8 +102,9 @@ func (b *banList) accountBanned(account string) bool {
 
 // fail records a failure of account (empty when the credentials named
 // none) from src (invalid when the source must not be counted: unknown, or
-// a trusted proxy itself) and reports which bans it started.
-func (b *banList) fail(account string, src netip.Addr) (srcBanned, accBanned bool) {
+// a trusted proxy itself) and reports which bans it started. untracked is
+// set when a full map could not count it (a flood of names or sources).
+func (b *banList) fail(account string, src netip.Addr) (srcBanned, accBanned, untracked bool) {
 	now := b.now()
 	account = accountKey(account)
 	b.mu.Lock()
@@ -113,7 +114,9 @@ func (b *banList) fail(account string, src netip.Addr) (srcBanned, accBanned boo
 		ps = getOrAdd(b, b.pairs, banPair{account, src}, func() *pairState { return &pairState{} }, nil)
 	}
 	if src.IsValid() {
-		if s := getOrAdd(b, b.sources, src, b.newState(now), bannedNow(now)); s != nil {
+		if s := getOrAdd(b, b.sources, src, b.newState(now), bannedNow(now)); s == nil {
+			untracked = true
+		} else {
 			var counted bool
 			srcBanned, counted = b.count(s, now)
 			if counted && ps != nil {
@@ -125,7 +128,9 @@ func (b *banList) fail(account string, src netip.Addr) (srcBanned, accBanned boo
 		}
 	}
 	if account != "" {
-		if s := getOrAdd(b, b.accounts, account, b.newState(now), bannedNow(now)); s != nil {
+		if s := getOrAdd(b, b.accounts, account, b.newState(now), bannedNow(now)); s == nil {
+			untracked = true
+		} else {
 			var counted bool
 			accBanned, counted = b.count(s, now)
 			if counted && ps != nil {
@@ -136,7 +141,7 @@ func (b *banList) fail(account string, src netip.Addr) (srcBanned, accBanned boo
 			}
 		}
 	}
-	return srcBanned, accBanned
+	return srcBanned, accBanned, untracked
 }
 
 // count adds a failure to s; it reports whether that started a ban, and

@@ -120,7 +120,7 @@ func TestBanList(t *testing.T) {
 			for i, st := range tt.steps {
 				switch st.op {
 				case "fail":
-					s, a := b.fail(st.account, addr(st.src))
+					s, a, _ := b.fail(st.account, addr(st.src))
 					if s != st.srcBan || a != st.accBan {
 						t.Fatalf("step %d (fail %s from %s): started source ban %v, account ban %v; want %v, %v", i, st.account, st.src, s, a, st.srcBan, st.accBan)
 					}
@@ -151,7 +151,7 @@ func TestBanListMaxFailuresOne(t *testing.T) {
 	clk := newClock()
 	b := newBanList(1, time.Minute, time.Minute, clk.now)
 	src := netip.MustParseAddr("192.0.2.1")
-	if s, a := b.fail("101", src); !s || !a || !b.sourceBanned(src) || !b.accountBanned("101") {
+	if s, a, _ := b.fail("101", src); !s || !a || !b.sourceBanned(src) || !b.accountBanned("101") {
 		t.Fatal("first failure did not ban")
 	}
 }
@@ -219,5 +219,20 @@ func TestBanListBounded(t *testing.T) {
 	}
 	if !b.sourceBanned(victim) || !b.accountBanned("101") {
 		t.Fatal("a ban was evicted by the flood")
+	}
+	// Filled with bans, the maps cannot count a new failure, and say so
+	// (eviction probes are random: fill until it happens, within a bound).
+	reported := false
+	for i := 0; i < 5000 && !reported; i++ {
+		src := netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)})
+		b.fail(fmt.Sprintf("b%d", i), src)
+		b.fail(fmt.Sprintf("b%d", i), src)
+		_, _, reported = b.fail(fmt.Sprintf("n%d", i), netip.AddrFrom4([4]byte{172, 17, byte(i >> 8), byte(i)}))
+	}
+	if !reported {
+		t.Error("maps full of bans never reported an untracked failure")
+	}
+	if !b.sourceBanned(victim) || !b.accountBanned("101") || len(b.sources) > 64 || len(b.accounts) > 64 {
+		t.Fatal("a ban was evicted, or the maps grew, while full of bans")
 	}
 }

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -307,7 +308,9 @@ func (c *call) supervise() {
 
 // announce plays the recording notice to the outside party before the
 // operator is heard, then a short tone to the operator. A transfer calls
-// it again for each new outside party.
+// it again for each new outside party. In detention mode PlayNotice opens
+// the relay's notice gate only once the whole notice reached the current
+// party; an interrupted one (hold, a new party meanwhile) is played again.
 func (c *call) announce() {
 	notice := c.b.opts.Notice
 	if n, ok := c.b.opts.CampaignNotices[c.campaign]; ok {
@@ -316,7 +319,25 @@ func (c *call) announce() {
 	c.mu.Lock()
 	relay := c.relay
 	c.mu.Unlock()
-	if len(notice) > 0 {
+	switch {
+	case c.b.opts.Detention:
+		for attempt := 1; ; attempt++ {
+			err := relay.PlayNotice(c.ctx, notice)
+			if err == nil {
+				break
+			}
+			if c.ctx.Err() != nil || !errors.Is(err, media.ErrNoticeIncomplete) || attempt >= 10 {
+				// The gate stays closed: the operator is not heard outside.
+				c.log.Warn("recording notice not played", "err", err, "attempts", attempt)
+				return
+			}
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	case len(notice) > 0:
 		if err := relay.Play(c.ctx, media.LegOutside, notice, media.Muted()); err != nil {
 			return
 		}

@@ -461,6 +461,9 @@ func (e *callEnv) placeInbound(caller string) (*inboundDialog, string) {
 	}
 	d.toTag = tagOf(header(r, toRE))
 	e.trunkSrc.send(e.addr, e.request(e.trunkSrc, "ACK", d, caller, "", "", ""))
+	// sipgo handles requests in parallel: let the ACK confirm the dialog
+	// before the test's next request.
+	waitFor(e.t, "the call connected", func() bool { return e.b.findCall(testOperator) != nil })
 	return d, r
 }
 

@@ -41,6 +41,10 @@ type nonceIssuer struct {
 
 	macs sync.Pool // keyed HMAC-SHA256 states, reused: one per nonce costs 3 allocations
 
+	// serverURI also accepts a digest uri naming only this server
+	// (sip.digest_uri_check: server): see digestURIMatches.
+	serverURI bool
+
 	// dummyMD5 and dummySHA256 are random per process: the HA1 that users
 	// without a usable secret are checked against, so that the work is the
 	// same as for a real user and no response can be precomputed for it.
@@ -206,7 +210,7 @@ func (n *nonceIssuer) verify(c *credentials, method, requestURI string, s secret
 	match := subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(c.Response))) == 1
 	// The digest covers the uri it names; it must be this request's, or a
 	// response captured for one request would serve for another.
-	if !match || !usable || !sameURI(c.URI, requestURI) {
+	if !match || !usable || !digestURIMatches(c.URI, requestURI, n.serverURI) {
 		return errBadCredentials
 	}
 	return n.check(c.Nonce, c.Nc)
@@ -222,6 +226,38 @@ func hex8(v uint32) string {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], v)
 	return hex.EncodeToString(b[:])
+}
+
+// digestURIMatches reports whether a digest's uri names the request's
+// Request-URI: the same URI (sameURI), or the Request-URI without its
+// parameters and headers when the digest uri has none. sipgo's clients
+// (Plateau's own `plateau dial`, pstn-sim and loadgen among them) write
+// that shorter form (client.go: Recipient.Addr()); the user part (the
+// number dialled), host and port stay bound either way.
+//
+// With serverURI, a uri naming only the server the request was sent to
+// (sip:HOST[:PORT], the Request-URI's host and port without its user) is
+// accepted too: SIPp writes that for every request unless given -auth_uri,
+// and cannot give one per call. The number dialled is then not bound by
+// the digest (the policy still decides on it); it is off by default.
+func digestURIMatches(digestURI, requestURI string, serverURI bool) bool {
+	if sameURI(digestURI, requestURI) {
+		return true
+	}
+	var d, r sip.Uri
+	if sip.ParseUri(digestURI, &d) != nil || sip.ParseUri(requestURI, &r) != nil ||
+		(d.Scheme != "sip" && d.Scheme != "sips") || len(d.UriParams) > 0 || len(d.Headers) > 0 {
+		return false
+	}
+	r.UriParams, r.Headers = nil, nil
+	if sameURI(digestURI, r.String()) {
+		return true
+	}
+	if serverURI && d.User == "" && d.Password == "" {
+		r.User, r.Password = "", ""
+		return sameURI(digestURI, r.String())
+	}
+	return false
 }
 
 // sameURI reports whether the digest uri a and the Request-URI b are the

@@ -122,6 +122,15 @@ func (b *b2bua) invitePhone(ctx context.Context, c *call, ext string, bnd store.
 		b.egressRefusedPhone(ext, bnd, callID, "Request-URI is not the binding's address")
 		return nil, fmt.Errorf("%w: Request-URI %s is not the binding %s", errEgress, req.Recipient.String(), bnd.Contact)
 	}
+	// A binding registered through a trusted proxy is rung through it
+	// (RFC 3327), the Path checked again now: the config may have changed.
+	if len(bnd.Path) > 0 {
+		if err := b.s.pathAllowed(bnd.Path); err != nil {
+			b.egressRefusedPhone(ext, bnd, callID, err.Error())
+			return nil, fmt.Errorf("%w: %v", errEgress, err)
+		}
+		routeViaPath(req, bnd)
+	}
 	if autoAnswer {
 		self := sip.Uri{Scheme: "sip", User: ext, Host: b.s.opts.ExternalAddress}
 		req.AppendHeader(sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"))

@@ -38,12 +38,12 @@ func (b *b2bua) dialogOf(req *sip.Request, tx sip.ServerTransaction) (*call, *le
 	return c, l
 }
 
-// isCurrent reports whether l is one of the call's live legs: the
-// operator's or the current outside one (not a replaced or ringing one).
+// isCurrent reports whether l is one of the call's live legs: not an
+// outside party a transfer replaced.
 func (c *call) isCurrent(l *leg) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return l == c.op || l == c.out
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.replaced
 }
 
 func (b *b2bua) noDialog(req *sip.Request, tx sip.ServerTransaction) {

@@ -35,6 +35,7 @@ type leg struct {
 	byeSent   bool  // we tried to hang it up
 	byeErr    error // and how that went
 	peerBye   bool  // the peer hung up
+	replaced  bool  // a transfer swapped another outside party in
 }
 
 // uasLeg is a leg whose INVITE Plateau received (answered by ds).

@@ -27,6 +27,7 @@ type metrics struct {
 	acceptErrors   prometheus.Counter
 	udpReadErrors  prometheus.Counter
 	limitedSources prometheus.Gauge
+	banUntracked   prometheus.Counter
 
 	callsActive      prometheus.Gauge
 	callsAnswered    prometheus.Counter
@@ -38,6 +39,7 @@ type metrics struct {
 	egressRefused    prometheus.Counter
 	inDialogRejected *prometheus.CounterVec
 	trunkLegEvents   *prometheus.CounterVec // trunkleg.go
+	trunkRegistered  *prometheus.GaugeVec   // trunkreg.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -123,7 +125,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
 	}, []string{"event"})
-	reg.MustRegister(m.trunkLegEvents)
+	m.trunkRegistered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "plateau_trunk_registered", Help: "1 while a registration trunk holds a registration with its carrier.",
+	}, []string{"trunk"})
+	reg.MustRegister(m.trunkLegEvents, m.trunkRegistered)
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	m.accountBans = prometheus.NewCounter(prometheus.CounterOpts{
@@ -132,7 +137,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.bannedAccounts = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "plateau_sip_banned_accounts", Help: "Accounts currently banned.",
 	})
-	reg.MustRegister(m.accountBans, m.bannedAccounts)
+	m.banUntracked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_ban_untracked_total", Help: "Authentication failures the ban list could not count: its maps were full of bans (a flood).",
+	})
+	reg.MustRegister(m.accountBans, m.bannedAccounts, m.banUntracked)
 	return m
 }
 

@@ -25,7 +25,7 @@ func (b *b2bua) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// without, one from a trunk's sources is an inbound call. Both paths
 	// end at the policy.
 	if src, ok := sourceAddr(req); ok && getHeader(req, "proxy-authorization") == nil {
-		if t := b.trunkFor(src); t != nil {
+		if t := b.trunkForRequest(req, src); t != nil {
 			b.handleInbound(req, tx, t)
 			return
 		}

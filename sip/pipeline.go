@@ -378,6 +378,15 @@ func (b *b2bua) tryTrunk(ctx context.Context, c *call, pm Permit, t *Trunk, onPr
 		return nil, sip.StatusRequestTerminated, context.Canceled
 	}
 	l.setAnswered()
+	c.mu.Lock()
+	relay, replacing := c.relay, c.out != nil
+	c.mu.Unlock()
+	if replacing {
+		// A transfer's new party: the notice gate closes again until the
+		// notice has been played to it (announce, after the swap).
+		relay.NewOutsideParty()
+	}
+	relay.SetEarly(false)
 	if perr := c.applyRemote(media.LegOutside, d.InviteResponse.Body()); perr != nil {
 		// An answer we cannot use: hang it up rather than bridge silence.
 		l.hangup(context.WithoutCancel(ctx), c.log)
@@ -457,8 +466,20 @@ func (b *b2bua) relayProvisional(c *call, ds *sipgo.DialogServerSession, res *si
 
 // applyEarlyMedia points the outside leg at a 183's SDP; early media we
 // cannot read is ignored (the call keeps ringing without it).
+// Early media is one-way (outside → operator): the called party hears
+// nothing before the answer and the notice.
 func (c *call) applyEarlyMedia(res *sip.Response) bool {
-	return len(res.Body()) > 0 && c.applyRemote(media.LegOutside, res.Body()) == nil
+	if len(res.Body()) == 0 {
+		return false
+	}
+	c.mu.Lock()
+	relay, replacing := c.relay, c.out != nil
+	c.mu.Unlock()
+	if replacing {
+		return false // a transfer's ringing party does not take over the media
+	}
+	relay.SetEarly(true)
+	return c.applyRemote(media.LegOutside, res.Body()) == nil
 }
 
 // mapFailure turns the outside leg's final status into the operator's.
@@ -484,6 +505,9 @@ func mapFailure(status int) (int, string) {
 // newRelay anchors a call's media with its recording as the tap.
 func (b *b2bua) newRelay(c *call, rec Recording) (*media.Relay, error) {
 	opts := []media.Option{media.WithTap(rec), media.WithLogger(c.log), media.WithDigits(c.keyPressed)}
+	if b.opts.Detention {
+		opts = append(opts, media.WithDetention())
+	}
 	if b.opts.MediaMetrics != nil {
 		opts = append(opts, media.WithMetrics(b.opts.MediaMetrics))
 	}

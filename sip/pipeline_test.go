@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"plateau/media"
 	"plateau/store"
 )
 
@@ -273,4 +274,32 @@ func TestReferSeveral(t *testing.T) {
 	if v := metricValue(e.s.metrics.legsLeaked); v != 0 {
 		t.Errorf("legs leaked: %v", v)
 	}
+}
+
+// In detention mode the relay's notice gate opens only once the notice has
+// been played to the outside party, and closes again for a transfer's new
+// party until the notice has been played to it too.
+func TestDetentionNoticeGate(t *testing.T) {
+	notice := media.Tone(440, 200*time.Millisecond)
+	e := newCallEnv(t, func(o *CallOptions) { o.Detention, o.Notice = true, notice })
+	d, r := e.placeInbound("0240123456")
+	if d == nil {
+		t.Fatalf("not answered: %q", r)
+	}
+	c := e.b.findCall(testOperator)
+	if c == nil {
+		t.Fatal("no call")
+	}
+	c.mu.Lock()
+	relay := c.relay
+	c.mu.Unlock()
+	waitFor(t, "the notice played to the caller", func() bool { return !relay.NoticePending() })
+	e.phone.send(e.addr, e.phoneRequest(e.phone, "REFER", 30, referTo(testApproved2), "", ""))
+	if r := e.phone.final("REFER", 5*time.Second); statusOf(r) != "202" {
+		t.Fatalf("REFER answered %q", r)
+	}
+	waitFor(t, "the transfer", func() bool { return len(e.audit.find("call.transferred", "")) == 1 })
+	waitFor(t, "the notice played to the new party", func() bool { return !relay.NoticePending() })
+	e.phone.send(e.addr, e.phoneRequest(e.phone, "BYE", 31, "", "", ""))
+	waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
 }

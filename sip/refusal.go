@@ -62,6 +62,7 @@ const (
 	ReasonReferNotConfirmed   = "REFER_NOT_CONFIRMED"
 	ReasonReferPending        = "REFER_PENDING"
 	ReasonContactNotAllowed   = "CONTACT_NOT_ALLOWED"
+	ReasonPathNotAllowed      = "PATH_NOT_ALLOWED"
 	ReasonDestinationRefused  = "DESTINATION_NOT_ALLOWED"
 	ReasonUnknownFeature      = "UNKNOWN_FEATURE"
 	ReasonBadSDP              = "BAD_SDP"

@@ -183,6 +183,27 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		defExp = v
 	}
+	path, ok := pathOf(req) // path.go
+	if !ok {
+		s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusBadRequest, "Bad Path", nil))
+		return
+	}
+	if len(path) > 0 {
+		// A Path is where Plateau will send INVITEs: only a trusted proxy
+		// that the REGISTER came through may put itself there.
+		perr := s.pathAllowed(path)
+		if src, ok := s.source(req); perr == nil && (!ok || !src.Proxied()) {
+			perr = fmt.Errorf("Path from %s, which is not a trusted proxy", req.Source())
+		}
+		if perr != nil {
+			s.audit.Audit(s.ctx, "sip.register", u.Extension, strings.Join(path, ", "), "refused", ReasonPathNotAllowed, req.Source(),
+				map[string]any{"detail": perr.Error()})
+			res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil)
+			res.AppendHeader(reasonHeader(ReasonPathNotAllowed))
+			s.respond(tx, req, res)
+			return
+		}
+	}
 	contacts := getHeaders(req, "Contact")
 	now := s.now()
 	var up, rm []store.Binding
@@ -243,7 +264,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		b := store.Binding{
 			Extension: u.Extension, Contact: c.Address.String(), Source: realSrc,
 			Transport: strings.ToLower(req.Transport()), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
-			ExpiresAt: now.Add(time.Duration(exp) * time.Second),
+			ExpiresAt: now.Add(time.Duration(exp) * time.Second), Path: path,
 		}
 		if h := getHeader(req, "User-Agent"); h != nil {
 			b.UserAgent = h.Value()
@@ -268,6 +289,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		res.AppendHeader(sip.NewHeader("Contact", "<"+b.Contact+">;expires="+strconv.Itoa(int(b.ExpiresAt.Sub(now).Round(time.Second)/time.Second))))
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
+	echoPath(req, res, path)
 	s.respond(tx, req, res)
 }
 

@@ -47,10 +47,13 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// TCP bounds the TCP listener (transport_tcp.go).
 	TCP TCPLimits
-	// RequestsPerSource is how many requests a second one source address
-	// may send over UDP that need a server transaction; beyond (bursts up
-	// to twice that) they are dropped. 0: no limit (transport_udp.go).
+	// RequestsPerSource is how many SIP messages a second one source
+	// address may send over UDP (bursts up to twice that); the rest are
+	// dropped before any transaction. 0: no limit (transport_udp.go).
 	RequestsPerSource int
+	// DigestURIServer also accepts a digest uri naming only this server,
+	// as SIPp writes it (sip.digest_uri_check: server).
+	DigestURIServer bool
 }
 
 // Users is the user directory the server authenticates against.
@@ -95,6 +98,8 @@ type Server struct {
 	calls *b2bua // nil until EnableCalls
 
 	listening atomic.Bool
+	serving   servingGate                // the trunks' keepalives wait for it
+	serveUDP  func(net.PacketConn) error // sipgo's ServeUDP; tests slow it down
 	draining  atomic.Bool
 	closeOnce sync.Once
 }
@@ -108,7 +113,8 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		host, _, _ := net.SplitHostPort(opts.Listen)
 		opts.ExternalAddress = host
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress),
+		sipgo.WithUserAgentParser(newParser())) // malformed headers answered 400 (transport_check.go)
 	if err != nil {
 		return nil, fmt.Errorf("sip user agent: %w", err)
 	}
@@ -126,9 +132,11 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 
 		trusted: NewTrustedProxies(opts.TrustedProxies),
 	}
+	s.serveUDP = srv.ServeUDP
 	s.limiter = newSourceLimiter(opts.RequestsPerSource, now)
 	s.limiter.onLimit = func(ip netip.Addr) { s.refusedSource(ip, "rate_limited") }
 	s.auditBudget = newSourceLimiter(1, now)
+	s.nonces.serverURI = opts.DigestURIServer
 	s.reg = newRegistrar(s, bindings)
 	srv.OnRegister(s.guard(s.reg.handleRegister))
 	srv.OnOptions(s.guard(s.handleOptions))
@@ -159,7 +167,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			closers = append(closers, func() { conn.Close() })
 			wg.Add(1)
-			go func() { defer wg.Done(); errc <- s.srv.ServeUDP(s.newUDPConn(conn)) }()
+			served := s.serving.watch(s.newUDPConn(conn))
+			go func() { defer wg.Done(); errc <- s.serveUDP(served) }()
 		case "tcp":
 			l, err := net.Listen("tcp", s.opts.Listen)
 			if err != nil {
@@ -235,8 +244,8 @@ func (s *Server) ActiveCalls() int {
 	return s.calls.active.Site()
 }
 
-// Listening reports whether the transports are up (for /readyz).
-func (s *Server) Listening() bool { return s.listening.Load() }
+// Listening reports whether the transports are up and served (for /readyz).
+func (s *Server) Listening() bool { return s.listening.Load() && s.serving.ready() }
 
 // Close releases the user agent; call after Serve returned.
 func (s *Server) Close() error {
@@ -277,7 +286,9 @@ func (s *Server) screen(req *sip.Request, send func(*sip.Response)) bool {
 	s.metrics.malformed.WithLabelValues(bad.label).Inc()
 	s.log.Info("sip request refused", "method", req.Method, "source", req.Source(), "status", bad.status, "why", bad.phrase)
 	if !req.IsAck() {
-		send(sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil))
+		res := sip.NewResponseFromRequest(req, bad.status, bad.phrase, nil)
+		res.SipVersion = "SIP/2.0" // ours, not the request's (a 505 names what we speak)
+		send(res)
 	}
 	return false
 }

@@ -70,3 +70,23 @@ func TestUASSessionTimer(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseSessionExpires(f *testing.F) {
+	for _, s := range []string{"1800", "90;refresher=uac", " 90 ; Refresher = UAS ", "0", "86401", "90;refresher=", ";;", "1;refresher=uac;refresher=uas"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		se, err := parseSessionExpires(s)
+		if err != nil {
+			return
+		}
+		if se.Interval < time.Second || se.Interval > maxSessionExpires {
+			t.Fatalf("%q: interval %v out of bounds", s, se.Interval)
+		}
+		// What Plateau writes back parses to the same.
+		again, err := parseSessionExpires(se.String())
+		if err != nil || again != se {
+			t.Fatalf("%q -> %q -> %+v, %v", s, se.String(), again, err)
+		}
+	})
+}

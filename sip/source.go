@@ -193,3 +193,9 @@ func viaSource(v *sip.ViaHeader) (netip.AddrPort, bool) {
 func (s *Server) source(req *sip.Request) (Source, bool) {
 	return s.trusted.Source(req)
 }
+
+// RealSource is source for other packages (the call layer's media check,
+// audits): the one answer to "where does this request really come from".
+func (s *Server) RealSource(req *sip.Request) (Source, bool) {
+	return s.source(req)
+}

@@ -23,6 +23,7 @@ type fakeClock struct {
 }
 
 type fakeTimer struct {
+	clk     *fakeClock
 	at      time.Time
 	c       chan time.Time
 	fired   bool
@@ -31,6 +32,8 @@ type fakeTimer struct {
 
 func (f *fakeTimer) C() <-chan time.Time { return f.c }
 func (f *fakeTimer) Stop() bool {
+	f.clk.mu.Lock()
+	defer f.clk.mu.Unlock()
 	was := !f.fired && !f.stopped
 	f.stopped = true
 	return was
@@ -45,7 +48,7 @@ func (f *fakeClock) now() time.Time {
 func (f *fakeClock) newTimer(d time.Duration) Timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	tm := &fakeTimer{at: f.t.Add(d), c: make(chan time.Time, 1)}
+	tm := &fakeTimer{clk: f, at: f.t.Add(d), c: make(chan time.Time, 1)}
 	f.timers = append(f.timers, tm)
 	f.fire()
 	return tm
@@ -162,9 +165,7 @@ func TestSuperviseWindowCloseToTheMillisecond(t *testing.T) {
 	if why := ended(c); why != "window_closed" {
 		t.Errorf("ended %q, want window_closed", why)
 	}
-	if got := a.find("call.ended", "window_closed"); len(got) != 1 {
-		t.Errorf("call.ended entries %+v", got)
-	}
+	waitFor(t, "the teardown's audit entry", func() bool { return len(a.find("call.ended", "window_closed")) == 1 })
 	if n, _, _ := c.b.active.Active(context.Background(), testOperator); n != 0 {
 		t.Errorf("slot not released: %d", n)
 	}

@@ -122,6 +122,9 @@ func (b *b2bua) transfer(c *call, pm Permit) {
 	case c.swapped <- struct{}{}:
 	default:
 	}
+	old.mu.Lock()
+	old.replaced = true // its BYE or re-INVITE no longer speaks for the call
+	old.mu.Unlock()
 	// The replaced party is always hung up, then its slot released.
 	byeCtx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
 	old.hangup(byeCtx, c.log)

@@ -134,3 +134,32 @@ func (s *Server) refusedSource(ip netip.Addr, why string) {
 	}
 	s.audit.Audit(context.WithoutCancel(s.ctx), kind, "", ip.String(), "refused", strings.ToUpper(why), ip.String(), nil)
 }
+
+// newParser is sipgo's parser, except that a mandatory header it cannot
+// parse (Max-Forwards: abc, CSeq: x INVITE, a From without a URI) is kept
+// as text instead of failing the whole message, which sipgo drops without
+// an answer: checkRequest then refuses it with a 400 naming the header
+// (RFC 3261 §8.2), and no handler ever sees it. Via and Contact keep
+// sipgo's parsers (their values split on commas).
+func newParser() *sip.Parser {
+	m := map[string]sip.HeaderParser{}
+	for k, v := range sip.DefaultHeadersParser() {
+		m[k] = v
+	}
+	for _, name := range []string{"max-forwards", "cseq", "call-id", "i", "from", "f", "to", "t"} {
+		if p := m[name]; p != nil {
+			m[name] = keepUnparsable(p)
+		}
+	}
+	return sip.NewParser(sip.WithHeadersParsers(m))
+}
+
+func keepUnparsable(p sip.HeaderParser) sip.HeaderParser {
+	return func(name []byte, text string) (sip.Header, error) {
+		h, err := p(name, text)
+		if err != nil {
+			return sip.NewHeader(string(name), text), nil
+		}
+		return h, nil
+	}
+}

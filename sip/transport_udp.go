@@ -21,10 +21,10 @@ import (
 //   - a REGISTER without credentials and an OPTIONS are answered statelessly
 //     (RFC 3261 §8.2.7 allows a stateless UAS): the challenge is a signed,
 //     stateless nonce, so these cost CPU and no memory whatever the rate;
-//   - every other request counts against its source's rate
-//     (sip.limits.requests_per_source); beyond it the request is dropped
-//     (over UDP the sender retransmits), so one source can keep at most
-//     rate × 32 s transactions alive;
+//   - every other datagram (requests, responses) counts against its
+//     source's rate (sip.limits.requests_per_source); beyond it, it is
+//     dropped (over UDP the sender retransmits), so one source can keep at
+//     most rate × 32 s transactions alive;
 //   - read errors other than a closed socket are retried with backoff: sipgo
 //     stops serving UDP on any read error.
 //
@@ -39,12 +39,15 @@ type udpConn struct {
 	limiter *sourceLimiter
 	parser  *sip.Parser
 	buf     bytes.Buffer // stateless responses, built on the reading goroutine only
-	now     func() time.Time
-	sleep   func(time.Duration) // backoff after a read error (tests shorten it)
+	replay  replayRing   // recent stateless answers, for retransmissions
+	// replayKey is the key of the request being answered statelessly.
+	replayKey string
+	now       func() time.Time
+	sleep     func(time.Duration) // backoff after a read error (tests shorten it)
 }
 
 func (s *Server) newUDPConn(c *net.UDPConn) *udpConn {
-	return &udpConn{UDPConn: c, s: s, limiter: s.limiter, parser: sip.NewParser(), now: s.now, sleep: time.Sleep}
+	return &udpConn{UDPConn: c, s: s, limiter: s.limiter, parser: newParser(), now: s.now, sleep: time.Sleep}
 }
 
 // ReadFrom returns the next datagram that sipgo should handle.
@@ -79,27 +82,23 @@ func (c *udpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // admit reports whether sipgo should handle the datagram; when it should
 // not, the datagram was dropped or answered here.
 func (c *udpConn) admit(data []byte, from *net.UDPAddr) bool {
-	src := from.AddrPort()
-	ip := src.Addr().Unmap()
-	if len(data) <= 4 || bytes.HasPrefix(data, []byte("SIP/")) {
-		// Keep-alive CRLFs and responses (to our own client transactions)
-		// create no server transaction.
-		return true
+	if len(data) <= 4 {
+		return true // keep-alive CRLFs: sipgo ignores them
 	}
-	method, ok := requestMethod(data)
-	if !ok {
-		return true // sipgo's parser rejects it and logs why
-	}
+	ip := from.AddrPort().Addr().Unmap()
 	if c.s.bans.sourceBanned(ip) {
 		// The guard would drop it too, after sipgo created a transaction.
 		c.s.metrics.dropped.WithLabelValues("banned").Inc()
 		return false
 	}
-	switch {
-	case method == "OPTIONS", method == "REGISTER" && !hasAuthorization(data):
-		c.stateless(data, src)
+	if bytes.HasPrefix(data, []byte("OPTIONS ")) ||
+		bytes.HasPrefix(data, []byte("REGISTER ")) && !hasAuthorization(data) {
+		c.stateless(data, from.AddrPort())
 		return false
 	}
+	// Everything else counts: requests (each a transaction), responses
+	// (each a goroutine, and a log line when it matches nothing) and
+	// garbage (a parse error logged by sipgo).
 	if !c.limiter.allow(ip) {
 		c.s.metrics.dropped.WithLabelValues("rate_limited").Inc()
 		return false
@@ -128,6 +127,16 @@ func (c *udpConn) stateless(data []byte, src netip.AddrPort) {
 	if !c.s.screen(req, send) {
 		return
 	}
+	// A retransmission gets the very bytes of the first answer, as a
+	// server transaction would resend them (some clients, SIPp among them,
+	// take a 401 with another nonce and To tag for a new answer).
+	key := replayKey(req, src)
+	if dst, b, ok := c.replay.get(key); ok {
+		c.s.metrics.stateless.WithLabelValues(methodLabel(req.Method)).Inc()
+		c.UDPConn.WriteToUDPAddrPort(b, dst)
+		return
+	}
+	c.replayKey = key
 	switch req.Method {
 	case sip.OPTIONS:
 		send(optionsResponse(req))
@@ -174,18 +183,65 @@ func (c *udpConn) writeStateless(req *sip.Request, res *sip.Response, src netip.
 	c.s.metrics.responses.WithLabelValues(methodLabel(req.Method), statusClass(int(res.StatusCode))).Inc()
 	c.s.metrics.stateless.WithLabelValues(methodLabel(req.Method)).Inc()
 	dst := netip.AddrPortFrom(src.Addr(), port)
+	if c.replayKey != "" {
+		c.replay.put(c.replayKey, dst, c.buf.Bytes())
+		c.replayKey = ""
+	}
 	if _, err := c.UDPConn.WriteToUDPAddrPort(c.buf.Bytes(), dst); err != nil {
 		c.s.log.Debug("stateless answer not sent", "to", dst, "err", err)
 	}
 }
 
-// requestMethod is the first token of a request line.
-func requestMethod(data []byte) (string, bool) {
-	i := bytes.IndexByte(data, ' ')
-	if i <= 0 || i > 32 {
-		return "", false
+// replayKey identifies a request and its retransmissions (RFC 3261
+// §17.2.3: the top Via's branch and sent-by, and the method), plus the
+// source.
+func replayKey(req *sip.Request, src netip.AddrPort) string {
+	via := req.Via()
+	branch, _ := via.Params.Get("branch")
+	return src.String() + " " + branch + " " + via.Host + " " + string(req.Method) + " " + req.CallID().Value()
+}
+
+// replayRing keeps the last replaySize stateless answers. It is bounded
+// whatever the rate: under a flood its entries turn over in a second or
+// two and a late retransmission gets a fresh answer, which is still
+// correct; at ordinary rates an entry outlives Timer F (32 s). Used by the
+// reading goroutine only.
+type replayRing struct {
+	index map[string]int
+	ring  []replayEntry
+	next  int
+}
+
+type replayEntry struct {
+	key  string
+	dst  netip.AddrPort
+	data []byte
+}
+
+const replaySize = 4096
+
+func (r *replayRing) get(key string) (netip.AddrPort, []byte, bool) {
+	i, ok := r.index[key]
+	if !ok {
+		return netip.AddrPort{}, nil, false
 	}
-	return string(data[:i]), true
+	e := r.ring[i]
+	return e.dst, e.data, true
+}
+
+func (r *replayRing) put(key string, dst netip.AddrPort, data []byte) {
+	if r.index == nil {
+		r.index = make(map[string]int, replaySize)
+		r.ring = make([]replayEntry, replaySize)
+	}
+	e := &r.ring[r.next]
+	if e.key != "" {
+		delete(r.index, e.key)
+	}
+	e.key, e.dst = key, dst
+	e.data = append(e.data[:0], data...) // reuses the slot's buffer
+	r.index[key] = r.next
+	r.next = (r.next + 1) % replaySize
 }
 
 // hasAuthorization reports whether the message has a header named

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,25 +23,86 @@ type TrunkConfig struct {
 	CallerID        string // E.164, sent as From user
 	AllowedSources  []netip.Prefix
 	OptionsInterval time.Duration
-	NumberFormat    string        // e164, national, international
-	CountryCode     string        // e.g. "33", for national/international formats
-	RingTimeout     time.Duration // unanswered this long: CANCEL; 0 means the call options' RingTimeout
+	NumberFormat    string             // e164, national, international
+	CountryCode     string             // e.g. "33", for national/international formats
+	RingTimeout     time.Duration      // unanswered this long: CANCEL; 0 means the call options' RingTimeout
+	Register        *TrunkRegistration // a registration trunk (trunkreg.go)
 }
 
 // Trunk is a carrier connection with its health state.
 type Trunk struct {
 	TrunkConfig
-	up atomic.Bool
+	up         atomic.Bool // what calls go by
+	registered atomic.Bool // registration trunks only (trunkreg.go)
+
+	// sleep waits d between probes (false: ctx ended); tests replace it.
+	sleep func(ctx context.Context, d time.Duration) bool
+
+	mu     sync.Mutex
+	status TrunkStatus
+}
+
+// Trunk states, as /readyz shows them.
+const (
+	TrunkStarting    = "starting"    // no OPTIONS answered yet; calls are tried
+	TrunkUp          = "up"          // the last OPTIONS was answered
+	TrunkDown        = "down"        // the last OPTIONS failed; calls skip it
+	TrunkUnmonitored = "unmonitored" // options_interval 0s: assumed up
+)
+
+// TrunkStatus is a trunk's health as last probed.
+type TrunkStatus struct {
+	Name    string
+	State   string
+	Since   time.Time // when State began (zero while starting)
+	LastErr string    // why the last probe failed, "" after a success
 }
 
 func newTrunk(c TrunkConfig) *Trunk {
-	t := &Trunk{TrunkConfig: c}
+	t := &Trunk{TrunkConfig: c, sleep: sleepCtx}
 	t.up.Store(true) // optimistic until the first OPTIONS says otherwise
+	t.status = TrunkStatus{Name: c.Name, State: TrunkStarting}
+	if c.OptionsInterval <= 0 {
+		t.status.State = TrunkUnmonitored
+	}
 	return t
 }
 
 // Up reports the trunk's last known health.
-func (t *Trunk) Up() bool { return t.up.Load() }
+func (t *Trunk) Up() bool { return t.up.Load() && t.registrationUp() }
+
+// Status reports the trunk's state for /readyz.
+func (t *Trunk) Status() TrunkStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.status
+}
+
+// String is the status as /readyz shows it, e.g. "trunk carrier1: down
+// since 2026-12-05T08:00:00Z (OPTIONS answered 503)".
+func (st TrunkStatus) String() string {
+	s := "trunk " + st.Name + ": " + st.State
+	if !st.Since.IsZero() {
+		s += " since " + st.Since.UTC().Format(time.RFC3339)
+	}
+	if st.LastErr != "" {
+		s += " (" + st.LastErr + ")"
+	}
+	return s
+}
+
+// TrunkStatus reports every trunk's state, in configuration order (none
+// before EnableCalls).
+func (s *Server) TrunkStatus() []TrunkStatus {
+	if s.calls == nil {
+		return nil
+	}
+	out := make([]TrunkStatus, len(s.calls.trunks))
+	for i, t := range s.calls.trunks {
+		out[i] = t.Status()
+	}
+	return out
+}
 
 // allows reports whether src may send us calls over this trunk.
 func (t *Trunk) allows(src netip.Addr) bool {
@@ -72,25 +134,94 @@ func (t *Trunk) uri(e164 string) sip.Uri {
 	return u
 }
 
-// keepalive sends OPTIONS every interval and marks the trunk up or down.
+// keepalive sends OPTIONS and marks the trunk up or down: every interval
+// while it answers, and after a failure again soon, backing off (0.5 s,
+// 1 s, 2 s … up to the interval), so that a probe lost at start or a short
+// outage does not keep calls off the trunk for a whole interval. It sends
+// nothing before the UDP transports are served (see servingGate).
 func (t *Trunk) keepalive(ctx context.Context, c *sipgo.Client, s *Server) {
 	if t.OptionsInterval <= 0 {
 		return
 	}
-	tick := time.NewTicker(t.OptionsInterval)
-	defer tick.Stop()
+	if s.serving.wait(ctx) != nil {
+		return
+	}
+	failures := 0
 	for {
-		up := t.ping(ctx, c) == nil
-		if was := t.up.Swap(up); was != up {
-			s.log.Warn("trunk state changed", "trunk", t.Name, "up", up)
-			s.audit.Audit(ctx, "trunk.state", "", t.Name, map[bool]string{true: "up", false: "down"}[up], "", "", nil)
+		err := t.ping(ctx, c)
+		if ctx.Err() != nil {
+			return // shutting down: says nothing about the carrier
 		}
-		s.metrics.trunkUp.WithLabelValues(t.Name).Set(map[bool]float64{true: 1, false: 0}[up])
-		select {
-		case <-ctx.Done():
+		t.record(ctx, s, err)
+		wait := t.OptionsInterval
+		if err != nil {
+			wait = retryDelay(failures, t.OptionsInterval)
+			failures++
+			s.log.Debug("trunk probe failed", "trunk", t.Name, "failures", failures, "retry_in", wait, "err", err)
+		} else {
+			failures = 0
+		}
+		if !t.sleep(ctx, wait) {
 			return
-		case <-tick.C:
 		}
+	}
+}
+
+// First retry delay after a failed probe; it doubles up to the interval.
+const firstRetry = 500 * time.Millisecond
+
+// retryDelay is the wait after the (failures+1)th failed probe in a row.
+func retryDelay(failures int, interval time.Duration) time.Duration {
+	d := firstRetry
+	for range failures {
+		if d >= interval {
+			break
+		}
+		d *= 2
+	}
+	return min(d, interval)
+}
+
+// record applies a probe's outcome: the state calls go by, the status,
+// the metric, and a log line and an audit entry when the state changes.
+func (t *Trunk) record(ctx context.Context, s *Server, err error) {
+	up := err == nil
+	state, reason := TrunkUp, ""
+	if !up {
+		state, reason = TrunkDown, err.Error()
+	}
+	t.up.Store(up)
+	t.mu.Lock()
+	was := t.status.State
+	if was != state {
+		t.status.State, t.status.Since = state, s.now()
+	}
+	t.status.LastErr = reason
+	t.mu.Unlock()
+	s.metrics.trunkUp.WithLabelValues(t.Name).Set(map[bool]float64{true: 1, false: 0}[up])
+	if was == state {
+		return
+	}
+	if up {
+		s.log.Info("trunk state changed", "trunk", t.Name, "state", state, "was", was)
+	} else {
+		s.log.Warn("trunk state changed", "trunk", t.Name, "state", state, "was", was, "err", err)
+	}
+	// The first answer at start is no change for the audit: calls were
+	// already going to the trunk.
+	if was != TrunkStarting || !up {
+		s.audit.Audit(ctx, "trunk.state", "", t.Name, state, reason, "", nil)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
 	}
 }
 
@@ -109,7 +240,7 @@ func (t *Trunk) ping(ctx context.Context, c *sipgo.Client) error {
 	}
 	// Any answer but a server failure means the carrier is there.
 	if res.StatusCode >= 500 {
-		return fmt.Errorf("trunk %s: OPTIONS answered %d", t.Name, res.StatusCode)
+		return fmt.Errorf("OPTIONS answered %d", res.StatusCode)
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 )
 
 // The trunk leg is Plateau's UAC side toward a carrier. sipgo's
@@ -454,26 +453,13 @@ func (l *legRun) resend(ctx context.Context) (*trunkDialog, error, bool) {
 }
 
 func (l *legRun) authorize(res *sip.Response) error {
-	hname, aname := "WWW-Authenticate", "Authorization"
-	if res.StatusCode == sip.StatusProxyAuthRequired {
-		hname, aname = "Proxy-Authenticate", "Proxy-Authorization"
-	}
-	h := res.GetHeader(hname)
-	if h == nil {
-		return fmt.Errorf("%d without %s", res.StatusCode, hname)
-	}
-	chal, err := digest.ParseChallenge(h.Value())
-	if err != nil {
-		return fmt.Errorf("carrier challenge: %w", err)
-	}
-	chal.Algorithm = strings.ToUpper(chal.Algorithm)
 	req := l.d.InviteRequest
-	cred, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: req.Recipient.Addr(), Username: l.o.Username, Password: l.o.Password})
+	h, err := digestAnswer(res, sip.INVITE, req.Recipient.Addr(), l.o.Username, l.o.Password)
 	if err != nil {
-		return fmt.Errorf("answer the carrier's challenge: %w", err)
+		return err
 	}
-	req.RemoveHeader(aname)
-	req.AppendHeader(sip.NewHeader(aname, cred.String()))
+	req.RemoveHeader(h.Name())
+	req.AppendHeader(h)
 	return nil
 }
 

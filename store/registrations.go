@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,9 @@ type Binding struct {
 	CallID    string
 	CSeq      uint32
 	ExpiresAt time.Time
+	// Path is the REGISTER's Path header values (RFC 3327), in order: the
+	// proxies to ring the phone through.
+	Path []string
 }
 
 // SaveBindings writes upserts and removals in one transaction; the
@@ -28,17 +32,18 @@ func (s *Store) SaveBindings(ctx context.Context, upserts []Binding, removals []
 	defer tx.Rollback()
 	if len(upserts) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO registrations
-			(extension, contact, source, transport, user_agent, call_id, cseq, expires_at)
-			VALUES (?,?,?,?,?,?,?,?)
+			(extension, contact, source, transport, user_agent, call_id, cseq, expires_at, path)
+			VALUES (?,?,?,?,?,?,?,?,?)
 			ON CONFLICT (extension, contact) DO UPDATE SET source = excluded.source,
 			transport = excluded.transport, user_agent = excluded.user_agent,
-			call_id = excluded.call_id, cseq = excluded.cseq, expires_at = excluded.expires_at`)
+			call_id = excluded.call_id, cseq = excluded.cseq, expires_at = excluded.expires_at,
+			path = excluded.path`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		for _, b := range upserts {
-			if _, err := st.ExecContext(ctx, b.Extension, b.Contact, b.Source, b.Transport, b.UserAgent, b.CallID, b.CSeq, formatTime(b.ExpiresAt)); err != nil {
+			if _, err := st.ExecContext(ctx, b.Extension, b.Contact, b.Source, b.Transport, b.UserAgent, b.CallID, b.CSeq, formatTime(b.ExpiresAt), strings.Join(b.Path, "\n")); err != nil {
 				return fmt.Errorf("save binding %s %s: %w", b.Extension, b.Contact, err)
 			}
 		}
@@ -57,7 +62,7 @@ func (s *Store) SaveBindings(ctx context.Context, upserts []Binding, removals []
 
 // Bindings returns the unexpired bindings, all users' if ext is empty.
 func (s *Store) Bindings(ctx context.Context, ext string, now time.Time) ([]Binding, error) {
-	q := `SELECT extension, contact, source, transport, user_agent, call_id, cseq, expires_at
+	q := `SELECT extension, contact, source, transport, user_agent, call_id, cseq, expires_at, path
 		FROM registrations WHERE expires_at > ?`
 	args := []any{formatTime(now)}
 	if ext != "" {
@@ -72,9 +77,12 @@ func (s *Store) Bindings(ctx context.Context, ext string, now time.Time) ([]Bind
 	var bs []Binding
 	for rows.Next() {
 		var b Binding
-		var exp string
-		if err := rows.Scan(&b.Extension, &b.Contact, &b.Source, &b.Transport, &b.UserAgent, &b.CallID, &b.CSeq, &exp); err != nil {
+		var exp, path string
+		if err := rows.Scan(&b.Extension, &b.Contact, &b.Source, &b.Transport, &b.UserAgent, &b.CallID, &b.CSeq, &exp, &path); err != nil {
 			return nil, err
+		}
+		if path != "" {
+			b.Path = strings.Split(path, "\n")
 		}
 		b.ExpiresAt = parseTime(exp)
 		bs = append(bs, b)

@@ -136,3 +136,28 @@ func TestBindings(t *testing.T) {
 		t.Fatalf("Contact * left %+v", bs)
 	}
 }
+
+// A binding keeps the Path it registered with (RFC 3327), in order, and a
+// re-registration without Path clears it.
+func TestBindingsPath(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	s.AddUser(ctx, User{Extension: "101", Role: RoleOperator}, now)
+	path := []string{"<sip:edge.example;lr>", "<sip:10.0.0.2:5070;lr;received=sip:192.0.2.7:5060>"}
+	b := Binding{Extension: "101", Contact: "sip:101@192.0.2.7:5060", ExpiresAt: now.Add(time.Hour), Path: path}
+	if err := s.SaveBindings(ctx, []Binding{b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := s.Bindings(ctx, "101", now)
+	if len(bs) != 1 || len(bs[0].Path) != 2 || bs[0].Path[0] != path[0] || bs[0].Path[1] != path[1] {
+		t.Fatalf("bindings %+v, want the Path %q", bs, path)
+	}
+	b.Path = nil
+	if err := s.SaveBindings(ctx, []Binding{b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if bs, _ := s.Bindings(ctx, "101", now); len(bs) != 1 || bs[0].Path != nil {
+		t.Fatalf("after re-registering without Path: %+v", bs)
+	}
+}

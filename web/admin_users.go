@@ -40,7 +40,7 @@ func (f *userFailure) Error() string {
 	return f.code
 }
 
-func fail(status int, code string, err error) *userFailure { return &userFailure{status, code, err} }
+func userErr(status int, code string, err error) *userFailure { return &userFailure{status, code, err} }
 
 type newUserRequest struct {
 	Extension   string `json:"extension"`
@@ -54,13 +54,13 @@ func (a *App) addUser(ctx context.Context, by User, src string, req newUserReque
 	req.Extension, req.Name = strings.TrimSpace(req.Extension), strings.TrimSpace(req.Name)
 	switch {
 	case !store.ValidExtension(req.Extension):
-		return fail(http.StatusBadRequest, "bad_extension", fmt.Errorf("extension %q", req.Extension))
+		return userErr(http.StatusBadRequest, "bad_extension", fmt.Errorf("extension %q", req.Extension))
 	case !store.ValidRole(store.Role(req.Role)):
-		return fail(http.StatusBadRequest, "bad_role", fmt.Errorf("role %q", req.Role))
+		return userErr(http.StatusBadRequest, "bad_role", fmt.Errorf("role %q", req.Role))
 	case utf8.RuneCountInString(req.Name) > 100:
-		return fail(http.StatusBadRequest, "bad_name", nil)
+		return userErr(http.StatusBadRequest, "bad_name", nil)
 	case req.WebPassword == "" && req.SIPPassword == "":
-		return fail(http.StatusBadRequest, "no_password", nil)
+		return userErr(http.StatusBadRequest, "no_password", nil)
 	}
 	sec, f := a.secrets(req.Extension, req.SIPPassword, req.WebPassword)
 	if f != nil {
@@ -76,11 +76,11 @@ func (a *App) addUser(ctx context.Context, by User, src string, req newUserReque
 		Details: map[string]any{"role": req.Role, "web_login": sec.WebHash != "", "sip": sec.HA1MD5 != ""}}
 	if err := a.deps.Store.AddUser(ctx, u, a.now()); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return fail(http.StatusConflict, "user_exists", err)
+			return userErr(http.StatusConflict, "user_exists", err)
 		}
 		rec.Outcome, rec.Reason = "failed", err.Error()
 		a.audit(ctx, rec)
-		return fail(http.StatusInternalServerError, "internal", err)
+		return userErr(http.StatusInternalServerError, "internal", err)
 	}
 	rec.Outcome = "ok"
 	a.audit(ctx, rec)
@@ -90,24 +90,24 @@ func (a *App) addUser(ctx context.Context, by User, src string, req newUserReque
 // secrets derives the stored forms of new passwords the CLI's way.
 func (a *App) secrets(ext, sipPass, webPass string) (auth.Secrets, *userFailure) {
 	if sipPass != "" && a.deps.Realm == "" {
-		return auth.Secrets{}, fail(http.StatusServiceUnavailable, "no_realm", nil)
+		return auth.Secrets{}, userErr(http.StatusServiceUnavailable, "no_realm", nil)
 	}
 	if len(sipPass) > 256 || len(webPass) > 1024 {
-		return auth.Secrets{}, fail(http.StatusBadRequest, "bad_password", nil)
+		return auth.Secrets{}, userErr(http.StatusBadRequest, "bad_password", nil)
 	}
 	sec, err := auth.NewSecrets(ext, a.deps.Realm, sipPass, webPass)
 	if err != nil {
-		return sec, fail(http.StatusBadRequest, "bad_password", err)
+		return sec, userErr(http.StatusBadRequest, "bad_password", err)
 	}
 	return sec, nil
 }
 
 func (a *App) resetPassword(ctx context.Context, by User, src, ext, sipPass, webPass string) *userFailure {
 	if sipPass == "" && webPass == "" {
-		return fail(http.StatusBadRequest, "no_password", nil)
+		return userErr(http.StatusBadRequest, "no_password", nil)
 	}
 	if _, err := a.deps.Store.User(ctx, ext); err != nil {
-		return fail(http.StatusNotFound, "not_found", err)
+		return userErr(http.StatusNotFound, "not_found", err)
 	}
 	sec, f := a.secrets(ext, sipPass, webPass)
 	if f != nil {
@@ -124,7 +124,7 @@ func (a *App) resetPassword(ctx context.Context, by User, src, ext, sipPass, web
 	if err := a.deps.Store.SetSecrets(ctx, ext, sec.HA1MD5, sec.HA1SHA256, sec.WebHash, a.now()); err != nil {
 		rec.Outcome, rec.Reason = "failed", err.Error()
 		a.audit(ctx, rec)
-		return fail(http.StatusInternalServerError, "internal", err)
+		return userErr(http.StatusInternalServerError, "internal", err)
 	}
 	rec.Outcome = "ok"
 	a.audit(ctx, rec)
@@ -138,15 +138,15 @@ func (a *App) resetPassword(ctx context.Context, by User, src, ext, sipPass, web
 
 func (a *App) changeRole(ctx context.Context, by User, src, ext, role string) *userFailure {
 	if !store.ValidRole(store.Role(role)) {
-		return fail(http.StatusBadRequest, "bad_role", fmt.Errorf("role %q", role))
+		return userErr(http.StatusBadRequest, "bad_role", fmt.Errorf("role %q", role))
 	}
 	if ext == by.Extension {
 		// An admin demoting themselves could leave nobody to undo it.
-		return fail(http.StatusConflict, "self_role", nil)
+		return userErr(http.StatusConflict, "self_role", nil)
 	}
 	cur, err := a.deps.Store.User(ctx, ext)
 	if err != nil {
-		return fail(http.StatusNotFound, "not_found", err)
+		return userErr(http.StatusNotFound, "not_found", err)
 	}
 	if string(cur.Role) == role {
 		return nil
@@ -155,7 +155,7 @@ func (a *App) changeRole(ctx context.Context, by User, src, ext, role string) *u
 	if err := a.deps.Store.SetUserRole(ctx, ext, store.Role(role), a.now()); err != nil {
 		rec.Outcome, rec.Reason = "failed", err.Error()
 		a.audit(ctx, rec)
-		return fail(http.StatusInternalServerError, "internal", err)
+		return userErr(http.StatusInternalServerError, "internal", err)
 	}
 	rec.Outcome = "ok"
 	a.audit(ctx, rec)

@@ -34,7 +34,17 @@
 // Deps.Monitor connect them to package dialer and the SIP server.
 //
 // Errors: write them with web.WriteError(w, r, status, code, err) so the
-// API answers {"error": code, "message": "<localised>", "detail": "..."}.
-// Localised strings come from the catalogues in messages.go (French and
-// English, every key in both: TestCatalogues checks it).
+// API answers {"error": code, "message": "<localised>", "detail": "..."}
+// and a browser gets a page with the message and a way back (403, 404…).
+// Localised strings come from the catalogues in messages.go and the
+// *_messages.go files (French and English, every key in both:
+// TestCatalogues checks it; TestEveryShownStringIsCatalogued walks the
+// handlers' error codes and the scripts' keys). English details written by
+// other packages (policy decisions, import and campaign checks) are
+// translated for people in localize.go.
+//
+// A request whose session cookie the server no longer knows had its
+// session expire: pages redirect to /login?expired=1&next=<where it was>,
+// the consoles' scripts do the same on a 401, and typed text is kept in
+// sessionStorage until the form is confirmed.
 package web

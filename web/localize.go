@@ -42,8 +42,17 @@ var (
 			if err != nil {
 				return []any{m[2], m[3]}
 			}
-			return []any{T(lang, "wd."+itoa(int(d.Weekday()))) + " " + d.Format("02/01/2006"), m[3]}
+			return []any{T(lang, "wd."+weekday(int(d.Weekday()))) + " " + d.Format("02/01/2006"), m[3]}
 		}},
+		{re: regexp.MustCompile(`^calling opens (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) \S+$`), key: "detail.opens",
+			args: func(a *App, lang string, m []string) []any {
+				d, err := time.Parse(time.DateOnly, m[1])
+				if err != nil {
+					return []any{m[1], m[2]}
+				}
+				return []any{T(lang, "wd."+weekday(int(d.Weekday()))) + " " + d.Format("02/01/2006"), m[2]}
+			}},
+		{re: regexp.MustCompile(`^no calling hours are configured$`), key: "detail.no_hours", args: none},
 		{re: regexp.MustCompile(`^(\d{4})-(\d{2})-(\d{2}) is a holiday$`), key: "detail.holiday",
 			args: func(a *App, lang string, m []string) []any { return []any{m[3] + "/" + m[2] + "/" + m[1]} }},
 		{re: regexp.MustCompile(`^extension (\S+) has (\d+) call\(s\) in progress \(limit (\d+)\)$`), key: "detail.limit_operator"},
@@ -73,7 +82,8 @@ var (
 func numberArg(a *App, lang string, m []string) []any { return []any{a.number(m[1])} }
 func none(*App, string, []string) []any               { return nil }
 
-func itoa(i int) string { return string(rune('0' + i)) }
+// weekday is a weekday number (0-6) as text, for the "wd." keys.
+func weekday(i int) string { return string(rune('0' + i)) }
 
 // number shows an E.164 number the site's way.
 func (a *App) number(e164 string) string { return displayNumber(e164, a.region()) }
@@ -134,6 +144,14 @@ func (a *App) localDetail(lang, detail string) string {
 			}
 		}
 		return T(lang, p.key, args...)
+	}
+	// Policy joins facts with "; " (e.g. the refusal, then when calling
+	// opens): translate each.
+	if parts := strings.Split(detail, "; "); len(parts) > 1 {
+		for i, p := range parts {
+			parts[i] = a.localDetail(lang, p)
+		}
+		return strings.Join(parts, T(lang, "detail.join"))
 	}
 	return T(lang, "detail.technical", detail)
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"plateau/config"
 	"plateau/policy"
@@ -18,6 +19,10 @@ import (
 // code that writes it, so a change there fails here.
 func TestLocalDetails(t *testing.T) {
 	a := &App{deps: Deps{Region: "FR"}}
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, numErr := policy.Normalize("abc", "FR")
 	_, dayErr := config.Window{Days: "lun-ven", From: "09:00", To: "12:00"}.Parse()
 	_, timeErr := config.Window{Days: "mon", From: "9h", To: "12:00"}.Parse()
@@ -29,6 +34,10 @@ func TestLocalDetails(t *testing.T) {
 		{"+33240123456 is not approved on the allowlist", "le 02 40 12 34 56 n'est pas approuvé sur la liste des numéros autorisés", ""},
 		{"Sun 2026-12-06 03:00:00 CET is outside the calling hours", "dim. 06/12/2026 à 03:00 : hors des heures d'appel", "Sun 06/12/2026 at 03:00: outside the calling hours"},
 		{"2026-12-25 is a holiday", "le 25/12/2026 est un jour férié", ""},
+		{"Sun 2026-12-06 03:00:00 CET is outside the calling hours; calling opens " + policy.FormatOpens(time.Date(2026, 12, 7, 7, 30, 0, 0, paris)),
+			"dim. 06/12/2026 à 03:00 : hors des heures d'appel ; les appels reprennent le lun. 07/12/2026 à 07:30",
+			"Sun 06/12/2026 at 03:00: outside the calling hours; calling opens on Mon 07/12/2026 at 07:30"},
+		{"2026-12-25 is a holiday; no calling hours are configured", "le 25/12/2026 est un jour férié ; aucune heure d'appel n'est configurée", ""},
 		{"extension 101 has 1 call(s) in progress (limit 1)", "le poste 101 a 1 appel(s) en cours (limite 1)", ""},
 		{"site has 40 calls in progress (limit 40)", "le site a 40 appels en cours (limite 40)", ""},
 		{"allowlist lookup failed: database is locked", "la vérification « liste autorisée » a échoué : appel refusé par prudence", ""},
@@ -62,7 +71,7 @@ func TestLocalDetails(t *testing.T) {
 // languages, every key a script asks for exists, and no script writes a
 // literal sentence into the page.
 func TestEveryShownStringIsCatalogued(t *testing.T) {
-	codeRE := regexp.MustCompile(`(?:WriteError\(w, r, [^,]+, |apiFail\(w, r, [^,]+, |fail\(http\.Status\w+, |return http\.Status\w+, )"([a-z_]+)"`)
+	codeRE := regexp.MustCompile(`(?:WriteError\(w, r, [^,]+, |apiFail\(w, r, [^,]+, |userErr\(http\.Status\w+, |return http\.Status\w+, )"([a-z_]+)"`)
 	goFiles, _ := filepath.Glob("*.go")
 	codes := 0
 	for _, f := range goFiles {

@@ -18,6 +18,9 @@ import (
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	// Info, when set, adds its lines to every /readyz answer without
+	// deciding readiness (e.g. each trunk's state).
+	Info func(ctx context.Context) []string
 }
 
 // Server is the HTTP server.
@@ -59,6 +62,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	failed := false
 	for _, c := range s.checks {
+		if c.Fn == nil {
+			continue
+		}
 		if err := c.Fn(ctx); err != nil {
 			if !failed {
 				w.WriteHeader(http.StatusServiceUnavailable)
@@ -69,6 +75,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	if !failed {
 		fmt.Fprintln(w, "ready")
+	}
+	for _, c := range s.checks {
+		if c.Info != nil {
+			for _, l := range c.Info(ctx) {
+				fmt.Fprintln(w, l)
+			}
+		}
 	}
 }
 

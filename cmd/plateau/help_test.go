@@ -105,6 +105,8 @@ func TestHelpMistakes(t *testing.T) {
 		{[]string{"user", "sign-off"}, exitUsage, "did you mean signoff?"},
 		{[]string{"user"}, exitUsage, "user: want add, list, suspend, activate, passwd, train or signoff"},
 		{[]string{"dial", "--nope"}, exitUsage, "flag provided but not defined: -nope"},
+		{[]string{"dial", "--sconds", "3", "--as", "101", "0240123456"}, exitUsage, "(did you mean --seconds?)"},
+		{[]string{"recordings", "list", "--operater", "101"}, exitUsage, "(did you mean --operator?)"},
 	}
 	for _, tc := range tests {
 		code, out, errs := runCLI(t, tc.args...)

@@ -188,6 +188,13 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			var known []string
+			fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+			if c, ok := config.Closest(strings.TrimPrefix(name, "-"), known); ok {
+				return usagef("%s: %v (did you mean --%s?)", fs.Name(), err, c)
+			}
+		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
 	return nil

@@ -138,6 +138,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			}
 			return nil
 		}},
+		// Each trunk's keepalive state, for information: trunks down leave
+		// the node ready (registrations, consoles and recordings still
+		// work; plateau_trunk_up is what alerts).
+		{Name: "trunks", Info: func(context.Context) []string {
+			var lines []string
+			for _, t := range sipSrv.TrunkStatus() {
+				lines = append(lines, t.String())
+			}
+			return lines
+		}},
 	}, log.With("component", "http"))
 	// The preview dialer; click-to-call goes through the SIP server.
 	caller := &clickToCall{sip: sipSrv}
@@ -235,6 +245,7 @@ func sipOptions(cfg *config.Config) sip.Options {
 			MaxConnectionsPerSource: cfg.SIP.Limits.TCPConnectionsPerSource,
 			IdleTimeout:             cfg.SIP.Limits.TCPIdleTimeout.D(),
 		},
+		DigestURIServer: cfg.SIP.DigestURICheck == "server",
 	}
 }
 

@@ -108,6 +108,9 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 		WindowWarning:     cfg.Policy.WindowWarning.D(),
 		WindowGrace:       cfg.Policy.WindowGrace.D(),
 		Region:            cfg.Site.DefaultRegion,
+		// Detention mode (the default) requires a notice (config), so the
+		// relay's notice gate always has one to open it.
+		Detention: cfg.DetentionMode() && cfg.Recordings.NoticePrompt != "",
 	}
 	if p := cfg.Recordings.NoticePrompt; p != "" {
 		pcm, err := readPrompt(cfg.Resolve(p))
@@ -135,6 +138,13 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (s
 			Name: t.Name, Address: t.Address, Transport: t.Transport, Username: t.Auth.Username, Password: pass,
 			CallerID: t.CallerID, OptionsInterval: t.OptionsInterval.D(), NumberFormat: t.NumberFormat,
 			CountryCode: countryCode(cfg.Site.DefaultRegion), RingTimeout: t.RingTimeout.D(),
+		}
+		if r := t.Register; r != nil {
+			rpass, err := cfg.Secret(r.Password, r.PasswordFile)
+			if err != nil {
+				return opts, fmt.Errorf("trunks[%d].register.password_file: %w", i, err)
+			}
+			tc.Register = &sip.TrunkRegistration{Expires: r.Expires.D(), Username: r.Username, Password: rpass, ContactUser: r.ContactUser}
 		}
 		for _, s := range t.AllowedSources {
 			p, _ := netip.ParsePrefix(s)
