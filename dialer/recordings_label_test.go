@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -65,5 +66,69 @@ func TestDispositionLabelsRecording(t *testing.T) {
 	}
 	if label("rec-3") != "appointment set" || label("rec-1") != "busy" {
 		t.Fatalf("after correction: rec-3 %q, rec-1 %q", label("rec-3"), label("rec-1"))
+	}
+}
+
+// The contact list says why a contact is not offered and the latest skip.
+func TestContactList(t *testing.T) {
+	f := newFixture(t, 1)
+	c := f.campaign("C", "101")
+	f.importCSV(c, "phone;secteur\n0240000001;architecte\n0240000002;syndic\n0240000003;notaire\n")
+	f.approve(c)
+	if err := f.st.AddDNC(f.ctx, f.by("301"), "+33240000003", "demande du client"); err != nil {
+		t.Fatal(err)
+	}
+	a := f.next("101", c).Contact
+	if err := f.svc.Skip(f.ctx, f.by("101"), a.ID, "déjà client"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := f.svc.ContactList(f.ctx, c.ID)
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("%+v %v", rows, err)
+	}
+	by := map[string]ContactRow{}
+	for _, r := range rows {
+		by[r.E164] = r
+	}
+	if r := by[a.E164]; r.SkipReason != "déjà client" || r.SkippedBy != "101" || !r.SkippedAt.Equal(monday0900) || r.Blocked != BlockedNone {
+		t.Fatalf("skipped: %+v", r)
+	}
+	if r := by["+33240000003"]; r.Blocked != BlockedDNC || r.Allowlist != "approved" {
+		t.Fatalf("dnc: %+v", r)
+	}
+	if by["+33240000002"].Custom["secteur"] != "syndic" {
+		t.Fatalf("custom: %+v", by["+33240000002"])
+	}
+}
+
+func TestReassignCallback(t *testing.T) {
+	f := newFixture(t, 3)
+	c := f.campaign("C", "101", "102")
+	f.importCSV(c, "phone\n0240000001\n0240000002\n")
+	f.approve(c)
+	a := f.next("101", c).Contact
+	cb := monday0900.Add(3 * time.Hour)
+	f.dispose("101", a.ID, "callback", cb)
+	for _, bad := range []struct{ by, to string }{{"101", "102"}, {"201", "103"}, {"201", "999"}} {
+		if _, err := f.svc.ReassignCallback(f.ctx, f.by(bad.by), a.ID, bad.to); err == nil {
+			t.Fatalf("%s reassigned to %s", bad.by, bad.to)
+		}
+	}
+	got, err := f.svc.ReassignCallback(f.ctx, f.by("201"), a.ID, "102")
+	if err != nil || !got.CallbackAt.Equal(cb) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	rows, _ := f.svc.ContactList(f.ctx, c.ID)
+	if rows[0].CallbackBy != "102" {
+		t.Fatalf("callback by %q", rows[0].CallbackBy)
+	}
+	// 102 gets it first when due.
+	f.clk.Set(cb)
+	if l := f.next("102", c); l.Contact.ID != a.ID {
+		t.Fatalf("102 got %d", l.Contact.ID)
+	}
+	// A contact without a callback cannot be reassigned.
+	if _, err := f.svc.ReassignCallback(f.ctx, f.by("201"), rows[1].ID, "101"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no callback: %v", err)
 	}
 }
