@@ -28,6 +28,7 @@ func (a *App) campaignPages() {
 	page("POST /supervisor/campaigns/{id}", supervisor, a.campaignUpdateForm)
 	page("POST /supervisor/campaigns/{id}/status", supervisor, a.campaignStatusForm)
 	page("POST /supervisor/campaigns/{id}/import", supervisor, a.campaignImportForm)
+	a.contactPages()
 }
 
 // campaignRow is a campaign with its progress.

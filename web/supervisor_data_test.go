@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"plateau/audit"
 	"plateau/dialer"
 	"plateau/store"
 )
@@ -187,5 +189,81 @@ func TestNavPendingCount(t *testing.T) {
 	_, body = f.as("301").get("/security/audit")
 	if !strings.Contains(body, `<span class="badge pending">1 en attente</span>`) {
 		t.Fatal("301 nav lacks its count")
+	}
+}
+
+// The contact list says who was skipped and why and what is not offered;
+// the supervisor reassigns a callback and corrects an outcome; the client
+// export is a French spreadsheet's CSV with the file's own columns and
+// the reasons a contact was not reached.
+func TestCampaignContactsAndClientExport(t *testing.T) {
+	cf := newConsoleFixture(t)
+	ctx := t.Context()
+	c := cf.campaign("archi", csvTwo+"Notaires Réunis;Me Gris;02 40 55 66 77;Nantes;;notaire\n", true)
+	sp := c.CampaignSpec
+	sp.Operators = []string{"101", "102"}
+	if _, err := cf.dial.UpdateCampaign(ctx, cf.by("201"), c.ID, sp); err != nil {
+		t.Fatal(err)
+	}
+	if err := cf.st.AddDNC(ctx, cf.by("301"), "+33240998877", "demande du client"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := cf.dial.Next(ctx, "101", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := cf.clock.Now().Add(4 * time.Hour) // 14:00
+	if _, err := cf.dial.Dispose(ctx, cf.by("101"), a.Contact.ID, dialer.DisposeRequest{Disposition: "callback", CallbackAt: cb}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cf.dial.Next(ctx, "101", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cf.dial.Skip(ctx, cf.by("101"), b.Contact.ID, "déjà client"); err != nil {
+		t.Fatal(err)
+	}
+	sup := cf.as("201")
+	base := fmt.Sprintf("/supervisor/campaigns/%d", c.ID)
+	_, body := sup.get(base + "/contacts")
+	for _, want := range []string{"liste rouge", "passé par 101", "« déjà client »", "02 40 12 34 56", "à rappeler", `name="operator"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("contacts page lacks %q", want)
+		}
+	}
+	if res, _ := cf.as("101").get(base + "/contacts"); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("operator sees the contact list: %d", res.StatusCode)
+	}
+	// Reassign the callback to 102; a reassignment to someone off the
+	// campaign is refused.
+	path := fmt.Sprintf("%s/contacts/%d/callback", base, a.Contact.ID)
+	if res, _ := sup.form(path, url.Values{"operator": {"103"}}); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("reassign to 103: %d", res.StatusCode)
+	}
+	res, body := sup.form(path, url.Values{"operator": {"102"}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Rappel confié au poste 102") {
+		t.Fatalf("reassign: %d", res.StatusCode)
+	}
+	if recs, _ := cf.audit.List(ctx, audit.Filter{Kind: "dialer.callback_reassigned"}); len(recs) != 1 || recs[0].Entry.Details["to"] != "102" {
+		t.Fatalf("reassignment audit: %+v", recs)
+	}
+	// Correct the outcome.
+	res, body = sup.form(fmt.Sprintf("%s/contacts/%d/correct", base, a.Contact.ID), url.Values{"disposition": {"appointment set"}, "notes": {"RDV jeudi"}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Issue corrigée : rendez-vous pris") {
+		t.Fatalf("correct: %d %s", res.StatusCode, body)
+	}
+	// The client export.
+	res, body = sup.get(base + "/export.csv")
+	if res.StatusCode != 200 || !strings.HasPrefix(body, "\ufeffSociété;Contact;Téléphone;Courriel;Ville;État;Appels;Dernière issue;Notes;Rappel le;Motif de non-appel;sector") {
+		t.Fatalf("export header: %d %q", res.StatusCode, body[:min(len(body), 200)])
+	}
+	for _, want := range []string{"Cabinet Loire;Mme Roux;02 40 12 34 56;;Nantes;terminé;0;rendez-vous pris;RDV jeudi;;;architecte\r\n",
+		"liste rouge", "passé : déjà client"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("export lacks %q:\n%s", want, body)
+		}
+	}
+	if recs, _ := cf.audit.List(ctx, audit.Filter{Kind: "campaign.export"}); len(recs) != 1 || recs[0].Entry.Actor != "201" {
+		t.Fatalf("export audit: %+v", recs)
 	}
 }
