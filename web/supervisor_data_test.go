@@ -1,13 +1,17 @@
 package web
 
 import (
+	"bytes"
 	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 
 	"plateau/audit"
 	"plateau/dialer"
@@ -265,5 +269,51 @@ func TestCampaignContactsAndClientExport(t *testing.T) {
 	}
 	if recs, _ := cf.audit.List(ctx, audit.Filter{Kind: "campaign.export"}); len(recs) != 1 || recs[0].Entry.Actor != "201" {
 		t.Fatalf("export audit: %+v", recs)
+	}
+}
+
+// An Excel workbook imports through the campaign page; a broken one gets
+// a French message.
+func TestCampaignImportXLSX(t *testing.T) {
+	cf := newConsoleFixture(t)
+	c, err := cf.dial.CreateCampaign(t.Context(), cf.by("201"), dialer.CampaignSpec{Name: "archi", Operators: []string{"101"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb := excelize.NewFile()
+	sh := wb.GetSheetName(0)
+	for i, r := range [][]any{{"Société", "Téléphone", "Secteur"}, {"Cabinet Loire", "02 40 12 34 56", "architecte"},
+		{"Syndic Atlantique", "0240998877", "syndic"}, {"Sans numéro", "?", ""}} {
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		wb.SetSheetRow(sh, cell, &r)
+	}
+	var xb bytes.Buffer
+	if err := wb.Write(&xb); err != nil {
+		t.Fatal(err)
+	}
+	sup := cf.as("201")
+	upload := func(name string, data []byte) (int, string) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		mw.WriteField("csrf", sup.csrf)
+		fw, _ := mw.CreateFormFile("file", name)
+		fw.Write(data)
+		mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/supervisor/campaigns/%d/import", cf.srv.URL, c.ID), &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		res, body := sup.do(req)
+		return res.StatusCode, body
+	}
+	st, body := upload("contacts.xlsx", xb.Bytes())
+	if st != 200 || !strings.Contains(body, "2 contacts ajoutés sur 3 lignes, 1 rejetées") || !strings.Contains(body, "(classeur Excel, première feuille)") {
+		t.Fatalf("xlsx import: %d %s", st, body)
+	}
+	st, body = upload("cassé.xlsx", append([]byte("PK\x03\x04"), make([]byte, 64)...))
+	if st != http.StatusBadRequest || !strings.Contains(body, "ce classeur Excel est illisible") {
+		t.Fatalf("broken xlsx: %d %s", st, body)
+	}
+	_, body = sup.get(fmt.Sprintf("/supervisor/campaigns/%d", c.ID))
+	if !strings.Contains(body, "Société, Interlocuteur") {
+		t.Fatal("the import hint does not list the French column names")
 	}
 }
