@@ -463,7 +463,7 @@ func (a *App) simulatePage(w http.ResponseWriter, r *http.Request) {
 	v := a.newView(r, "simulate.title", &d)
 	if users, err := a.deps.Store.Users(r.Context()); err == nil {
 		for _, u := range users {
-			if u.Role == store.RoleOperator || u.Role == store.RoleSupervisor {
+			if u.Role == store.RoleOperator {
 				d.Operators = append(d.Operators, u)
 			}
 		}
@@ -478,6 +478,13 @@ func (a *App) simulatePage(w http.ResponseWriter, r *http.Request) {
 	at, err := a.parseLocal(d.Date, d.Time)
 	if err != nil || d.Operator == "" || d.Number == "" {
 		v.Error = v.T("simulate.invalid")
+		a.render(w, r, http.StatusBadRequest, "simulate", v)
+		return
+	}
+	// The field is the téléopérateur's: another role's extension (a
+	// supervisor's may call out) would answer a question nobody asked.
+	if u, err := a.deps.Store.User(r.Context(), d.Operator); err == nil && u.Role != store.RoleOperator {
+		v.Error = v.T("simulate.not_operator", d.Operator, v.RoleName(u.Role))
 		a.render(w, r, http.StatusBadRequest, "simulate", v)
 		return
 	}

@@ -317,3 +317,20 @@ func TestCampaignImportXLSX(t *testing.T) {
 		t.Fatal("the import hint does not list the French column names")
 	}
 }
+
+// The simulator's téléopérateur field refuses another role's extension.
+func TestSimulatorOperatorsOnly(t *testing.T) {
+	f := newFixture(t)
+	c := f.as("301")
+	res, body := c.form("/security/simulate", url.Values{"operator": {"201"}, "number": {"+33240123456"}, "date": {"2026-03-02"}, "time": {"10:00"}})
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "n&#39;est pas celui d&#39;un téléopérateur (rôle : superviseur") || strings.Contains(body, "Autorisé") {
+		t.Fatalf("supervisor's extension: %d %s", res.StatusCode, body)
+	}
+	if strings.Contains(body, `<option value="201">`) {
+		t.Fatal("the operator list offers a supervisor")
+	}
+	res, _ = c.form("/security/simulate", url.Values{"operator": {"101"}, "number": {"+33240123456"}, "date": {"2026-03-02"}, "time": {"10:00"}})
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("operator: %d", res.StatusCode)
+	}
+}
