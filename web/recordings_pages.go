@@ -101,7 +101,7 @@ func (s *recService) showRecordings(w http.ResponseWriter, r *http.Request, stat
 	case errors.Is(err, errBadNumber):
 		fail(http.StatusBadRequest, v.T("rec.err_number"))
 	case err != nil:
-		fail(http.StatusBadRequest, v.T("err.bad_filter")+" "+err.Error())
+		fail(http.StatusBadRequest, v.T("err.bad_filter")+" "+v.LocalDetail(err.Error()))
 	default:
 		if q.Get("limit") == "" {
 			f.Limit = 25

@@ -32,7 +32,7 @@ func newRenderer() (*renderer, error) {
 			continue
 		}
 		t, err := template.New(base).Funcs(template.FuncMap{
-			"join": strings.Join,
+			"join": strings.Join, "hasPrefix": strings.HasPrefix,
 		}).ParseFS(assets, "templates/layout.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", n, err)

@@ -248,7 +248,7 @@ func csvText(s string) string {
 func (a *App) auditFilter(r *http.Request) (audit.Filter, error) {
 	q := r.URL.Query()
 	f := audit.Filter{Kind: strings.TrimSpace(q.Get("kind")), Actor: strings.TrimSpace(q.Get("actor")),
-		Subject: strings.TrimSpace(q.Get("subject")), Limit: 100}
+		Subject: strings.TrimSpace(q.Get("subject")), Limit: 50}
 	var err error
 	if f.Since, err = a.parseDay(q.Get("since")); err != nil {
 		return f, err
@@ -277,11 +277,14 @@ func (a *App) parseDay(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.ParseInLocation("2006-01-02", s, a.deps.Location)
-	if err != nil {
-		return t, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	// The date picker sends 2006-01-02; a date typed the French way
+	// (no picker, or pasted) is 02/01/2006.
+	for _, layout := range []string{"2006-01-02", "02/01/2006", "2/1/2006"} {
+		if t, err := time.ParseInLocation(layout, s, a.deps.Location); err == nil {
+			return t, nil
+		}
 	}
-	return t, nil
+	return time.Time{}, fmt.Errorf("date %q: want DD/MM/YYYY", s)
 }
 
 type auditData struct {
@@ -305,12 +308,12 @@ type auditData struct {
 func (a *App) auditPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := auditData{Kind: q.Get("kind"), Actor: q.Get("actor"), Subject: q.Get("subject"), Since: q.Get("since"),
-		Until: q.Get("until"), Kinds: auditKinds}
+		Until: q.Get("until"), Kinds: a.auditKindChoices(r.Context(), langOf(r))}
 	v := a.newView(r, "audit.title", &d)
 	f, err := a.auditFilter(r)
 	status := http.StatusOK
 	if err != nil {
-		v.Error, status = v.T("err.bad_filter")+" "+err.Error(), http.StatusBadRequest
+		v.Error, status = v.T("err.bad_filter")+" "+v.LocalDetail(err.Error()), http.StatusBadRequest
 	} else {
 		f.Limit++ // one more tells whether there is a next page
 		if d.Records, err = a.deps.Audit.List(r.Context(), f); err != nil {
@@ -349,11 +352,6 @@ func parseHeads(in []string) ([]audit.Head, error) {
 	}
 	return heads, nil
 }
-
-// auditKinds are offered in the search form; any kind may be typed.
-var auditKinds = []string{"policy.decision", "allowlist.propose", "allowlist.approve", "allowlist.reject",
-	"allowlist.revoke", "allowlist.export", "web.login", "web.lockout", "web.logout", "user.suspend",
-	"user.activate", "policy.simulate", "recording.access"}
 
 // refusedCall is one refused policy decision.
 type refusedCall struct {

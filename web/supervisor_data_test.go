@@ -334,3 +334,33 @@ func TestSimulatorOperatorsOnly(t *testing.T) {
 		t.Fatalf("operator: %d", res.StatusCode)
 	}
 }
+
+// The audit log reads in French: kinds and outcomes labelled, the kind
+// filter a list of labels, details one per line, 50 rows a page, dates
+// typed jj/mm/aaaa.
+func TestAuditPageFrench(t *testing.T) {
+	f := newFixture(t)
+	for i := range 60 {
+		f.propose("301", fmt.Sprintf("+332400001%02d", i))
+	}
+	c := f.as("302")
+	_, body := c.get("/security/audit?kind=allowlist.propose")
+	for _, want := range []string{`<option value="allowlist.propose" selected>liste blanche : proposition</option>`,
+		`<span title="allowlist.propose">liste blanche : proposition</span>`, `<td>réussi</td>`, `<dl class="audit-details">`,
+		`placeholder="jj/mm/aaaa"`, `02 40 00 01 59`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("audit page lacks %q", want)
+		}
+	}
+	if n := strings.Count(body, `<span title="allowlist.propose">`); n != 50 {
+		t.Errorf("%d rows on the first page, want 50", n)
+	}
+	_, body = c.get("/security/audit?kind=allowlist.propose&since=02/03/2026&until=02/03/2026")
+	if n := strings.Count(body, `<span title="allowlist.propose">`); n != 50 {
+		t.Errorf("French dates: %d rows", n)
+	}
+	res, body := c.get("/security/audit?since=31/02/2026")
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "écrivez-la jj/mm/aaaa") {
+		t.Fatalf("bad date: %d", res.StatusCode)
+	}
+}
