@@ -50,6 +50,8 @@ var auditCatalogue = map[string]map[string]string{
 		"auditout.missing": "fichier manquant", "auditout.problems": "problèmes trouvés",
 		"audit.all_kinds": "Tous les types", "audit.date_hint": "jj/mm/aaaa",
 		"detail.bad_date": "date « %s » : écrivez-la jj/mm/aaaa",
+		"reason.not_own_recording": "pas son propre enregistrement", "reason.recording_open": "enregistrement en cours",
+		"reason.recordings_unavailable": "enregistrements indisponibles",
 	},
 	"en": {
 		"kind.allowlist.approve": "allowlist: approval", "kind.allowlist.export": "allowlist: export",
@@ -88,6 +90,8 @@ var auditCatalogue = map[string]map[string]string{
 		"auditout.missing": "file missing", "auditout.problems": "problems found",
 		"audit.all_kinds": "All kinds", "audit.date_hint": "dd/mm/yyyy",
 		"detail.bad_date": "date “%s”: write it dd/mm/yyyy",
+		"reason.not_own_recording": "not their own recording", "reason.recording_open": "recording in progress",
+		"reason.recordings_unavailable": "recordings unavailable",
 	},
 }
 

@@ -191,6 +191,8 @@ func (s *recService) commentForm(w http.ResponseWriter, r *http.Request) {
 // securityData is the security console's recordings page: the last
 // verification of the recordings and the access log.
 type securityData struct {
+	Grouped    bool // recording.access shown as listening sessions
+	Sessions   []accessSession
 	Verify     *verifyState
 	Running    bool
 	Kind       string
@@ -264,6 +266,12 @@ func (s *recService) showSecurity(w http.ResponseWriter, r *http.Request, status
 	} else {
 		f.Kind = d.Kind
 		f.Limit = min(f.Limit, 100)
+		d.Grouped = d.Kind == "recording.access" && q.Get("group") != "0"
+		if d.Grouped {
+			// A page of sessions is read from up to 500 requests; a session
+			// cut by the page's edge continues on the next.
+			f.Limit = 500
+		}
 		limit := f.Limit
 		f.Limit++
 		if d.Records, err = s.deps.Audit.List(ctx, f); err != nil {
@@ -274,6 +282,9 @@ func (s *recService) showSecurity(w http.ResponseWriter, r *http.Request, status
 			d.Records, d.HasNext = d.Records[:limit], true
 		}
 		d.Offset, d.NextOffset, d.PrevOffset = f.Offset, f.Offset+limit, max(f.Offset-limit, 0)
+		if d.Grouped {
+			d.Sessions = groupAccesses(d.Records)
+		}
 	}
 	s.render(w, r, status, "recordings_security", v)
 }

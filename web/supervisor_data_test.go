@@ -364,3 +364,32 @@ func TestAuditPageFrench(t *testing.T) {
 		t.Fatalf("bad date: %d", res.StatusCode)
 	}
 }
+
+// One listening (the page, the waveform, a dozen Range requests) is one
+// row of the recording access log; another person's, another row.
+func TestRecordingAccessSessions(t *testing.T) {
+	rf := newRecFixture(t)
+	sup := rf.as("201")
+	sup.get("/recordings?id=rec-102")
+	sup.get("/api/v1/recordings/rec-102/waveform")
+	for i := range 12 {
+		req, _ := http.NewRequest(http.MethodGet, rf.srv.URL+"/api/v1/recordings/rec-102/audio", nil)
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", i*1000))
+		sup.do(req)
+	}
+	rf.as("401").get("/api/v1/recordings/rec-102")
+	rf.clock.Add(15 * time.Minute) // a later listening is another session
+	sup.get("/api/v1/recordings/rec-102")
+	sec := rf.as("301")
+	_, body := sec.get("/security/recordings")
+	if n := strings.Count(body, `<td class="num">rec-102</td>`); n != 3 {
+		t.Fatalf("%d session rows for rec-102, want 3:\n%s", n, body)
+	}
+	if !strings.Contains(body, "14 (dont 12 morceaux d&#39;audio)") || !strings.Contains(body, "consultation, forme d&#39;onde, écoute") {
+		t.Fatalf("session row:\n%s", body)
+	}
+	_, body = sec.get("/security/recordings?group=0")
+	if n := strings.Count(body, `<td class="num">rec-102</td>`); n < 16 {
+		t.Fatalf("raw view: %d rows", n)
+	}
+}
