@@ -50,6 +50,7 @@ var auditCatalogue = map[string]map[string]string{
 		"auditout.missing": "fichier manquant", "auditout.problems": "problèmes trouvés",
 		"audit.all_kinds": "Tous les types", "audit.date_hint": "jj/mm/aaaa",
 		"detail.bad_date": "date « %s » : écrivez-la jj/mm/aaaa",
+		"dkey.campaign":   "campagne", "dkey.id": "n°", "dkey.label": "libellé", "dkey.proposed_by": "proposé par", "dkey.status": "état", "dkey.valid_from": "valable du", "dkey.valid_until": "valable jusqu'au", "dkey.operator": "téléopérateur", "dkey.contact": "contact", "dkey.from": "de", "dkey.to": "vers", "dkey.callback_at": "rappel le", "dkey.action": "action", "dkey.role": "rôle", "dkey.range": "plage audio", "dkey.number": "numéro", "dkey.path": "fichier", "dkey.call_ids": "identifiants d'appel", "dkey.state": "état", "dkey.rule": "règle", "dkey.at": "moment", "dkey.results": "résultats", "dkey.offset": "décalage", "dkey.note": "note", "dkey.client": "client", "dkey.operators": "téléopérateurs", "dkey.windows": "heures d'appel", "dkey.dispositions": "issues", "dkey.max_attempts": "appels au plus", "dkey.contacts": "contacts", "dkey.sha256": "empreinte SHA-256", "dkey.duration_ms": "durée (ms)", "dkey.decided_by": "décidé par", "dkey.mode": "mode", "dkey.supervisor": "superviseur", "dkey.since": "depuis", "dkey.until": "jusqu'au", "dkey.source": "origine",
 		"reason.not_own_recording": "pas son propre enregistrement", "reason.recording_open": "enregistrement en cours",
 		"reason.recordings_unavailable": "enregistrements indisponibles",
 	},
@@ -90,6 +91,7 @@ var auditCatalogue = map[string]map[string]string{
 		"auditout.missing": "file missing", "auditout.problems": "problems found",
 		"audit.all_kinds": "All kinds", "audit.date_hint": "dd/mm/yyyy",
 		"detail.bad_date": "date “%s”: write it dd/mm/yyyy",
+		"dkey.campaign":   "campaign", "dkey.id": "no.", "dkey.label": "label", "dkey.proposed_by": "proposed by", "dkey.status": "status", "dkey.valid_from": "valid from", "dkey.valid_until": "valid until", "dkey.operator": "operator", "dkey.contact": "contact", "dkey.from": "from", "dkey.to": "to", "dkey.callback_at": "callback at", "dkey.action": "action", "dkey.role": "role", "dkey.range": "audio range", "dkey.number": "number", "dkey.path": "path", "dkey.call_ids": "call IDs", "dkey.state": "state", "dkey.rule": "rule", "dkey.at": "at", "dkey.results": "results", "dkey.offset": "offset", "dkey.note": "note", "dkey.client": "client", "dkey.operators": "operators", "dkey.windows": "windows", "dkey.dispositions": "dispositions", "dkey.max_attempts": "max calls", "dkey.contacts": "contacts", "dkey.sha256": "SHA-256", "dkey.duration_ms": "duration (ms)", "dkey.decided_by": "decided by", "dkey.mode": "mode", "dkey.supervisor": "supervisor", "dkey.since": "since", "dkey.until": "until", "dkey.source": "source",
 		"reason.not_own_recording": "not their own recording", "reason.recording_open": "recording in progress",
 		"reason.recordings_unavailable": "recordings unavailable",
 	},
@@ -161,7 +163,21 @@ func (v *view) DetailLines(d map[string]any) []detailLine {
 			}
 			val = strings.Join(parts, ", ")
 		}
-		out = append(out, detailLine{Key: strings.ReplaceAll(k, "_", " "), Value: val})
+		if k == "status" || k == "state" {
+			if _, ok := catalogue[v.Lang]["status."+val]; ok {
+				val = v.T("status." + val)
+			}
+		}
+		if k == "action" {
+			if _, ok := catalogue[v.Lang]["recaction."+val]; ok {
+				val = v.T("recaction." + val)
+			}
+		}
+		key := strings.ReplaceAll(k, "_", " ")
+		if _, ok := catalogue[v.Lang]["dkey."+k]; ok {
+			key = v.T("dkey." + k)
+		}
+		out = append(out, detailLine{Key: key, Value: val})
 	}
 	return out
 }
