@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"plateau/audit"
+	"plateau/policy"
 	"plateau/store"
 )
 
@@ -207,19 +208,63 @@ func (s *Service) applyDisposition(ctx context.Context, tx *sql.Tx, c store.Chan
 
 // callbackInHours checks that at falls inside the site's calling hours and
 // the campaign's own, if it has any: a callback outside them would be
-// refused when due (Sunday 03:00 is nobody's callback).
+// refused when due (Sunday 03:00 is nobody's callback). The error says
+// when calling next opens after at.
 func (s *Service) callbackInHours(cp Campaign, at time.Time) error {
-	if !s.site.Contains(at) {
-		return fmt.Errorf("%s: site: %w", at.In(s.site.Location()).Format("Mon 2006-01-02 15:04"), ErrCallbackOutsideHours)
-	}
 	ws, own, err := s.windows(cp)
 	if err != nil {
 		return err
 	}
-	if own && !ws.Contains(at) {
-		return fmt.Errorf("%s: campaign %q: %w", at.In(s.site.Location()).Format("Mon 2006-01-02 15:04"), cp.Name, ErrCallbackOutsideHours)
+	if s.site.Contains(at) && (!own || ws.Contains(at)) {
+		return nil
 	}
-	return nil
+	e := &CallbackHoursError{At: at}
+	e.Next, _ = s.NextCallable(cp, at)
+	return e
+}
+
+// CallbackHoursError is a callback time outside the calling hours, with
+// the first instant after it inside them (zero: none). It is
+// ErrCallbackOutsideHours.
+type CallbackHoursError struct {
+	At, Next time.Time
+}
+
+func (e *CallbackHoursError) Error() string {
+	msg := e.At.Format("Mon 2006-01-02 15:04") + ": " + ErrCallbackOutsideHours.Error()
+	if !e.Next.IsZero() {
+		msg += "; calling opens " + policy.FormatOpens(e.Next)
+	}
+	return msg
+}
+
+func (e *CallbackHoursError) Is(target error) bool { return target == ErrCallbackOutsideHours }
+
+// NextCallable is the first instant at or after t inside both the site's
+// and the campaign's calling hours; ok is false when they never meet.
+func (s *Service) NextCallable(cp Campaign, t time.Time) (time.Time, bool) {
+	ws, own, err := s.windows(cp)
+	if err != nil {
+		return time.Time{}, false
+	}
+	// Each step moves forward to the next opening of one side; a week of
+	// windows meets within a few dozen steps or never.
+	for range 200 {
+		next, ok := s.site.NextOpen(t)
+		if !ok {
+			return time.Time{}, false
+		}
+		if own {
+			if next, ok = ws.NextOpen(next); !ok {
+				return time.Time{}, false
+			}
+		}
+		if s.site.Contains(next) && (!own || ws.Contains(next)) {
+			return next.In(s.site.Location()), true
+		}
+		t = next
+	}
+	return time.Time{}, false
 }
 
 func updateDisposed(ctx context.Context, tx *sql.Tx, ct contactRow, ap applied, notes string) (Contact, error) {

@@ -165,6 +165,10 @@ func (s *Service) QueueState(ctx context.Context, campaignID int64, operator str
 	if !q.NextDue.IsZero() && q.NextDue.Before(now) {
 		q.NextDue = now
 	}
+	// Due is not callable: the first instant inside the hours.
+	if !q.NextDue.IsZero() {
+		q.NextDue, _ = s.NextCallable(cp, q.NextDue)
+	}
 	return q, nil
 }
 

@@ -274,3 +274,41 @@ func TestCorrectOutcomeWhileOnScreen(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// TestNextCallable: the first instant inside both the site's (mon-sat
+// 07:30-20:00) and the campaign's (mon-fri 09:00-12:00) hours.
+func TestNextCallable(t *testing.T) {
+	f := newFixture(t, 1)
+	c := f.campaign("C", "101")
+	spec := c.CampaignSpec
+	spec.Windows = []Window{{Days: "mon-fri", From: "09:00", To: "12:00"}}
+	c, err := f.svc.UpdateCampaign(f.ctx, f.by("201"), c.ID, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := func(d, h, m int) time.Time { return time.Date(2026, 12, d, h, m, 0, 0, paris) }
+	for _, tt := range []struct{ at, want time.Time }{
+		{day(1, 10, 0), day(1, 10, 0)}, // inside
+		{day(1, 12, 0), day(2, 9, 0)},  // Tuesday noon: Wednesday 09:00
+		{day(4, 13, 0), day(7, 9, 0)},  // Friday afternoon: Monday
+		{day(6, 3, 0), day(7, 9, 0)},   // Sunday night
+		{day(5, 8, 0), day(7, 9, 0)},   // Saturday: the site is open, the campaign not
+	} {
+		got, ok := f.svc.NextCallable(c, tt.at)
+		if !ok || !got.Equal(tt.want) {
+			t.Errorf("NextCallable(%s) = %s %v, want %s", tt.at, got, ok, tt.want)
+		}
+	}
+	var ch *CallbackHoursError
+	if err := f.svc.callbackInHours(c, day(6, 3, 0)); !errors.As(err, &ch) || !ch.Next.Equal(day(7, 9, 0)) || !errors.Is(err, ErrCallbackOutsideHours) {
+		t.Fatalf("callback error: %v", err)
+	}
+	// Never meeting: the campaign calls on Sundays only, the site never does.
+	spec.Windows = []Window{{Days: "sun", From: "09:00", To: "12:00"}}
+	if c, err = f.svc.UpdateCampaign(f.ctx, f.by("201"), c.ID, spec); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := f.svc.NextCallable(c, day(1, 10, 0)); ok {
+		t.Fatalf("disjoint hours met at %s", got)
+	}
+}

@@ -355,6 +355,11 @@ func writeErr(w http.ResponseWriter, code int, err error) {
 	if c := codeOf(err); c != "" {
 		out["code"] = c
 	}
+	// A callback outside the hours says when calling opens next.
+	var ch *CallbackHoursError
+	if errors.As(err, &ch) && !ch.Next.IsZero() {
+		out["next_open"] = ch.Next.Format(time.RFC3339)
+	}
 	writeJSON(w, code, out)
 }
 

@@ -66,7 +66,7 @@ func TestCallbacksDueAndHours(t *testing.T) {
 	dispose := fmt.Sprintf("/api/v1/contacts/%d/dispose", lease.Contact.ID)
 	sunday := time.Date(2026, 3, 8, 3, 0, 0, 0, cf.paris)
 	if res, body := op.api("POST", dispose, map[string]any{"disposition": "callback", "callback_at": sunday}); res.StatusCode != 400 ||
-		!strings.Contains(body, "callback_outside_hours") {
+		!strings.Contains(body, "callback_outside_hours") || !strings.Contains(body, `"next_open":"2026-03-09T07:30:00+01:00"`) {
 		t.Fatalf("Sunday 03:00 callback: %d %s", res.StatusCode, body)
 	}
 	at := cf.clock.Now().Add(time.Hour)
@@ -125,5 +125,23 @@ func TestNoLiveRegionOnClocks(t *testing.T) {
 	i = strings.Index(page, `id="call-duration"`)
 	if p := strings.LastIndex(page[:i], `<div id="live-call"`); p < 0 || strings.Contains(page[p:i], "aria-live") || strings.Contains(page[p:i], `role="status"><span id="call-duration"`) {
 		t.Fatalf("the call timer is in a live region: %s", page[p:i])
+	}
+}
+
+// TestOperatorPageInEnglish: the operator console on request in English,
+// its script's strings too.
+func TestOperatorPageInEnglish(t *testing.T) {
+	cf := newConsoleFixture(t)
+	cf.campaign("archi", csvTwo, true)
+	_, page := cf.as("101").get("/operator?lang=en")
+	for _, want := range []string{"Phone not connected", "Keyboard shortcuts", `"op.err_choose":"Choose the call`, `"op.code.callback_outside_hours":"This callback`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("English page lacks %q", want)
+		}
+	}
+	for _, fr := range []string{"Raccourcis", "Téléphone", "Choisissez"} {
+		if strings.Contains(page, fr) {
+			t.Errorf("English page has French %q", fr)
+		}
 	}
 }

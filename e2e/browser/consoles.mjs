@@ -158,6 +158,7 @@ try {
   await page.getByRole("button", { name: "Programmer le rappel" }).click();
   const cbErr = page.locator("#callback-at-error");
   await cbErr.filter({ hasText: "hors des heures d'appel" }).waitFor();
+  expect((await cbErr.innerText()).includes("Prochaine possibilité"), "the next possible time is offered: " + (await cbErr.innerText()));
   expect((await page.locator("#callback-at").getAttribute("aria-invalid")) === "true", "callback field marked invalid");
   await page.locator("#callback-at").fill(dayAt(1, 10));
   await page.getByRole("button", { name: "Programmer le rappel" }).click();

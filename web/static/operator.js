@@ -58,6 +58,7 @@
 
   // ---- the API; a 401 means the session expired: keep what was typed
   // (sessionStorage) and come back here after logging in again. ----
+  var leaving = false;
   function api(method, path, body) {
     var opts = { method: method, headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }, credentials: "same-origin" };
     if (body !== undefined) {
@@ -66,8 +67,12 @@
     }
     return fetch(path, opts).then(function (res) {
       if (res.status === 401) {
-        saveNotes();
-        window.location = "/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+        // Several requests may meet the expired session at once: leave once.
+        if (!leaving) {
+          leaving = true;
+          saveNotes();
+          window.location = "/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+        }
         return new Promise(function () {}); // the page is leaving
       }
       return res.text().then(function (text) {
@@ -86,7 +91,9 @@
     var d = r.data || {};
     if (d.message) { return d.message; }
     var code = d.code || d.error || "";
-    if (L["op.code." + code]) { return t("op.code." + code); }
+    if (L["op.code." + code]) {
+      return t("op.code." + code) + (d.next_open ? " " + t("op.next_open", { when: when(d.next_open) }) : "");
+    }
     if (r.status === 403) { return t("op.err_not_assigned"); }
     return t("op.err_generic") + " " + (r.status || "");
   }
