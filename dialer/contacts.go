@@ -142,3 +142,23 @@ func (s *Service) ReassignCallback(ctx context.Context, c store.Change, contactI
 	})
 	return out, err
 }
+
+// Wrapping returns the operators who owe a disposition (a call's outcome
+// is recorded, its issue not yet entered: wrap-up) with the time of the
+// oldest such call.
+func (s *Service) Wrapping(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT operator, MIN(at) FROM attempts WHERE disposed_at = '' AND outcome <> '' GROUP BY operator`)
+	if err != nil {
+		return nil, fmt.Errorf("wrapping: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var op, at string
+		if err := rows.Scan(&op, &at); err != nil {
+			return nil, err
+		}
+		out[op] = pt(at)
+	}
+	return out, rows.Err()
+}

@@ -84,6 +84,7 @@ type App struct {
 	locks    *lockout
 	pages    *renderer
 	log      *slog.Logger
+	pauses   pauseBook // operators' declared absences (wallboard_states.go)
 }
 
 // NewApp builds the consoles and the API. Mount it at "/" on the Server.
