@@ -61,6 +61,7 @@ func (a *App) decideAllowlist(r *http.Request, approve bool, sel store.Selection
 }
 
 type allowlistData struct {
+	DNC      []store.DNCEntry
 	Proposed []store.AllowEntry
 	History  []store.AllowEntry
 	Status   string
@@ -94,7 +95,7 @@ func (a *App) showAllowlist(w http.ResponseWriter, r *http.Request, status int, 
 			h = append(h, hist[i])
 		}
 	}
-	v := a.newView(r, "allowlist.title", allowlistData{Proposed: proposed, History: h, Status: st,
+	v := a.newView(r, "allowlist.title", allowlistData{DNC: a.dncRows(r), Proposed: proposed, History: h, Status: st,
 		Statuses: []string{"approved", "rejected", "revoked", "proposed"}})
 	v.Flash, v.Error = flash, errMsg
 	a.render(w, r, status, "allowlist", v)

@@ -393,3 +393,60 @@ func TestRecordingAccessSessions(t *testing.T) {
 		t.Fatalf("raw view: %d rows", n)
 	}
 }
+
+// Security proposes (with an end of validity), revokes and keeps the
+// do-not-call list from the page; numbers typed the French way.
+func TestSecurityDeskActions(t *testing.T) {
+	f := newFixture(t)
+	c := f.as("301")
+	res, body := c.form("/security/allowlist/propose", url.Values{"number": {"02 40 12 34 56"}, "label": {"fournisseur bois"}, "valid_until": {"31/03/2026"}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "02 40 12 34 56 proposé") {
+		t.Fatalf("propose: %d %s", res.StatusCode, body)
+	}
+	es, _ := f.st.Allowlist(t.Context(), store.AllowFilter{E164: "+33240123456"})
+	paris, _ := time.LoadLocation("Europe/Paris")
+	if len(es) != 1 || es[0].ProposedBy != "301" || !es[0].ValidUntil.Equal(time.Date(2026, 4, 1, 0, 0, 0, 0, paris)) {
+		t.Fatalf("proposal: %+v", es)
+	}
+	if res, _ := c.form("/security/allowlist/propose", url.Values{"number": {"02 40 12 34 56"}}); res.StatusCode != http.StatusConflict {
+		t.Fatalf("again: %d", res.StatusCode)
+	}
+	if res, _ := c.form("/security/allowlist/propose", url.Values{"number": {"02 40 99 99 99"}, "valid_until": {"01/01/2020"}}); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("past end: %d", res.StatusCode)
+	}
+	if res, _ := f.as("201").form("/security/allowlist/propose", url.Values{"number": {"02 40 99 99 99"}}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("supervisor proposes here: %d", res.StatusCode)
+	}
+	// 302 approves; 301 revokes.
+	if _, err := f.st.ApproveAllowlist(t.Context(), f.by("302"), store.Selection{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, body = c.get("/security/allowlist")
+	if !strings.Contains(body, `action="/security/allowlist/revoke"`) {
+		t.Fatal("no revoke button on an approved number")
+	}
+	res, body = c.form("/security/allowlist/revoke", url.Values{"number": {"+33240123456"}, "note": {"fin du contrat"}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "révoqué (1 autorisation(s))") {
+		t.Fatalf("revoke: %d %s", res.StatusCode, body)
+	}
+	// Do-not-call list.
+	if res, _ := c.form("/security/dnc", url.Values{"number": {"02 40 55 55 55"}}); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("no reason: %d", res.StatusCode)
+	}
+	res, body = c.form("/security/dnc", url.Values{"number": {"02 40 55 55 55"}, "reason": {"plainte du client"}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "02 40 55 55 55 ajouté à la liste rouge") || !strings.Contains(body, "plainte du client") {
+		t.Fatalf("dnc add: %d", res.StatusCode)
+	}
+	if listed, _ := f.st.IsListed(t.Context(), "+33240555555"); !listed {
+		t.Fatal("not listed")
+	}
+	res, _ = c.form("/security/dnc/remove", url.Values{"number": {"+33240555555"}})
+	if listed, _ := f.st.IsListed(t.Context(), "+33240555555"); res.StatusCode != http.StatusOK || listed {
+		t.Fatalf("dnc remove: %d listed %v", res.StatusCode, listed)
+	}
+	for _, k := range []string{"allowlist.propose", "allowlist.revoke", "dnc.add", "dnc.remove"} {
+		if recs, _ := f.audit.List(t.Context(), audit.Filter{Kind: k, Actor: "301"}); len(recs) == 0 {
+			t.Errorf("no %s audited", k)
+		}
+	}
+}
