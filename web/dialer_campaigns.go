@@ -59,7 +59,9 @@ func (a *App) campaignRows(ctx context.Context) ([]campaignRow, error) {
 // campaignForm is the create/edit form's fields, as typed.
 type campaignForm struct {
 	Name, Client, Script, Windows string
+	Dispositions                  string // one per line (campaign_dispositions.go)
 	Operators                     []string
+	lang                          string
 }
 
 func formOf(c dialer.Campaign, lang string) campaignForm {
@@ -67,13 +69,14 @@ func formOf(c dialer.Campaign, lang string) campaignForm {
 	for i, w := range c.Windows {
 		ws[i] = showDays(w.Days, lang) + " " + w.From + "-" + w.To
 	}
-	return campaignForm{Name: c.Name, Client: c.Client, Script: c.Script, Windows: strings.Join(ws, "\n"), Operators: c.Operators}
+	return campaignForm{Name: c.Name, Client: c.Client, Script: c.Script, Windows: strings.Join(ws, "\n"), Operators: c.Operators,
+		Dispositions: dispositionsText(c.Dispositions, lang), lang: lang}
 }
 
 func readCampaignForm(r *http.Request) campaignForm {
 	r.ParseForm()
 	return campaignForm{Name: r.PostFormValue("name"), Client: r.PostFormValue("client"), Script: r.PostFormValue("script"),
-		Windows: r.PostFormValue("windows"), Operators: r.PostForm["operators"]}
+		Windows: r.PostFormValue("windows"), Operators: r.PostForm["operators"], Dispositions: r.PostFormValue("dispositions"), lang: langOf(r)}
 }
 
 // spec turns the form into a campaign spec; windows are one per line,
@@ -93,6 +96,11 @@ func (f campaignForm) spec(base dialer.CampaignSpec) (dialer.CampaignSpec, error
 		}
 		sp.Windows = append(sp.Windows, w)
 	}
+	ds, err := parseDispositions(f.Dispositions, f.lang)
+	if err != nil {
+		return sp, err
+	}
+	sp.Dispositions = ds // none: the defaults
 	return sp, nil
 }
 
@@ -148,7 +156,7 @@ func (a *App) campaignsPage(w http.ResponseWriter, r *http.Request) {
 	if a.deps.Dialer != nil {
 		hours = siteHoursText(a.deps.Dialer.SiteWindows(), langOf(r))
 	}
-	a.showCampaigns(w, r, http.StatusOK, campaignForm{Windows: hours}, "")
+	a.showCampaigns(w, r, http.StatusOK, campaignForm{Windows: hours, Dispositions: dispositionsText(dialer.DefaultDispositions(), langOf(r))}, "")
 }
 
 func (a *App) campaignCreateForm(w http.ResponseWriter, r *http.Request) {

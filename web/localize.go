@@ -71,6 +71,7 @@ var (
 		{re: regexp.MustCompile(`^unreadable contact file: (?:not a readable Excel workbook|unreadable Excel workbook|the workbook has no sheet|empty sheet|sheet )`),
 			key: "detail.xlsx_unreadable", args: none},
 		{re: regexp.MustCompile(`^date "(.*)": want DD/MM/YYYY$`), key: "detail.bad_date"},
+		{re: regexp.MustCompile(`^(?:invalid: )?dispositions line (\d+) "(.*)": write e\.g\. `), key: "detail.dispo_line"},
 		{re: regexp.MustCompile(`^imported into campaign "(.*)"$`), key: "detail.note_imported"},
 		{re: regexp.MustCompile(`^disposition "(.*)", campaign "(.*)"$`), key: "detail.note_disposition",
 			args: func(a *App, lang string, m []string) []any { return []any{T(lang, "disp."+m[1]), m[2]} }},

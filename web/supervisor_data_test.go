@@ -450,3 +450,40 @@ func TestSecurityDeskActions(t *testing.T) {
 		}
 	}
 }
+
+// The supervisor edits a campaign's outcomes and retry rules in French;
+// the default ones keep their stored names.
+func TestCampaignDispositionsForm(t *testing.T) {
+	cf := newConsoleFixture(t)
+	sup := cf.as("201")
+	_, body := sup.get("/supervisor/campaigns")
+	if !strings.Contains(body, "occupé ; nouvel essai ; 15 min ; 3") || !strings.Contains(body, "rendez-vous pris ; terminé") {
+		t.Fatal("new campaign form lacks the default outcomes in French")
+	}
+	res, body := sup.form("/supervisor/campaigns", url.Values{"name": {"ateliers"},
+		"dispositions": {"rendez-vous pris ; terminé\noccupé ; nouvel essai ; 30 min ; 5\nmessagerie ; nouvel essai ; 2 h ; 2\nà rappeler ; rappel\nne plus appeler ; liste rouge"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", res.StatusCode, body)
+	}
+	c, err := cf.dial.CampaignByName(t.Context(), "ateliers")
+	if err != nil || len(c.Dispositions) != 5 {
+		t.Fatalf("%+v %v", c.Dispositions, err)
+	}
+	want := []dialer.Disposition{{Name: "appointment set", Action: dialer.ActionDone},
+		{Name: "busy", Action: dialer.ActionRetry, RetryAfter: dialer.Duration(30 * time.Minute), MaxAttempts: 5},
+		{Name: "messagerie", Action: dialer.ActionRetry, RetryAfter: dialer.Duration(2 * time.Hour), MaxAttempts: 2},
+		{Name: "callback", Action: dialer.ActionCallback}, {Name: "do not call", Action: dialer.ActionDNC}}
+	for i, d := range want {
+		if c.Dispositions[i] != d {
+			t.Errorf("disposition %d: %+v, want %+v", i, c.Dispositions[i], d)
+		}
+	}
+	_, body = sup.get(fmt.Sprintf("/supervisor/campaigns/%d", c.ID))
+	if !strings.Contains(body, "occupé ; nouvel essai ; 30 min ; 5\nmessagerie ; nouvel essai ; 2 h ; 2") {
+		t.Fatal("edit form does not show the outcomes back")
+	}
+	res, body = sup.form(fmt.Sprintf("/supervisor/campaigns/%d", c.ID), url.Values{"name": {"ateliers"}, "dispositions": {"occupé ; nouvel essai ; bientôt ; 3"}})
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "issues, ligne 1") {
+		t.Fatalf("bad line: %d", res.StatusCode)
+	}
+}
