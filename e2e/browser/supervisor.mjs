@@ -59,8 +59,17 @@ async function logout() {
 }
 
 try {
-  step("supervisor: a new campaign starts with the site's hours, in French");
+  step("supervisor: the wallboard shows real states");
   await login("201");
+  await page.goto(base + "/supervisor");
+  const row = (ext) => page.locator('#wallboard tr[data-ext="' + ext + '"] .wstate');
+  await row("101").filter({ hasText: "disponible" }).waitFor();
+  expect((await row("102").innerText()).includes("compte suspendu"), "102 suspended");
+  expect((await row("103").innerText()).includes("téléphone éteint"), "103 phone off");
+  await shot("wallboard-1366");
+  await axe("wallboard");
+
+  step("supervisor: a new campaign starts with the site's hours, in French");
   await page.goto(base + "/supervisor/campaigns");
   const hours = await page.locator("#c-windows").inputValue();
   expect(hours === "lun-dim 07:30-19:00", "new campaign hours: " + hours);

@@ -63,6 +63,7 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 	for _, u := range []store.User{
 		{Extension: "101", DisplayName: "Opérateur Un", Role: store.RoleOperator},
 		{Extension: "102", DisplayName: "Opérateur Deux", Role: store.RoleOperator},
+		{Extension: "103", DisplayName: "Opérateur Trois", Role: store.RoleOperator},
 		{Extension: "201", DisplayName: "Superviseure", Role: store.RoleSupervisor},
 		{Extension: "301", DisplayName: "Agent Sécurité Un", Role: store.RoleSecurity},
 		{Extension: "302", DisplayName: "Agent Sécurité Deux", Role: store.RoleSecurity},
@@ -71,6 +72,10 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 		if err := st.AddUser(ctx, u, now); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := st.SaveBindings(ctx, []store.Binding{{Extension: "101", Contact: "sip:101@127.0.0.1:5070", Source: "127.0.0.1:5070",
+		Transport: "UDP", UserAgent: "baresip", ExpiresAt: now.Add(time.Hour)}}, nil); err != nil {
+		t.Fatal(err)
 	}
 	chain := audit.New(st.DB(), time.Now)
 	// The site: every day 07:30-19:00 (a French form shows it).
@@ -165,7 +170,7 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 	if es, _ := st.Allowlist(ctx, store.AllowFilter{Status: store.AllowProposed}); len(es) != 1 || es[0].E164 != "+33240000023" {
 		t.Errorf("proposals left: %+v", es)
 	}
-	for _, name := range []string{"campaign-1366", "contacts-1366", "recordings-1366", "allowlist-1366", "audit-1366", "recordings-security-1366"} {
+	for _, name := range []string{"wallboard-1366", "campaign-1366", "contacts-1366", "recordings-1366", "allowlist-1366", "audit-1366", "recordings-security-1366"} {
 		fi, err := os.Stat(filepath.Join(artifacts, name+".png"))
 		if err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s: %v", name, err)
