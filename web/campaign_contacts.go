@@ -13,6 +13,7 @@ import (
 
 	"plateau/audit"
 	"plateau/dialer"
+	"plateau/store"
 )
 
 // The supervisor's contact list of a campaign (who was skipped and why,
@@ -36,6 +37,7 @@ type contactsData struct {
 	Rows     []dialer.ContactRow
 	Filter   string // "", blocked, skipped, callbacks, done
 	Filters  []string
+	Takers   []string // active operators of the campaign, for a callback
 }
 
 func (a *App) contactsPage(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +78,16 @@ func (a *App) showContacts(w http.ResponseWriter, r *http.Request, status int, f
 		return true
 	}
 	rows = slices.DeleteFunc(rows, func(cr dialer.ContactRow) bool { return !keep(cr) })
-	d := contactsData{Campaign: c, Rows: rows, Filter: f, Filters: []string{"blocked", "skipped", "callbacks", "done"}}
+	// A callback goes to an active operator of the campaign.
+	var active []string
+	if us, err := a.deps.Store.Users(r.Context()); err == nil {
+		for _, u := range us {
+			if u.Status == store.StatusActive && c.Assigned(u.Extension) {
+				active = append(active, u.Extension)
+			}
+		}
+	}
+	d := contactsData{Campaign: c, Rows: rows, Filter: f, Filters: []string{"blocked", "skipped", "callbacks", "done"}, Takers: active}
 	v := a.newView(r, "contacts.title", d)
 	v.Flash, v.Error = flash, errMsg
 	a.render(w, r, status, "campaign_contacts", v)
