@@ -128,6 +128,9 @@ func (s *Service) Dispose(ctx context.Context, c store.Change, contactID int64, 
 				return err
 			}
 		}
+		if err := labelRecordings(ctx, tx, ct.E164, ap.d.Name, `contact_id = ? AND operator = ? AND disposed_at = ?`, ct.ID, c.By, ft(now)); err != nil {
+			return err
+		}
 		if out, err = updateDisposed(ctx, tx, ct, ap, req.Notes); err != nil {
 			return err
 		}
@@ -328,6 +331,9 @@ func (s *Service) CorrectOutcome(ctx context.Context, c store.Change, contactID 
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE attempts SET disposition = ?, notes = ?, callback_at = ?, answers = ? WHERE id = ?`,
 			ap.d.Name, req.Notes, ap.cbAt, ap.answers, attID); err != nil {
+			return err
+		}
+		if err := labelRecordings(ctx, tx, ct.E164, ap.d.Name, `id = ?`, attID); err != nil {
 			return err
 		}
 		if out, err = updateDisposed(ctx, tx, ct, ap, req.Notes); err != nil {

@@ -190,6 +190,10 @@ func (s *Service) windows(c Campaign) (policy.Windows, bool, error) {
 	return ws, true, err
 }
 
+// SiteWindows returns the site's weekly calling hours (policy.windows):
+// a new campaign's form starts with them.
+func (s *Service) SiteWindows() []config.WeeklyWindow { return s.site.Weekly() }
+
 // CreateCampaign adds a campaign in the draft state. c.By must be an active
 // supervisor or admin; every operator must be an existing user.
 func (s *Service) CreateCampaign(ctx context.Context, c store.Change, sp CampaignSpec) (Campaign, error) {
@@ -387,12 +391,22 @@ func campaignTx(ctx context.Context, q querier, id int64) (Campaign, error) {
 	return c, rows.Err()
 }
 
+// setOperators replaces a campaign's operators. A newly added operator
+// must be active; one already on the campaign stays even while suspended,
+// so a campaign saved during someone's suspension does not silently drop
+// them (the queue refuses a suspended user's calls anyway).
 func setOperators(ctx context.Context, tx *sql.Tx, id int64, ops []string) error {
+	prev := map[string]bool{}
+	if cur, err := campaignTx(ctx, tx, id); err == nil {
+		for _, o := range cur.Operators {
+			prev[o] = true
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM campaign_operators WHERE campaign_id = ?`, id); err != nil {
 		return err
 	}
 	for _, o := range ops {
-		if _, err := store.ActiveUserTx(ctx, tx, o); err != nil {
+		if _, err := store.ActiveUserTx(ctx, tx, o); err != nil && !(prev[o] && errors.Is(err, store.ErrUserInactive)) {
 			return fmt.Errorf("%w: operators: %v", ErrInvalid, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO campaign_operators (campaign_id, extension) VALUES (?,?)`, id, o); err != nil {

@@ -67,7 +67,8 @@ func foldHeader(h string) string {
 	return b.String()
 }
 
-// ParseFile reads a contact file: a header row, then one contact per row.
+// ParseFile reads a contact file: a header row, then one contact per row;
+// an Excel workbook (.xlsx) is read from its first sheet (xlsx.go).
 // The encoding is UTF-8 (a byte-order mark is dropped) unless the bytes are
 // not valid UTF-8, when they are read as Windows-1252 (what French
 // spreadsheets export); the separator is whichever of ';', ',' and tab the
@@ -76,6 +77,9 @@ func foldHeader(h string) string {
 func ParseFile(data []byte) (*File, error) {
 	if len(data) > MaxFileBytes {
 		return nil, fmt.Errorf("%w: larger than %d MB", ErrUnreadableFile, MaxFileBytes>>20)
+	}
+	if isXLSX(data) {
+		return parseXLSX(data)
 	}
 	f := &File{Encoding: "utf-8"}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -108,6 +112,26 @@ func ParseFile(data []byte) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrUnreadableFile, csvErr(err))
 	}
+	err = f.readRows(header, func() ([]string, int, error) {
+		rec, err := r.Read()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				err = csvErr(err)
+			}
+			return nil, 0, err
+		}
+		line, _ := r.FieldPos(0)
+		return rec, line, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// readRows reads the contacts under header; next returns each row with
+// its line number, then io.EOF.
+func (f *File) readRows(header []string, next func() ([]string, int, error)) error {
 	f.Header = header
 	col := map[string]int{}
 	for i, h := range header {
@@ -119,7 +143,7 @@ func ParseFile(data []byte) (*File, error) {
 	}
 	phoneCol, ok := col["phone"]
 	if !ok {
-		return nil, fmt.Errorf("%w: no phone column in the header (want one of phone, téléphone, tel, numéro; found %s)",
+		return fmt.Errorf("%w: no phone column in the header (want one of phone, téléphone, tel, numéro; found %s)",
 			ErrUnreadableFile, quoteList(header, 8))
 	}
 	known := map[int]string{}
@@ -127,14 +151,13 @@ func ParseFile(data []byte) (*File, error) {
 		known[i] = k
 	}
 	for {
-		rec, err := r.Read()
+		rec, line, err := next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnreadableFile, csvErr(err))
+			return fmt.Errorf("%w: %v", ErrUnreadableFile, err)
 		}
-		line, _ := r.FieldPos(0)
 		blank := true
 		for _, v := range rec {
 			if strings.TrimSpace(v) != "" {
@@ -146,7 +169,7 @@ func ParseFile(data []byte) (*File, error) {
 			continue
 		}
 		if len(f.Records) >= MaxRows {
-			return nil, fmt.Errorf("%w: more than %d rows; split the file", ErrUnreadableFile, MaxRows)
+			return fmt.Errorf("%w: more than %d rows; split the file", ErrUnreadableFile, MaxRows)
 		}
 		row := Record{Line: line}
 		for i, v := range rec {
@@ -174,7 +197,7 @@ func ParseFile(data []byte) (*File, error) {
 		}
 		f.Records = append(f.Records, row)
 	}
-	return f, nil
+	return nil
 }
 
 func fieldName(header []string, i int) string {

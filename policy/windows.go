@@ -46,6 +46,11 @@ func NewWindows(loc *time.Location, weekly []config.WeeklyWindow, holidays []str
 // Location is the site's time zone.
 func (w Windows) Location() *time.Location { return w.loc }
 
+// Weekly returns a copy of the weekly windows (the consoles show them).
+func (w Windows) Weekly() []config.WeeklyWindow {
+	return append([]config.WeeklyWindow(nil), w.weekly...)
+}
+
 // IsHoliday reports whether t falls on a holiday in the site's zone.
 func (w Windows) IsHoliday(t time.Time) bool {
 	if w.loc == nil {

@@ -61,6 +61,9 @@ type Filter struct {
 	Since, Until                            time.Time // start: Since inclusive, Until exclusive
 	Limit, Offset                           int       // Limit 0 means 100
 	Oldest                                  bool      // oldest first (default newest first)
+	// MinDurationMS leaves out finished recordings shorter than this (a
+	// call never answered: busy, refused); open ones always match.
+	MinDurationMS int64
 }
 
 // Final is how a recording ended: the row's new values and the audit entry
@@ -285,6 +288,10 @@ func (x *DBIndex) Search(ctx context.Context, f Filter) ([]Record, error) {
 			q += ` AND ` + c.col + ` = ?`
 			args = append(args, c.v)
 		}
+	}
+	if f.MinDurationMS > 0 {
+		q += ` AND (state = 'open' OR duration_ms >= ?)`
+		args = append(args, f.MinDurationMS)
 	}
 	if !f.Since.IsZero() {
 		q += ` AND start_time >= ?`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -124,4 +125,47 @@ func (b *b2bua) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 		return nil, fmt.Errorf("supervisor answered with unusable SDP: %w", err)
 	}
 	return l, nil
+}
+
+// MonitorInfo is a monitoring session in progress, for the wallboard:
+// who listens to whom, in which mode, since when.
+type MonitorInfo struct {
+	ID         string    `json:"id"`
+	Supervisor string    `json:"supervisor"`
+	Operator   string    `json:"operator"`
+	Mode       string    `json:"mode"` // listen, whisper, barge
+	Since      time.Time `json:"since"`
+}
+
+// MonitorSessions lists the monitoring sessions in progress (answered by
+// the supervisor's phone).
+func (s *Server) MonitorSessions() []MonitorInfo {
+	b := s.calls
+	if b == nil {
+		return nil
+	}
+	var out []MonitorInfo
+	for _, m := range b.monitors.all() {
+		out = append(out, MonitorInfo{ID: m.id, Supervisor: m.supervisor, Operator: m.operator, Mode: m.Mode().String(), Since: m.start})
+	}
+	return out
+}
+
+// SetMonitorMode switches supervisorExt's session on operatorExt to mode
+// (the wallboard's buttons, as DTMF 1/2/3 on the phone do); audited as
+// monitor.mode with via "web". It returns the session id, or
+// ErrNoActiveCall (a *Refusal) when that supervisor has no session on
+// that operator.
+func (s *Server) SetMonitorMode(supervisorExt, operatorExt string, mode media.MonitorMode) (string, error) {
+	b := s.calls
+	if b == nil {
+		return "", ErrNoMonitoring
+	}
+	for _, m := range b.monitors.all() {
+		if m.supervisor == supervisorExt && m.operator == operatorExt {
+			m.setMode(mode, "web")
+			return m.id, nil
+		}
+	}
+	return "", ErrNoActiveCall
 }

@@ -84,6 +84,7 @@ type App struct {
 	locks    *lockout
 	pages    *renderer
 	log      *slog.Logger
+	pauses   pauseBook // operators' declared absences (wallboard_states.go)
 }
 
 // NewApp builds the consoles and the API. Mount it at "/" on the Server.
@@ -177,6 +178,7 @@ func (a *App) routes() {
 	page("GET /security/allowlist", security, a.allowlistPage)
 	page("POST /security/allowlist/decide", security, a.allowlistDecide)
 	page("GET /security/allowlist.csv", security, a.allowlistCSV)
+	a.securityActions()
 	page("GET /security/audit", security, a.auditPage)
 	page("GET /security/refused", security, a.refusedPage)
 	page("GET /security/simulate", security, a.simulatePage)

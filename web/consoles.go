@@ -139,9 +139,11 @@ type supervisorData struct {
 // progress if any. Nothing is counted per operator.
 type wallRow struct {
 	registration
-	State    string `json:"state"` // idle, ringing, in_call
-	Campaign string `json:"campaign,omitempty"`
-	Elapsed  int    `json:"elapsed"` // seconds in the current state (calls only)
+	State       string     `json:"state"` // off, available, ringing, in_call, wrap_up, paused, suspended
+	PauseReason string     `json:"pause_reason,omitempty"`
+	Campaign    string     `json:"campaign,omitempty"`
+	Elapsed     int        `json:"elapsed"` // seconds in the current state (not for available, off, suspended)
+	Listeners   []listener `json:"listeners,omitempty"`
 }
 
 // wallboard joins the operators' registrations with the calls in progress.
@@ -156,15 +158,18 @@ func (a *App) wallboard(ctx context.Context) ([]wallRow, error) {
 			calls[c.Operator] = a.toLive(c, false)
 		}
 	}
+	wrapping, listening, now := a.wrapping(ctx), a.listeners(), a.now()
 	out := make([]wallRow, 0, len(ops))
 	for _, o := range ops {
-		row := wallRow{registration: o, State: "idle"}
+		row := wallRow{registration: o}
 		if c, ok := calls[o.Extension]; ok {
 			row.State, row.Campaign, row.Elapsed = "ringing", c.Campaign, c.Elapsed
 			if c.State == "connected" {
 				row.State = "in_call"
 			}
+			row.Listeners = listening[o.Extension]
 		}
+		a.floorState(&row, wrapping, now)
 		out = append(out, row)
 	}
 	return out, nil
@@ -185,7 +190,7 @@ func (a *App) showSupervisor(w http.ResponseWriter, r *http.Request, status int,
 	}
 	d := supervisorData{Operators: ops, Interval: max(1, int(a.deps.StreamInterval.Round(time.Second)/time.Second)),
 		DialerOn: a.deps.Dialer != nil, MonitorOn: a.deps.Monitor != nil, TrainingCalls: a.trainingCalls(),
-		Labels: labels(langOf(r), "sup.", "wall.", "reg.", "status.")}
+		Labels: labels(langOf(r), "sup.", "wall.", "reg.", "status.", "pause.", "mode.")}
 	if d.Campaigns, err = a.campaignRows(ctx); err != nil {
 		a.internal(w, r, err)
 		return

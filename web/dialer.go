@@ -84,6 +84,7 @@ func (a *App) consoleRoutes() {
 	}
 	page("GET /api/v1/me/call", all, a.apiMyCall)
 	page("POST /api/v1/me/call/hangup", all, a.apiHangup)
+	page("POST /api/v1/me/pause", []store.Role{store.RoleOperator}, a.apiPause)
 	page("GET /api/v1/calls", supervisor, a.apiCalls)
 	page("POST /api/v1/monitor", supervisor, a.apiMonitor)
 	page("POST /supervisor/monitor", supervisor, a.monitorForm)
@@ -349,6 +350,19 @@ func (a *App) startMonitor(ctx context.Context, u User, req monitorRequest) (str
 		}
 		return "", http.StatusBadRequest, "bad_request", err
 	}
+	// Already on this call (« Écouter », then « Chuchoter »): the session
+	// changes mode instead of ringing the phone again.
+	if m := a.moder(); m != nil {
+		for _, s := range m.MonitorSessions() {
+			if s.Supervisor == u.Extension && s.Operator == strings.TrimSpace(req.Operator) {
+				id, err := m.SetMonitorMode(u.Extension, s.Operator, mode)
+				if err != nil {
+					break // ended meanwhile: ring as a new session
+				}
+				return id, http.StatusOK, "", nil
+			}
+		}
+	}
 	id, err := a.deps.Monitor.Monitor(ctx, u.Extension, strings.TrimSpace(req.Operator), mode)
 	if err == nil {
 		return id, http.StatusAccepted, "", nil
@@ -388,7 +402,11 @@ func (a *App) apiMonitor(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, status, code, err)
 		return
 	}
-	writeJSON(w, status, map[string]string{"session": id, "message": T(langOf(r), "sup.monitor_ringing", req.Operator)})
+	msg := T(langOf(r), "sup.monitor_ringing", req.Operator)
+	if status == http.StatusOK {
+		msg = T(langOf(r), "sup.monitor_mode", T(langOf(r), "mode."+req.Mode), req.Operator)
+	}
+	writeJSON(w, status, map[string]string{"session": id, "message": msg})
 }
 
 // monitorForm is the wallboard's buttons without JavaScript.
@@ -404,7 +422,11 @@ func (a *App) monitorForm(w http.ResponseWriter, r *http.Request) {
 		a.showSupervisor(w, r, status, "", T(lang, "err."+code))
 		return
 	}
-	a.showSupervisor(w, r, http.StatusOK, T(lang, "sup.monitor_ringing", req.Operator), "")
+	flash := T(lang, "sup.monitor_ringing", req.Operator)
+	if status == http.StatusOK {
+		flash = T(lang, "sup.monitor_mode", T(lang, "mode."+req.Mode), req.Operator)
+	}
+	a.showSupervisor(w, r, http.StatusOK, flash, "")
 }
 
 // trainingRow is an operator's coaching state for the supervisors.

@@ -28,6 +28,7 @@ func (a *App) campaignPages() {
 	page("POST /supervisor/campaigns/{id}", supervisor, a.campaignUpdateForm)
 	page("POST /supervisor/campaigns/{id}/status", supervisor, a.campaignStatusForm)
 	page("POST /supervisor/campaigns/{id}/import", supervisor, a.campaignImportForm)
+	a.contactPages()
 }
 
 // campaignRow is a campaign with its progress.
@@ -58,21 +59,24 @@ func (a *App) campaignRows(ctx context.Context) ([]campaignRow, error) {
 // campaignForm is the create/edit form's fields, as typed.
 type campaignForm struct {
 	Name, Client, Script, Windows string
+	Dispositions                  string // one per line (campaign_dispositions.go)
 	Operators                     []string
+	lang                          string
 }
 
-func formOf(c dialer.Campaign) campaignForm {
+func formOf(c dialer.Campaign, lang string) campaignForm {
 	ws := make([]string, len(c.Windows))
 	for i, w := range c.Windows {
-		ws[i] = w.Days + " " + w.From + "-" + w.To
+		ws[i] = showDays(w.Days, lang) + " " + w.From + "-" + w.To
 	}
-	return campaignForm{Name: c.Name, Client: c.Client, Script: c.Script, Windows: strings.Join(ws, "\n"), Operators: c.Operators}
+	return campaignForm{Name: c.Name, Client: c.Client, Script: c.Script, Windows: strings.Join(ws, "\n"), Operators: c.Operators,
+		Dispositions: dispositionsText(c.Dispositions, lang), lang: lang}
 }
 
 func readCampaignForm(r *http.Request) campaignForm {
 	r.ParseForm()
 	return campaignForm{Name: r.PostFormValue("name"), Client: r.PostFormValue("client"), Script: r.PostFormValue("script"),
-		Windows: r.PostFormValue("windows"), Operators: r.PostForm["operators"]}
+		Windows: r.PostFormValue("windows"), Operators: r.PostForm["operators"], Dispositions: r.PostFormValue("dispositions"), lang: langOf(r)}
 }
 
 // spec turns the form into a campaign spec; windows are one per line,
@@ -86,13 +90,17 @@ func (f campaignForm) spec(base dialer.CampaignSpec) (dialer.CampaignSpec, error
 		if line == "" {
 			continue
 		}
-		days, hours, ok := strings.Cut(line, " ")
-		from, to, ok2 := strings.Cut(strings.TrimSpace(hours), "-")
-		if !ok || !ok2 {
+		w, ok := parseWindowLine(line)
+		if !ok {
 			return sp, fmt.Errorf("%w: windows line %d %q: write e.g. mon-fri 09:00-12:00", dialer.ErrInvalid, i+1, line)
 		}
-		sp.Windows = append(sp.Windows, dialer.Window{Days: days, From: strings.TrimSpace(from), To: strings.TrimSpace(to)})
+		sp.Windows = append(sp.Windows, w)
 	}
+	ds, err := parseDispositions(f.Dispositions, f.lang)
+	if err != nil {
+		return sp, err
+	}
+	sp.Dispositions = ds // none: the defaults
 	return sp, nil
 }
 
@@ -112,12 +120,18 @@ type campaignData struct {
 	Statuses  []dialer.Status
 }
 
-func (a *App) operatorUsers(ctx context.Context) ([]store.User, error) {
+// operatorUsers lists the operators a campaign form offers: the active
+// ones, plus the suspended ones already on the campaign (keep), shown
+// marked and still ticked, so saving the form while someone is suspended
+// does not silently take them off the campaign.
+func (a *App) operatorUsers(ctx context.Context, keep []string) ([]store.User, error) {
 	us, err := a.deps.Store.Users(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(us, func(u store.User) bool { return u.Role != store.RoleOperator || u.Status != store.StatusActive }), nil
+	return slices.DeleteFunc(us, func(u store.User) bool {
+		return u.Role != store.RoleOperator || (u.Status != store.StatusActive && !slices.Contains(keep, u.Extension))
+	}), nil
 }
 
 func (a *App) showCampaigns(w http.ResponseWriter, r *http.Request, status int, form campaignForm, errMsg string) {
@@ -126,7 +140,7 @@ func (a *App) showCampaigns(w http.ResponseWriter, r *http.Request, status int, 
 		a.internal(w, r, err)
 		return
 	}
-	ops, err := a.operatorUsers(r.Context())
+	ops, err := a.operatorUsers(r.Context(), nil)
 	if err != nil {
 		a.internal(w, r, err)
 		return
@@ -137,7 +151,12 @@ func (a *App) showCampaigns(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 func (a *App) campaignsPage(w http.ResponseWriter, r *http.Request) {
-	a.showCampaigns(w, r, http.StatusOK, campaignForm{Windows: "mon-fri 09:00-12:00\nmon-fri 14:00-17:30"}, "")
+	// A new campaign starts with the site's calling hours.
+	var hours string
+	if a.deps.Dialer != nil {
+		hours = siteHoursText(a.deps.Dialer.SiteWindows(), langOf(r))
+	}
+	a.showCampaigns(w, r, http.StatusOK, campaignForm{Windows: hours, Dispositions: dispositionsText(dialer.DefaultDispositions(), langOf(r))}, "")
 }
 
 func (a *App) campaignCreateForm(w http.ResponseWriter, r *http.Request) {
@@ -195,14 +214,14 @@ func (a *App) showCampaign(w http.ResponseWriter, r *http.Request, status int, i
 		a.internal(w, r, err)
 		return
 	}
-	ops, err := a.operatorUsers(ctx)
+	f := formOf(c, langOf(r))
+	if form != nil {
+		f = *form
+	}
+	ops, err := a.operatorUsers(ctx, c.Operators)
 	if err != nil {
 		a.internal(w, r, err)
 		return
-	}
-	f := formOf(c)
-	if form != nil {
-		f = *form
 	}
 	d := campaignData{Detail: true, Row: campaignRow{Campaign: c, Results: res}, Form: f, Operators: ops, Report: rep,
 		Statuses: []dialer.Status{dialer.Active, dialer.Paused, dialer.Finished}}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nyaruka/phonenumbers"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -279,11 +280,12 @@ func (s *recService) recordingFilter(r *http.Request) (recordings.Filter, error)
 		return f, fmt.Errorf("state %q: want open, closed, repaired, failed or deleted", f.State)
 	}
 	if n := compactNumber(q.Get("number")); n != "" {
-		if !store.ValidE164(n) {
+		if n = searchNumber(n, s.region()); !store.ValidE164(n) {
 			return f, errBadNumber
 		}
 		f.Number = n
 	}
+
 	var err error
 	if f.Since, err = s.parseDay(q.Get("since")); err != nil {
 		return f, err
@@ -310,6 +312,30 @@ func (s *recService) recordingFilter(r *http.Request) (recordings.Filter, error)
 var errBadNumber = errors.New("number: write it in international form, e.g. +33240123456")
 
 // compactNumber drops the separators people type in a number.
+// minConversationMS is the shortest finished recording the search shows
+// by default: under it (shown 0:00) nobody spoke.
+const minConversationMS = 1000
+
+// searchNumber reads a number typed the way people write it: E.164, 00
+// and the country code, or national in the site's region ("0240123456"
+// in France); anything else is returned as typed, to fail validation.
+func searchNumber(n, region string) string {
+	if strings.HasPrefix(n, "+") {
+		return n
+	}
+	if strings.HasPrefix(n, "00") {
+		return "+" + n[2:]
+	}
+	if len(n) > 20 || strings.Trim(n, "0123456789") != "" {
+		return n // letters would be read as a vanity number
+	}
+	pn, err := phonenumbers.Parse(n, region)
+	if err != nil {
+		return n
+	}
+	return phonenumbers.Format(pn, phonenumbers.E164)
+}
+
 func compactNumber(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch r {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"plateau/audit"
+	"plateau/dialer"
 	"plateau/recordings"
 	"plateau/store"
 )
@@ -26,6 +27,9 @@ type recPageData struct {
 	Since       string
 	Until       string
 	Operators   []store.User
+	All         bool     // calls without conversation shown too
+	Campaigns   []string // the campaign select's choices
+	Dispos      []string // the outcome select's choices (disposition names)
 
 	Results    []recordings.Record
 	Comments   map[string]int
@@ -69,7 +73,7 @@ func (s *recService) showRecordings(w http.ResponseWriter, r *http.Request, stat
 	q := r.URL.Query()
 	d := &recPageData{Own: u.Role == store.RoleOperator, CanComment: mayComment(u), Operator: q.Get("operator"),
 		Number: q.Get("number"), Campaign: q.Get("campaign"), Disposition: q.Get("disposition"),
-		Since: q.Get("since"), Until: q.Get("until")}
+		Since: q.Get("since"), Until: q.Get("until"), All: q.Get("all") != ""}
 	title := "rec.title"
 	if d.Own {
 		title = "rec.title_own"
@@ -89,15 +93,25 @@ func (s *recService) showRecordings(w http.ResponseWriter, r *http.Request, stat
 			}
 		}
 	}
+	if !d.Own {
+		d.Campaigns, d.Dispos = s.recordingChoices(r)
+	}
 	f, err := s.recordingFilter(r)
 	switch {
 	case errors.Is(err, errBadNumber):
-		fail(http.StatusBadRequest, v.T("err.invalid_e164"))
+		fail(http.StatusBadRequest, v.T("rec.err_number"))
 	case err != nil:
-		fail(http.StatusBadRequest, v.T("err.bad_filter")+" "+err.Error())
+		fail(http.StatusBadRequest, v.T("err.bad_filter")+" "+v.LocalDetail(err.Error()))
 	default:
 		if q.Get("limit") == "" {
 			f.Limit = 25
+		}
+		if !d.All {
+			// Every call is recorded from its INVITE ("no recording, no
+			// call"), so a busy or refused call leaves a recording without
+			// conversation: the page hides them unless asked (the API
+			// lists everything).
+			f.MinDurationMS = minConversationMS
 		}
 		res, st, code, err := s.search(r.Context(), r, f)
 		if st == http.StatusInternalServerError {
@@ -177,6 +191,8 @@ func (s *recService) commentForm(w http.ResponseWriter, r *http.Request) {
 // securityData is the security console's recordings page: the last
 // verification of the recordings and the access log.
 type securityData struct {
+	Grouped    bool // recording.access shown as listening sessions
+	Sessions   []accessSession
 	Verify     *verifyState
 	Running    bool
 	Kind       string
@@ -250,6 +266,12 @@ func (s *recService) showSecurity(w http.ResponseWriter, r *http.Request, status
 	} else {
 		f.Kind = d.Kind
 		f.Limit = min(f.Limit, 100)
+		d.Grouped = d.Kind == "recording.access" && q.Get("group") != "0"
+		if d.Grouped {
+			// A page of sessions is read from up to 500 requests; a session
+			// cut by the page's edge continues on the next.
+			f.Limit = 500
+		}
 		limit := f.Limit
 		f.Limit++
 		if d.Records, err = s.deps.Audit.List(ctx, f); err != nil {
@@ -260,6 +282,9 @@ func (s *recService) showSecurity(w http.ResponseWriter, r *http.Request, status
 			d.Records, d.HasNext = d.Records[:limit], true
 		}
 		d.Offset, d.NextOffset, d.PrevOffset = f.Offset, f.Offset+limit, max(f.Offset-limit, 0)
+		if d.Grouped {
+			d.Sessions = groupAccesses(d.Records)
+		}
 	}
 	s.render(w, r, status, "recordings_security", v)
 }
@@ -360,4 +385,34 @@ func (d *securityData) Label(v *view, prefix, code string) string {
 		return v.T(prefix + "." + code)
 	}
 	return code
+}
+
+// recordingChoices lists the campaigns (by name, as recordings are
+// labelled) and every outcome name they use, for the search's selects:
+// nobody has to type a campaign's exact name. Without campaigns, the
+// default outcomes.
+func (s *recService) recordingChoices(r *http.Request) (campaigns, dispos []string) {
+	var cs []dialer.Campaign
+	if s.deps.Dialer != nil {
+		var err error
+		if cs, err = s.deps.Dialer.Campaigns(r.Context()); err != nil {
+			s.log.Warn("recordings: campaign list", "err", err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range cs {
+		campaigns = append(campaigns, c.Name)
+		for _, d := range c.Dispositions {
+			if !seen[d.Name] {
+				seen[d.Name] = true
+				dispos = append(dispos, d.Name)
+			}
+		}
+	}
+	if len(dispos) == 0 {
+		for _, d := range dialer.DefaultDispositions() {
+			dispos = append(dispos, d.Name)
+		}
+	}
+	return campaigns, dispos
 }

@@ -229,7 +229,7 @@ func TestRecordingsSearchScope(t *testing.T) {
 	if len(p.Recordings) != 2 {
 		t.Fatalf("today's recordings: %s", body)
 	}
-	for _, bad := range []string{"since=yesterday", "number=0240123456", "limit=0", "state=lost"} {
+	for _, bad := range []string{"since=yesterday", "number=02 40 12 ab", "limit=0", "state=lost"} {
 		if res, body := sup.get("/api/v1/recordings?" + bad); res.StatusCode != http.StatusBadRequest {
 			t.Fatalf("%s: %d %s", bad, res.StatusCode, body)
 		}
@@ -522,10 +522,10 @@ func TestRecordingsSecurityPage(t *testing.T) {
 	sec := rf.as("301")
 	res, body := sec.get("/security/recordings")
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Aucune vérification") ||
-		!strings.Contains(body, `class="out-denied"`) || !strings.Contains(body, "not_own_recording") {
+		!strings.Contains(body, `class="out-denied"`) || !strings.Contains(body, "pas son propre enregistrement") {
 		t.Fatalf("security page: %d %s", res.StatusCode, body)
 	}
-	if _, body := sec.get("/security/recordings?actor=999"); strings.Contains(body, "not_own_recording") {
+	if _, body := sec.get("/security/recordings?actor=999"); strings.Contains(body, "pas son propre enregistrement") {
 		t.Fatal("actor filter ignored")
 	}
 	if _, body := sec.get("/security/recordings?kind=recording.search"); !strings.Contains(body, "Recherches") {

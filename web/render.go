@@ -32,7 +32,7 @@ func newRenderer() (*renderer, error) {
 			continue
 		}
 		t, err := template.New(base).Funcs(template.FuncMap{
-			"join": strings.Join,
+			"join": strings.Join, "hasPrefix": strings.HasPrefix,
 		}).ParseFS(assets, "templates/layout.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", n, err)
@@ -45,6 +45,7 @@ func newRenderer() (*renderer, error) {
 type navItem struct {
 	Href, Key string
 	Active    bool
+	Count     int // pending work behind the link (proposals to decide)
 }
 
 // view is what every page template receives.
@@ -142,6 +143,7 @@ func (a *App) newView(r *http.Request, title string, data any) *view {
 	if u, ok := CurrentUser(r); ok {
 		v.User, v.LoggedIn = u, true
 		v.Nav = navFor(u.Role, r.URL.Path)
+		a.navCounts(r, u, v.Nav)
 		if s := currentSession(r); s != nil {
 			v.CSRF = s.csrf
 		}
@@ -278,4 +280,25 @@ func (v *view) Query(key string, val any) string {
 	}
 	nq.Set(key, fmt.Sprint(val))
 	return v.Path + "?" + nq.Encode()
+}
+
+// navCounts puts on the allowlist link the number of proposals the user
+// may decide (others' only: the two-person rule), so security sees work
+// waiting from every page. A failed count shows none, logged.
+func (a *App) navCounts(r *http.Request, u User, items []navItem) {
+	for i := range items {
+		if items[i].Href != "/security/allowlist" {
+			continue
+		}
+		es, err := a.deps.Store.Allowlist(r.Context(), store.AllowFilter{Status: store.AllowProposed})
+		if err != nil {
+			a.log.Warn("nav: pending proposals", "err", err)
+			return
+		}
+		for _, e := range es {
+			if e.ProposedBy != u.Extension {
+				items[i].Count++
+			}
+		}
+	}
 }

@@ -61,6 +61,7 @@ func (a *App) decideAllowlist(r *http.Request, approve bool, sel store.Selection
 }
 
 type allowlistData struct {
+	DNC      []store.DNCEntry
 	Proposed []store.AllowEntry
 	History  []store.AllowEntry
 	Status   string
@@ -94,7 +95,7 @@ func (a *App) showAllowlist(w http.ResponseWriter, r *http.Request, status int, 
 			h = append(h, hist[i])
 		}
 	}
-	v := a.newView(r, "allowlist.title", allowlistData{Proposed: proposed, History: h, Status: st,
+	v := a.newView(r, "allowlist.title", allowlistData{DNC: a.dncRows(r), Proposed: proposed, History: h, Status: st,
 		Statuses: []string{"approved", "rejected", "revoked", "proposed"}})
 	v.Flash, v.Error = flash, errMsg
 	a.render(w, r, status, "allowlist", v)
@@ -132,6 +133,26 @@ func (a *App) allowlistDecide(w http.ResponseWriter, r *http.Request) {
 		a.showAllowlist(w, r, http.StatusBadRequest, "", T(lang, "err.bad_request"))
 		return
 	}
+	// A selection (all, or ticked rows) decides on others' proposals and
+	// leaves the officer's own, saying so: the two-person rule is the
+	// store's, which refuses a whole selection holding one. A row's own
+	// button on one's own proposal still gets the store's refusal.
+	own := 0
+	if sel.All || len(sel.IDs) > 1 {
+		var err error
+		if sel, own, err = a.othersProposals(r, sel); err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		if len(sel.IDs) == 0 {
+			msg := T(lang, "allowlist.nothing_selected")
+			if own > 0 {
+				msg = T(lang, "allowlist.only_own", own)
+			}
+			a.showAllowlist(w, r, http.StatusBadRequest, "", msg)
+			return
+		}
+	}
 	es, err := a.decideAllowlist(r, approve, sel, strings.TrimSpace(r.PostFormValue("note")))
 	if err != nil {
 		status, code := storeError(err)
@@ -146,7 +167,42 @@ func (a *App) allowlistDecide(w http.ResponseWriter, r *http.Request) {
 	if !approve {
 		key = "allowlist.rejected_n"
 	}
-	a.showAllowlist(w, r, http.StatusOK, T(lang, key, len(es)), "")
+	flash := T(lang, key, len(es))
+	if own > 0 {
+		flash += " " + T(lang, "allowlist.own_left", own)
+	}
+	a.showAllowlist(w, r, http.StatusOK, flash, "")
+}
+
+// othersProposals narrows a selection to the pending proposals of other
+// people, counting the current user's own it left out.
+func (a *App) othersProposals(r *http.Request, sel store.Selection) (store.Selection, int, error) {
+	u, _ := CurrentUser(r)
+	proposed, err := a.deps.Store.Allowlist(r.Context(), store.AllowFilter{Status: store.AllowProposed})
+	if err != nil {
+		return sel, 0, err
+	}
+	asked := map[int64]bool{}
+	for _, id := range sel.IDs {
+		asked[id] = true
+	}
+	out, own := store.Selection{IDs: []int64{}}, 0
+	for _, e := range proposed {
+		if !sel.All && !asked[e.ID] {
+			continue
+		}
+		delete(asked, e.ID)
+		if e.ProposedBy == u.Extension {
+			own++
+			continue
+		}
+		out.IDs = append(out.IDs, e.ID)
+	}
+	// Ticked ids no longer proposed go to the store, which names them.
+	for id := range asked {
+		out.IDs = append(out.IDs, id)
+	}
+	return out, own, nil
 }
 
 // allowlistCSV exports the whole allowlist history (every state), audited.
@@ -193,7 +249,7 @@ func csvText(s string) string {
 func (a *App) auditFilter(r *http.Request) (audit.Filter, error) {
 	q := r.URL.Query()
 	f := audit.Filter{Kind: strings.TrimSpace(q.Get("kind")), Actor: strings.TrimSpace(q.Get("actor")),
-		Subject: strings.TrimSpace(q.Get("subject")), Limit: 100}
+		Subject: strings.TrimSpace(q.Get("subject")), Limit: 50}
 	var err error
 	if f.Since, err = a.parseDay(q.Get("since")); err != nil {
 		return f, err
@@ -222,11 +278,14 @@ func (a *App) parseDay(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.ParseInLocation("2006-01-02", s, a.deps.Location)
-	if err != nil {
-		return t, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	// The date picker sends 2006-01-02; a date typed the French way
+	// (no picker, or pasted) is 02/01/2006.
+	for _, layout := range []string{"2006-01-02", "02/01/2006", "2/1/2006"} {
+		if t, err := time.ParseInLocation(layout, s, a.deps.Location); err == nil {
+			return t, nil
+		}
 	}
-	return t, nil
+	return time.Time{}, fmt.Errorf("date %q: want DD/MM/YYYY", s)
 }
 
 type auditData struct {
@@ -250,12 +309,12 @@ type auditData struct {
 func (a *App) auditPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := auditData{Kind: q.Get("kind"), Actor: q.Get("actor"), Subject: q.Get("subject"), Since: q.Get("since"),
-		Until: q.Get("until"), Kinds: auditKinds}
+		Until: q.Get("until"), Kinds: a.auditKindChoices(r.Context(), langOf(r))}
 	v := a.newView(r, "audit.title", &d)
 	f, err := a.auditFilter(r)
 	status := http.StatusOK
 	if err != nil {
-		v.Error, status = v.T("err.bad_filter")+" "+err.Error(), http.StatusBadRequest
+		v.Error, status = v.T("err.bad_filter")+" "+v.LocalDetail(err.Error()), http.StatusBadRequest
 	} else {
 		f.Limit++ // one more tells whether there is a next page
 		if d.Records, err = a.deps.Audit.List(r.Context(), f); err != nil {
@@ -294,11 +353,6 @@ func parseHeads(in []string) ([]audit.Head, error) {
 	}
 	return heads, nil
 }
-
-// auditKinds are offered in the search form; any kind may be typed.
-var auditKinds = []string{"policy.decision", "allowlist.propose", "allowlist.approve", "allowlist.reject",
-	"allowlist.revoke", "allowlist.export", "web.login", "web.lockout", "web.logout", "user.suspend",
-	"user.activate", "policy.simulate", "recording.access"}
 
 // refusedCall is one refused policy decision.
 type refusedCall struct {
@@ -408,7 +462,7 @@ func (a *App) simulatePage(w http.ResponseWriter, r *http.Request) {
 	v := a.newView(r, "simulate.title", &d)
 	if users, err := a.deps.Store.Users(r.Context()); err == nil {
 		for _, u := range users {
-			if u.Role == store.RoleOperator || u.Role == store.RoleSupervisor {
+			if u.Role == store.RoleOperator {
 				d.Operators = append(d.Operators, u)
 			}
 		}
@@ -423,6 +477,13 @@ func (a *App) simulatePage(w http.ResponseWriter, r *http.Request) {
 	at, err := a.parseLocal(d.Date, d.Time)
 	if err != nil || d.Operator == "" || d.Number == "" {
 		v.Error = v.T("simulate.invalid")
+		a.render(w, r, http.StatusBadRequest, "simulate", v)
+		return
+	}
+	// The field is the téléopérateur's: another role's extension (a
+	// supervisor's may call out) would answer a question nobody asked.
+	if u, err := a.deps.Store.User(r.Context(), d.Operator); err == nil && u.Role != store.RoleOperator {
+		v.Error = v.T("simulate.not_operator", d.Operator, v.RoleName(u.Role))
 		a.render(w, r, http.StatusBadRequest, "simulate", v)
 		return
 	}

@@ -185,11 +185,16 @@ func TestAuditSearchAndVerify(t *testing.T) {
 	if _, body := c.get("/api/v1/audit?until=2026-03-02&kind=policy.decision"); strings.Contains(body, `"entries": []`) {
 		t.Fatalf("until today (inclusive): %s", body)
 	}
-	if res, _ := c.get("/api/v1/audit?since=02/03/2026"); res.StatusCode != http.StatusBadRequest {
+	if res, _ := c.get("/api/v1/audit?since=31/02/2026"); res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad date: %d", res.StatusCode)
 	}
+	// A date typed the French way is the same day.
+	if _, body := c.get("/api/v1/audit?since=03/03/2026"); !strings.Contains(body, `"entries": []`) {
+		t.Fatalf("since tomorrow, French: %s", body)
+	}
 	_, body = c.get("/security/audit?kind=policy.decision")
-	if !strings.Contains(body, "Chaîne d&#39;audit intacte") || !strings.Contains(body, "NOT_ALLOWLISTED") {
+	if !strings.Contains(body, "Chaîne d&#39;audit intacte") || !strings.Contains(body, "numéro non autorisé") ||
+		!strings.Contains(body, "décision de la politique d&#39;appel") || strings.Contains(body, ">NOT_ALLOWLISTED<") {
 		t.Fatalf("audit page: %s", body)
 	}
 	// Refused-calls report: only refusals, with who, what and why.

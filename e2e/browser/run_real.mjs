@@ -87,7 +87,7 @@ try {
   await login(sup, env("SUP_EXT"), env("SUP_PASSWORD"), "/supervisor");
   await sup.waitForFunction(() => document.getElementById("updated").textContent !== "", null, { timeout: STATE_WAIT });
   await row.waitFor({ timeout: STATE_WAIT });
-  await row.locator(".wstate.idle").waitFor({ timeout: STATE_WAIT });
+  await row.locator(".wstate.available").waitFor({ timeout: STATE_WAIT });
 
   step("operator opens the console, phone registered");
   await login(op, opExt, env("OP_PASSWORD"), "/operator");
@@ -141,7 +141,7 @@ try {
   await op.getByRole("status").filter({ hasText: "Issue enregistrée" }).waitFor({ timeout: STATE_WAIT });
 
   step("supervisor sees the operator free again");
-  await row.locator(".wstate.idle").waitFor({ timeout: STATE_WAIT });
+  await row.locator(".wstate.available").waitFor({ timeout: STATE_WAIT });
 
   step("security approves a number proposed by the other officer");
   const proposed = env("PROPOSED");

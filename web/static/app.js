@@ -6,7 +6,8 @@
   document.querySelectorAll("input[data-select-all]").forEach(function (all) {
     all.addEventListener("change", function () {
       var boxes = all.form.querySelectorAll('input[type=checkbox][name="' + all.dataset.selectAll + '"]');
-      boxes.forEach(function (b) { b.checked = all.checked; });
+      // A disabled box (one's own proposal) is never ticked.
+      boxes.forEach(function (b) { if (!b.disabled) { b.checked = all.checked; } });
     });
   });
 

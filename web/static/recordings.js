@@ -45,16 +45,58 @@
     if (text) { text.focus(); }
   }
 
-  document.querySelectorAll("button.seek[data-at-ms]").forEach(function (b) {
-    b.addEventListener("click", function () { seek(Number(b.dataset.atMs), true); });
-  });
+  var markers = [];
+  // bindComments wires the comments' seek buttons and the waveform's
+  // markers (again after a comment is added in place).
+  function bindComments() {
+    markers = [];
+    document.querySelectorAll("button.seek[data-at-ms]").forEach(function (b) {
+      markers.push(Number(b.dataset.atMs));
+      b.addEventListener("click", function () { seek(Number(b.dataset.atMs), true); });
+    });
+    draw();
+  }
+  bindComments();
   var now = document.getElementById("c-now");
   if (now) { now.addEventListener("click", function () { setMoment(position()); }); }
 
+  // The comment form posts in the background: the page (and the player,
+  // at its position, playing or not) stays; the comments are replaced by
+  // the server's rendering of them. Without this script it is a form.
+  var form = document.getElementById("comment-form");
+  var status = document.getElementById("c-status");
+  if (form && window.fetch && window.DOMParser) {
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" })
+        .then(function (res) {
+          if (res.redirected && /\/login/.test(res.url)) { form.submit(); return null; }
+          return res.text().then(function (html) { return { ok: res.ok, doc: new DOMParser().parseFromString(html, "text/html") }; });
+        })
+        .then(function (r) {
+          if (!r) { return; }
+          if (!r.ok) {
+            var err = r.doc.querySelector("p.error");
+            status.textContent = err ? err.textContent : status.dataset.lFailed;
+            status.className = "error";
+            return;
+          }
+          var fresh = r.doc.getElementById("rec-comments-block");
+          var mine = document.getElementById("rec-comments-block");
+          if (fresh && mine) { mine.replaceWith(fresh); bindComments(); }
+          if (text) { text.value = ""; }
+          status.textContent = status.dataset.lSaved;
+          status.className = "hint";
+        })
+        .catch(function () { status.textContent = status.dataset.lFailed; status.className = "error"; })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
   if (!canvas || !canvas.getContext) { return; }
   var ctx = canvas.getContext("2d");
-  var markers = [];
-  document.querySelectorAll("button.seek[data-at-ms]").forEach(function (b) { markers.push(Number(b.dataset.atMs)); });
 
   function message(s) {
     ctx.clearRect(0, 0, canvas.width, canvas.height);

@@ -75,12 +75,23 @@
       cell(tr, o.display_name || "");
       cell(tr, L["status." + (o.status || "active")] || o.status);
       cell(tr, o.registered ? L["reg.registered"] : L["reg.not_registered"], "", "state " + (o.registered ? "ok" : "off"));
-      cell(tr, L["wall." + o.state] || o.state, "", "wstate " + o.state);
+      var st = L["wall." + o.state] || o.state;
+      if (o.pause_reason) { st += " (" + (L["pause." + o.pause_reason] || o.pause_reason) + ")"; }
+      var sc = cell(tr, st, "", "wstate " + o.state);
+      if (o.listeners && o.listeners.length) {
+        var who = o.listeners.map(function (l) { return l.supervisor + " (" + (L["mode." + l.mode] || l.mode) + ")"; });
+        var h = document.createElement("span");
+        h.className = "hint";
+        h.textContent = (L["wall.listeners"] || "") + " " + who.join(", ");
+        sc.appendChild(document.createElement("br"));
+        sc.appendChild(h);
+      }
       cell(tr, o.campaign || "");
       var d = cell(tr, "", "num");
-      d.dataset.elapsed = o.state === "idle" ? "" : String(o.elapsed || 0);
+      var timed = ["ringing", "in_call", "wrap_up", "paused"].indexOf(o.state) >= 0;
+      d.dataset.elapsed = timed ? String(o.elapsed || 0) : "";
       var act = cell(tr, "");
-      if (o.state !== "idle") { monitorButtons(act, o.extension); }
+      if (o.state === "ringing" || o.state === "in_call") { monitorButtons(act, o.extension); }
     });
     // Keep the focus on a button that survives the refresh.
     var focused = document.activeElement;
@@ -102,6 +113,8 @@
     var op = btn.dataset.operator || (form && form.elements.operator ? form.elements.operator.value : "");
     if (!mode || !op) { return; }
     ev.preventDefault();
+    // Barging in is heard by the outside party: confirmed first.
+    if (mode === "barge" && !window.confirm(t("sup.barge_confirm"))) { return; }
     say(t("sup.monitor_sending"));
     fetch("/api/v1/monitor", {
       method: "POST", credentials: "same-origin",
@@ -113,7 +126,7 @@
         return null;
       }
       return res.json().catch(function () { return {}; }).then(function (d) {
-        if (res.status === 202) { say(d.message || ""); } else { fail(d.message || String(res.status)); }
+        if (res.status === 202 || res.status === 200) { say(d.message || ""); } else { fail(d.message || String(res.status)); }
       });
     }, function () { fail(t("sup.err_network")); });
   });
