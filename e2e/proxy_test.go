@@ -69,7 +69,9 @@ func startKamailio(t *testing.T, plateauAddr string) string {
 }
 
 func TestProxyKamailioPath(t *testing.T) {
-	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
+	// The edge proxy listens on 127.0.0.3: Plateau honours a Path only
+	// from a trusted proxy (a phone could otherwise aim one at the carrier).
+	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}, sipYAML: "  trusted_proxies: [\"127.0.0.3\"]\n"})
 	edge := startKamailio(t, p.sipAddr())
 	edgeHost, edgePort, _ := strings.Cut(edge, ":")
 

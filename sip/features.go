@@ -59,8 +59,7 @@ func (b *b2bua) handleFeatureCode(req *sip.Request, tx sip.ServerTransaction, u 
 		ds.Respond(sip.StatusNotAcceptableHere, "Not Acceptable Here", nil)
 		return
 	}
-	src, _ := b.s.requestHost(req)
-	m.register(uasLeg(media.LegOperator, ds, hostIs(src)))
+	m.register(uasLeg(media.LegOperator, ds, b.s.peerOf(req)))
 	m.leg.setAnswered()
 	if err := ds.RespondSDP(m.localSDP([]media.Codec{codec}, offer.DTMFPT)); err != nil {
 		m.log.Info("supervisor leg not confirmed", "err", err)

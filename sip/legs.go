@@ -180,6 +180,21 @@ func (s *Server) requestHost(req *sip.Request) (netip.Addr, bool) {
 	return src.Addr.Addr().Unmap(), true
 }
 
+// peerOf is who may speak in the dialog req opens: the host it really
+// came from and, behind a trusted proxy, that proxy itself (a proxy that
+// record-routes forwards the phone's ACK and BYE, and may send its own).
+func (s *Server) peerOf(req *sip.Request) func(netip.Addr) bool {
+	src, ok := s.source(req)
+	if !ok || !src.Addr.IsValid() {
+		return func(netip.Addr) bool { return false }
+	}
+	phone, proxy := src.Addr.Addr().Unmap(), src.Proxy()
+	return func(h netip.Addr) bool {
+		h = h.Unmap()
+		return h == phone || (proxy.IsValid() && h == proxy.Unmap())
+	}
+}
+
 // hostIs accepts one host.
 func hostIs(a netip.Addr) func(netip.Addr) bool {
 	a = a.Unmap()

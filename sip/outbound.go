@@ -107,10 +107,9 @@ func (b *b2bua) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		b.handleFeatureCode(req, tx, u, offer, codec)
 		return
 	}
-	src, _ := b.s.requestHost(req)
 	b.place(&callSpec{
 		kind: policy.KindOutbound, operator: u.Extension, number: number, source: req.Source(),
-		req: req, tx: tx, side: media.LegOperator, offer: offer, codec: codec, peer: hostIs(src),
+		req: req, tx: tx, side: media.LegOperator, offer: offer, codec: codec, peer: b.s.peerOf(req),
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -437,4 +438,39 @@ func metricValue(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// A Path is where Plateau later sends INVITEs: a phone that names one
+// itself (say, the carrier) is refused, and so is a Path through a
+// proxy that is not trusted; a trusted proxy's own Path is stored.
+func TestRegisterPathOnlyFromTrustedProxy(t *testing.T) {
+	e := newRegEnv(t)
+	e.s.trusted = NewTrustedProxies([]netip.Prefix{netip.MustParsePrefix("127.0.0.5/32")})
+	tests := []struct {
+		name, src, via, path string
+		want                 int
+	}{
+		{"phone names the carrier as its Path", "127.0.0.1:5099", "", "Path: <sip:127.0.0.2:5060;lr>", 403},
+		{"phone names a trusted proxy it did not come through", "127.0.0.1:5098", "", "Path: <sip:127.0.0.5:5060;lr>", 403},
+		{"trusted proxy naming the carrier", "127.0.0.5:5060", "Via: SIP/2.0/UDP 127.0.0.1:5097;branch=z9hG4bK-p1;rport=5097;received=127.0.0.1", "Path: <sip:127.0.0.2:5060;lr>", 403},
+		{"trusted proxy naming itself", "127.0.0.5:5060", "Via: SIP/2.0/UDP 127.0.0.1:5096;branch=z9hG4bK-p2;rport=5096;received=127.0.0.1", "Path: <sip:127.0.0.5:5060;lr>", 200},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ext := []string{"101", "102"}[i%2]
+			p := newPhone(ext, "demo"+ext, tt.src)
+			contact := fmt.Sprintf("Contact: <sip:%s@127.0.0.1:%d>", ext, 5096+i)
+			extra := []string{contact, tt.path}
+			if tt.via != "" {
+				extra = append(extra, tt.via)
+			}
+			r := e.register(p, "", extra...)
+			if status(r) != tt.want {
+				t.Fatalf("REGISTER = %v, want %d", r, tt.want)
+			}
+			if tt.want == 403 && (r.GetHeader("Reason") == nil || !strings.Contains(r.GetHeader("Reason").Value(), ReasonPathNotAllowed)) {
+				t.Errorf("refusal without Reason %s: %v", ReasonPathNotAllowed, r)
+			}
+		})
+	}
 }

@@ -182,7 +182,6 @@ func (r *legRecorder) count(event string) int {
 	return n
 }
 
-
 func TestTrunkLegManyProvisionalsThenAnswer(t *testing.T) {
 	const rings = 30 // three times what sipgo's WaitAnswer tolerates
 	rec := &legRecorder{}
