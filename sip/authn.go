@@ -4,8 +4,6 @@ import (
 	"errors"
 
 	"github.com/emiago/sipgo/sip"
-
-	"plateau/store"
 )
 
 // authenticate checks the request's digest credentials. On success it
@@ -17,7 +15,7 @@ import (
 // accounts) and a banned account are all checked against no secret: the
 // same work, the same challenge, the same failure counting and the same
 // audit entry as a wrong password, and they can never succeed.
-func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) (store.User, bool) {
+func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) (Account, bool) {
 	hdrName, code, reason, chalName := "authorization", sip.StatusUnauthorized, "Unauthorized", "WWW-Authenticate"
 	if proxy {
 		hdrName, code, reason, chalName = "proxy-authorization", sip.StatusProxyAuthRequired, "Proxy Authentication Required", "Proxy-Authenticate"
@@ -32,21 +30,21 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 	h := getHeader(req, hdrName)
 	if h == nil {
 		challenge(false)
-		return store.User{}, false
+		return Account{}, false
 	}
 	src, _ := s.source(req) // invalid when unknown: then not counted by source
 	cred, err := parseCredentials(h.Value())
 	if err != nil {
 		s.authFailed(req, src, "", "malformed credentials")
 		challenge(false)
-		return store.User{}, false
+		return Account{}, false
 	}
 	u, err := s.users.User(s.ctx, cred.Username)
 	known := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrUnknownAccount) {
 		s.log.Error("user lookup failed", "user", cred.Username, "err", err)
 		s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Error", nil))
-		return store.User{}, false
+		return Account{}, false
 	}
 	// Failures count on the account the directory knows (its canonical
 	// extension), or on the name as given.
@@ -68,19 +66,19 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 	case errors.Is(err, errStaleNonce) && known:
 		// Only reachable with the right password and a usable secret.
 		challenge(true)
-		return store.User{}, false
+		return Account{}, false
 	default:
 		s.authFailed(req, src, account, why)
 		challenge(false)
-		return store.User{}, false
+		return Account{}, false
 	}
 	s.bans.succeed(account, src.BanKey())
-	if u.Status != store.StatusActive {
+	if !u.Active {
 		res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil)
 		res.AppendHeader(reasonHeader("OPERATOR_SUSPENDED"))
 		s.respond(tx, req, res)
 		s.audit.Audit(s.ctx, "sip.refused", u.Extension, string(req.Method), "refused", "OPERATOR_SUSPENDED", sourceString(req, src), nil)
-		return store.User{}, false
+		return Account{}, false
 	}
 	return u, true
 }

@@ -15,8 +15,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
-
-	"plateau/store"
 )
 
 // responseWithHA1 is a qop=auth digest response computed from an HA1
@@ -85,8 +83,8 @@ func TestAuthSecretlessLikeUnknown(t *testing.T) {
 			e := newRegEnv(t)
 			e.s.bans.maxFailures = 1000 // this test compares answers, not bans
 			users := e.s.users.(fakeUsers)
-			users["900"] = store.User{Extension: "900", Role: store.RoleAdmin, Status: store.StatusActive}
-			users["301"] = store.User{Extension: "301", Role: store.RoleSecurity, Status: store.StatusActive}
+			users["900"] = Account{Extension: "900", Role: RoleAdmin, Active: true}
+			users["301"] = Account{Extension: "301", Role: RoleSecurity, Active: true}
 			cases := []struct{ ext, ha1 string }{
 				{"900", zeroHA1(alg)},            // admin, the review's zero-HA1 login
 				{"301", zeroHA1(alg)},            // security officer

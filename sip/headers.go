@@ -1,6 +1,12 @@
 package sip
 
-import "github.com/emiago/sipgo/sip"
+import (
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
 
 // getHeader returns req's first header named name, compared without regard
 // to ASCII case: what sipgo's GetHeader answers, without lower-casing every
@@ -45,4 +51,44 @@ func asciiEqualFold(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// SplitHostPort splits host:port, the host without brackets.
+func SplitHostPort(hp string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	return strings.Trim(h, "[]"), n, err
+}
+
+// HasTag reports whether values holds tag (an option tag), any case.
+func HasTag(values []string, tag string) bool {
+	for _, v := range values {
+		if strings.EqualFold(v, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// HeaderValues splits a request's comma-separated header values (all
+// occurrences), trimmed, empty ones dropped.
+func HeaderValues(req *sip.Request, name string) []string {
+	return SplitValues(getHeaders(req, name))
+}
+
+// SplitValues splits comma-separated header values, trimmed, empty ones
+// dropped.
+func SplitValues(hs []sip.Header) []string {
+	var out []string
+	for _, h := range hs {
+		for _, v := range strings.Split(h.Value(), ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }

@@ -30,17 +30,8 @@ type metrics struct {
 	limitedSources prometheus.Gauge
 	banUntracked   prometheus.Counter
 
-	callsActive      prometheus.Gauge
-	callsAnswered    prometheus.Counter
-	callsRefused     *prometheus.CounterVec
-	callsEnded       *prometheus.CounterVec
-	requestsInDialog *prometheus.CounterVec
-	trunkUp          *prometheus.GaugeVec
-	legsLeaked       prometheus.Counter
-	egressRefused    prometheus.Counter
-	inDialogRejected *prometheus.CounterVec
-	trunkLegEvents   *prometheus.CounterVec // trunkleg.go
-	trunkRegistered  *prometheus.GaugeVec   // trunkreg.go
+	trunkUp         *prometheus.GaugeVec
+	trunkRegistered *prometheus.GaugeVec // trunkreg.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -67,34 +58,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "plateau_sip_dropped_requests_total", Help: "SIP requests dropped without answer, by reason.",
 		}, []string{"reason"}),
 	}
-	m.callsActive = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "plateau_calls_active", Help: "Calls in progress (from admission to hang-up).",
-	})
-	m.callsAnswered = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "plateau_calls_answered_total", Help: "Calls answered by the outside party and bridged.",
-	})
-	m.callsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plateau_calls_refused_total", Help: "Call attempts refused, by reason code.",
-	}, []string{"reason"})
-	m.callsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plateau_calls_ended_total", Help: "Calls ended, by why.",
-	}, []string{"why"})
-	m.requestsInDialog = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plateau_sip_in_dialog_requests_total", Help: "In-dialog requests handled, by method.",
-	}, []string{"method"})
 	m.trunkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plateau_trunk_up", Help: "1 when the trunk answered its last OPTIONS keepalive.",
 	}, []string{"trunk"})
-	m.legsLeaked = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "plateau_call_legs_leaked_total", Help: "Outside legs still up when their call ended (BYE failed or never sent); audited as call.leg_leaked.",
-	})
-	m.egressRefused = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "plateau_egress_refused_total", Help: "Requests the egress gate refused to send (no policy permit, or an address not allowed for phones).",
-	})
-	m.inDialogRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plateau_sip_in_dialog_rejected_total", Help: "In-dialog requests answered 481, by why: unknown_dialog, tags, source (not the dialog's peer).",
-	}, []string{"reason"})
-	reg.MustRegister(m.legsLeaked, m.egressRefused, m.inDialogRejected)
 	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plateau_panics_total", Help: "Panics recovered (the process went on), by where they happened; each is logged and audited as process.panic.",
 	}, []string{"where"})
@@ -126,14 +92,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "plateau_sip_rate_limited_sources", Help: "Sources whose requests are being dropped by sip.limits.requests_per_source.",
 	})
 	reg.MustRegister(m.panics, m.malformed, m.stateless, m.tcpConns, m.tcpRefused, m.tcpIdleClosed, m.tcpThrottled, m.acceptErrors, m.udpReadErrors, m.limitedSources)
-	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
-	}, []string{"event"})
 	m.trunkRegistered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plateau_trunk_registered", Help: "1 while a registration trunk holds a registration with its carrier.",
 	}, []string{"trunk"})
-	reg.MustRegister(m.trunkLegEvents, m.trunkRegistered)
-	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog, m.trunkUp)
+	reg.MustRegister(m.trunkRegistered)
+	reg.MustRegister(m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	m.accountBans = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plateau_sip_account_bans_total", Help: "Accounts banned after repeated authentication failures (from any sources).",

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
-
-	"plateau/store"
 )
 
 // Path (RFC 3327): a phone that registers through an edge proxy (Kamailio,
@@ -78,7 +76,7 @@ func splitNameAddrs(hs []sip.Header) []string {
 // echoPath puts the stored Path in a REGISTER's 200 when the phone said
 // it supports path (RFC 3327 §5.3).
 func echoPath(req *sip.Request, res *sip.Response, path []string) {
-	if len(path) == 0 || !hasTag(headerValues(req, "Supported"), "path") {
+	if len(path) == 0 || !HasTag(HeaderValues(req, "Supported"), "path") {
 		return
 	}
 	res.AppendHeader(sip.NewHeader("Path", strings.Join(path, ", ")))
@@ -88,7 +86,7 @@ func echoPath(req *sip.Request, res *sip.Response, path []string) {
 // rings it: sipgo sends to the first Route, and the proxy forwards to the
 // Request-URI (the phone's Contact). Only the egress gate calls it, after
 // pathAllowed.
-func routeViaPath(req *sip.Request, b store.Binding) {
+func routeViaPath(req *sip.Request, b Binding) {
 	for _, p := range b.Path {
 		req.AppendHeader(sip.NewHeader("Route", p))
 	}
@@ -115,7 +113,7 @@ func (s *Server) pathAllowed(path []string) error {
 		if !s.trusted.Contains(a) {
 			return fmt.Errorf("path entry %s is not in sip.trusted_proxies", a)
 		}
-		if s.calls != nil && s.calls.isTrunkAddr(a, uint16(u.Port)) {
+		if s.IsTrunkAddr(a, uint16(u.Port)) {
 			return fmt.Errorf("path entry %s is a trunk's address", a)
 		}
 	}

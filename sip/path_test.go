@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
-
-	"plateau/store"
 )
 
 func TestPathOf(t *testing.T) {
@@ -42,7 +40,7 @@ func TestPathOf(t *testing.T) {
 
 func TestRouteViaPathAndEcho(t *testing.T) {
 	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "101", Host: "192.0.2.7", Port: 5060})
-	routeViaPath(req, store.Binding{Path: []string{"<sip:127.0.0.3:5090;lr>", "<sip:10.0.0.2;lr>"}})
+	routeViaPath(req, Binding{Path: []string{"<sip:127.0.0.3:5090;lr>", "<sip:10.0.0.2;lr>"}})
 	if d := req.Destination(); d != "127.0.0.3:5090" {
 		t.Errorf("INVITE goes to %s, want the first proxy 127.0.0.3:5090", d)
 	}

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"plateau/store"
 )
 
 // registrar is the location service (RFC 3261 §10.3). Bindings live in
@@ -23,17 +21,17 @@ type registrar struct {
 	store BindingStore
 
 	mu       sync.Mutex
-	bindings map[string]map[string]store.Binding // extension -> contact URI -> binding
+	bindings map[string]map[string]Binding // extension -> contact URI -> binding
 	count    int
 
 	pendingMu sync.Mutex
-	upserts   []store.Binding
-	removals  []store.Binding
+	upserts   []Binding
+	removals  []Binding
 	kick      chan struct{}
 }
 
 func newRegistrar(s *Server, st BindingStore) *registrar {
-	return &registrar{s: s, store: st, bindings: map[string]map[string]store.Binding{}, kick: make(chan struct{}, 1)}
+	return &registrar{s: s, store: st, bindings: map[string]map[string]Binding{}, kick: make(chan struct{}, 1)}
 }
 
 // load reads the persisted bindings, so a restart keeps phones reachable.
@@ -46,7 +44,7 @@ func (r *registrar) load(ctx context.Context) error {
 	defer r.mu.Unlock()
 	for _, b := range bs {
 		if r.bindings[b.Extension] == nil {
-			r.bindings[b.Extension] = map[string]store.Binding{}
+			r.bindings[b.Extension] = map[string]Binding{}
 		}
 		r.bindings[b.Extension][b.Contact] = b
 	}
@@ -91,7 +89,7 @@ func (r *registrar) run(ctx context.Context) {
 	}
 }
 
-func (r *registrar) queue(up, rm []store.Binding) {
+func (r *registrar) queue(up, rm []Binding) {
 	r.pendingMu.Lock()
 	r.upserts = append(r.upserts, up...)
 	r.removals = append(r.removals, rm...)
@@ -104,7 +102,7 @@ func (r *registrar) queue(up, rm []store.Binding) {
 
 func (r *registrar) expire() {
 	now := r.s.now()
-	var gone []store.Binding
+	var gone []Binding
 	r.mu.Lock()
 	for ext, m := range r.bindings {
 		for c, b := range m {
@@ -138,11 +136,11 @@ func (r *registrar) extensions() []string {
 }
 
 // Contacts returns a user's live bindings, newest expiry first.
-func (r *registrar) contacts(ext string) []store.Binding {
+func (r *registrar) contacts(ext string) []Binding {
 	now := r.s.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []store.Binding
+	var out []Binding
 	for _, b := range r.bindings[ext] {
 		if b.ExpiresAt.After(now) {
 			out = append(out, b)
@@ -206,7 +204,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	contacts := getHeaders(req, "Contact")
 	now := s.now()
-	var up, rm []store.Binding
+	var up, rm []Binding
 	wildcard := false
 	for _, h := range contacts {
 		c, ok := h.(*sip.ContactHeader)
@@ -252,7 +250,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		if exp > 0 {
 			src, _ := netip.ParseAddrPort(realSrc)
-			if _, err := s.phoneAddrAllowed(c.Address.Host, uint16(c.Address.Port), src.Addr()); err != nil {
+			if _, err := s.PhoneAddrAllowed(c.Address.Host, uint16(c.Address.Port), src.Addr()); err != nil {
 				s.audit.Audit(s.ctx, "sip.register", u.Extension, c.Address.String(), "refused", ReasonContactNotAllowed, req.Source(),
 					map[string]any{"detail": err.Error()})
 				res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil)
@@ -261,7 +259,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 				return
 			}
 		}
-		b := store.Binding{
+		b := Binding{
 			Extension: u.Extension, Contact: c.Address.String(), Source: realSrc,
 			Transport: strings.ToLower(req.Transport()), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
 			ExpiresAt: now.Add(time.Duration(exp) * time.Second), Path: path,
@@ -276,7 +274,7 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	if wildcard {
-		rm = []store.Binding{{Extension: u.Extension}}
+		rm = []Binding{{Extension: u.Extension}}
 	}
 	if err := r.apply(u.Extension, up, rm); err != nil {
 		res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil)
@@ -294,11 +292,11 @@ func (r *registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // apply updates the in-memory bindings and queues their persistence.
-func (r *registrar) apply(ext string, up, rm []store.Binding) error {
+func (r *registrar) apply(ext string, up, rm []Binding) error {
 	r.mu.Lock()
 	m := r.bindings[ext]
 	if m == nil {
-		m = map[string]store.Binding{}
+		m = map[string]Binding{}
 		r.bindings[ext] = m
 	}
 	before := len(m)
@@ -328,3 +326,10 @@ func (r *registrar) apply(ext string, up, rm []store.Binding) error {
 	r.queue(up, rm)
 	return nil
 }
+
+// The registrar's refusal reason codes (the call layer refuses with the
+// same codes when it checks a binding again at use).
+const (
+	ReasonContactNotAllowed = "CONTACT_NOT_ALLOWED"
+	ReasonPathNotAllowed    = "PATH_NOT_ALLOWED"
+)

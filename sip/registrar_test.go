@@ -20,22 +20,21 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"plateau/auth"
-	"plateau/store"
 )
 
-type fakeUsers map[string]store.User
+type fakeUsers map[string]Account
 
-func (f fakeUsers) User(_ context.Context, ext string) (store.User, error) {
+func (f fakeUsers) User(_ context.Context, ext string) (Account, error) {
 	if u, ok := f[ext]; ok {
 		return u, nil
 	}
-	return store.User{}, store.ErrNotFound
+	return Account{}, ErrUnknownAccount
 }
 
 type nopBindings struct{}
 
-func (nopBindings) SaveBindings(context.Context, []store.Binding, []store.Binding) error { return nil }
-func (nopBindings) Bindings(context.Context, string, time.Time) ([]store.Binding, error) {
+func (nopBindings) SaveBindings(context.Context, []Binding, []Binding) error { return nil }
+func (nopBindings) Bindings(context.Context, string, time.Time) ([]Binding, error) {
 	return nil, nil
 }
 
@@ -80,10 +79,10 @@ func newRegEnv(t *testing.T) *regEnv {
 	t.Helper()
 	users := fakeUsers{}
 	for _, ext := range []string{"101", "102"} {
-		users[ext] = store.User{Extension: ext, Role: store.RoleOperator, Status: store.StatusActive,
+		users[ext] = Account{Extension: ext, Role: RoleOperator, Active: true,
 			HA1MD5: auth.HA1MD5(ext, "plateau", "demo"+ext), HA1SHA256: auth.HA1SHA256(ext, "plateau", "demo"+ext)}
 	}
-	users["103"] = store.User{Extension: "103", Role: store.RoleOperator, Status: store.StatusSuspended,
+	users["103"] = Account{Extension: "103", Role: RoleOperator, Active: false,
 		HA1MD5: auth.HA1MD5("103", "plateau", "demo103"), HA1SHA256: auth.HA1SHA256("103", "plateau", "demo103")}
 	clk := newClock()
 	buf := &syncBuf{}

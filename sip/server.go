@@ -1,6 +1,7 @@
-// Package sip is Plateau's SIP side: the registrar with digest
-// authentication, and (in the b2bua files) the call control that bridges
-// operators to the trunk.
+// Package sip is Plateau's signalling layer: transports and their limits,
+// the registrar with digest authentication and bans, and the trunks. The
+// call layer (package b2bua) runs on it through the surface in
+// calllayer.go.
 package sip
 
 import (
@@ -17,8 +18,6 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"plateau/store"
 )
 
 // Options configure the SIP server.
@@ -57,15 +56,16 @@ type Options struct {
 	DigestURIServer bool
 }
 
-// Users is the user directory the server authenticates against.
+// Users is the user directory the server authenticates against; an
+// unknown extension is ErrUnknownAccount.
 type Users interface {
-	User(ctx context.Context, ext string) (store.User, error)
+	User(ctx context.Context, ext string) (Account, error)
 }
 
 // BindingStore persists registrations.
 type BindingStore interface {
-	SaveBindings(ctx context.Context, upserts, removals []store.Binding) error
-	Bindings(ctx context.Context, ext string, now time.Time) ([]store.Binding, error)
+	SaveBindings(ctx context.Context, upserts, removals []Binding) error
+	Bindings(ctx context.Context, ext string, now time.Time) ([]Binding, error)
 }
 
 // Auditor records security events (bans, refusals) in the audit chain.
@@ -98,7 +98,14 @@ type Server struct {
 	// for lookups, so that shutdown cancels them.
 	ctx context.Context
 
-	calls *b2bua // nil until EnableCalls
+	calls CallLayer // nil until EnableCalls
+	// Set by EnableCalls (calllayer.go): the client the call layer and the
+	// trunks send with, and the trunks.
+	client       *sipgo.Client
+	dialogs      *sipgo.DialogUA
+	trunks       []*Trunk
+	trunkAddrs   []netip.AddrPort // resolved once: see IsTrunkAddr
+	trunkAddrsOf map[*Trunk][]netip.AddrPort
 
 	listening atomic.Bool
 	serving   servingGate                // the trunks' keepalives wait for it
@@ -190,7 +197,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if s.calls != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.supervise(ctx, "sip.trunks", s.calls.run) }()
+		go func() { defer wg.Done(); s.supervise(ctx, "sip.trunks", s.runTrunks) }()
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); s.supervise(ctx, "sip.registrar", s.reg.run) }()
@@ -207,7 +214,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.listening.Store(false)
 	if s.calls != nil {
-		s.calls.shutdown()
+		s.calls.Shutdown()
 	}
 	cancel()
 	for _, c := range closers {
@@ -246,7 +253,7 @@ func (s *Server) ActiveCalls() int {
 	if s.calls == nil {
 		return 0
 	}
-	return s.calls.active.Site()
+	return s.calls.ActiveCalls()
 }
 
 // Listening reports whether the transports are up and served (for /readyz).

@@ -18,8 +18,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"plateau/store"
 )
 
 // rawRequest builds a request as a phone would send it from src (host:port).
@@ -582,7 +580,7 @@ func FuzzUDPGate(f *testing.F) {
 	f.Add([]byte(rawRequest("OPTIONS", "127.0.0.1:5999")))
 	srv, err := NewServer(Options{Listen: "127.0.0.1:0", Transports: []string{"udp"}, Realm: "plateau", NonceTTL: time.Minute,
 		BanMaxFailures: 3, BanWindow: time.Minute, BanDuration: time.Minute, RequestsPerSource: 1000},
-		fakeUsers{"101": store.User{Extension: "101"}}, nopBindings{}, &auditRec{}, prometheus.NewRegistry(),
+		fakeUsers{"101": Account{Extension: "101"}}, nopBindings{}, &auditRec{}, prometheus.NewRegistry(),
 		slog.New(slog.DiscardHandler), newClock().now)
 	if err != nil {
 		f.Fatal(err)

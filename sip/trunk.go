@@ -103,15 +103,15 @@ func (s *Server) TrunkStatus() []TrunkStatus {
 	if s.calls == nil {
 		return nil
 	}
-	out := make([]TrunkStatus, len(s.calls.trunks))
-	for i, t := range s.calls.trunks {
+	out := make([]TrunkStatus, len(s.trunks))
+	for i, t := range s.trunks {
 		out[i] = t.Status()
 	}
 	return out
 }
 
-// allows reports whether src may send us calls over this trunk.
-func (t *Trunk) allows(src netip.Addr) bool {
+// Allows reports whether src may send us calls over this trunk.
+func (t *Trunk) Allows(src netip.Addr) bool {
 	for _, p := range t.AllowedSources {
 		if p.Contains(src) {
 			return true
@@ -120,8 +120,8 @@ func (t *Trunk) allows(src netip.Addr) bool {
 	return false
 }
 
-// uri builds the Request-URI for an E.164 number in the trunk's format.
-func (t *Trunk) uri(e164 string) sip.Uri {
+// URI builds the Request-URI for an E.164 number in the trunk's format.
+func (t *Trunk) URI(e164 string) sip.Uri {
 	user := e164
 	switch t.NumberFormat {
 	case "national":

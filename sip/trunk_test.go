@@ -2,11 +2,9 @@ package sip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -15,9 +13,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"plateau/media"
-	"plateau/policy"
 )
 
 func TestRetryDelay(t *testing.T) {
@@ -98,18 +93,12 @@ func (f *optionsCarrier) requests() int {
 	return f.got
 }
 
-type denyAll struct{}
+// noCalls is a call layer without calls: the trunks are the signalling
+// layer's, their keepalives run without one.
+type noCalls struct{}
 
-func (denyAll) Decide(context.Context, policy.Request) policy.Decision {
-	return policy.Decision{Reason: "TEST"}
-}
-
-type noRecorder struct{}
-
-func (noRecorder) Ready() error { return errors.New("test: no recorder") }
-func (noRecorder) Start(context.Context, RecordingInfo) (Recording, error) {
-	return nil, errors.New("test: no recorder")
-}
+func (noCalls) Shutdown()        {}
+func (noCalls) ActiveCalls() int { return 0 }
 
 // trunkEnv is a Server with calls enabled and one trunk toward a carrier.
 type trunkEnv struct {
@@ -131,18 +120,11 @@ func newTrunkEnv(t *testing.T, carrier string, interval time.Duration) *trunkEnv
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	pool, err := media.NewPortPool(40000, 40009, 0, time.Now)
+	err = s.EnableCalls(noCalls{}, []TrunkConfig{{Name: "carrier1", Address: carrier, Transport: "udp", OptionsInterval: interval}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.EnableCalls(CallOptions{
-		MediaIP: netip.MustParseAddr("127.0.0.1"), Ports: pool,
-		Trunks: []TrunkConfig{{Name: "carrier1", Address: carrier, Transport: "udp", OptionsInterval: interval}},
-	}, denyAll{}, nil, noRecorder{}, NewActiveCalls())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &trunkEnv{s: s, trunk: s.calls.trunks[0], audit: a, log: buf}
+	return &trunkEnv{s: s, trunk: s.trunks[0], audit: a, log: buf}
 }
 
 // serve runs Serve until the test ends.
@@ -303,4 +285,13 @@ func TestTrunkStatusString(t *testing.T) {
 			t.Errorf("%+v: %q, want %q", tt.st, got, tt.want)
 		}
 	}
+}
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }

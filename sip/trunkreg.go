@@ -40,21 +40,21 @@ func (t *Trunk) registrationUp() bool {
 	return t.Register == nil || t.registered.Load()
 }
 
-// trunkForRequest picks the trunk of an out-of-dialog INVITE from src: a
+// TrunkForRequest picks the trunk of an out-of-dialog INVITE from src: a
 // registration trunk whose contact user the Request-URI names first (two
 // trunks may share a carrier's addresses), else the first trunk allowing
 // src.
-func (b *b2bua) trunkForRequest(req *sip.Request, src netip.Addr) *Trunk {
-	for _, t := range b.trunks {
-		if t.Register != nil && t.allows(src) && req.Recipient.User == t.Register.ContactUser {
+func (s *Server) TrunkForRequest(req *sip.Request, src netip.Addr) *Trunk {
+	for _, t := range s.trunks {
+		if t.Register != nil && t.Allows(src) && req.Recipient.User == t.Register.ContactUser {
 			return t
 		}
 	}
-	return b.trunkFor(src)
+	return s.TrunkFor(src)
 }
 
 // registerTrunk keeps t registered until ctx ends, then unregisters.
-func (b *b2bua) registerTrunk(ctx context.Context, t *Trunk) {
+func (s *Server) registerTrunk(ctx context.Context, t *Trunk) {
 	r := t.Register
 	retryMin, retryMax := r.RetryMin, r.RetryMax
 	if retryMin <= 0 {
@@ -63,9 +63,9 @@ func (b *b2bua) registerTrunk(ctx context.Context, t *Trunk) {
 	if retryMax < retryMin {
 		retryMax = max(retryMin, 5*time.Minute)
 	}
-	reg := &trunkRegistrar{b: b, t: t, callID: uuid.NewString(), tag: sip.GenerateTagN(16)}
+	reg := &trunkRegistrar{s: s, t: t, callID: uuid.NewString(), tag: sip.GenerateTagN(16)}
 	backoff := retryMin
-	b.s.metrics.trunkRegistered.WithLabelValues(t.Name).Set(0)
+	s.metrics.trunkRegistered.WithLabelValues(t.Name).Set(0)
 	for {
 		granted, err := reg.register(ctx, r.Expires)
 		if ctx.Err() != nil {
@@ -98,14 +98,14 @@ func (b *b2bua) registerTrunk(ctx context.Context, t *Trunk) {
 		cancel()
 		reg.setState(context.WithoutCancel(ctx), false, "unregistered at shutdown", 0)
 		if err != nil {
-			b.s.log.Info("trunk unregister failed", "trunk", t.Name, "err", err)
+			s.log.Info("trunk unregister failed", "trunk", t.Name, "err", err)
 		}
 	}
 }
 
 // trunkRegistrar is one trunk's REGISTER dialog (one Call-ID, rising CSeq).
 type trunkRegistrar struct {
-	b      *b2bua
+	s      *Server
 	t      *Trunk
 	callID string
 	tag    string
@@ -114,7 +114,7 @@ type trunkRegistrar struct {
 }
 
 func (r *trunkRegistrar) setState(ctx context.Context, up bool, why string, granted time.Duration) {
-	t, s := r.t, r.b.s
+	t, s := r.t, r.s
 	was := t.registered.Swap(up)
 	s.metrics.trunkRegistered.WithLabelValues(t.Name).Set(map[bool]float64{true: 1, false: 0}[up])
 	switch {
@@ -146,7 +146,7 @@ func (r *trunkRegistrar) register(ctx context.Context, expires time.Duration) (t
 		return 0, fmt.Errorf("trunk %s address: %w", t.Name, err)
 	}
 	aor := sip.Uri{Scheme: "sip", User: t.Register.Username, Host: host}
-	contact := *r.b.dialogs.ContactHDR.Clone()
+	contact := *r.s.dialogs.ContactHDR.Clone()
 	contact.Address.User = t.Register.ContactUser
 	if t.Transport == "tcp" {
 		contact.Address.UriParams = sip.NewParams()
@@ -172,7 +172,7 @@ func (r *trunkRegistrar) register(ctx context.Context, expires time.Duration) (t
 		if auth != nil {
 			req.AppendHeader(auth)
 		}
-		res, err := r.b.client.Do(ctx, req, sipgo.ClientRequestBuild)
+		res, err := r.s.client.Do(ctx, req, sipgo.ClientRequestBuild)
 		if err != nil {
 			return 0, fmt.Errorf("REGISTER: %w", err)
 		}

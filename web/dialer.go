@@ -11,21 +11,21 @@ import (
 	"strings"
 	"time"
 
+	"plateau/b2bua"
 	"plateau/dialer"
 	"plateau/media"
-	"plateau/sip"
 	"plateau/store"
 )
 
 // LiveCalls lists the calls in progress (the SIP server's B2BUA) and ends
 // one from the console.
 type LiveCalls interface {
-	Calls() []sip.CallInfo
+	Calls() []b2bua.CallInfo
 	Hangup(callID, operator string) error
 }
 
 // Monitorer rings a supervisor's phone into an operator's live call
-// (sip.Server.Monitor). It audits the session and its refusals itself.
+// (b2bua.B2BUA.Monitor). It audits the session and its refusals itself.
 type Monitorer interface {
 	Monitor(ctx context.Context, supervisorExt, operatorExt string, mode media.MonitorMode) (string, error)
 }
@@ -123,14 +123,14 @@ type liveCall struct {
 	Elapsed  int       `json:"elapsed"` // seconds since the answer (or the start while ringing)
 }
 
-func (a *App) liveCalls() []sip.CallInfo {
+func (a *App) liveCalls() []b2bua.CallInfo {
 	if a.deps.Calls == nil {
 		return nil
 	}
 	return a.deps.Calls.Calls()
 }
 
-func (a *App) toLive(c sip.CallInfo, withNumber bool) liveCall {
+func (a *App) toLive(c b2bua.CallInfo, withNumber bool) liveCall {
 	since := c.Start
 	if !c.Answered.IsZero() {
 		since = c.Answered
@@ -145,7 +145,7 @@ func (a *App) toLive(c sip.CallInfo, withNumber bool) liveCall {
 
 // callOf returns operator's call in progress (the most recent one).
 func (a *App) callOf(operator string) (liveCall, bool) {
-	var best *sip.CallInfo
+	var best *b2bua.CallInfo
 	for _, c := range a.liveCalls() {
 		if c.Operator == operator && (best == nil || c.Start.After(best.Start)) {
 			best = &c
@@ -293,7 +293,7 @@ func (a *App) apiCall(w http.ResponseWriter, r *http.Request) {
 	}
 	lang := langOf(r)
 	body := map[string]any{"error": code, "message": T(lang, "err."+code), "detail": err.Error()}
-	var re *sip.RefusedError
+	var re *b2bua.RefusedError
 	if errors.As(err, &re) {
 		body["reason"] = re.Decision.Reason
 		if _, ok := catalogue[lang]["reason."+re.Decision.Reason]; ok {
@@ -311,15 +311,15 @@ func (a *App) apiCall(w http.ResponseWriter, r *http.Request) {
 // callErrorStatus maps click-to-call errors to a status and an error code
 // (a catalogue key under "err.").
 func callErrorStatus(err error) (int, string) {
-	var re *sip.RefusedError
+	var re *b2bua.RefusedError
 	switch {
 	case errors.As(err, &re):
 		return http.StatusForbidden, "call_refused"
-	case errors.Is(err, sip.ErrNotRegistered):
+	case errors.Is(err, b2bua.ErrNotRegistered):
 		return http.StatusConflict, "phone_not_registered"
-	case errors.Is(err, sip.ErrNoAnswer):
+	case errors.Is(err, b2bua.ErrNoAnswer):
 		return http.StatusConflict, "phone_no_answer"
-	case errors.Is(err, sip.ErrCallsDisabled):
+	case errors.Is(err, b2bua.ErrCallsDisabled):
 		return http.StatusServiceUnavailable, "calls_disabled"
 	case errors.Is(err, dialer.ErrNotFound):
 		return http.StatusNotFound, "not_found"
@@ -367,18 +367,18 @@ func (a *App) startMonitor(ctx context.Context, u User, req monitorRequest) (str
 	if err == nil {
 		return id, http.StatusAccepted, "", nil
 	}
-	var me *sip.MonitorError
+	var me *b2bua.MonitorError
 	if !errors.As(err, &me) {
 		return "", http.StatusInternalServerError, "internal", err
 	}
 	switch me.Reason {
-	case sip.ErrRoleForbidden.Reason:
+	case b2bua.ErrRoleForbidden.Reason:
 		return "", http.StatusForbidden, "monitor_forbidden", err
-	case sip.ErrNoActiveCall.Reason:
+	case b2bua.ErrNoActiveCall.Reason:
 		return "", http.StatusNotFound, "monitor_no_call", err
-	case sip.ErrMonitorBusy.Reason:
+	case b2bua.ErrMonitorBusy.Reason:
 		return "", http.StatusConflict, "monitor_busy", err
-	case sip.ErrSupervisorNotRegistered.Reason:
+	case b2bua.ErrSupervisorNotRegistered.Reason:
 		return "", http.StatusConflict, "monitor_not_registered", err
 	}
 	return "", http.StatusServiceUnavailable, "monitor_unavailable", err

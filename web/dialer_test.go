@@ -14,24 +14,24 @@ import (
 	"testing"
 	"time"
 
+	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
 	"plateau/policy"
-	"plateau/sip"
 	"plateau/store"
 )
 
 // fakeCalls is the SIP server's list of calls in progress.
 type fakeCalls struct {
 	mu    sync.Mutex
-	calls []sip.CallInfo
+	calls []b2bua.CallInfo
 }
 
-func (f *fakeCalls) Calls() []sip.CallInfo {
+func (f *fakeCalls) Calls() []b2bua.CallInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]sip.CallInfo(nil), f.calls...)
+	return append([]b2bua.CallInfo(nil), f.calls...)
 }
 
 // Hangup ends a call of the operator's, as the B2BUA does.
@@ -44,10 +44,10 @@ func (f *fakeCalls) Hangup(callID, operator string) error {
 			return nil
 		}
 	}
-	return sip.ErrNoSuchCall
+	return b2bua.ErrNoSuchCall
 }
 
-func (f *fakeCalls) set(cs ...sip.CallInfo) {
+func (f *fakeCalls) set(cs ...b2bua.CallInfo) {
 	f.mu.Lock()
 	f.calls = cs
 	f.mu.Unlock()
@@ -184,11 +184,11 @@ func TestMonitorAuthorization(t *testing.T) {
 		status int
 		code   string
 	}{
-		{sip.ErrNoActiveCall, http.StatusNotFound, "monitor_no_call"},
-		{sip.ErrSupervisorNotRegistered, http.StatusConflict, "monitor_not_registered"},
-		{sip.ErrMonitorBusy, http.StatusConflict, "monitor_busy"},
-		{sip.ErrRoleForbidden, http.StatusForbidden, "monitor_forbidden"},
-		{sip.ErrNoMonitoring, http.StatusServiceUnavailable, "monitor_unavailable"},
+		{b2bua.ErrNoActiveCall, http.StatusNotFound, "monitor_no_call"},
+		{b2bua.ErrSupervisorNotRegistered, http.StatusConflict, "monitor_not_registered"},
+		{b2bua.ErrMonitorBusy, http.StatusConflict, "monitor_busy"},
+		{b2bua.ErrRoleForbidden, http.StatusForbidden, "monitor_forbidden"},
+		{b2bua.ErrNoMonitoring, http.StatusServiceUnavailable, "monitor_unavailable"},
 	} {
 		cf.mon.err = tc.err
 		res, body := sup.api("POST", "/api/v1/monitor", map[string]string{"operator": "101", "mode": "barge"})
@@ -205,7 +205,7 @@ func TestMonitorAuthorization(t *testing.T) {
 		t.Errorf("monitor without CSRF: %d %v", res.StatusCode, cf.mon.got)
 	}
 	// The form (no JavaScript) says the same, localised.
-	cf.mon.err = sip.ErrNoActiveCall
+	cf.mon.err = b2bua.ErrNoActiveCall
 	sup = cf.as("201")
 	res, body = sup.form("/supervisor/monitor", url.Values{"operator": {"101"}, "mode": {"listen"}})
 	if res.StatusCode != http.StatusNotFound || !strings.Contains(body, "pas d&#39;appel en cours") {
@@ -217,8 +217,8 @@ func TestLiveCallsAreOwn(t *testing.T) {
 	cf := newConsoleFixture(t)
 	now := cf.clock.Now()
 	cf.calls.set(
-		sip.CallInfo{ID: "a", Operator: "101", Number: "+33240123456", Campaign: "archi", State: "connected", Start: now.Add(-90 * time.Second), Answered: now.Add(-75 * time.Second)},
-		sip.CallInfo{ID: "b", Operator: "102", Number: "+33240999999", Campaign: "syndics", State: "setup", Start: now.Add(-5 * time.Second)},
+		b2bua.CallInfo{ID: "a", Operator: "101", Number: "+33240123456", Campaign: "archi", State: "connected", Start: now.Add(-90 * time.Second), Answered: now.Add(-75 * time.Second)},
+		b2bua.CallInfo{ID: "b", Operator: "102", Number: "+33240999999", Campaign: "syndics", State: "setup", Start: now.Add(-5 * time.Second)},
 	)
 	op := cf.as("101")
 	res, body := op.get("/api/v1/me/call")
@@ -404,13 +404,13 @@ func TestClickToCallFlow(t *testing.T) {
 		t.Fatalf("second lease: %d %s", res.StatusCode, body)
 	}
 	decode(t, body, &lease)
-	cf.caller.err = fmt.Errorf("click-to-call: %w", &sip.RefusedError{Decision: policy.Decision{Reason: policy.ReasonOutsideWindow}})
+	cf.caller.err = fmt.Errorf("click-to-call: %w", &b2bua.RefusedError{Decision: policy.Decision{Reason: policy.ReasonOutsideWindow}})
 	res, body = op.api("POST", fmt.Sprintf("/api/v1/contacts/%d/call", lease.Contact.ID), nil)
 	if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "hors des heures d&#39;appel") && !strings.Contains(body, "hors des heures d'appel") ||
 		!strings.Contains(body, `"disposition_owed": true`) {
 		t.Fatalf("refused call: %d %s", res.StatusCode, body)
 	}
-	cf.caller.err = errors.Join(sip.ErrNoAnswer)
+	cf.caller.err = errors.Join(b2bua.ErrNoAnswer)
 	if res, body := op.api("POST", fmt.Sprintf("/api/v1/contacts/%d/call", lease.Contact.ID), nil); res.StatusCode != http.StatusConflict || !strings.Contains(body, "phone_no_answer") {
 		t.Fatalf("phone did not answer: %d %s", res.StatusCode, body)
 	}
@@ -537,8 +537,8 @@ func TestHangupOwnCall(t *testing.T) {
 	cf := newConsoleFixture(t)
 	now := cf.clock.Now()
 	cf.calls.set(
-		sip.CallInfo{ID: "a", Operator: "101", State: "connected", Start: now, Answered: now},
-		sip.CallInfo{ID: "b", Operator: "102", State: "connected", Start: now, Answered: now},
+		b2bua.CallInfo{ID: "a", Operator: "101", State: "connected", Start: now, Answered: now},
+		b2bua.CallInfo{ID: "b", Operator: "102", State: "connected", Start: now, Answered: now},
 	)
 	if res, _ := cf.as("201").api("POST", "/api/v1/me/call/hangup", nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("hang up without a call: %d, want 404", res.StatusCode)

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"plateau/audit"
+	"plateau/b2bua"
 	"plateau/media"
-	"plateau/sip"
 	"plateau/store"
 )
 
@@ -59,7 +59,7 @@ func (p *pauseBook) set(ext string, v pause, on bool) (pause, bool) {
 // MonitorModer is the SIP server's live monitoring beyond ringing a
 // supervisor in: the sessions in progress and switching one's mode.
 type MonitorModer interface {
-	MonitorSessions() []sip.MonitorInfo
+	MonitorSessions() []b2bua.MonitorInfo
 	SetMonitorMode(supervisorExt, operatorExt string, mode media.MonitorMode) (string, error)
 }
 

@@ -9,25 +9,25 @@ import (
 	"time"
 
 	"plateau/audit"
+	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
 	"plateau/policy"
-	"plateau/sip"
 )
 
 // fakeModer is the SIP server's monitoring with sessions in progress.
 type fakeModer struct {
 	fakeMonitor
 	mu       sync.Mutex
-	sessions []sip.MonitorInfo
+	sessions []b2bua.MonitorInfo
 	set      []string
 }
 
-func (m *fakeModer) MonitorSessions() []sip.MonitorInfo {
+func (m *fakeModer) MonitorSessions() []b2bua.MonitorInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]sip.MonitorInfo(nil), m.sessions...)
+	return append([]b2bua.MonitorInfo(nil), m.sessions...)
 }
 
 func (m *fakeModer) SetMonitorMode(sup, op string, mode media.MonitorMode) (string, error) {
@@ -40,7 +40,7 @@ func (m *fakeModer) SetMonitorMode(sup, op string, mode media.MonitorMode) (stri
 			return s.ID, nil
 		}
 	}
-	return "", sip.ErrNoActiveCall
+	return "", b2bua.ErrNoActiveCall
 }
 
 // The wallboard shows the real states: phone off, available, ringing or
@@ -116,8 +116,8 @@ func TestWallboardStates(t *testing.T) {
 	}
 	// In a call, with supervisor 201 listening.
 	now := cf.clock.Now()
-	calls.set(sip.CallInfo{ID: "c1", Operator: "101", Number: "+33240123456", State: "connected", Start: now, Answered: now})
-	mod.sessions = []sip.MonitorInfo{{ID: "mon-1", Supervisor: "201", Operator: "101", Mode: "listen", Since: now}}
+	calls.set(b2bua.CallInfo{ID: "c1", Operator: "101", Number: "+33240123456", State: "connected", Start: now, Answered: now})
+	mod.sessions = []b2bua.MonitorInfo{{ID: "mon-1", Supervisor: "201", Operator: "101", Mode: "listen", Since: now}}
 	row := state("101")
 	if !strings.Contains(row, `wstate in_call">en communication`) || !strings.Contains(row, "écouté par 201 (écoute)") ||
 		!strings.Contains(row, `data-confirm="Intervenir dans l&#39;appel`) {

@@ -4,14 +4,14 @@ import (
 	"context"
 	"time"
 
+	"plateau/b2bua"
 	"plateau/policy"
-	"plateau/sip"
 )
 
 // policyAt is the policy engine as serve's call control uses it: in a
 // normal build, the engine itself; in a test build given PLATEAU_FAKE_TIME
 // (clock_fake.go), the engine asked at the fake clock's time.
-func policyAt(engine sip.Decider, e *env) sip.Decider {
+func policyAt(engine b2bua.Decider, e *env) b2bua.Decider {
 	if e.policyNow == nil {
 		return engine
 	}
@@ -19,7 +19,7 @@ func policyAt(engine sip.Decider, e *env) sip.Decider {
 }
 
 type shiftedDecider struct {
-	sip.Decider
+	b2bua.Decider
 	now func() time.Time
 }
 

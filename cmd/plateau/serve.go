@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"plateau/audit"
+	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
@@ -54,7 +55,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
-	sipSrv, err := sip.NewServer(sipOptions(cfg), sipUsers{st}, st, auditor, reg, log.With("component", "sip"), e.now)
+	sipSrv, err := sip.NewServer(sipOptions(cfg), sipUsers{st}, sipBindings{st}, auditor, reg, log.With("component", "sip"), e.now)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	retention := &recordings.Retention{Dir: cfg.RecordingsDir(), Index: recIndex, Days: cfg.Recordings.RetentionDays,
 		Log: log.With("component", "retention"), Now: e.now}
 	// recordings.remote: every recording goes to a remote recorder (SIPREC).
-	var callRec sip.Recorder = callRecorder{recorder}
+	var callRec b2bua.Recorder = callRecorder{recorder}
 	var readyRec policy.Recorder = recorder
 	if r := cfg.Recordings.Remote; r.Address != "" {
 		rc, err := siprec.NewClient(siprec.ClientOptions{Address: r.Address, Transport: r.Transport, Timeout: r.Timeout.D(),
@@ -85,7 +86,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		defer rc.Close()
 		callRec, readyRec = remoteRecorder{rc}, remoteRecorder{rc}
 	}
-	active := sip.NewActiveCalls()
+	active := b2bua.NewActiveCalls()
 	pcfg, err := policy.ConfigFrom(cfg)
 	if err != nil {
 		return err
@@ -107,7 +108,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sipSrv.EnableCalls(copts, policyAt(engine, e), engine, callRec, active); err != nil {
+	calls, err := b2bua.New(sipSrv, copts, policyAt(engine, e), engine, callRec, active, reg)
+	if err != nil {
 		return err
 	}
 	// Whisper must never reach a customer: prove it on real sockets before
@@ -121,7 +123,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("monitoring self-test failed, not starting: %w", err)
 	}
-	if err := sipSrv.EnableMonitoring(sip.MonitorOptions{
+	if err := calls.EnableMonitoring(b2bua.MonitorOptions{
 		FollowNextCall: cfg.Monitoring.FollowNextCall, Training: st, Registerer: reg,
 	}); err != nil {
 		return err
@@ -150,7 +152,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}},
 	}, log.With("component", "http"))
 	// The preview dialer; click-to-call goes through the SIP server.
-	caller := &clickToCall{sip: sipSrv}
+	caller := &clickToCall{calls: calls}
 	dialSvc, err := dialer.New(st, pcfg.Windows, cfg.Site.DefaultRegion, dialer.WithClock(e.now),
 		dialer.WithLogger(log.With("component", "dialer")), dialer.WithCaller(caller.Call))
 	if err != nil {
@@ -162,7 +164,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	loc, _ := time.LoadLocation(cfg.Site.Timezone) // checked by config.Load
 	app, err := web.NewApp(web.Deps{Store: st, Audit: auditor.chain, Policy: engine, Location: loc, Now: e.now,
 		Log: log.With("component", "web"), Recordings: recIndex, RecordingsDir: cfg.RecordingsDir(),
-		Dialer: dialSvc, Calls: sipSrv, Monitor: sipSrv, TrainingCalls: cfg.Monitoring.TrainingCalls,
+		Dialer: dialSvc, Calls: calls, Monitor: calls, TrainingCalls: cfg.Monitoring.TrainingCalls,
 		Region: cfg.Site.DefaultRegion, Realm: cfg.SIP.Realm})
 	if err != nil {
 		return err
@@ -217,8 +219,40 @@ func runServe(ctx context.Context, e *env, args []string) error {
 // it needs only the extension, role, HA1 values and status.
 type sipUsers struct{ st *store.Store }
 
-func (u sipUsers) User(ctx context.Context, ext string) (store.User, error) {
-	return u.st.SIPUser(ctx, ext)
+func (u sipUsers) User(ctx context.Context, ext string) (sip.Account, error) {
+	su, err := u.st.SIPUser(ctx, ext)
+	if errors.Is(err, store.ErrNotFound) {
+		return sip.Account{}, sip.ErrUnknownAccount
+	}
+	if err != nil {
+		return sip.Account{}, err
+	}
+	return sip.Account{Extension: su.Extension, DisplayName: su.DisplayName, Role: sip.Role(su.Role),
+		HA1MD5: su.HA1MD5, HA1SHA256: su.HA1SHA256, Active: su.Status == store.StatusActive}, nil
+}
+
+// sipBindings keeps the registrar's bindings in the store (the two types
+// have the same fields).
+type sipBindings struct{ st *store.Store }
+
+func (b sipBindings) SaveBindings(ctx context.Context, upserts, removals []sip.Binding) error {
+	return b.st.SaveBindings(ctx, convertBindings[store.Binding](upserts), convertBindings[store.Binding](removals))
+}
+
+func (b sipBindings) Bindings(ctx context.Context, ext string, now time.Time) ([]sip.Binding, error) {
+	bs, err := b.st.Bindings(ctx, ext, now)
+	return convertBindings[sip.Binding](bs), err
+}
+
+func convertBindings[To, From sip.Binding | store.Binding](in []From) []To {
+	if in == nil {
+		return nil
+	}
+	out := make([]To, len(in))
+	for i, b := range in {
+		out[i] = To(b)
+	}
+	return out
 }
 
 func sipOptions(cfg *config.Config) sip.Options {

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 
 	"plateau/audit"
+	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
@@ -62,7 +63,7 @@ type callRecorder struct{ m *recordings.Manager }
 
 func (r callRecorder) Ready() error { return r.m.Ready() }
 
-func (r callRecorder) Start(ctx context.Context, info sip.RecordingInfo) (sip.Recording, error) {
+func (r callRecorder) Start(ctx context.Context, info b2bua.RecordingInfo) (b2bua.Recording, error) {
 	s, err := r.m.Start(ctx, recordings.Info{ID: info.CallID, CallIDs: info.LegCallIDs, Operator: info.Operator,
 		Number: info.Number, Campaign: info.Campaign, Start: info.Start})
 	if err != nil {
@@ -89,7 +90,7 @@ type remoteRecorder struct{ c *siprec.Client }
 
 func (r remoteRecorder) Ready() error { return r.c.Ready() }
 
-func (r remoteRecorder) Start(ctx context.Context, info sip.RecordingInfo) (sip.Recording, error) {
+func (r remoteRecorder) Start(ctx context.Context, info b2bua.RecordingInfo) (b2bua.Recording, error) {
 	s, err := r.c.Start(ctx, recordings.Info{ID: info.CallID, CallIDs: info.LegCallIDs, Operator: info.Operator,
 		Number: info.Number, Campaign: info.Campaign, Start: info.Start})
 	if err != nil {
@@ -99,9 +100,9 @@ func (r remoteRecorder) Start(ctx context.Context, info sip.RecordingInfo) (sip.
 }
 
 // callOptions builds the B2BUA's options from the config.
-func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (sip.CallOptions, error) {
+func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (b2bua.CallOptions, error) {
 	ip, _ := netip.ParseAddr(cfg.Media.IP)
-	opts := sip.CallOptions{
+	opts := b2bua.CallOptions{
 		MediaIP: ip, Ports: pool, MediaMetrics: mm,
 		InactivityTimeout: cfg.Media.InactivityTimeout.D(),
 		MaxCallDuration:   cfg.Policy.MaxCallDuration.D(),
@@ -172,7 +173,7 @@ func countryCode(region string) string {
 // client's address, and the outside leg's result becomes the attempt's
 // outcome (recorded by the dialer through report).
 type clickToCall struct {
-	sip    *sip.Server
+	calls  *b2bua.B2BUA
 	dialer *dialer.Service // set once the dialer exists
 }
 
@@ -183,8 +184,8 @@ func (c *clickToCall) Call(ctx context.Context, operator, number string, report 
 			campaign = cp.Name
 		}
 	}
-	_, err := c.sip.ClickToCall(ctx, sip.ClickToCallRequest{Operator: operator, Number: number, Campaign: campaign,
-		Source: web.RequestSource(ctx)}, func(o sip.Outcome) {
+	_, err := c.calls.ClickToCall(ctx, b2bua.ClickToCallRequest{Operator: operator, Number: number, Campaign: campaign,
+		Source: web.RequestSource(ctx)}, func(o b2bua.Outcome) {
 		report(outcomeOf(o), o.Status, o.CallID)
 	})
 	if err != nil {
@@ -196,7 +197,7 @@ func (c *clickToCall) Call(ctx context.Context, operator, number string, report 
 // outcomeOf maps the outside leg's result to the dialer's outcomes. An
 // operator who hangs up before the contact answers ("cancelled") counts
 // as no answer: the contact comes back after the no-answer delay.
-func outcomeOf(o sip.Outcome) dialer.Outcome {
+func outcomeOf(o b2bua.Outcome) dialer.Outcome {
 	switch {
 	case o.Answered || o.Result == "answered":
 		return dialer.Answered

@@ -16,11 +16,11 @@ import (
 
 	"plateau/audit"
 	"plateau/auth"
+	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
 	"plateau/policy"
-	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
 )
@@ -53,13 +53,13 @@ type idle struct{}
 // liveCalls is the SIP server's calls in progress: operator 102 in a call.
 type liveCalls struct{ start time.Time }
 
-func (l liveCalls) Calls() []sip.CallInfo {
-	return []sip.CallInfo{{ID: "call-102", Operator: "102", Number: "+33240000009", Campaign: "menuiseries", State: "connected",
+func (l liveCalls) Calls() []b2bua.CallInfo {
+	return []b2bua.CallInfo{{ID: "call-102", Operator: "102", Number: "+33240000009", Campaign: "menuiseries", State: "connected",
 		Start: l.start, Answered: l.start.Add(4 * time.Second)}}
 }
 
 // Hangup is refused: the browser test never hangs up 102's call.
-func (l liveCalls) Hangup(callID, operator string) error { return sip.ErrNoSuchCall }
+func (l liveCalls) Hangup(callID, operator string) error { return b2bua.ErrNoSuchCall }
 
 // monitor stands for the SIP server ringing the supervisor's phone.
 type monitor struct{ got chan string }

@@ -13,10 +13,10 @@ import (
 
 	"plateau/audit"
 	"plateau/auth"
+	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/policy"
-	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
 )
@@ -25,14 +25,14 @@ import (
 // a connected call that lasts until they hang up from the console.
 type phoneCalls struct {
 	mu    sync.Mutex
-	calls map[string]sip.CallInfo
+	calls map[string]b2bua.CallInfo
 	ends  map[string]func(dialer.Outcome, int, string)
 }
 
-func (p *phoneCalls) Calls() []sip.CallInfo {
+func (p *phoneCalls) Calls() []b2bua.CallInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []sip.CallInfo
+	var out []b2bua.CallInfo
 	for _, c := range p.calls {
 		out = append(out, c)
 	}
@@ -46,7 +46,7 @@ func (p *phoneCalls) Hangup(callID, operator string) error {
 	delete(p.calls, operator)
 	p.mu.Unlock()
 	if !ok || c.ID != callID {
-		return sip.ErrNoSuchCall
+		return b2bua.ErrNoSuchCall
 	}
 	end(dialer.Answered, 200, callID)
 	return nil
@@ -56,7 +56,7 @@ func (p *phoneCalls) dial(_ context.Context, op, number string, report func(dial
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	p.calls[op] = sip.CallInfo{ID: "call-" + op, Operator: op, Number: number, Campaign: "ateliers", State: "connected", Start: now, Answered: now}
+	p.calls[op] = b2bua.CallInfo{ID: "call-" + op, Operator: op, Number: number, Campaign: "ateliers", State: "connected", Start: now, Answered: now}
 	p.ends[op] = report
 	return nil
 }
@@ -115,7 +115,7 @@ func TestOperatorLoopInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := &phoneCalls{calls: map[string]sip.CallInfo{}, ends: map[string]func(dialer.Outcome, int, string){}}
+	calls := &phoneCalls{calls: map[string]b2bua.CallInfo{}, ends: map[string]func(dialer.Outcome, int, string){}}
 	dial, err := dialer.New(st, open, "FR", dialer.WithCaller(calls.dial))
 	if err != nil {
 		t.Fatal(err)

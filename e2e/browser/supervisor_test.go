@@ -15,11 +15,11 @@ import (
 
 	"plateau/audit"
 	"plateau/auth"
+	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/policy"
 	"plateau/recordings"
-	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
 )
@@ -84,7 +84,7 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := &phoneCalls{calls: map[string]sip.CallInfo{}, ends: map[string]func(dialer.Outcome, int, string){}}
+	calls := &phoneCalls{calls: map[string]b2bua.CallInfo{}, ends: map[string]func(dialer.Outcome, int, string){}}
 	dial, err := dialer.New(st, site, "FR", dialer.WithCaller(calls.dial))
 	if err != nil {
 		t.Fatal(err)
