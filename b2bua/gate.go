@@ -7,10 +7,10 @@ package b2bua
 //     number, which only admit can make. The send is audited (call.dial).
 //   - A phone binding whose address is allowed for phones: by default the
 //     address the REGISTER came from, or one of sip.phone_networks; never a
-//     trunk's address (host and port) or a host in its allowed_sources. Checked at REGISTER (registrar.go)
+//     trunk's address (host and port) or a host in its allowed_sources. Checked at REGISTER (sip/registrar.go)
 //     and again here, at use.
 //
-// gate_test.go greps the package for WriteInvite, TransactionRequest and
+// gate_test.go greps this package and the signalling layer (../sip) for WriteInvite, TransactionRequest and
 // dialTrunkLeg outside this file (trunkleg.go's own in-dialog requests and
 // the INVITE transaction it runs for inviteTrunk excepted), so a new call
 // path cannot bypass it.

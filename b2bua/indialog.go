@@ -216,7 +216,7 @@ func answerDirection(d media.Direction) media.Direction {
 // the SDP address must be the signalling source (or unspecified, for hold),
 // so a softphone cannot have the call's audio sent to a third host. Behind
 // a trusted proxy the source is the phone the proxy saw (or the proxy, for
-// an SBC that anchors media): see Source in source.go.
+// an SBC that anchors media): see Source in sip/source.go.
 func (b *B2BUA) mediaAddrAllowed(req *sip.Request, remote media.Remote) bool {
 	src, ok := b.s.Source(req)
 	if !ok {

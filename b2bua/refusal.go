@@ -1,8 +1,6 @@
 package b2bua
 
 import (
-	psip "plateau/sip"
-
 	"context"
 	"strconv"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"plateau/policy"
+	psip "plateau/sip"
 )
 
 // Refusal is a call, transfer or monitor request that Plateau will not

@@ -1,8 +1,6 @@
 package b2bua
 
 import (
-	psip "plateau/sip"
-
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	psip "plateau/sip"
 )
 
 // The trunk leg is Plateau's UAC side toward a carrier. sipgo's

@@ -4,7 +4,7 @@
 // callbacks and the do-not-call list, and per-campaign results for the
 // client company.
 //
-// It never places a call: click-to-call (package sip) rings the operator
+// It never places a call: click-to-call (package b2bua) rings the operator
 // and dials through policy.Decide, then reports the outcome with
 // RecordAttempt. The queue only offers numbers that security has approved
 // and that are not on the do-not-call list, but policy.Decide checks again

@@ -11,7 +11,7 @@ import (
 
 // Supervisors' monitor sessions: once the calls are up, supervisor j
 // registers and dials the feature code of the mode followed by operator
-// j's extension (*1<ext> listen, *2 whisper, *3 barge: sip/features.go).
+// j's extension (*1<ext> listen, *2 whisper, *3 barge: b2bua/features.go).
 // Plateau answers and sends the supervisor's phone the mix of the call,
 // which the loadgen counts per session, finding lost packets by RTP
 // sequence number. Like a phone, the supervisor's side sends µ-law

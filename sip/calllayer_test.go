@@ -52,4 +52,3 @@ func TestPhoneAddrAllowed(t *testing.T) {
 		t.Errorf("the phone's own binding refused: %v", err)
 	}
 }
-

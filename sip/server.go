@@ -73,7 +73,8 @@ type Auditor interface {
 	Audit(ctx context.Context, kind, actor, subject, outcome, reason, source string, details map[string]any)
 }
 
-// Server is the SIP endpoint: transports, registrar, call control.
+// Server is the SIP endpoint: transports, registrar, trunks; the call
+// layer (package b2bua) attaches with EnableCalls (calllayer.go).
 type Server struct {
 	opts    Options
 	users   Users
