@@ -1,0 +1,165 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"plateau/media"
+	"plateau/store"
+)
+
+// Attacks on a connected call by its own legitimate peers (an inmate's
+// scriptable phone, a hostile carrier): each one tries to make Plateau
+// send something (media, a request) to an address that is neither the
+// phone's nor a trunk's.
+
+// rtpSink listens for RTP on ip and counts what arrives.
+type rtpSink struct {
+	conn *net.UDPConn
+	got  chan struct{}
+}
+
+func newRTPSink(t *testing.T, ip string) *rtpSink {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rtpSink{conn: c, got: make(chan struct{}, 1)}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := c.ReadFromUDP(buf); err != nil {
+				return
+			}
+			select {
+			case s.got <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close() })
+	return s
+}
+
+func (s *rtpSink) addr() netip.AddrPort { return s.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// sdpAt is an audio offer/answer at a.
+func sdpAt(a netip.AddrPort) string {
+	return fmt.Sprintf("v=0\r\no=- 2 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
+		a.Addr(), a.Addr(), a.Port())
+}
+
+// sendOutsideAudio plays a burst of PCMA from the trunk's media address
+// (what the inbound INVITE's SDP announced) into the call's outside leg,
+// and reports whether sink received any of it.
+func sendOutsideAudio(t *testing.T, e *callEnv, sink *rtpSink, wait time.Duration) bool {
+	t.Helper()
+	c := e.b.findCall(testOperator)
+	if c == nil {
+		t.Fatal("no call")
+	}
+	c.mu.Lock()
+	relay := c.relay
+	c.mu.Unlock()
+	src := &net.UDPAddr{IP: net.ParseIP("127.0.0.2"), Port: int(e.trunkSrc.addr().Port()) + 1}
+	conn, err := net.ListenUDP("udp", src)
+	if err != nil {
+		t.Skipf("the trunk's media port is taken: %v", err)
+	}
+	defer conn.Close()
+	dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: relay.LocalPort(media.LegOutside)}
+	deadline := time.Now().Add(wait)
+	for seq := uint16(1); time.Now().Before(deadline); seq++ {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 0x1234}, Payload: make([]byte, 160)}
+		b, _ := p.Marshal()
+		conn.WriteToUDP(b, dst)
+		select {
+		case <-sink.got:
+			return true
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// The operator's phone, the dialog's real peer, sends an ACK carrying an
+// SDP that points the call's audio at another host of the LAN. The ACK
+// is not an offer/answer Plateau asked for here, and in any case the
+// operator's media must stay on the operator's phone.
+func TestAttackAckSDPMovesOperatorMedia(t *testing.T) {
+	e := newCallEnv(t)
+	d, r := e.placeInbound("0240123456")
+	if d == nil {
+		t.Fatalf("inbound call not answered: %q", r)
+	}
+	sink := newRTPSink(t, "127.0.0.3")
+	e.phone.send(e.addr, e.phoneRequest(e.phone, "ACK", 1, "", "application/sdp", sdpAt(sink.addr())))
+	if sendOutsideAudio(t, e, sink, 1500*time.Millisecond) {
+		t.Error("the caller's audio reached another host after the phone's ACK moved it there")
+	}
+	if len(e.audit.find("call.media_refused", ReasonMediaMismatch)) == 0 {
+		t.Errorf("the refused media address is not audited: %+v", e.audit.entries)
+	}
+}
+
+// lyingPhone answers every INVITE with a 200 whose SDP points at media
+// (another host), and every other request with 200.
+func lyingPhone(t *testing.T, media netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	self := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			msg := string(buf[:n])
+			first, _, _ := strings.Cut(msg, "\r\n")
+			method, _, _ := strings.Cut(first, " ")
+			switch method {
+			case "ACK", "SIP/2.0":
+			case "INVITE":
+				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "liar", fmt.Sprintf("Contact: <sip:101@%s>\r\nContent-Type: application/sdp\r\n", self), sdpAt(media))), from)
+			default:
+				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "", "", "")), from)
+			}
+		}
+	}()
+	return conn
+}
+
+// The operator's phone answers an inbound call (Plateau's INVITE to its
+// binding) with an SDP at another host: the caller's audio must not go
+// there. The phone's address was validated at REGISTER; its answer's
+// media address must be held to the same rule.
+func TestAttackPhoneAnswerSDPElsewhere(t *testing.T) {
+	e := newCallEnv(t)
+	sink := newRTPSink(t, "127.0.0.3")
+	ph := lyingPhone(t, sink.addr())
+	pa := ph.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := e.s.reg.apply(testOperator, []store.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, pa),
+		Source: pa.String(), Transport: "udp", ExpiresAt: time.Now().Add(2 * time.Hour)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := e.placeInbound("0240123456")
+	if d != nil && sendOutsideAudio(t, e, sink, 1500*time.Millisecond) {
+		t.Error("the caller's audio reached another host named in the phone's answer")
+	}
+	if len(e.audit.find("call.media_refused", ReasonMediaMismatch)) == 0 {
+		t.Errorf("the refused media address is not audited: %+v", e.audit.entries)
+	}
+	waitFor(t, "slots released", func() bool { return d != nil || (e.active.Site() == 0 && e.callsLeft() == 0) })
+}
