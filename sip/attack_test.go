@@ -110,8 +110,9 @@ func TestAttackAckSDPMovesOperatorMedia(t *testing.T) {
 }
 
 // lyingPhone answers every INVITE with a 200 whose SDP points at media
-// (another host), and every other request with 200.
-func lyingPhone(t *testing.T, media netip.AddrPort) *net.UDPConn {
+// and whose Contact is contact (its own address when empty), with extra
+// headers, and every other request with 200.
+func lyingPhone(t *testing.T, media netip.AddrPort, contact, extra string) *net.UDPConn {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -132,7 +133,11 @@ func lyingPhone(t *testing.T, media netip.AddrPort) *net.UDPConn {
 			switch method {
 			case "ACK", "SIP/2.0":
 			case "INVITE":
-				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "liar", fmt.Sprintf("Contact: <sip:101@%s>\r\nContent-Type: application/sdp\r\n", self), sdpAt(media))), from)
+				ct := contact
+				if ct == "" {
+					ct = "sip:101@" + self.String()
+				}
+				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "liar", fmt.Sprintf("Contact: <%s>\r\n%sContent-Type: application/sdp\r\n", ct, extra), sdpAt(media))), from)
 			default:
 				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "", "", "")), from)
 			}
@@ -148,7 +153,7 @@ func lyingPhone(t *testing.T, media netip.AddrPort) *net.UDPConn {
 func TestAttackPhoneAnswerSDPElsewhere(t *testing.T) {
 	e := newCallEnv(t)
 	sink := newRTPSink(t, "127.0.0.3")
-	ph := lyingPhone(t, sink.addr())
+	ph := lyingPhone(t, sink.addr(), "", "")
 	pa := ph.LocalAddr().(*net.UDPAddr).AddrPort()
 	if err := e.s.reg.apply(testOperator, []store.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, pa),
 		Source: pa.String(), Transport: "udp", ExpiresAt: time.Now().Add(2 * time.Hour)}}, nil); err != nil {
@@ -162,4 +167,50 @@ func TestAttackPhoneAnswerSDPElsewhere(t *testing.T) {
 		t.Errorf("the refused media address is not audited: %+v", e.audit.entries)
 	}
 	waitFor(t, "slots released", func() bool { return d != nil || (e.active.Site() == 0 && e.callsLeft() == 0) })
+}
+
+// bindLyingPhone makes a lying phone the operator's newest binding.
+func bindLyingPhone(t *testing.T, e *callEnv, contact, extra string) netip.AddrPort {
+	t.Helper()
+	pa := lyingPhone(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 4000), contact, extra).LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := e.s.reg.apply(testOperator, []store.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, pa),
+		Source: pa.String(), Transport: "udp", ExpiresAt: time.Now().Add(2 * time.Hour)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return pa
+}
+
+// The operator's phone answers Plateau's INVITE with a Contact, or a
+// Record-Route, naming another host (the carrier, another inmate's
+// phone): Plateau's ACK and BYE of that dialog follow them (RFC 3261
+// §12.1.2), so they must be checked like the binding. Plateau sends them
+// to the binding instead, hangs up and audits.
+func TestAttackPhoneAnswerRedirectsDialog(t *testing.T) {
+	for _, tc := range []struct{ name, contact, extra string }{
+		{"contact at the carrier", "sip:101@CARRIER", ""},
+		{"contact at another host", "sip:101@ATTACKER", ""},
+		{"contact is a host name", "sip:101@carrier.example:5060", ""},
+		{"record-route at the carrier", "", "Record-Route: <sip:CARRIER;lr>\r\n"},
+		{"record-route at another host", "", "Record-Route: <sip:ATTACKER;lr>\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCallEnv(t)
+			ca := e.carrier.addr().String()
+			at := e.attacker.addr().String()
+			contact := strings.ReplaceAll(strings.ReplaceAll(tc.contact, "CARRIER", ca), "ATTACKER", at)
+			extra := strings.ReplaceAll(strings.ReplaceAll(tc.extra, "CARRIER", ca), "ATTACKER", at)
+			bindLyingPhone(t, e, contact, extra)
+			d, _ := e.placeInbound("0240123456")
+			if d != nil {
+				e.trunkSrc.send(e.addr, e.request(e.trunkSrc, "BYE", d, "0240123456", "", "", ""))
+			}
+			waitFor(t, "slots released", func() bool { return e.active.Site() == 0 && e.callsLeft() == 0 })
+			if n := e.carrier.received("ACK") + e.carrier.received("BYE") + e.attacker.received("ACK") + e.attacker.received("BYE"); n != 0 {
+				t.Errorf("%d ACK/BYE sent where the phone's answer pointed", n)
+			}
+			if len(e.audit.find("egress.refused", ReasonDestinationRefused)) == 0 {
+				t.Errorf("not audited: %+v", e.audit.entries)
+			}
+		})
+	}
 }

@@ -43,3 +43,17 @@ func (c *call) operatorMediaAllowed(remote media.Remote) error {
 	c.log.Warn("operator SDP points media away from the phone", "addr", remote.Addr)
 	return fmt.Errorf("%w: %s", errMediaNotPhone, netip.AddrPortFrom(a, remote.Addr.Port()))
 }
+
+// monitorMediaAllowed is the same rule for a supervisor's leg: what the
+// supervisor hears is the call's audio, and it goes to the supervisor's
+// phone (leg's peer), a trusted proxy, or nowhere (hold).
+func (b *b2bua) monitorMediaAllowed(m *monitorSession, l *leg, remote media.Remote) error {
+	a := remote.Addr.Addr().Unmap()
+	if a.IsUnspecified() || (a.IsValid() && ((l != nil && l.peerOK != nil && l.peerOK(a)) || b.s.trusted.Contains(a))) {
+		return nil
+	}
+	b.s.audit.Audit(b.s.ctx, "call.media_refused", m.supervisor, m.operator, "refused", ReasonMediaMismatch, m.source,
+		map[string]any{"session": m.id, "sdp_addr": remote.Addr.String()})
+	m.log.Warn("supervisor SDP points media away from the phone", "addr", remote.Addr)
+	return fmt.Errorf("%w: %s", errMediaNotPhone, remote.Addr)
+}
