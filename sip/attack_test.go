@@ -214,3 +214,40 @@ func TestAttackPhoneAnswerRedirectsDialog(t *testing.T) {
 		})
 	}
 }
+
+// A wide sip.phone_networks (the whole workshop network, even 0.0.0.0/0 by
+// mistake) still holds no phone at Plateau's own addresses (its SIP port:
+// Plateau would INVITE itself; its RTP ports: SIP bytes into another call's
+// media), nor at unspecified, multicast, broadcast or loopback addresses,
+// nor IPv4-mapped spellings of them. The REGISTER's own source stays
+// allowed.
+func TestAttackRegisterContactSpecialHosts(t *testing.T) {
+	s := &Server{opts: Options{Listen: "10.20.0.2:5060", ExternalAddress: "10.20.0.2",
+		PhoneNetworks: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}}}
+	s.calls = &b2bua{s: s, opts: CallOptions{MediaIP: netip.MustParseAddr("10.20.0.3")}}
+	src := netip.MustParseAddr("10.20.0.50")
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{
+		{"10.20.0.50", true},  // the REGISTER's own source
+		{"10.20.0.51", true},  // another phone inside phone_networks
+		{"10.20.0.2", false},  // Plateau's SIP address
+		{"10.20.0.3", false},  // Plateau's media address
+		{"[::ffff:10.20.0.2]", false},
+		{"0.0.0.0", false},
+		{"[::]", false},
+		{"224.0.0.1", false},
+		{"239.255.255.250", false},
+		{"[ff02::1]", false},
+		{"255.255.255.255", false},
+		{"127.0.0.1", false},
+		{"[::1]", false},
+		{"[::ffff:127.0.0.1]", false},
+	} {
+		_, err := s.phoneAddrAllowed(tt.host, 5060, src)
+		if (err == nil) != tt.ok {
+			t.Errorf("phoneAddrAllowed(%s) = %v, want ok=%v", tt.host, err, tt.ok)
+		}
+	}
+}

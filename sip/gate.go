@@ -198,6 +198,9 @@ func (s *Server) phoneAddrAllowed(host string, port uint16, regSource netip.Addr
 	if regSource.IsValid() && a == regSource.Unmap() {
 		return a, nil
 	}
+	if err := s.notAPhoneHost(a); err != nil { // targetguard.go
+		return netip.Addr{}, err
+	}
 	for _, p := range s.opts.PhoneNetworks {
 		if p.Contains(a) {
 			return a, nil

@@ -118,3 +118,32 @@ func msgHeaders(m interface{ Headers() []sip.Header }, name string) []sip.Header
 	}
 	return out
 }
+
+// notAPhoneHost refuses, for an address taken from sip.phone_networks
+// (not the REGISTER's own source), what no phone can be though a wide
+// network contains it: Plateau's own addresses (its SIP port, its RTP
+// ports), the unspecified, multicast, broadcast and loopback addresses.
+func (s *Server) notAPhoneHost(a netip.Addr) error {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid(), a.IsUnspecified():
+		return fmt.Errorf("contact host %s is unspecified", a)
+	case a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("contact host %s is a multicast or broadcast address", a)
+	case a.IsLoopback():
+		return fmt.Errorf("contact host %s is a loopback address", a)
+	}
+	own := []string{s.opts.ExternalAddress}
+	if h, _, err := splitHostPort(s.opts.Listen); err == nil {
+		own = append(own, h)
+	}
+	if s.calls != nil {
+		own = append(own, s.calls.opts.MediaIP.String())
+	}
+	for _, o := range own {
+		if oa, err := netip.ParseAddr(strings.Trim(o, "[]")); err == nil && oa.Unmap() == a {
+			return fmt.Errorf("contact host %s is Plateau's own address", a)
+		}
+	}
+	return nil
+}
