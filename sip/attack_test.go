@@ -251,3 +251,25 @@ func TestAttackRegisterContactSpecialHosts(t *testing.T) {
 		}
 	}
 }
+
+// An operator suspended from the console while on a call: the call ends
+// at once (both legs hung up, call.ended audited with the reason), it does
+// not run on until the operator hangs up.
+func TestAttackCallOutlivesSuspension(t *testing.T) {
+	e := newCallEnv(t)
+	d, r := e.placeInbound("0240123456")
+	if d == nil {
+		t.Fatalf("inbound call not answered: %q", r)
+	}
+	if n := e.s.EndCallsOf("102", "operator_suspended"); n != 0 {
+		t.Errorf("another user's suspension ended %d calls", n)
+	}
+	if n := e.s.EndCallsOf(testOperator, "operator_suspended"); n != 1 {
+		t.Errorf("ended %d calls, want 1", n)
+	}
+	waitFor(t, "the call's teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
+	waitFor(t, "BYE on both legs", func() bool { return e.phone.received("BYE") == 1 && e.trunkSrc.received("BYE") == 1 })
+	if len(e.audit.find("call.ended", "operator_suspended")) != 1 {
+		t.Errorf("call.ended not audited with the suspension: %+v", e.audit.entries)
+	}
+}
