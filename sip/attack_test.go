@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -230,10 +231,10 @@ func TestAttackRegisterContactSpecialHosts(t *testing.T) {
 		host string
 		ok   bool
 	}{
-		{"10.20.0.50", true},  // the REGISTER's own source
-		{"10.20.0.51", true},  // another phone inside phone_networks
-		{"10.20.0.2", false},  // Plateau's SIP address
-		{"10.20.0.3", false},  // Plateau's media address
+		{"10.20.0.50", true}, // the REGISTER's own source
+		{"10.20.0.51", true}, // another phone inside phone_networks
+		{"10.20.0.2", false}, // Plateau's SIP address
+		{"10.20.0.3", false}, // Plateau's media address
 		{"[::ffff:10.20.0.2]", false},
 		{"0.0.0.0", false},
 		{"[::]", false},
@@ -271,5 +272,77 @@ func TestAttackCallOutlivesSuspension(t *testing.T) {
 	waitFor(t, "BYE on both legs", func() bool { return e.phone.received("BYE") == 1 && e.trunkSrc.received("BYE") == 1 })
 	if len(e.audit.find("call.ended", "operator_suspended")) != 1 {
 		t.Errorf("call.ended not audited with the suspension: %+v", e.audit.entries)
+	}
+}
+
+// A hostile carrier answers with a Contact or a Record-Route naming
+// another host (an inmate's phone, any address): Plateau's ACK and BYE
+// of that leg follow the answer (RFC 3261 §12.1.2) unless checked. They
+// keep going to the trunk; the attempt is audited.
+func TestAttackCarrierAnswerRedirectsDialog(t *testing.T) {
+	for _, tc := range []struct{ name, contact, extra string }{
+		{"contact at another host", "sip:x@ATTACKER", ""},
+		{"contact is a host name", "sip:x@sbc.example:5060", ""},
+		{"record-route at another host", "", "Record-Route: <sip:ATTACKER;lr>\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			att := newUDPAgent(t, "127.0.0.3", true)
+			t.Cleanup(att.close)
+			at := att.addr().String()
+			liar := lyingPhone(t, netip.MustParseAddrPort("127.0.0.1:4002"), strings.ReplaceAll(tc.contact, "ATTACKER", at), strings.ReplaceAll(tc.extra, "ATTACKER", at))
+			e := newCallEnv(t, func(o *CallOptions) { o.Trunks[0].Address = liar.LocalAddr().String() })
+			outcome := make(chan Outcome, 1)
+			id, err := e.s.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
+				func(o Outcome) { outcome <- o })
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-outcome:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no outcome")
+			}
+			e.s.Hangup(id, testOperator)
+			waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
+			time.Sleep(200 * time.Millisecond) // a BYE sent to the attacker arrives at once
+			if n := att.received("ACK") + att.received("BYE"); n != 0 {
+				t.Errorf("%d ACK/BYE sent where the carrier's answer pointed", n)
+			}
+			if len(e.audit.find("egress.refused", ReasonDestinationRefused)) == 0 {
+				t.Errorf("not audited: %+v", e.audit.entries)
+			}
+		})
+	}
+}
+
+// A trunk's INVITE whose Contact or Record-Route names a host that is not
+// the trunk's is refused before an operator is rung: Plateau's BYE of
+// that dialog would go there.
+func TestAttackInboundInviteDialogTarget(t *testing.T) {
+	e := newCallEnv(t)
+	at := e.attacker.addr().String()
+	for _, extra := range []string{
+		"Record-Route: <sip:" + at + ";lr>\r\n",
+	} {
+		d := &inboundDialog{callID: fmt.Sprintf("in-%d@carrier", time.Now().UnixNano()), fromTag: "c1"}
+		e.trunkSrc.send(e.addr, e.inviteMsg(e.trunkSrc, d, "0240123456", extra))
+		if r := e.trunkSrc.final("INVITE", 5*time.Second); statusOf(r) != "403" || !strings.Contains(r, "CONTACT_NOT_ALLOWED") {
+			t.Errorf("INVITE with %q answered %q, want 403 CONTACT_NOT_ALLOWED", extra, r)
+		}
+	}
+	// A Contact elsewhere: the request builder writes the sender's own, so
+	// build this one by hand.
+	d := &inboundDialog{callID: fmt.Sprintf("in-%d@carrier", time.Now().UnixNano()), fromTag: "c2"}
+	msg := strings.Replace(e.inviteMsg(e.trunkSrc, d, "0240123456", ""), "Contact: <sip:0240123456@"+e.trunkSrc.addr().String()+">", "Contact: <sip:0240123456@"+at+">", 1)
+	e.trunkSrc.send(e.addr, msg)
+	if r := e.trunkSrc.final("INVITE", 5*time.Second); statusOf(r) != "403" || !strings.Contains(r, "CONTACT_NOT_ALLOWED") {
+		t.Errorf("INVITE with a Contact at another host answered %q, want 403 CONTACT_NOT_ALLOWED", r)
+	}
+	if n := len(e.phone.invitesReceived()); n != 0 {
+		t.Errorf("the operator was rung %d times", n)
+	}
+	// The trunk's own Contact still connects.
+	if d, r := e.placeInbound("0240123456"); d == nil {
+		t.Fatalf("a normal inbound call answered %q", r)
 	}
 }

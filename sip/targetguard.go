@@ -147,3 +147,71 @@ func (s *Server) notAPhoneHost(a netip.Addr) error {
 	}
 	return nil
 }
+
+// badTarget says why the trunk dialog's learned destination (the first
+// Route, else the remote target) may not receive its requests; "" when it
+// may or when nothing checks it.
+func (d *trunkDialog) badTarget() string {
+	if d.targetOK == nil {
+		return ""
+	}
+	u := d.target
+	what := "Contact"
+	if len(d.routes) > 0 {
+		var ru sip.Uri
+		params := sip.NewParams()
+		if _, err := sip.ParseAddressValue(d.routes[0], &ru, &params); err != nil {
+			return fmt.Sprintf("Record-Route %q: %v", d.routes[0], err)
+		}
+		u, what = ru, "Record-Route"
+	}
+	a, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	if err != nil {
+		return fmt.Sprintf("%s host %q is not an IP address", what, u.Host)
+	}
+	if !d.targetOK(a) {
+		return fmt.Sprintf("%s host %s is not the trunk's", what, a)
+	}
+	return ""
+}
+
+// trunkInviteRefusal refuses a trunk's INVITE whose Contact or
+// Record-Route would have Plateau send the dialog's requests (BYE,
+// refreshes) to a host that is not that trunk's.
+func (b *b2bua) trunkInviteRefusal(req *sip.Request, peer func(netip.Addr) bool) *Refusal {
+	hosts := []string{}
+	for _, v := range splitNameAddrs(getHeaders(req, "Record-Route")) {
+		var u sip.Uri
+		params := sip.NewParams()
+		if _, err := sip.ParseAddressValue(v, &u, &params); err != nil {
+			return &Refusal{Status: sip.StatusBadRequest, Reason: ReasonContactNotAllowed, Rule: ruleRequest, Detail: "Record-Route: " + err.Error()}
+		}
+		hosts = append(hosts, u.Host)
+		break // the first is where requests go
+	}
+	if len(hosts) == 0 {
+		ct := getHeaders(req, "Contact")
+		c, ok := (*sip.ContactHeader)(nil), len(ct) == 1
+		if ok {
+			c, ok = ct[0].(*sip.ContactHeader)
+		}
+		if !ok || c.Address.Wildcard {
+			return &Refusal{Status: sip.StatusBadRequest, Reason: ReasonContactNotAllowed, Rule: ruleRequest, Detail: "an INVITE needs one Contact"}
+		}
+		hosts = append(hosts, c.Address.Host)
+	}
+	for _, h := range hosts {
+		a, err := netip.ParseAddr(strings.Trim(h, "[]"))
+		if err != nil || !peer(a) {
+			return &Refusal{Status: sip.StatusForbidden, Reason: ReasonContactNotAllowed, Rule: ruleRequest,
+				Detail: fmt.Sprintf("dialog target %q is not the trunk's address or allowed sources", h)}
+		}
+	}
+	return nil
+}
+
+// trunkAddr is the host of a trunk's configured address.
+func trunkAddr(t *Trunk) netip.Addr {
+	ap, _ := netip.ParseAddrPort(t.Address)
+	return ap.Addr()
+}
