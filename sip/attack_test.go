@@ -346,3 +346,28 @@ func TestAttackInboundInviteDialogTarget(t *testing.T) {
 		t.Fatalf("a normal inbound call answered %q", r)
 	}
 }
+
+// `plateau user suspend` runs in another process: the server's sweep
+// ends the suspended operator's call on its next pass (called directly
+// here rather than waiting for the ticker).
+func TestAttackCallOutlivesCLISuspension(t *testing.T) {
+	e := newCallEnv(t)
+	d, r := e.placeInbound("0240123456")
+	if d == nil {
+		t.Fatalf("inbound call not answered: %q", r)
+	}
+	if n := e.b.endInactiveUsers(context.Background()); n != 0 {
+		t.Fatalf("the sweep ended %d calls of an active operator", n)
+	}
+	users := e.s.users.(fakeUsers)
+	u := users[testOperator]
+	u.Status = store.StatusSuspended
+	users[testOperator] = u
+	if n := e.b.endInactiveUsers(context.Background()); n != 1 {
+		t.Errorf("the sweep ended %d calls, want 1", n)
+	}
+	waitFor(t, "the call's teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
+	if len(e.audit.find("call.ended", "user_suspended")) != 1 {
+		t.Errorf("call.ended not audited with the suspension: %+v", e.audit.entries)
+	}
+}
