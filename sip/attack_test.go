@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -369,5 +370,103 @@ func TestAttackCallOutlivesCLISuspension(t *testing.T) {
 	waitFor(t, "the call's teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
 	if len(e.audit.find("call.ended", "user_suspended")) != 1 {
 		t.Errorf("call.ended not audited with the suspension: %+v", e.audit.entries)
+	}
+}
+
+// rawCapture records the requests it receives and refuses INVITEs (486).
+type rawCapture struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newRawCapture(t *testing.T, ip string) *rawCapture {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &rawCapture{conn: conn}
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			msg := string(buf[:n])
+			if strings.HasPrefix(msg, "SIP/2.0") {
+				continue
+			}
+			c.mu.Lock()
+			c.msgs = append(c.msgs, msg)
+			c.mu.Unlock()
+			if strings.HasPrefix(msg, "INVITE ") {
+				conn.WriteToUDP([]byte(replyTo(msg, "486 Busy Here", "busy", "", "")), from)
+			}
+		}
+	}()
+	return c
+}
+
+func (c *rawCapture) invites() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, m := range c.msgs {
+		if strings.HasPrefix(m, "INVITE ") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// With a wide sip.phone_networks, an operator can register a Contact at
+// another phone of the workshop (not the REGISTER's own source). Plateau
+// may ring it (it is the operator's binding, inside the phone networks),
+// but never with auto-answer: a click-to-call would otherwise pick up
+// someone else's phone and put the operator's call on it.
+func TestAttackAutoAnswerOnlyToTheRegisteringDevice(t *testing.T) {
+	e := newCallEnv(t)
+	e.s.opts.PhoneNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	other := newRawCapture(t, "127.0.0.4")
+	oa := other.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := e.s.reg.apply(testOperator, []store.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, oa),
+		Source: e.phone.addr().String(), Transport: "udp", ExpiresAt: time.Now().Add(2 * time.Hour)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	outcome := make(chan Outcome, 1)
+	if _, err := e.s.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
+		func(o Outcome) { outcome <- o }); err == nil {
+		select {
+		case <-outcome:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no outcome")
+		}
+	}
+	waitFor(t, "slots released", func() bool { return e.active.Site() == 0 && e.callsLeft() == 0 })
+	inv := other.invites()
+	if len(inv) == 0 {
+		t.Fatal("the binding was not rung at all (the test proves nothing)")
+	}
+	for _, m := range inv {
+		if strings.Contains(strings.ToLower(m), "answer-after") || strings.Contains(strings.ToLower(m), "autoanswer") {
+			t.Errorf("auto-answer sent to a phone that did not register the binding:\n%s", m)
+		}
+	}
+	// The registering device itself still gets auto-answer.
+	e.s.reg.apply(testOperator, nil, []store.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, oa)}})
+	if _, err := e.s.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
+		func(o Outcome) { outcome <- o }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-outcome:
+		if !o.Answered {
+			t.Fatalf("own phone: %+v", o)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no outcome")
 	}
 }

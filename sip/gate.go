@@ -131,6 +131,12 @@ func (b *b2bua) invitePhone(ctx context.Context, c *call, ext string, bnd store.
 		}
 		routeViaPath(req, bnd)
 	}
+	if autoAnswer && !registeredFrom(bnd, host) { // targetguard.go
+		// A Contact inside sip.phone_networks but not the registering
+		// device may be someone else's phone: ring it, never pick it up.
+		b.s.log.Warn("auto-answer withheld: the binding is not the registering device", "ext", ext, "contact", bnd.Contact, "source", bnd.Source)
+		autoAnswer = false
+	}
 	if autoAnswer {
 		self := sip.Uri{Scheme: "sip", User: ext, Host: b.s.opts.ExternalAddress}
 		req.AppendHeader(sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"))

@@ -122,7 +122,8 @@ func msgHeaders(m interface{ Headers() []sip.Header }, name string) []sip.Header
 // notAPhoneHost refuses, for an address taken from sip.phone_networks
 // (not the REGISTER's own source), what no phone can be though a wide
 // network contains it: Plateau's own addresses (its SIP port, its RTP
-// ports), the unspecified, multicast, broadcast and loopback addresses.
+// ports), the unspecified, multicast and broadcast addresses, and loopback
+// ones unless Plateau listens on loopback itself.
 func (s *Server) notAPhoneHost(a netip.Addr) error {
 	a = a.Unmap()
 	switch {
@@ -130,12 +131,17 @@ func (s *Server) notAPhoneHost(a netip.Addr) error {
 		return fmt.Errorf("contact host %s is unspecified", a)
 	case a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return fmt.Errorf("contact host %s is a multicast or broadcast address", a)
-	case a.IsLoopback():
-		return fmt.Errorf("contact host %s is a loopback address", a)
 	}
 	own := []string{s.opts.ExternalAddress}
+	listen := netip.Addr{}
 	if h, _, err := splitHostPort(s.opts.Listen); err == nil {
 		own = append(own, h)
+		listen, _ = netip.ParseAddr(h)
+	}
+	// Phones on loopback only make sense when Plateau itself is there
+	// (a laptop demo, the tests).
+	if a.IsLoopback() && !listen.Unmap().IsLoopback() {
+		return fmt.Errorf("contact host %s is a loopback address", a)
 	}
 	if s.calls != nil {
 		own = append(own, s.calls.opts.MediaIP.String())
@@ -214,4 +220,15 @@ func (b *b2bua) trunkInviteRefusal(req *sip.Request, peer func(netip.Addr) bool)
 func trunkAddr(t *Trunk) netip.Addr {
 	ap, _ := netip.ParseAddrPort(t.Address)
 	return ap.Addr()
+}
+
+// registeredFrom reports whether a binding's Contact host is the device
+// that registered it: the REGISTER's real source, or a binding registered
+// through a trusted proxy (its Path), which vouches for the phone behind.
+func registeredFrom(bnd store.Binding, host netip.Addr) bool {
+	if len(bnd.Path) > 0 {
+		return true
+	}
+	src, err := netip.ParseAddrPort(bnd.Source)
+	return err == nil && src.Addr().Unmap() == host.Unmap()
 }
