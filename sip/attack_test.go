@@ -470,3 +470,37 @@ func TestAttackAutoAnswerOnlyToTheRegisteringDevice(t *testing.T) {
 		t.Fatal("no outcome")
 	}
 }
+
+// The operator's phone answers with c=0.0.0.0 (hold, allowed), then a
+// laptop on another host sends RTP to the operator's port of the relay,
+// hoping to be latched as the operator's media peer and receive the
+// caller's audio.
+func TestAttackHoldAddressThenLatchFromAnotherHost(t *testing.T) {
+	e := newCallEnv(t)
+	pa := lyingPhone(t, netip.MustParseAddrPort("0.0.0.0:4000"), "", "").LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := e.s.reg.apply(testOperator, []store.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, pa),
+		Source: pa.String(), Transport: "udp", ExpiresAt: time.Now().Add(2 * time.Hour)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, r := e.placeInbound("0240123456")
+	if d == nil {
+		t.Fatalf("inbound call not answered: %q", r)
+	}
+	c := e.b.findCall(testOperator)
+	c.mu.Lock()
+	relay := c.relay
+	c.mu.Unlock()
+	laptop := newRTPSink(t, "127.0.0.3")
+	opPort := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: relay.LocalPort(media.LegOperator)}
+	for seq := uint16(1); seq < 20; seq++ {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 0x4321}, Payload: make([]byte, 160)}
+		b, _ := p.Marshal()
+		laptop.conn.WriteToUDP(b, opPort)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sendOutsideAudio(t, e, laptop, 1500*time.Millisecond) {
+		t.Error("a host that is not the phone was latched as the operator's media peer and hears the caller")
+	}
+	e.trunkSrc.send(e.addr, e.request(e.trunkSrc, "BYE", d, "0240123456", "", "", ""))
+	waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 })
+}
