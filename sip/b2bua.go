@@ -185,9 +185,11 @@ func (b *b2bua) addrsOf(t *Trunk) []netip.Addr {
 	return out
 }
 
-// run keeps the trunks' health until ctx ends.
+// run keeps the trunks' health, and ends suspended users' calls, until ctx ends.
 func (b *b2bua) run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); b.watchSuspensions(ctx) }() // suspend.go
 	for _, t := range b.trunks {
 		wg.Add(1)
 		go func() { defer wg.Done(); t.keepalive(ctx, b.client, b.s) }()

@@ -131,6 +131,12 @@ func (b *b2bua) invitePhone(ctx context.Context, c *call, ext string, bnd store.
 		}
 		routeViaPath(req, bnd)
 	}
+	if autoAnswer && !registeredFrom(bnd, host) { // targetguard.go
+		// A Contact inside sip.phone_networks but not the registering
+		// device may be someone else's phone: ring it, never pick it up.
+		b.s.log.Warn("auto-answer withheld: the binding is not the registering device", "ext", ext, "contact", bnd.Contact, "source", bnd.Source)
+		autoAnswer = false
+	}
 	if autoAnswer {
 		self := sip.Uri{Scheme: "sip", User: ext, Host: b.s.opts.ExternalAddress}
 		req.AppendHeader(sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"))
@@ -197,6 +203,9 @@ func (s *Server) phoneAddrAllowed(host string, port uint16, regSource netip.Addr
 	}
 	if regSource.IsValid() && a == regSource.Unmap() {
 		return a, nil
+	}
+	if err := s.notAPhoneHost(a); err != nil { // targetguard.go
+		return netip.Addr{}, err
 	}
 	for _, p := range s.opts.PhoneNetworks {
 		if p.Contains(a) {

@@ -115,7 +115,14 @@ func (b *b2bua) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 		return nil, err
 	}
 	l.setAnswered()
-	answer, codec, err := negotiate(cs.InviteResponse.Body())
+	err = b.checkPhoneAnswer(nil, m.supervisor, contact, cs) // targetguard.go
+	answer, codec, nerr := negotiate(cs.InviteResponse.Body())
+	if err == nil {
+		err = nerr
+	}
+	if err == nil {
+		err = b.monitorMediaAllowed(m, l, answer) // mediaguard.go
+	}
 	if err == nil {
 		err = m.media.SetRemote(answer.Addr, codec, answer.DTMFPT)
 	}
