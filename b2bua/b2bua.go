@@ -136,6 +136,12 @@ func New(s *psip.Server, opts CallOptions, decider Decider, windows WindowClock,
 	return b, nil
 }
 
+// Run ends suspended users' calls until ctx ends (suspend.go).
+func (b *B2BUA) Run(ctx context.Context) { b.watchSuspensions(ctx) }
+
+// MediaIP is the address calls' RTP is anchored on.
+func (b *B2BUA) MediaIP() netip.Addr { return b.opts.MediaIP }
+
 // ActiveCalls returns the number of calls in progress.
 func (b *B2BUA) ActiveCalls() int { return b.active.Site() }
 

@@ -31,6 +31,7 @@ import (
 // transfer discount included).
 type fakePolicy struct {
 	active   *ActiveCalls
+	users    fakeUsers
 	approved map[string]bool
 	limit    int
 	mu       sync.Mutex
@@ -288,6 +289,7 @@ type callEnv struct {
 	rec      *fakeRecorder
 	audit    *auditLog
 	active   *ActiveCalls
+	users    fakeUsers // the directory the server looks users up in
 	phone    *udpAgent // operator 101's phone, registered
 	carrier  *udpAgent // the trunk
 	trunkSrc *udpAgent // the trunk's inbound source (127.0.0.2)
@@ -317,12 +319,18 @@ type envOpt func(*CallOptions)
 
 func newCallEnv(t testing.TB, opts ...envOpt) *callEnv {
 	t.Helper()
-	return newCallEnvBound(t, nil, opts...)
+	return newCallEnvSetup(t, envSetup{}, opts...)
 }
 
-// newCallEnvBound is newCallEnv with more bindings in the store the
-// registrar loads at start (behind its back, as from before an upgrade).
-func newCallEnvBound(t testing.TB, more func(e *callEnv) []psip.Binding, opts ...envOpt) *callEnv {
+// envSetup changes what newCallEnvSetup starts.
+type envSetup struct {
+	// bindings are more bindings in the store the registrar loads at
+	// start (behind its back, as from before an upgrade).
+	bindings func(e *callEnv) []psip.Binding
+	server   func(o *psip.Options) // changes the server's options
+}
+
+func newCallEnvSetup(t testing.TB, setup envSetup, opts ...envOpt) *callEnv {
 	t.Helper()
 	e := &callEnv{t: t, audit: &auditLog{}, rec: &fakeRecorder{}, active: NewActiveCalls(), reg: prometheus.NewRegistry()}
 	e.pol = &fakePolicy{active: e.active, approved: map[string]bool{testApproved: true, testApproved2: true}, limit: 1}
@@ -334,15 +342,20 @@ func newCallEnvBound(t testing.TB, more func(e *callEnv) []psip.Binding, opts ..
 	ph := e.phone.addr()
 	bindings := fixedBindings{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, ph),
 		Source: ph.String(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)}}
-	if more != nil {
-		bindings = append(bindings, more(e)...)
+	if setup.bindings != nil {
+		bindings = append(bindings, setup.bindings(e)...)
 	}
+	e.users = users
 	port := freeUDPPort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	s, err := psip.NewServer(psip.Options{Listen: listen, Transports: []string{"udp"}, Realm: "plateau", NonceTTL: time.Minute,
+	so := psip.Options{Listen: listen, Transports: []string{"udp"}, Realm: "plateau", NonceTTL: time.Minute,
 		DigestAlgorithms: []string{"MD5"}, MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: time.Hour,
 		BanMaxFailures: 1000, BanWindow: time.Minute, BanDuration: time.Minute,
-	}, users, bindings, e.audit, e.reg, slog.New(slog.DiscardHandler), time.Now)
+	}
+	if setup.server != nil {
+		setup.server(&so)
+	}
+	s, err := psip.NewServer(so, users, bindings, e.audit, e.reg, slog.New(slog.DiscardHandler), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

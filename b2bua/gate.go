@@ -131,6 +131,12 @@ func (b *B2BUA) invitePhone(ctx context.Context, c *call, ext string, bnd psip.B
 		}
 		routeViaPath(req, bnd)
 	}
+	if autoAnswer && !registeredFrom(bnd, host) { // targetguard.go
+		// A Contact inside sip.phone_networks but not the registering
+		// device may be someone else's phone: ring it, never pick it up.
+		b.s.Log().Warn("auto-answer withheld: the binding is not the registering device", "ext", ext, "contact", bnd.Contact, "source", bnd.Source)
+		autoAnswer = false
+	}
 	if autoAnswer {
 		self := sip.Uri{Scheme: "sip", User: ext, Host: b.s.ExternalAddress()}
 		req.AppendHeader(sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"))

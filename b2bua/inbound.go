@@ -36,6 +36,11 @@ func (b *B2BUA) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *psi
 		return
 	}
 	src, _ := b.s.RequestHost(req)
+	// Where Plateau will send this dialog's BYE: the trunk's hosts only.
+	if ref := b.trunkInviteRefusal(req, b.trunkPeer(t, src)); ref != nil { // targetguard.go
+		b.refuse(site, ref)
+		return
+	}
 	b.place(&callSpec{
 		kind: policy.KindInbound, operator: op, number: caller, source: req.Source(),
 		req: req, tx: tx, side: media.LegOutside, offer: offer, codec: codec, peer: b.trunkPeer(t, src),

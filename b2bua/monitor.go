@@ -451,6 +451,11 @@ func (b *B2BUA) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 				&Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonBadSDP, Rule: ruleMonitor, Detail: err.Error()})
 			return true
 		}
+		if err := b.monitorMediaAllowed(m, leg, remote); err != nil { // mediaguard.go
+			b.refuse(refusalSite{req: req, tx: tx, operator: m.supervisor, subject: m.operator},
+				&Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonMediaMismatch, Rule: ruleMonitor, Detail: err.Error()})
+			return true
+		}
 		m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)
 		res := sip.NewSDPResponseFromRequest(req, m.localSDP([]media.Codec{codec}, remote.DTMFPT))
 		res.AppendHeader(&b.dialogs.ContactHDR)

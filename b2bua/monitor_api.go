@@ -113,7 +113,14 @@ func (b *B2BUA) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 		return nil, err
 	}
 	l.setAnswered()
-	answer, codec, err := negotiate(cs.InviteResponse.Body())
+	err = b.checkPhoneAnswer(nil, m.supervisor, contact, cs) // targetguard.go
+	answer, codec, nerr := negotiate(cs.InviteResponse.Body())
+	if err == nil {
+		err = nerr
+	}
+	if err == nil {
+		err = b.monitorMediaAllowed(m, l, answer) // mediaguard.go
+	}
 	if err == nil {
 		err = m.media.SetRemote(answer.Addr, codec, answer.DTMFPT)
 	}

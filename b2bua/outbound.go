@@ -98,6 +98,13 @@ func (b *B2BUA) handleOutbound(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
+	// Where Plateau sends this dialog's later requests (BYE, NOTIFY):
+	// the phone, through trusted proxies only (targetguard.go).
+	if ref := b.phoneInviteRefusal(req); ref != nil {
+		b.refuse(site, ref)
+		return
+	}
+
 	number := req.Recipient.User
 	if strings.HasPrefix(number, "*") {
 		// Feature codes (*1<ext> listen, *2 whisper, *3 barge) never reach

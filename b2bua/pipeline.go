@@ -438,7 +438,10 @@ func (b *B2BUA) ringOperator(ctx context.Context, c *call, bnd psip.Binding, aut
 		return nil, err
 	}
 	l.setAnswered()
-	err = c.applyRemote(media.LegOperator, cs.InviteResponse.Body())
+	err = b.checkPhoneAnswer(c, c.operator, bnd, cs) // targetguard.go: ACK and BYE go to the phone only
+	if err == nil {
+		err = c.applyRemote(media.LegOperator, cs.InviteResponse.Body())
+	}
 	cs.Ack(ctx)
 	if err != nil {
 		l.hangup(context.WithoutCancel(ctx), c.log)

@@ -69,10 +69,10 @@ func TestPipelineRecorderUnavailableRefusedOnce(t *testing.T) {
 // stored behind the registrar's back, e.g. from before an upgrade) is
 // refused at use: no INVITE reaches it, the refusal is audited.
 func TestGateRefusesBindingAtTrunk(t *testing.T) {
-	e := newCallEnvBound(t, func(e *callEnv) []psip.Binding {
+	e := newCallEnvSetup(t, envSetup{bindings: func(e *callEnv) []psip.Binding {
 		return []psip.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, e.carrier.addr()),
 			Source: e.phone.addr().String(), Transport: "udp", ExpiresAt: time.Now().Add(2 * time.Hour)}}
-	})
+	}})
 	// The newest binding (the carrier's) is picked first.
 	d, r := e.placeInbound("0240123456")
 	if d != nil {

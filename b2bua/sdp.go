@@ -39,6 +39,11 @@ func (c *call) applyRemote(l media.Leg, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%s SDP: %w", l, err)
 	}
+	if l == media.LegOperator {
+		if err := c.operatorMediaAllowed(remote); err != nil { // mediaguard.go
+			return err
+		}
+	}
 	c.mu.Lock()
 	relay := c.relay
 	c.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,12 @@ type trunkLegOptions struct {
 	Log  *slog.Logger
 	// Event counts what the leg did (prack, cancel, late_answer, ...).
 	Event func(event string)
+	// TargetOK says whether a host may receive the dialog's requests
+	// (the trunk's addresses and allowed sources); a response naming
+	// another one (Contact, first Record-Route) is not followed: the
+	// dialog keeps the INVITE's destination and OnTargetRefused is told.
+	TargetOK        func(netip.Addr) bool
+	OnTargetRefused func(detail string)
 }
 
 // bounded is a context for background work: it ends after d or at Stop.
@@ -125,9 +132,12 @@ type trunkDialog struct {
 	inv *sip.Request
 
 	inviteTx sip.ClientTransaction
-	ctx      context.Context
-	cancel   context.CancelFunc
-	byeOnce  sync.Once
+	// targetOK checks where a response would send the dialog's requests.
+	targetOK        func(netip.Addr) bool
+	onTargetRefused func(string)
+	ctx             context.Context
+	cancel          context.CancelFunc
+	byeOnce         sync.Once
 }
 
 func newTrunkDialog(client *sipgo.Client, contact sip.ContactHeader, invite *sip.Request) *trunkDialog {
@@ -291,6 +301,12 @@ func (d *trunkDialog) learn(res *sip.Response) {
 	if to := res.To(); to != nil && to.Params != nil {
 		d.toTag, _ = to.Params.Get("tag")
 	}
+	if why := d.badTarget(); why != "" { // targetguard.go
+		d.target, d.routes = d.InviteRequest.Recipient, nil
+		if d.onTargetRefused != nil {
+			d.onTargetRefused(why)
+		}
+	}
 }
 
 // dialTrunkLeg sends invite (a complete INVITE: From with tag, To,
@@ -314,6 +330,7 @@ func dialTrunkLeg(ctx context.Context, client *sipgo.Client, contact sip.Contact
 	setHeader(invite, "Supported", strings.Join(trunkExtensions, ", "))
 	setHeader(invite, "Allow", trunkAllow)
 	d := newTrunkDialog(client, contact, invite)
+	d.targetOK, d.onTargetRefused = o.TargetOK, o.OnTargetRefused
 	l := &legRun{d: d, o: o, lastRSeq: -1}
 	return l.run(ctx)
 }
@@ -713,9 +730,13 @@ func (b *B2BUA) trunkLegOptions(c *call, t *psip.Trunk, onProvisional func(*sip.
 			b.wg.Add(1)
 			go func() { defer b.wg.Done(); f() }()
 		},
-		Stop:  b.s.Context().Done(),
-		Log:   c.log.With("leg", "trunk", "trunk", t.Name),
-		Event: func(e string) { b.metrics.trunkLegEvents.WithLabelValues(e).Inc() },
+		Stop:     b.s.Context().Done(),
+		Log:      c.log.With("leg", "trunk", "trunk", t.Name),
+		Event:    func(e string) { b.metrics.trunkLegEvents.WithLabelValues(e).Inc() },
+		TargetOK: b.trunkPeer(t, trunkAddr(t)),
+		OnTargetRefused: func(detail string) {
+			b.egressRefused(c, "trunk "+t.Name, "carrier's dialog target not followed: "+detail)
+		},
 	}
 }
 

@@ -62,10 +62,15 @@ type Binding struct {
 
 // CallLayer is what the server asks of the call layer.
 type CallLayer interface {
+	// Run does the call layer's background work until ctx ends (Serve
+	// runs it supervised: a panic is recovered and it starts again).
+	Run(ctx context.Context)
 	// Shutdown hangs up every call; Serve calls it while the transports
 	// are still open.
 	Shutdown()
 	ActiveCalls() int
+	// MediaIP is the address calls' RTP is anchored on: never a phone's.
+	MediaIP() netip.Addr
 }
 
 // EnableCalls attaches the call layer and the trunks. It builds the
@@ -332,6 +337,9 @@ func (s *Server) PhoneAddrAllowed(host string, port uint16, regSource netip.Addr
 	if regSource.IsValid() && a == regSource.Unmap() {
 		return a, nil
 	}
+	if err := s.notAPhoneHost(a); err != nil { // targetguard.go
+		return netip.Addr{}, err
+	}
 	for _, p := range s.opts.PhoneNetworks {
 		if p.Contains(a) {
 			return a, nil
@@ -355,4 +363,21 @@ func RouteViaPath(req *sip.Request, b Binding) { routeViaPath(req, b) }
 // DigestAnswer answers a digest challenge (401/407) to a request.
 func DigestAnswer(res *sip.Response, method sip.RequestMethod, uri, username, password string) (sip.Header, error) {
 	return digestAnswer(res, method, uri, username, password)
+}
+
+// MsgHeaders returns a request's or a response's headers named name.
+func MsgHeaders(m interface{ Headers() []sip.Header }, name string) []sip.Header { return msgHeaders(m, name) }
+
+// TrustedProxy reports whether a is one of sip.trusted_proxies.
+func (s *Server) TrustedProxy(a netip.Addr) bool { return s.trusted.Contains(a) }
+
+// SplitNameAddrs splits header values on the commas between name-addrs.
+func SplitNameAddrs(hs []sip.Header) []string { return splitNameAddrs(hs) }
+
+// ApplyBindingsForTest stores (up) and removes (rm) bindings of ext as the
+// registrar does after a REGISTER, without its checks: the call layer's
+// tests bind phones behind its back, as bindings stored before an upgrade
+// would be. Nothing else may call it.
+func (s *Server) ApplyBindingsForTest(ext string, up, rm []Binding) error {
+	return s.reg.apply(ext, up, rm)
 }

@@ -199,6 +199,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.calls != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.supervise(ctx, "sip.trunks", s.runTrunks) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); s.supervise(ctx, "sip.calls", s.calls.Run) }()
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); s.supervise(ctx, "sip.registrar", s.reg.run) }()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -97,8 +98,10 @@ func (f *optionsCarrier) requests() int {
 // layer's, their keepalives run without one.
 type noCalls struct{}
 
-func (noCalls) Shutdown()        {}
-func (noCalls) ActiveCalls() int { return 0 }
+func (noCalls) Run(context.Context) {}
+func (noCalls) Shutdown()           {}
+func (noCalls) ActiveCalls() int    { return 0 }
+func (noCalls) MediaIP() netip.Addr { return netip.Addr{} }
 
 // trunkEnv is a Server with calls enabled and one trunk toward a carrier.
 type trunkEnv struct {

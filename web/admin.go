@@ -66,6 +66,11 @@ func (a *App) setUserStatus(r *http.Request, ext, action, reason string) (int, s
 	a.audit(ctx, rec)
 	if st == store.StatusSuspended {
 		_ = a.sessions.DeleteUserSessions(ctx, ext)
+		// A suspension takes effect now: the user's calls and monitor
+		// sessions in progress end too (b2bua.B2BUA.EndCallsOf).
+		if e, ok := a.deps.Calls.(interface{ EndCallsOf(ext, why string) int }); ok {
+			e.EndCallsOf(ext, "user_suspended")
+		}
 	} else {
 		a.locks.unlock(ext)
 	}
