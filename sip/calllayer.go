@@ -366,7 +366,9 @@ func DigestAnswer(res *sip.Response, method sip.RequestMethod, uri, username, pa
 }
 
 // MsgHeaders returns a request's or a response's headers named name.
-func MsgHeaders(m interface{ Headers() []sip.Header }, name string) []sip.Header { return msgHeaders(m, name) }
+func MsgHeaders(m interface{ Headers() []sip.Header }, name string) []sip.Header {
+	return msgHeaders(m, name)
+}
 
 // TrustedProxy reports whether a is one of sip.trusted_proxies.
 func (s *Server) TrustedProxy(a netip.Addr) bool { return s.trusted.Contains(a) }

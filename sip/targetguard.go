@@ -53,7 +53,6 @@ func (s *Server) DialogTargetAllowed(m interface{ Headers() []sip.Header }, regS
 	return err
 }
 
-
 // msgHeaders is getHeaders for a request or a response.
 func msgHeaders(m interface{ Headers() []sip.Header }, name string) []sip.Header {
 	var out []sip.Header
@@ -64,7 +63,6 @@ func msgHeaders(m interface{ Headers() []sip.Header }, name string) []sip.Header
 	}
 	return out
 }
-
 
 // notAPhoneHost refuses, for an address taken from sip.phone_networks
 // (not the REGISTER's own source), what no phone can be though a wide
@@ -100,4 +98,3 @@ func (s *Server) notAPhoneHost(a netip.Addr) error {
 	}
 	return nil
 }
-
