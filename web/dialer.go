@@ -74,8 +74,8 @@ func (a *App) consoleRoutes() {
 			Source: clientIP,
 		})
 		a.mux.Handle("/api/v1/campaigns", dm)
-		a.mux.Handle("/api/v1/campaigns/", dm)
-		a.mux.Handle("/api/v1/contacts/", dm)
+		a.mux.Handle("/api/v1/campaigns/", a.pauseGuard(dm))
+		a.mux.Handle("/api/v1/contacts/", a.pauseGuard(dm))
 		// Click-to-call: checks the phone first and explains the call
 		// path's refusals.
 		page("POST /api/v1/contacts/{id}/call", queueRoles, a.apiCall)
@@ -85,6 +85,7 @@ func (a *App) consoleRoutes() {
 	page("GET /api/v1/me/call", all, a.apiMyCall)
 	page("POST /api/v1/me/call/hangup", all, a.apiHangup)
 	page("POST /api/v1/me/pause", []store.Role{store.RoleOperator}, a.apiPause)
+	page("GET /api/v1/me/pause", []store.Role{store.RoleOperator}, a.apiPauseState)
 	page("GET /api/v1/calls", supervisor, a.apiCalls)
 	page("POST /api/v1/monitor", supervisor, a.apiMonitor)
 	page("POST /supervisor/monitor", supervisor, a.monitorForm)
@@ -279,6 +280,10 @@ func (a *App) apiCall(w http.ResponseWriter, r *http.Request) {
 	}
 	if !reg.Registered {
 		WriteError(w, r, http.StatusConflict, "phone_not_registered", nil)
+		return
+	}
+	if a.paused(r) {
+		WriteError(w, r, http.StatusConflict, "paused", nil)
 		return
 	}
 	ctx := context.WithValue(r.Context(), sourceKey{}, clientIP(r))
