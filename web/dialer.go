@@ -45,6 +45,8 @@ var queueRoles = []store.Role{store.RoleOperator, store.RoleSupervisor}
 //	GET  /api/v1/me/call[?contact=ID]     every role: their phone, their own call in progress only,
 //	                                      the outcome of their undisposed call to ID
 //	GET  /api/v1/me/callbacks             operator, supervisor: the callbacks they promised
+//	GET|POST /api/v1/me/pause             operator: their pause (reason) or coming back; while paused,
+//	                                      next/open/call answer 409 paused (pauseGuard, apiCall)
 //	GET  /api/v1/calls                    supervisor, admin: calls in progress (no numbers)
 //	POST /api/v1/monitor                  supervisor, admin: {operator, mode} → 202 {session}
 //	GET  /api/v1/training                 supervisor, admin: operators' coaching state

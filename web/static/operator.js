@@ -1,7 +1,7 @@
 // Operator console: the preview queue, click-to-call, the live call and
 // the disposition, over the JSON API (/api/v1/campaigns/{id}/next|queue,
 // /api/v1/contacts/{id}/call|skip|release|dispose|correct|open,
-// /api/v1/me/call, /api/v1/me/callbacks). Strings come from the page's
+// /api/v1/me/call, /api/v1/me/callbacks, /api/v1/me/pause). Strings come from the page's
 // JSON labels (the catalogue); text is only ever set with textContent,
 // never parsed as HTML.
 "use strict";
