@@ -75,6 +75,16 @@ func TestOperatorPause(t *testing.T) {
 		!strings.Contains(page, `en pause (parloir / visite)`) || !strings.Contains(page, `id="pause-form" class="filters" novalidate hidden`) {
 		t.Fatal("the reloaded page forgot the pause")
 	}
+	// In English on request.
+	_, en := op.get("/operator?lang=en")
+	for _, want := range []string{"paused (visit)", "Reason for the pause", `<option value="medical">infirmary</option>`, ">Resume</button>", `"op.pause_on":"Paused ({reason}) since {since}."`} {
+		if !strings.Contains(en, want) {
+			t.Errorf("English page lacks %q", want)
+		}
+	}
+	if res, body := op.api("POST", next+"?lang=en", nil); res.StatusCode != http.StatusConflict || !strings.Contains(body, "You are paused") {
+		t.Errorf("English refusal: %d %s", res.StatusCode, body)
+	}
 	// Another operator is not paused by it.
 	if res, body := cf.as("102").api("GET", "/api/v1/me/pause", nil); res.StatusCode != http.StatusOK || !strings.Contains(body, `"reason": ""`) {
 		t.Errorf("102: %d %s", res.StatusCode, body)
