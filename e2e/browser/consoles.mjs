@@ -166,11 +166,14 @@ try {
   await page.reload();
   await page.locator("#pause-state").filter({ hasText: "En pause (infirmerie) depuis" }).waitFor();
   expect(await page.locator("#btn-next").isDisabled(), "still paused after a reload");
+  expect((await page.locator("#next-paused").innerText()).includes("Vous êtes en pause (infirmerie)"), "why Contact suivant is off, beside it");
+  expect((await page.locator("#btn-next").getAttribute("aria-describedby")) === "next-paused", "the reason describes the disabled button");
   expect(await page.locator("#pause-form").isHidden(), "no second pause form after a reload");
   await page.getByRole("button", { name: "Reprendre" }).focus();
   await page.keyboard.press("Enter");
   await page.locator("#pause-state").filter({ hasText: "Vous êtes disponible." }).waitFor();
   expect(!(await page.locator("#btn-next").isDisabled()), "Contact suivant enabled after Reprendre");
+  expect(await page.locator("#next-paused").isHidden(), "no pause notice after Reprendre");
   expect((await active()) === "btn-next", "focus back on Contact suivant, got " + (await active()));
 
   step("S: the next contact; a callback outside the hours is refused next to its field");

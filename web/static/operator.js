@@ -326,6 +326,13 @@
     setText(ps, !paused ? t("op.pause_off") :
       state.pauseSince ? t("op.pause_on", { reason: reason, since: state.pauseSince }) : t("op.pause_now", { reason: reason }));
     ps.className = "state " + (paused ? "off" : "ok");
+    // Beside the disabled « Contact suivant », why and how to come back.
+    var np = $("next-paused"), nb = $("btn-next");
+    if (np) {
+      np.hidden = !paused;
+      setText(np, paused ? t("op.next_paused", { reason: reason }) : "");
+      if (nb) { if (paused) { nb.setAttribute("aria-describedby", "next-paused"); } else { nb.removeAttribute("aria-describedby"); } }
+    }
   }
   function sinceText(iso) {
     var d = new Date(iso);
