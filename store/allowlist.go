@@ -21,6 +21,8 @@ var (
 	ErrInvalidE164  = errors.New("not an E.164 number such as +33240123456")
 	ErrNoSelection  = errors.New("nothing selected")
 	ErrUserInactive = errors.New("user is unknown or suspended")
+	ErrNotApproved  = errors.New("entry is not approved")
+	ErrValidityPast = errors.New("the validity end is not in the future")
 )
 
 // AllowStatus is the state of an allowlist entry.
@@ -292,6 +294,58 @@ func (s *Store) RevokeAllowlist(ctx context.Context, c Change, e164 string) ([]A
 	return out, err
 }
 
+// SetAllowlistValidity sets or changes the end of validity of one approved
+// entry (the entry stops allowing calls at until), all or nothing, audited
+// allowlist.validity with the previous end. until must be in the future
+// (after c.At) and after the entry's start (ErrValidityPast). Shortening
+// a permission needs one officer, like a revocation; lengthening it (a
+// later end than the current one) widens what was approved, so the
+// entry's proposer may not do it alone (ErrSelfApproval, two-person rule).
+func (s *Store) SetAllowlistValidity(ctx context.Context, c Change, id int64, until time.Time) (AllowEntry, error) {
+	var out AllowEntry
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := checkApprover(ctx, tx, c.By); err != nil {
+			return fmt.Errorf("validity: %w", err)
+		}
+		e, err := entryTx(ctx, tx, id)
+		if err != nil {
+			return fmt.Errorf("validity: %w", err)
+		}
+		if e.Status != AllowApproved {
+			return fmt.Errorf("validity of entry %d (%s): it is %s: %w", e.ID, e.E164, e.Status, ErrNotApproved)
+		}
+		if until.IsZero() || !until.After(c.At) || !until.After(e.ValidFrom) {
+			return fmt.Errorf("validity of entry %d (%s): %s: %w", e.ID, e.E164, FormatTime(until), ErrValidityPast)
+		}
+		// No end yet means no limit: any end shortens it.
+		longer := !e.ValidUntil.IsZero() && until.After(e.ValidUntil)
+		if longer && e.ProposedBy == c.By {
+			return fmt.Errorf("validity of entry %d (%s): %s proposed it, another officer must extend it: %w", e.ID, e.E164, c.By, ErrSelfApproval)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE allowlist SET valid_until = ?,
+			note = CASE WHEN ? = '' THEN note ELSE ? END WHERE id = ?`, formatTime(until), c.Note, c.Note, e.ID); err != nil {
+			return fmt.Errorf("validity of entry %d: %w", e.ID, err)
+		}
+		previous := e.ValidUntil
+		if e, err = entryTx(ctx, tx, e.ID); err != nil {
+			return err
+		}
+		extra := map[string]any{"previous_valid_until": ""}
+		if !previous.IsZero() {
+			extra["previous_valid_until"] = FormatTime(previous)
+		}
+		if err := auditChange(ctx, tx, c, "allowlist.validity", e, extra); err != nil {
+			return err
+		}
+		out = e
+		return nil
+	})
+	if errors.Is(err, ErrSelfApproval) || errors.Is(err, ErrNotApprover) {
+		s.auditRefusal(ctx, c, "allowlist.validity", err)
+	}
+	return out, err
+}
+
 // Allowlist lists entries by id.
 func (s *Store) Allowlist(ctx context.Context, f AllowFilter) ([]AllowEntry, error) {
 	where, args := `WHERE 1=1`, []any{}
@@ -445,7 +499,7 @@ func (s *Store) auditRefusal(ctx context.Context, c Change, kind string, cause e
 	})
 }
 
-func auditChange(ctx context.Context, tx *sql.Tx, c Change, kind string, e AllowEntry) error {
+func auditChange(ctx context.Context, tx *sql.Tx, c Change, kind string, e AllowEntry, extra ...map[string]any) error {
 	d := map[string]any{"id": e.ID, "status": string(e.Status), "campaign": e.Campaign, "label": e.Label,
 		"proposed_by": e.ProposedBy, "valid_from": FormatTime(e.ValidFrom)}
 	if !e.ValidUntil.IsZero() {
@@ -453,6 +507,11 @@ func auditChange(ctx context.Context, tx *sql.Tx, c Change, kind string, e Allow
 	}
 	if c.Note != "" {
 		d["note"] = c.Note
+	}
+	for _, m := range extra {
+		for k, v := range m {
+			d[k] = v
+		}
 	}
 	_, err := audit.AppendTx(ctx, tx, c.At, audit.Entry{Kind: kind, Actor: c.By, Subject: e.E164,
 		Outcome: "ok", Source: c.Source, Details: d})

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,5 +220,77 @@ func TestDNC(t *testing.T) {
 	}
 	if n := auditCount(t, s); n != 2 {
 		t.Errorf("audit entries %d, want 2", n)
+	}
+}
+
+// TestSetAllowlistValidity: an approved entry's end is set and changed by
+// security, all or nothing and audited; refusals change nothing.
+func TestSetAllowlistValidity(t *testing.T) {
+	s, now := allowFixture(t)
+	ctx := context.Background()
+	es, err := s.ProposeAllowlist(ctx, by("301", now), []Proposal{{E164: "+33240123456"}, {E164: "+33240999999"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, pending := es[0].ID, es[1].ID
+	if _, err := s.ApproveAllowlist(ctx, by("302", now), Selection{IDs: []int64{id}}); err != nil {
+		t.Fatal(err)
+	}
+	end := now.Add(72 * time.Hour)
+	before := auditCount(t, s)
+	for _, tt := range []struct {
+		name  string
+		by    string
+		id    int64
+		until time.Time
+		want  error
+	}{
+		{"operator", "101", id, end, ErrNotApprover},
+		{"supervisor", "201", id, end, ErrNotApprover},
+		{"suspended security", "303", id, end, ErrNotApprover},
+		{"not approved", "302", pending, end, ErrNotApproved},
+		{"unknown entry", "302", 9999, end, ErrNotFound},
+		{"now", "302", id, now, ErrValidityPast},
+		{"past", "302", id, now.Add(-time.Hour), ErrValidityPast},
+		{"zero", "302", id, time.Time{}, ErrValidityPast},
+	} {
+		if _, err := s.SetAllowlistValidity(ctx, by(tt.by, now), tt.id, tt.until); !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if ok, _ := s.IsApproved(ctx, "+33240123456", now.Add(1000*time.Hour)); !ok {
+		t.Fatal("a refused change limited the entry")
+	}
+	// Refusals by non-approvers are audited on their own; others roll back.
+	if got := auditCount(t, s); got != before+3 {
+		t.Errorf("audit entries after refusals: %d, want %d", got, before+3)
+	}
+	// The proposer may set an end (it narrows the permission)…
+	e, err := s.SetAllowlistValidity(ctx, by("301", now), id, end)
+	if err != nil || !e.ValidUntil.Equal(end) {
+		t.Fatalf("set: %+v %v", e, err)
+	}
+	if ok, _ := s.IsApproved(ctx, "+33240123456", end); ok {
+		t.Error("approved at its end")
+	}
+	if ok, _ := s.IsApproved(ctx, "+33240123456", end.Add(-time.Minute)); !ok {
+		t.Error("not approved before its end")
+	}
+	// …and shorten it, but not extend it alone (two-person rule).
+	if _, err := s.SetAllowlistValidity(ctx, by("301", now), id, end.Add(time.Hour)); !errors.Is(err, ErrSelfApproval) {
+		t.Errorf("proposer extends: %v", err)
+	}
+	if e, err = s.SetAllowlistValidity(ctx, by("301", now), id, end.Add(-time.Hour)); err != nil || !e.ValidUntil.Equal(end.Add(-time.Hour)) {
+		t.Fatalf("proposer shortens: %+v %v", e, err)
+	}
+	if e, err = s.SetAllowlistValidity(ctx, by("302", now), id, end.Add(24*time.Hour)); err != nil || !e.ValidUntil.Equal(end.Add(24*time.Hour)) {
+		t.Fatalf("other officer extends: %+v %v", e, err)
+	}
+	var kind, details string
+	if err := s.DB().QueryRowContext(ctx, `SELECT kind, details FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&kind, &details); err != nil {
+		t.Fatal(err)
+	}
+	if kind != "allowlist.validity" || !strings.Contains(details, "previous_valid_until") {
+		t.Errorf("last audit: %s %s", kind, details)
 	}
 }

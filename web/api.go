@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,6 +94,37 @@ type decisionRequest struct {
 	Campaign string  `json:"campaign"`
 	All      bool    `json:"all"`
 	Note     string  `json:"note"`
+}
+
+// validityRequest is the body of POST /api/v1/allowlist/{id}/validity.
+type validityRequest struct {
+	ValidUntil time.Time `json:"valid_until"` // RFC 3339: the entry stops allowing calls then
+	Note       string    `json:"note"`
+}
+
+// apiAllowlistValidity sets or changes the end of an approved entry
+// (store.SetAllowlistValidity: audited allowlist.validity).
+func (a *App) apiAllowlistValidity(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		WriteError(w, r, http.StatusNotFound, "not_found", nil)
+		return
+	}
+	var req validityRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	e, err := a.deps.Store.SetAllowlistValidity(r.Context(), a.change2(r, req.Note), id, req.ValidUntil)
+	if err != nil {
+		status, code := storeError(err)
+		if status == http.StatusInternalServerError {
+			a.internal(w, r, err)
+			return
+		}
+		WriteError(w, r, status, code, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entry": toAllowEntries([]store.AllowEntry{e})[0]})
 }
 
 func (a *App) apiAllowlistApprove(w http.ResponseWriter, r *http.Request) { a.apiDecide(w, r, true) }

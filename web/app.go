@@ -194,6 +194,7 @@ func (a *App) routes() {
 	page("GET /api/v1/allowlist", security, a.apiAllowlist)
 	page("POST /api/v1/allowlist/approve", security, a.apiAllowlistApprove)
 	page("POST /api/v1/allowlist/reject", security, a.apiAllowlistReject)
+	page("POST /api/v1/allowlist/{id}/validity", security, a.apiAllowlistValidity)
 	page("GET /api/v1/allowlist/export", security, a.allowlistCSV)
 	page("GET /api/v1/audit", security, a.apiAudit)
 	page("GET /api/v1/audit/verify", security, a.apiAuditVerify)

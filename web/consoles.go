@@ -82,6 +82,9 @@ type operatorData struct {
 	TZ             string            // the site's time zone, for the script's dates
 	Region         string            // the site's region, for the numbers
 	CorrectMinutes int               // how long the operator may correct an outcome
+	Pausable       bool              // an operator may declare a pause (POST /api/v1/me/pause)
+	PauseReasons   []string
+	Pause          string // the current pause's reason, "" if none
 }
 
 // opCampaign is an active campaign of the operator, its script rendered.
@@ -101,8 +104,11 @@ func (a *App) operatorPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lang := langOf(r)
-	d := operatorData{Reg: reg, DialerOn: a.deps.Dialer != nil, Labels: labels(lang, "op.", "disp.", "outcome.", "reason.", "reg.", "session."),
-		TZ: a.deps.Location.String(), Region: a.region()}
+	d := operatorData{Reg: reg, DialerOn: a.deps.Dialer != nil, Labels: labels(lang, "op.", "disp.", "outcome.", "reason.", "reg.", "session.", "pause."),
+		TZ: a.deps.Location.String(), Region: a.region(), PauseReasons: pauseReasons, Pausable: u.Role == store.RoleOperator}
+	if p, ok := a.pauses.get(u.Extension); ok {
+		d.Pause = p.Reason
+	}
 	cs, err := a.operatorCampaigns(ctx, u.Extension)
 	if err != nil {
 		a.internal(w, r, err)

@@ -45,6 +45,8 @@ var queueRoles = []store.Role{store.RoleOperator, store.RoleSupervisor}
 //	GET  /api/v1/me/call[?contact=ID]     every role: their phone, their own call in progress only,
 //	                                      the outcome of their undisposed call to ID
 //	GET  /api/v1/me/callbacks             operator, supervisor: the callbacks they promised
+//	GET|POST /api/v1/me/pause             operator: their pause (reason) or coming back; while paused,
+//	                                      next/open/call answer 409 paused (pauseGuard, apiCall)
 //	GET  /api/v1/calls                    supervisor, admin: calls in progress (no numbers)
 //	POST /api/v1/monitor                  supervisor, admin: {operator, mode} → 202 {session}
 //	GET  /api/v1/training                 supervisor, admin: operators' coaching state
@@ -74,8 +76,8 @@ func (a *App) consoleRoutes() {
 			Source: clientIP,
 		})
 		a.mux.Handle("/api/v1/campaigns", dm)
-		a.mux.Handle("/api/v1/campaigns/", dm)
-		a.mux.Handle("/api/v1/contacts/", dm)
+		a.mux.Handle("/api/v1/campaigns/", a.pauseGuard(dm))
+		a.mux.Handle("/api/v1/contacts/", a.pauseGuard(dm))
 		// Click-to-call: checks the phone first and explains the call
 		// path's refusals.
 		page("POST /api/v1/contacts/{id}/call", queueRoles, a.apiCall)
@@ -85,6 +87,7 @@ func (a *App) consoleRoutes() {
 	page("GET /api/v1/me/call", all, a.apiMyCall)
 	page("POST /api/v1/me/call/hangup", all, a.apiHangup)
 	page("POST /api/v1/me/pause", []store.Role{store.RoleOperator}, a.apiPause)
+	page("GET /api/v1/me/pause", []store.Role{store.RoleOperator}, a.apiPauseState)
 	page("GET /api/v1/calls", supervisor, a.apiCalls)
 	page("POST /api/v1/monitor", supervisor, a.apiMonitor)
 	page("POST /supervisor/monitor", supervisor, a.monitorForm)
@@ -279,6 +282,10 @@ func (a *App) apiCall(w http.ResponseWriter, r *http.Request) {
 	}
 	if !reg.Registered {
 		WriteError(w, r, http.StatusConflict, "phone_not_registered", nil)
+		return
+	}
+	if a.paused(r) {
+		WriteError(w, r, http.StatusConflict, "paused", nil)
 		return
 	}
 	ctx := context.WithValue(r.Context(), sourceKey{}, clientIP(r))

@@ -33,6 +33,10 @@ func storeError(err error) (int, string) {
 		return http.StatusBadRequest, "invalid_e164"
 	case errors.Is(err, store.ErrUserInactive):
 		return http.StatusForbidden, "user_inactive"
+	case errors.Is(err, store.ErrNotApproved):
+		return http.StatusConflict, "not_approved"
+	case errors.Is(err, store.ErrValidityPast):
+		return http.StatusBadRequest, "validity_past"
 	}
 	return http.StatusInternalServerError, "internal"
 }
@@ -66,6 +70,11 @@ type allowlistData struct {
 	History  []store.AllowEntry
 	Status   string
 	Statuses []string
+	// A refused validity end: the entry, what was typed and why, shown
+	// next to that entry's field.
+	ValidityID    int64
+	ValidityValue string
+	ValidityErr   string
 }
 
 func (a *App) allowlistPage(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +82,11 @@ func (a *App) allowlistPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) showAllowlist(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string) {
+	a.showAllowlistWith(w, r, status, flash, errMsg, nil)
+}
+
+// showAllowlistWith renders the page after fix has set the field errors.
+func (a *App) showAllowlistWith(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, fix func(*allowlistData)) {
 	ctx := r.Context()
 	proposed, err := a.deps.Store.Allowlist(ctx, store.AllowFilter{Status: store.AllowProposed})
 	if err != nil {
@@ -95,8 +109,12 @@ func (a *App) showAllowlist(w http.ResponseWriter, r *http.Request, status int, 
 			h = append(h, hist[i])
 		}
 	}
-	v := a.newView(r, "allowlist.title", allowlistData{DNC: a.dncRows(r), Proposed: proposed, History: h, Status: st,
-		Statuses: []string{"approved", "rejected", "revoked", "proposed"}})
+	d := allowlistData{DNC: a.dncRows(r), Proposed: proposed, History: h, Status: st,
+		Statuses: []string{"approved", "rejected", "revoked", "proposed"}}
+	if fix != nil {
+		fix(&d)
+	}
+	v := a.newView(r, "allowlist.title", d)
 	v.Flash, v.Error = flash, errMsg
 	a.render(w, r, status, "allowlist", v)
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"plateau/store"
@@ -20,6 +21,7 @@ func (a *App) securityActions() {
 	}
 	page("POST /security/allowlist/propose", a.allowlistProposeForm)
 	page("POST /security/allowlist/revoke", a.allowlistRevokeForm)
+	page("POST /security/allowlist/{id}/validity", a.allowlistValidityForm)
 	page("POST /security/dnc", a.dncAddForm)
 	page("POST /security/dnc/remove", a.dncRemoveForm)
 }
@@ -96,6 +98,51 @@ func (a *App) allowlistRevokeForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.showAllowlist(w, r, http.StatusOK, T(lang, "allowlist.revoked_n", a.number(n), len(es)), "")
+}
+
+// allowlistValidityForm sets or changes the end of an approved entry: the
+// last day it may be called (typed jj/mm/aaaa), valid through that day in
+// the site's time zone. A refusal is shown next to that entry's field.
+func (a *App) allowlistValidityForm(w http.ResponseWriter, r *http.Request) {
+	lang := langOf(r)
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		WriteError(w, r, http.StatusNotFound, "not_found", nil)
+		return
+	}
+	typed := strings.TrimSpace(r.PostFormValue("valid_until"))
+	fieldErr := func(status int, msg string) {
+		a.showAllowlistWith(w, r, status, "", "", func(d *allowlistData) {
+			d.ValidityID, d.ValidityValue, d.ValidityErr = id, typed, msg
+		})
+	}
+	if typed == "" {
+		fieldErr(http.StatusBadRequest, T(lang, "allowlist.err_validity_empty"))
+		return
+	}
+	day, err := a.parseDay(typed)
+	if err != nil {
+		fieldErr(http.StatusBadRequest, a.localDetail(lang, err.Error()))
+		return
+	}
+	until := day.AddDate(0, 0, 1)
+	if !until.After(a.now()) {
+		fieldErr(http.StatusBadRequest, T(lang, "allowlist.err_past"))
+		return
+	}
+	e, err := a.deps.Store.SetAllowlistValidity(r.Context(), a.change2(r, r.PostFormValue("note")), id, until)
+	switch {
+	case errors.Is(err, store.ErrValidityPast):
+		fieldErr(http.StatusBadRequest, T(lang, "err.validity_past"))
+		return
+	case errors.Is(err, store.ErrSelfApproval):
+		fieldErr(http.StatusForbidden, T(lang, "allowlist.err_extend_own"))
+		return
+	case err != nil:
+		a.securityFail(w, r, err)
+		return
+	}
+	a.showAllowlist(w, r, http.StatusOK, T(lang, "allowlist.validity_done", a.number(e.E164), day.Format("02/01/2006")), "")
 }
 
 func (a *App) dncAddForm(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,4 +157,45 @@ func (a *App) apiPause(w http.ResponseWriter, r *http.Request) {
 		body["since"] = now
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// apiPauseState is GET /api/v1/me/pause: the operator's own pause, so
+// that the console shows it again after a reload. 200 {"reason", "since"}
+// ({"reason": ""} when not paused).
+func (a *App) apiPauseState(w http.ResponseWriter, r *http.Request) {
+	u, _ := CurrentUser(r)
+	body := map[string]any{"reason": ""}
+	if p, ok := a.pauses.get(u.Extension); ok {
+		body["reason"], body["since"] = p.Reason, p.Since
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// paused reports whether the request's user declared an absence: a paused
+// operator takes no contact and places no call until they come back (the
+// console disables its buttons; this is the server's side of it).
+func (a *App) paused(r *http.Request) bool {
+	u, ok := CurrentUser(r)
+	if !ok {
+		return false
+	}
+	_, on := a.pauses.get(u.Extension)
+	return on
+}
+
+// pauseGuard refuses, while the user is paused, the dialer's requests
+// that hand them a contact (POST …/campaigns/{id}/next, …/contacts/{id}/open)
+// with 409 "paused"; everything else (an outcome owed, a release) passes.
+func (a *App) pauseGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && a.paused(r) {
+			p := strings.TrimSuffix(r.URL.Path, "/")
+			if (strings.HasPrefix(p, "/api/v1/campaigns/") && strings.HasSuffix(p, "/next")) ||
+				(strings.HasPrefix(p, "/api/v1/contacts/") && strings.HasSuffix(p, "/open")) {
+				WriteError(w, r, http.StatusConflict, "paused", nil)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -148,6 +148,34 @@ try {
   await page.getByRole("button", { name: "Enregistrer la correction" }).click();
   await page.getByRole("status").filter({ hasText: "Issue corrigée" }).waitFor();
 
+  step("pause (infirmary) with the keyboard: Contact suivant is off, a reload keeps it, « Reprendre » comes back");
+  await page.locator("#pause-reason").focus();
+  await page.locator("#pause-reason").selectOption("medical");
+  await page.keyboard.press("Tab");
+  expect((await active()) === "btn-pause", "Tab reaches the pause button, got " + (await active()));
+  await page.keyboard.press("Enter");
+  await page.locator("#pause-state").filter({ hasText: "En pause (infirmerie) depuis" }).waitFor();
+  expect((await active()) === "btn-resume", "focus on Reprendre, got " + (await active()));
+  expect(await page.locator("#btn-next").isDisabled(), "Contact suivant disabled while paused");
+  await blur();
+  await page.keyboard.press("s");
+  await page.waitForTimeout(300);
+  expect(await page.locator("#preview").isHidden(), "S takes no contact while paused");
+  await shot("operator-paused");
+  await axe("operator paused");
+  await page.reload();
+  await page.locator("#pause-state").filter({ hasText: "En pause (infirmerie) depuis" }).waitFor();
+  expect(await page.locator("#btn-next").isDisabled(), "still paused after a reload");
+  expect((await page.locator("#next-paused").innerText()).includes("Vous êtes en pause (infirmerie)"), "why Contact suivant is off, beside it");
+  expect((await page.locator("#btn-next").getAttribute("aria-describedby")) === "next-paused", "the reason describes the disabled button");
+  expect(await page.locator("#pause-form").isHidden(), "no second pause form after a reload");
+  await page.getByRole("button", { name: "Reprendre" }).focus();
+  await page.keyboard.press("Enter");
+  await page.locator("#pause-state").filter({ hasText: "Vous êtes disponible." }).waitFor();
+  expect(!(await page.locator("#btn-next").isDisabled()), "Contact suivant enabled after Reprendre");
+  expect(await page.locator("#next-paused").isHidden(), "no pause notice after Reprendre");
+  expect((await active()) === "btn-next", "focus back on Contact suivant, got " + (await active()));
+
   step("S: the next contact; a callback outside the hours is refused next to its field");
   await page.locator("#btn-next").focus();
   await page.keyboard.press("s");

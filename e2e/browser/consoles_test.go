@@ -192,6 +192,11 @@ func TestOperatorLoopInChromium(t *testing.T) {
 	if recs, _ := chain.List(ctx, audit.Filter{Kind: "dialer.outcome_corrected"}); len(recs) != 1 || recs[0].Entry.Details["from"] != "interested" {
 		t.Errorf("correction audited: %+v", recs)
 	}
+	for _, kind := range []string{"operator.pause", "operator.resume"} {
+		if recs, _ := chain.List(ctx, audit.Filter{Kind: kind, Actor: "101"}); len(recs) != 1 || recs[0].Entry.Reason != "medical" {
+			t.Errorf("%s from the console: %+v", kind, recs)
+		}
+	}
 	var cbBy string
 	if err := st.DB().QueryRowContext(ctx, `SELECT callback_by FROM contacts WHERE e164 = '+33240000007'`).Scan(&cbBy); err != nil || cbBy != "101" {
 		t.Errorf("Durand's callback: %q %v", cbBy, err)
@@ -202,7 +207,7 @@ func TestOperatorLoopInChromium(t *testing.T) {
 	if recs, _ := chain.List(ctx, audit.Filter{Kind: "user.suspend"}); len(recs) != 1 || recs[0].Entry.Reason != "Changement d'atelier" {
 		t.Errorf("suspension with its reason: %+v", recs)
 	}
-	for _, name := range []string{"operator-callbacks", "operator-incall-1366", "operator-incall-1280", "operator-dispose-1366",
+	for _, name := range []string{"operator-callbacks", "operator-paused", "operator-incall-1366", "operator-incall-1280", "operator-dispose-1366",
 		"operator-empty", "error-404", "login-expired", "admin-users-manage"} {
 		fi, err := os.Stat(filepath.Join(artifacts, name+".png"))
 		if err != nil || fi.Size() < 5000 {

@@ -53,6 +53,7 @@ async function login(ext) {
   await page.getByRole("button", { name: "Se connecter" }).click();
   await page.waitForURL((u) => !u.pathname.startsWith("/login"));
 }
+const active = () => page.evaluate(() => document.activeElement && document.activeElement.id);
 async function logout() {
   await page.getByRole("button", { name: "Se déconnecter" }).click();
   await page.waitForURL(/\/login/);
@@ -96,6 +97,16 @@ try {
   await page.getByRole("status").filter({ hasText: "Rappel confié au poste 101" }).waitFor();
   await shot("contacts-1366");
   await axe("contacts");
+
+  step("supervisor: corrects Martin's outcome from the contact list and sees the result");
+  const martin = page.locator("tbody tr", { hasText: "Bâtiment Martin" });
+  expect((await martin.locator("select[name=disposition]").inputValue()) === "interested", "Martin's current outcome preselected");
+  await martin.locator("select[name=disposition]").selectOption("not interested");
+  await martin.getByRole("button", { name: "Corriger" }).click();
+  await page.getByRole("status").filter({ hasText: "Issue corrigée : pas intéressé." }).waitFor();
+  const after2 = page.locator("tbody tr", { hasText: "Bâtiment Martin" });
+  expect((await after2.locator("select[name=disposition]").inputValue()) === "not interested", "the list shows the corrected outcome");
+  await axe("contacts after a correction");
 
   step("supervisor: recordings — no 0:00 call by default, French number, outcome select");
   await page.goto(base + "/recordings");
@@ -145,6 +156,28 @@ try {
   await axe("allowlist");
   await page.getByRole("button", { name: "Approuver toutes les propositions" }).click();
   await page.getByRole("status").filter({ hasText: "1 de vos propres propositions" }).waitFor();
+
+  step("security: a validity end on an approved number — the past refused next to its field, then set");
+  const durand = () => page.locator("tbody tr", { hasText: "+33240000007" });
+  const vu = durand().locator("input[name=valid_until]");
+  await vu.fill("01/01/2020");
+  await durand().getByRole("button", { name: "Fixer la fin" }).click();
+  await page.waitForLoadState();
+  const vErr = durand().locator(".field-error");
+  expect((await vErr.innerText()) === "La date de fin de validité est déjà passée.", "past end refused next to the field: " + (await vErr.innerText()));
+  const vuAgain = durand().locator("input[name=valid_until]");
+  expect((await vuAgain.getAttribute("aria-invalid")) === "true", "the field is marked invalid");
+  expect((await vuAgain.inputValue()) === "01/01/2020", "the typed date is kept");
+  expect((await active()) === (await vuAgain.getAttribute("id")), "focus on the refused field");
+  await shot("allowlist-validity-error");
+  await axe("allowlist, validity refused");
+  const next = new Date();
+  next.setDate(next.getDate() + 30);
+  const endFr = String(next.getDate()).padStart(2, "0") + "/" + String(next.getMonth() + 1).padStart(2, "0") + "/" + next.getFullYear();
+  await vuAgain.fill(endFr);
+  await durand().getByRole("button", { name: "Fixer la fin" }).click();
+  await page.getByRole("status").filter({ hasText: "02 40 00 00 07 : autorisé jusqu'au " + endFr + " inclus." }).waitFor();
+  expect((await durand().locator(".field-error").count()) === 0, "no error left");
 
   step("security: the audit log in French, filtered by a label, dates jj/mm/aaaa");
   await page.goto(base + "/security/audit");

@@ -125,6 +125,16 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 		Reason: "déjà client chez un concurrent", Source: "test", Details: map[string]any{"contact": contactID(t, st, "+33240000008"), "campaign": camp.ID}}); err != nil {
 		t.Fatal(err)
 	}
+	// An hour ago 101 entered « intéressé » for Martin; the supervisor
+	// corrects it from the contact list.
+	martin := contactID(t, st, "+33240000008")
+	if _, err := st.DB().ExecContext(ctx, `INSERT INTO attempts (contact_id, campaign_id, operator, at, outcome, sip_status, disposition, disposed_at)
+		VALUES (?, ?, '101', ?, 'answered', 200, 'interested', ?)`, martin, camp.ID, store.FormatTime(now.Add(-65*time.Minute)), store.FormatTime(now.Add(-time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, `UPDATE contacts SET last_disposition = 'interested', attempts = 1 WHERE id = ?`, martin); err != nil {
+		t.Fatal(err)
+	}
 	// 102 is suspended after being put on the campaign.
 	if err := st.SetUserStatus(ctx, "102", store.StatusSuspended, now); err != nil {
 		t.Fatal(err)
@@ -167,10 +177,24 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 	if err := st.DB().QueryRowContext(ctx, `SELECT callback_by FROM contacts WHERE e164 = '+33240000007'`).Scan(&cbBy); err != nil || cbBy != "101" {
 		t.Errorf("Durand's callback: %q %v", cbBy, err)
 	}
+	var martinDisp string
+	if err := st.DB().QueryRowContext(ctx, `SELECT last_disposition FROM contacts WHERE id = ?`, martin).Scan(&martinDisp); err != nil || martinDisp != "not interested" {
+		t.Errorf("Martin's outcome after the supervisor's correction: %q %v", martinDisp, err)
+	}
+	if recs, _ := chain.List(ctx, audit.Filter{Kind: "dialer.outcome_corrected", Actor: "201"}); len(recs) != 1 || recs[0].Entry.Details["from"] != "interested" {
+		t.Errorf("the supervisor's correction audited: %+v", recs)
+	}
+	if es, _ := st.Allowlist(ctx, store.AllowFilter{E164: "+33240000007"}); len(es) != 1 || es[0].ValidUntil.IsZero() ||
+		es[0].ValidUntil.Sub(now) < 29*24*time.Hour || es[0].ValidUntil.Sub(now) > 32*24*time.Hour {
+		t.Errorf("Durand's validity end set in the browser: %+v", es)
+	}
+	if recs, _ := chain.List(ctx, audit.Filter{Kind: "allowlist.validity", Actor: "302"}); len(recs) != 1 {
+		t.Errorf("validity end audited: %+v", recs)
+	}
 	if es, _ := st.Allowlist(ctx, store.AllowFilter{Status: store.AllowProposed}); len(es) != 1 || es[0].E164 != "+33240000023" {
 		t.Errorf("proposals left: %+v", es)
 	}
-	for _, name := range []string{"wallboard-1366", "campaign-1366", "contacts-1366", "recordings-1366", "allowlist-1366", "audit-1366", "recordings-security-1366"} {
+	for _, name := range []string{"wallboard-1366", "campaign-1366", "contacts-1366", "recordings-1366", "allowlist-1366", "allowlist-validity-error", "audit-1366", "recordings-security-1366"} {
 		fi, err := os.Stat(filepath.Join(artifacts, name+".png"))
 		if err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s: %v", name, err)

@@ -1,7 +1,7 @@
 // Operator console: the preview queue, click-to-call, the live call and
 // the disposition, over the JSON API (/api/v1/campaigns/{id}/next|queue,
 // /api/v1/contacts/{id}/call|skip|release|dispose|correct|open,
-// /api/v1/me/call, /api/v1/me/callbacks). Strings come from the page's
+// /api/v1/me/call, /api/v1/me/callbacks, /api/v1/me/pause). Strings come from the page's
 // JSON labels (the catalogue); text is only ever set with textContent,
 // never parsed as HTML.
 "use strict";
@@ -29,7 +29,8 @@
     callSeen: false,  // a live call was seen for this contact
     inCall: false,
     renew: null,
-    last: null        // the last outcome saved, while it may be corrected
+    last: null,       // the last outcome saved, while it may be corrected
+    paused: root.dataset.pause || "" // the declared absence's reason, "" when available
   };
 
   // say and fail write the page's status line; they set text only when it
@@ -283,9 +284,10 @@
   function render() {
     var leased = !!state.lease;
     var busy = state.calling || state.inCall;
+    var paused = !!state.paused;
     var callBtn = $("btn-call");
     if (callBtn) {
-      callBtn.disabled = !leased || state.owed || busy || !state.registered;
+      callBtn.disabled = !leased || state.owed || busy || !state.registered || paused;
       if (!state.registered) { callBtn.setAttribute("aria-describedby", "call-disabled"); } else { callBtn.removeAttribute("aria-describedby"); }
     }
     $("call-disabled").hidden = state.registered;
@@ -294,7 +296,8 @@
       if (b) { b.disabled = !leased || state.owed || busy; }
     });
     var nb = $("btn-next");
-    if (nb) { nb.disabled = busy || state.owed; }
+    if (nb) { nb.disabled = busy || state.owed || paused; }
+    renderPause(busy);
     $("actions").hidden = leased && state.owed;
     var showDispose = leased && state.owed && !busy;
     var wasHidden = $("dispose-form").hidden;
@@ -307,6 +310,75 @@
       if (!isTyping(document.activeElement)) { $("disposition").focus(); }
     }
   }
+
+  // ---- the operator's pause (a visit, the infirmary, a movement,
+  // training): « Contact suivant » and « Appeler » are off until « Reprendre ».
+  // The state is the server's (GET /api/v1/me/pause), so a reload keeps it. ----
+  function renderPause(busy) {
+    if (!$("pause-card")) { return; }
+    var paused = !!state.paused;
+    $("pause-form").hidden = paused;
+    $("pause-resume").hidden = !paused;
+    // No pause with an outcome owed or a call up: finish it first.
+    $("btn-pause").disabled = busy || state.owed;
+    var ps = $("pause-state");
+    var reason = L["pause." + state.paused] || state.paused;
+    setText(ps, !paused ? t("op.pause_off") :
+      state.pauseSince ? t("op.pause_on", { reason: reason, since: state.pauseSince }) : t("op.pause_now", { reason: reason }));
+    ps.className = "state " + (paused ? "off" : "ok");
+    // Beside the disabled « Contact suivant », why and how to come back.
+    var np = $("next-paused"), nb = $("btn-next");
+    if (np) {
+      np.hidden = !paused;
+      setText(np, paused ? t("op.next_paused", { reason: reason }) : "");
+      if (nb) { if (paused) { nb.setAttribute("aria-describedby", "next-paused"); } else { nb.removeAttribute("aria-describedby"); } }
+    }
+  }
+  function sinceText(iso) {
+    var d = new Date(iso);
+    if (!iso || isNaN(d.getTime())) { return ""; }
+    var opts = { hour: "2-digit", minute: "2-digit" };
+    if (tz) { opts.timeZone = tz; }
+    return d.toLocaleTimeString(lang, opts);
+  }
+  function setPause(data) {
+    state.paused = (data && data.reason) || "";
+    state.pauseSince = state.paused ? sinceText(data.since) : "";
+    render();
+  }
+  function loadPause() {
+    if (!$("pause-card")) { return; }
+    api("GET", "/api/v1/me/pause").then(function (r) { if (r.status === 200) { setPause(r.data); } });
+  }
+  on("pause-form", "submit", function (ev) {
+    ev.preventDefault();
+    clearFieldErrors($("pause-form"));
+    if (state.owed || state.calling || state.inCall) { fieldError("pause-reason", t("op.pause_blocked")); return; }
+    var reason = $("pause-reason").value;
+    if (!reason) { fieldError("pause-reason", t("op.pause_err_reason")); return; }
+    // A contact on screen goes back to the queue: others may call it.
+    var hand = state.lease ? api("POST", "/api/v1/contacts/" + state.lease.contact.id + "/release") : Promise.resolve(null);
+    hand.then(function (rel) {
+      // Released, or the lease was already gone: either way it is off screen.
+      if (rel) { forgetNotes(state.lease.contact.id); clear(""); }
+      return api("POST", "/api/v1/me/pause", { reason: reason });
+    }).then(function (r) {
+      if (r.status === 200) {
+        setPause(r.data);
+        say("");
+        $("btn-resume").focus();
+      } else { fieldError("pause-reason", errorText(r)); }
+    });
+  });
+  on("btn-resume", "click", function () {
+    api("POST", "/api/v1/me/pause", { reason: "" }).then(function (r) {
+      if (r.status === 200) {
+        $("pause-reason").value = "";
+        setPause(r.data);
+        focusNext();
+      } else { fail(errorText(r)); }
+    });
+  });
 
   // ---- next contact ----
   function campaignID() { var s = $("campaign"); return s ? s.value : ""; }
@@ -688,6 +760,7 @@
   function on(id, ev, fn) { var el = $(id); if (el) { el.addEventListener(ev, fn); } }
 
   render();
+  loadPause();
   poll();
   setInterval(loadCallbacks, 30000);
   loadCallbacks();
