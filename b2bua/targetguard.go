@@ -31,7 +31,13 @@ func (b *B2BUA) phoneInviteRefusal(req *sip.Request) *Refusal {
 		return &Refusal{Status: sip.StatusForbidden, Reason: ReasonContactNotAllowed, Rule: ruleRequest,
 			Detail: "Record-Route from " + req.Source() + ", which is not a trusted proxy"}
 	}
-	if err := b.s.DialogTargetAllowed(req, src.Addr.Addr(), netip.Addr{}); err != nil {
+	// Behind a trusted proxy (an SBC hiding the topology) the Contact may
+	// be that proxy: it is where the phone's dialog really lives.
+	proxy := netip.Addr{}
+	if src.Proxied() {
+		proxy = src.Proxy()
+	}
+	if err := b.s.DialogTargetAllowed(req, src.Addr.Addr(), proxy); err != nil {
 		return &Refusal{Status: sip.StatusForbidden, Reason: ReasonContactNotAllowed, Rule: ruleRequest, Detail: err.Error()}
 	}
 	return nil
