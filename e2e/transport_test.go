@@ -248,7 +248,7 @@ func TestTCPAcceptErrorsNotFatal(t *testing.T) {
 	need(t, "prlimit")
 	const fdLimit = 128
 	p := startPlateau(t, serverOpts{
-		users:     []user{{opExt, opPass}},
+		users: []user{{opExt, opPass}},
 		// No cap and no idle timeout in the way: only descriptors run out.
 		sipYAML:   "  limits: {tcp_connections: 4096, tcp_connections_per_source: 4096, tcp_idle_timeout: 10m}\n",
 		cmdPrefix: []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit), "--"},
@@ -416,4 +416,3 @@ func TestTCPTrunkCall(t *testing.T) {
 		t.Errorf("plateau recordings verify: %v\n%s", err, out)
 	}
 }
-

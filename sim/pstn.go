@@ -87,7 +87,7 @@ type PSTN struct {
 	stats map[string]*CallStats
 	order []string
 
-	serving   chan struct{} // closed once Serve has registered the UDP listener
+	serving chan struct{} // closed once Serve has registered the UDP listener
 
 	binding   registration // registrar mode: the PBX's live registration (registrar.go)
 	registers int          // REGISTERs accepted
