@@ -38,6 +38,50 @@ func need(t *testing.T, what, path string) {
 	}
 }
 
+// browserTools finds Chromium, node and the npm packages the walks need
+// (axe-core too when axe), or skips/fails the test as need does.
+func browserTools(t *testing.T, axe bool) (chromium, node string) {
+	t.Helper()
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	need(t, "chromium", chromium)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		node = "/usr/bin/node"
+	}
+	need(t, "node", node)
+	need(t, "playwright-core (npm ci in e2e/browser)", "node_modules/playwright-core/package.json")
+	if axe {
+		need(t, "axe-core (npm ci in e2e/browser)", "node_modules/axe-core/axe.min.js")
+	}
+	return chromium, node
+}
+
+// seededStore opens a fresh database with users, all with the test's web
+// password; it is closed when the test ends.
+func seededStore(t *testing.T, now time.Time, users []store.User) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "plateau.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		u.WebPassword = hash
+		if err := st.AddUser(ctx, u, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
 type operators struct{ st *store.Store }
 
 func (o operators) Operator(ctx context.Context, ext string) (policy.Operator, bool, error) {
@@ -83,43 +127,18 @@ func TestConsolesInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: not in -short")
 	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	need(t, "chromium", chromium)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		node = "/usr/bin/node"
-	}
-	need(t, "node", node)
-	need(t, "playwright-core (npm ci in e2e/browser)", "node_modules/playwright-core/package.json")
-
+	chromium, node := browserTools(t, false)
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "plateau.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	paris, _ := time.LoadLocation("Europe/Paris")
 	now := time.Now()
-	hash, err := auth.HashPassword(password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []store.User{
+	st := seededStore(t, now, []store.User{
 		{Extension: "101", DisplayName: "Opérateur Un", Role: store.RoleOperator},
 		{Extension: "102", DisplayName: "Opérateur Deux", Role: store.RoleOperator},
 		{Extension: "201", DisplayName: "Superviseure", Role: store.RoleSupervisor},
 		{Extension: "301", DisplayName: "Agent Sécurité Un", Role: store.RoleSecurity},
 		{Extension: "302", DisplayName: "Agent Sécurité Deux", Role: store.RoleSecurity},
 		{Extension: "401", DisplayName: "Admin", Role: store.RoleAdmin},
-	} {
-		u.WebPassword = hash
-		if err := st.AddUser(ctx, u, now); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	propose := func(by string, ps ...store.Proposal) {
 		if _, err := st.ProposeAllowlist(ctx, store.Change{By: by, Source: "test", At: now}, ps); err != nil {
 			t.Fatal(err)

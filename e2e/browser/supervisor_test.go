@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"plateau/audit"
-	"plateau/auth"
 	"plateau/b2bua"
 	"plateau/config"
 	"plateau/dialer"
@@ -35,44 +34,18 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: not in -short")
 	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	need(t, "chromium", chromium)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		node = "/usr/bin/node"
-	}
-	need(t, "node", node)
-	need(t, "playwright-core (npm ci in e2e/browser)", "node_modules/playwright-core/package.json")
-	need(t, "axe-core (npm ci in e2e/browser)", "node_modules/axe-core/axe.min.js")
-
+	chromium, node := browserTools(t, true)
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "plateau.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	paris, _ := time.LoadLocation("Europe/Paris")
 	now := time.Now()
-	hash, err := auth.HashPassword(password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []store.User{
+	st := seededStore(t, now, []store.User{
 		{Extension: "101", DisplayName: "Opérateur Un", Role: store.RoleOperator},
 		{Extension: "102", DisplayName: "Opérateur Deux", Role: store.RoleOperator},
 		{Extension: "103", DisplayName: "Opérateur Trois", Role: store.RoleOperator},
 		{Extension: "201", DisplayName: "Superviseure", Role: store.RoleSupervisor},
 		{Extension: "301", DisplayName: "Agent Sécurité Un", Role: store.RoleSecurity},
 		{Extension: "302", DisplayName: "Agent Sécurité Deux", Role: store.RoleSecurity},
-	} {
-		u.WebPassword = hash
-		if err := st.AddUser(ctx, u, now); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if err := st.SaveBindings(ctx, []store.Binding{{Extension: "101", Contact: "sip:101@127.0.0.1:5070", Source: "127.0.0.1:5070",
 		Transport: "UDP", UserAgent: "baresip", ExpiresAt: now.Add(time.Hour)}}, nil); err != nil {
 		t.Fatal(err)
