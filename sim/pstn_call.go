@@ -414,9 +414,9 @@ func (c *pstnCall) runInbound(rule Rule, offer media.Remote, codec media.Codec) 
 	p.update(func() { c.st.Status, c.st.Answered = sip.StatusOK, true })
 	if err := sess.RespondSDP(body); err != nil {
 		log.Warn("answer failed", "err", err)
-		if ctx.Err() != nil {
-			return
-		}
+		// A BYE that overtook its ACK ends the dialog here too: hangup
+		// records it as the remote's; otherwise the 200 went unacknowledged
+		// and RFC 3261 13.3.1.4 wants a BYE.
 		c.hangup()
 		return
 	}
