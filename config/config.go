@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -40,6 +41,9 @@ type Config struct {
 	// dir is the directory of the config file; relative paths are resolved
 	// against it so the binary can be started from anywhere.
 	dir string
+	// hasRecorder: the file has a recorder section (check-config then
+	// checks it as plateau recorder would start it).
+	hasRecorder bool
 }
 
 type Site struct {
@@ -242,10 +246,18 @@ type Recordings struct {
 // RemoteRecorder is the SIPREC recorder plateau serve records to.
 type RemoteRecorder struct {
 	Address string `yaml:"address"` // host:port; empty means record locally
-	// Transport is tcp (default) or udp; with udp the INVITE still goes
-	// over TCP, as RFC 3261 wants for messages over 1300 bytes.
+	// Transport is tcp (default), udp or tls; with udp the INVITE still
+	// goes over TCP, as RFC 3261 wants for messages over 1300 bytes. With
+	// tls the recording streams are SRTP (keys in the SDP, SDES).
 	Transport string   `yaml:"transport"`
 	Timeout   Duration `yaml:"timeout"` // each SIP request; default 2s
+	// With transport tls: CAFile verifies the recorder's certificate for
+	// ServerName (default: the host of Address); CertFile and KeyFile are
+	// Plateau's client certificate, which the recorder requires.
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
 }
 
 // Recorder is `plateau recorder`: it listens for SIPREC sessions and
@@ -258,7 +270,13 @@ type Recorder struct {
 	// RTPTimeout ends a session that received no RTP for that long.
 	RTPTimeout Duration `yaml:"rtp_timeout"`
 	// AllowedSources, if set, are the only SRC addresses served (CIDR).
+	// Required when the recorder listens beyond loopback.
 	AllowedSources []string `yaml:"allowed_sources"`
+	// TLS, when set, is the only SIP listener (plain udp/tcp are off):
+	// clients must present a certificate signed by its client CA.
+	TLS *RecorderTLS `yaml:"tls"`
+	// MetricsListen, if set, serves /metrics and /healthz over plain HTTP.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // Monitoring configures supervisors' live monitoring and coaching.
@@ -321,6 +339,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 		return nil, decodeError(data, err)
 	}
 	c.dir = dir
+	c.hasRecorder = hasTopKey(data, "recorder")
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -439,7 +458,15 @@ func (c *Config) applyDefaults() {
 		defD(&c.Recordings.Remote.Timeout, 2*time.Second)
 	}
 	def(&c.Recorder.Listen, "0.0.0.0:5070")
-	if len(c.Recorder.Transports) == 0 {
+	if r := c.Recordings.Remote; r.Transport == "tls" && r.ServerName == "" {
+		if h, _, err := net.SplitHostPort(r.Address); err == nil {
+			c.Recordings.Remote.ServerName = h
+		}
+	}
+	if c.Recorder.TLS != nil {
+		def(&c.Recorder.TLS.Listen, "0.0.0.0:5071")
+	} else if len(c.Recorder.Transports) == 0 {
+		// With TLS the plain transports stay off unless listed (an error).
 		c.Recorder.Transports = []string{"udp", "tcp"}
 	}
 	defD(&c.Recorder.RTPTimeout, 5*time.Minute)

@@ -246,13 +246,13 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(r.Address); err != nil {
 			return bad("recordings.remote.address", "%q is not host:port (the plateau recorder's SIP address)", r.Address)
 		}
-		if r.Transport != "udp" && r.Transport != "tcp" {
-			return bad("recordings.remote.transport", "%q is not udp or tcp", r.Transport)
+		if r.Transport != "udp" && r.Transport != "tcp" && r.Transport != "tls" {
+			return bad("recordings.remote.transport", "%q is not udp, tcp or tls", r.Transport)
 		}
 		if r.Timeout.D() < 100*time.Millisecond || r.Timeout.D() > time.Minute {
 			return bad("recordings.remote.timeout", "must be between 100ms and 1m")
 		}
-	} else if c.Recordings.Remote.Transport != "" || c.Recordings.Remote.Timeout != 0 {
+	} else if r := c.Recordings.Remote; r.Transport != "" || r.Timeout != 0 || r.CAFile != "" || r.CertFile != "" || r.KeyFile != "" || r.ServerName != "" {
 		return bad("recordings.remote.address", "is required when recordings.remote is set")
 	}
 	if err := checkHostPort(c.Recorder.Listen); err != nil {
@@ -270,6 +270,9 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParsePrefix(s); err != nil {
 			return bad(fmt.Sprintf("recorder.allowed_sources[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/24", s)
 		}
+	}
+	if err := c.validateRecorderLink(); err != nil {
+		return err
 	}
 	for name, p := range c.Recordings.CampaignPrompts {
 		if p == "" {

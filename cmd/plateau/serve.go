@@ -19,7 +19,6 @@ import (
 	"plateau/media"
 	"plateau/policy"
 	"plateau/recordings"
-	"plateau/recordings/siprec"
 	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
@@ -78,8 +77,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var callRec b2bua.Recorder = callRecorder{recorder}
 	var readyRec policy.Recorder = recorder
 	if r := cfg.Recordings.Remote; r.Address != "" {
-		rc, err := siprec.NewClient(siprec.ClientOptions{Address: r.Address, Transport: r.Transport, Timeout: r.Timeout.D(),
-			Domain: cfg.SIP.Realm, Log: log.With("component", "siprec"), Now: e.now})
+		rc, err := newRemoteRecorder(ctx, cfg, log.With("component", "siprec"), e.now)
 		if err != nil {
 			return fmt.Errorf("recordings.remote: %w", err)
 		}

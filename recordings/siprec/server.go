@@ -3,12 +3,14 @@ package siprec
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,8 +34,11 @@ type Recorder interface {
 type ServerOptions struct {
 	// Listen is the SIP host:port (port 0 picks one; see Addr).
 	Listen string
-	// Transports are udp and/or tcp (default both).
+	// Transports are udp and/or tcp (default both), or tls alone.
 	Transports []string
+	// TLS is the server's configuration for the tls transport (certs.
+	// ServerConfig with the client CA: mutual authentication).
+	TLS *tls.Config
 	// MediaIP is the address RTP is received on and written in the SDP.
 	MediaIP netip.Addr
 	// Ports hands out the RTP ports, two per recording session.
@@ -42,11 +47,16 @@ type ServerOptions struct {
 	// that long (the SRC vanished without BYE); default 5 min, above any
 	// hold a call has.
 	RTPTimeout time.Duration
-	// AllowedSources, if set, are the only addresses whose INVITE and
-	// OPTIONS are served (the recorder stores what it is sent).
+	// AllowedSources, if set, are the only addresses whose requests are
+	// served and whose TCP/TLS connections are accepted (the recorder
+	// stores what it is sent).
 	AllowedSources []netip.Prefix
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Audit receives a "recorder.refused" entry per refused source and
+	// reason (rate limited); Metrics counts every refusal. Both optional.
+	Audit   Auditor
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Server is the recording server (SRS) of `plateau recorder`: it accepts
@@ -61,8 +71,10 @@ type Server struct {
 	dialogs *sipgo.DialogServerCache
 	contact sip.ContactHeader
 	udp     *net.UDPConn
-	tcp     *net.TCPListener
+	tcp     *gateListener
+	tls     *gateListener
 	addr    netip.AddrPort
+	refused *refusals
 
 	mu       sync.Mutex
 	sessions map[string]*recSession // by the SIPREC dialog's Call-ID
@@ -92,6 +104,11 @@ func NewServer(opts ServerOptions, rec Recorder) (*Server, error) {
 		return nil, fmt.Errorf("siprec: listen %q: %w", opts.Listen, err)
 	}
 	s := &Server{opts: opts, rec: rec, log: opts.Log, sessions: map[string]*recSession{}}
+	s.refused = newRefusals(opts.Log, opts.Audit, opts.Metrics, opts.Now)
+	if slices.Contains(opts.Transports, "tls") && (len(opts.Transports) > 1 || opts.TLS == nil) {
+		// Plain SIP beside TLS would let a client skip the certificate.
+		return nil, errors.New("siprec: the tls transport needs a TLS config and excludes udp and tcp")
+	}
 	port := ap.Port()
 	for _, t := range opts.Transports {
 		switch t {
@@ -100,13 +117,19 @@ func NewServer(opts ServerOptions, rec Recorder) (*Server, error) {
 			if err == nil {
 				port = s.udp.LocalAddr().(*net.UDPAddr).AddrPort().Port()
 			}
-		case "tcp":
-			s.tcp, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), port)))
+		case "tcp", "tls":
+			var l *net.TCPListener
+			l, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), port)))
 			if err == nil {
-				port = s.tcp.Addr().(*net.TCPAddr).AddrPort().Port()
+				port = l.Addr().(*net.TCPAddr).AddrPort().Port()
+				if t == "tcp" {
+					s.tcp = newGateListener(l, nil, opts.AllowedSources, s.refused, s.log)
+				} else {
+					s.tls = newGateListener(l, opts.TLS, opts.AllowedSources, s.refused, s.log)
+				}
 			}
 		default:
-			err = fmt.Errorf("transport %q: use udp or tcp", t)
+			err = fmt.Errorf("transport %q: use udp, tcp or tls", t)
 		}
 		if err != nil {
 			s.closeListeners()
@@ -141,15 +164,18 @@ func NewServer(opts ServerOptions, rec Recorder) (*Server, error) {
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "recorder", Host: host.String(), Port: int(port),
 		UriParams: sip.NewParams(), Headers: sip.NewParams()}, Params: sip.NewParams()}
-	if s.udp == nil {
+	switch {
+	case s.tls != nil:
+		contact.Address.UriParams.Add("transport", "tls")
+	case s.udp == nil:
 		contact.Address.UriParams.Add("transport", "tcp")
 	}
 	s.contact = contact
 	s.dialogs = sipgo.NewDialogServerCache(cl, contact)
 	s.srv.OnOptions(s.guard(s.onOptions))
 	s.srv.OnInvite(s.guard(s.onInvite))
-	s.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) })
-	s.srv.OnBye(s.onBye)
+	s.srv.OnAck(s.guard(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) }))
+	s.srv.OnBye(s.guard(s.onBye))
 	return s, nil
 }
 
@@ -163,13 +189,16 @@ func (s *Server) closeListeners() {
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
+	if s.tls != nil {
+		s.tls.Close()
+	}
 }
 
 // Serve answers SIP until ctx ends, ending RTP-silent sessions; then it
 // closes every recording in progress (BYE to its SRC) and the listeners.
 func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.udp != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.srv.ServeUDP(s.udp) }()
@@ -177,6 +206,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.tcp != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.srv.ServeTCP(s.tcp) }()
+	}
+	if s.tls != nil {
+		// The gate did the handshake; sipgo reads SIP from the TLS conns.
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- s.srv.ServeTLS(s.tls) }()
 	}
 	t := time.NewTicker(min(time.Second, s.opts.RTPTimeout/2))
 	defer t.Stop()
@@ -237,25 +271,31 @@ func (s *Server) reap() {
 	}
 }
 
-// guard refuses requests from outside AllowedSources.
+// guard refuses requests from outside AllowedSources (403, logged, counted
+// and audited) and turns a handler's panic into a 500 rather than the end
+// of the process and of every recording in progress.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
-	if len(s.opts.AllowedSources) == 0 {
-		return h
-	}
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		host, _, _ := net.SplitHostPort(req.Source())
-		a, err := netip.ParseAddr(host)
-		if err == nil {
-			a = a.Unmap()
-			for _, p := range s.opts.AllowedSources {
-				if p.Contains(a) {
-					h(req, tx)
-					return
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic in a SIP handler", "method", req.Method, "source", req.Source(), "panic", p)
+				if req.Method != sip.ACK {
+					tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
 				}
 			}
+		}()
+		src := netip.Addr{}
+		if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+			src = ap.Addr().Unmap()
 		}
-		s.log.Warn("request from a source not allowed", "method", req.Method, "source", req.Source())
-		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil))
+		if len(s.opts.AllowedSources) > 0 && (!src.IsValid() || !allowed(s.opts.AllowedSources, src)) {
+			s.refused.refuse(src, RefusedSource, string(req.Method), nil)
+			if req.Method != sip.ACK {
+				respond(tx, req, sip.StatusForbidden, "Forbidden", "source not allowed (recorder.allowed_sources)")
+			}
+			return
+		}
+		h(req, tx)
 	}
 }
 
@@ -517,7 +557,7 @@ func (s *Server) finish(rs *recSession, why string, bye bool) {
 		err := rs.rec.Close(end)
 		if bye {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if berr := rs.dlg.Bye(ctx); berr != nil {
+			if berr := s.bye(ctx, rs); berr != nil {
 				rs.log.Debug("bye to the recording client", "err", berr)
 			}
 			cancel()
@@ -529,6 +569,21 @@ func (s *Server) finish(rs *recSession, why string, bye bool) {
 		}
 		rs.log.Info("recording session ended", "why", why)
 	})
+}
+
+// bye ends a session from the server's side. Over TCP and TLS the BYE
+// goes back on the SRC's own connection (RFC 5923's reuse): the SRC does
+// not listen for TLS, and a new connection would need a certificate of
+// the SRC's that the recorder has no reason to trust.
+func (s *Server) bye(ctx context.Context, rs *recSession) error {
+	inv := rs.dlg.InviteRequest
+	if sip.IsReliable(inv.Transport()) && inv.Contact() != nil {
+		bye := sip.NewRequest(sip.BYE, inv.Contact().Address)
+		bye.SetTransport(inv.Transport())
+		bye.SetDestination(inv.Source())
+		return rs.dlg.WriteBye(ctx, bye)
+	}
+	return rs.dlg.Bye(ctx)
 }
 
 // channelPlan is the channel of each m= line (-1: refused) and the

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"plateau/certs"
+	"plateau/config"
+	"plateau/recordings/siprec"
+)
+
+// certWatchInterval is how often certificate files are checked for a
+// renewal (SIGHUP reloads at once).
+const certWatchInterval = 30 * time.Second
+
+// newRemoteRecorder is the SIPREC client of recordings.remote. With
+// transport tls it presents Plateau's client certificate (reloaded on
+// SIGHUP or when its files change, until ctx ends) and verifies the
+// recorder's against ca_file for server_name.
+func newRemoteRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger, now func() time.Time) (*siprec.Client, error) {
+	r := cfg.Recordings.Remote
+	opts := siprec.ClientOptions{Address: r.Address, Transport: r.Transport, Timeout: r.Timeout.D(),
+		Domain: cfg.SIP.Realm, Log: log, Now: now}
+	if r.Transport == "tls" {
+		roots, err := certs.LoadCAs(cfg.Resolve(r.CAFile))
+		if err != nil {
+			return nil, fmt.Errorf("recordings.remote.ca_file: %w", err)
+		}
+		pair, err := certs.Load(cfg.Resolve(r.CertFile), cfg.Resolve(r.KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("recordings.remote.cert_file: %w", err)
+		}
+		opts.TLS = certs.ClientConfig(r.ServerName, roots, pair)
+		keepCertsCurrent(ctx, log, pair)
+		log.Info("recorder link over TLS", "recorder", r.Address, "server_name", r.ServerName,
+			"client_certificate", pair.Fingerprint(), "not_after", pair.NotAfter())
+	}
+	return siprec.NewClient(opts)
+}
+
+// recorderServerTLS is plateau recorder's TLS configuration: its
+// certificate (kept current like the client's) and the client CA every
+// Plateau node's certificate must chain to.
+func recorderServerTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+	t := cfg.Recorder.TLS
+	pair, err := certs.Load(cfg.Resolve(t.CertFile), cfg.Resolve(t.KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("recorder.tls.cert_file: %w", err)
+	}
+	cas, err := certs.LoadCAs(cfg.Resolve(t.ClientCAFile))
+	if err != nil {
+		return nil, fmt.Errorf("recorder.tls.client_ca_file: %w", err)
+	}
+	keepCertsCurrent(ctx, log, pair)
+	log.Info("recorder TLS certificate", "fingerprint", pair.Fingerprint(), "not_after", pair.NotAfter(),
+		"client_ca_file", cfg.Resolve(t.ClientCAFile))
+	return certs.ServerConfig(pair, cas), nil
+}
+
+// keepCertsCurrent reloads the pairs on SIGHUP and when their files change,
+// until ctx ends. A renewal that fails to load keeps the old certificate.
+func keepCertsCurrent(ctx context.Context, log *slog.Logger, pairs ...*certs.Pair) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				for _, p := range pairs {
+					if err := p.Reload(); err != nil {
+						log.Warn("SIGHUP: certificate not reloaded, the previous one stays in service", "err", err)
+						continue
+					}
+					log.Info("SIGHUP: certificate reloaded", "fingerprint", p.Fingerprint(), "not_after", p.NotAfter())
+				}
+			}
+		}
+	}()
+	for _, p := range pairs {
+		go p.Watch(ctx, certWatchInterval, log)
+	}
+}
+
+// serveRecorderMetrics serves /metrics and /healthz on addr (recorder.
+// metrics_listen) until ctx ends.
+func serveRecorderMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (func() error, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("recorder.metrics_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("recorder metrics", "listen", l.Addr().String())
+	return func() error {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("recorder.metrics_listen: %w", err)
+		}
+		return nil
+	}, nil
+}
