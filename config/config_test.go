@@ -294,9 +294,57 @@ func TestExampleRecorderConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("configs/recorder.yaml: %v", err)
 	}
-	if c.Recorder.Listen != "0.0.0.0:5070" {
+	if c.Recorder.Listen != "127.0.0.1:5070" {
 		t.Errorf("recorder.listen = %q", c.Recorder.Listen)
 	}
+	if err := c.ValidateRecorder(); err != nil {
+		t.Errorf("configs/recorder.yaml would not start: %v", err)
+	}
+
+	// Its commented TLS block, as the comments say to turn it on, with
+	// the certificates where it names them.
+	b, err := os.ReadFile("../configs/recorder.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	doc = strings.Replace(doc, "  transports: [udp, tcp]", "", 1)
+	doc = strings.Replace(doc, "allowed_sources: []", "allowed_sources: [10.0.0.10/32]", 1)
+	// The block's lines are the only ones indented before their "#".
+	for _, k := range [][2]string{{"  # tls:", "  tls:"}, {"  #   ", "    "}, {"  # metrics_listen:", "  metrics_listen:"}} {
+		doc = strings.ReplaceAll(doc, k[0], k[1])
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "certs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	recorderLinkFiles(t, filepath.Join(dir, "certs"))
+	for _, f := range [][2]string{{"node.crt", "recorder.crt"}, {"node.key", "recorder.key"}} {
+		os.Rename(filepath.Join(dir, "certs", f[0]), filepath.Join(dir, "certs", f[1]))
+	}
+	c, err = Parse([]byte(doc), filepath.Dir(mustAbs(t, "../configs/recorder.yaml")))
+	if err == nil {
+		t.Fatalf("the TLS block parsed without its certificate files next to the config")
+	}
+	c, err = Parse([]byte(strings.ReplaceAll(doc, "certs/", filepath.Join(dir, "certs")+"/")), filepath.Dir(mustAbs(t, "../configs/recorder.yaml")))
+	if err != nil {
+		t.Fatalf("configs/recorder.yaml with its tls block on: %v", err)
+	}
+	if addr, _ := c.RecorderListen(); addr != "0.0.0.0:5071" || len(c.Recorder.Transports) != 0 || c.Recorder.MetricsListen == "" {
+		t.Errorf("tls block: listen %s, transports %v, metrics %q", addr, c.Recorder.Transports, c.Recorder.MetricsListen)
+	}
+	if err := c.ValidateRecorder(); err != nil {
+		t.Errorf("with its tls block on: %v", err)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // recorderLinkFiles writes a CA and a certificate pair (self-signed: any
