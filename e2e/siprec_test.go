@@ -24,9 +24,9 @@ type recorderProc struct {
 	metricsPort int // recorder.metrics_listen on 127.0.0.1
 	rtpMin      int // media.rtp_ports: rtpMin to rtpMin+19
 	logs        *lockedBuffer
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exitErr error
+	cmd         *exec.Cmd
+	done        chan struct{}
+	exitErr     error
 }
 
 // startRecorder runs `plateau recorder` on 127.0.0.1 with its own data
