@@ -165,7 +165,10 @@ func remoteRecordedCall(t *testing.T, p *plateau, rec *recorderProc, carrierPort
 }
 
 // TestRecorderLinkTLS: a call recorded over the TLS link; the recording is
-// whole on the recorder, the recorder counted a verified TLS client.
+// whole on the recorder, the recorder counted a verified TLS client, and
+// no packet on the link (captured on loopback) carries the call's audio
+// in clear: the streams are SRTP. TestSIPRECRemoteRecorder is the
+// capture's control (plain link: the audio is there).
 func TestRecorderLinkTLS(t *testing.T) {
 	certDir := linkCerts(t)
 	rec := startRecorderWith(t, tlsRecorderKeys(certDir))
@@ -181,6 +184,11 @@ func TestRecorderLinkTLS(t *testing.T) {
 	for _, reason := range []string{"source", "tls_no_certificate", "tls_bad_certificate"} {
 		if v := rec.metric(`plateau_recorder_refused_total{reason="` + reason + `"}`); v != 0 {
 			t.Errorf("refused{%s} = %v on a good link", reason, v)
+		}
+	}
+	for _, reason := range []string{"auth", "replay", "malformed"} {
+		if v := rec.metric(`plateau_recorder_srtp_dropped_total{reason="` + reason + `"}`); v != 0 {
+			t.Errorf("srtp_dropped{%s} = %v on a good link", reason, v)
 		}
 	}
 	if !strings.Contains(rec.logs.String(), "TLS client accepted") || !strings.Contains(rec.logs.String(), "CN=node1") {

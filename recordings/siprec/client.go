@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"plateau/recordings"
+	"plateau/srtp"
 )
 
 // ClientOptions configure a Client.
@@ -344,7 +345,22 @@ func (c *Client) Start(ctx context.Context, info recordings.Info) (*Session, err
 		s.streams[i].ssrc = rand.Uint32()
 		ports[i] = int(conn.LocalAddr().(*net.UDPAddr).Port)
 	}
-	offer, err := buildOffer(c.localIP, rand.Uint64N(1<<62), []string{LabelOperator, LabelOutside}, ports)
+	// Over TLS each stream is SRTP with a fresh key (SDES, RFC 4568): the
+	// SDP, and so the key, only crosses the network inside TLS.
+	var local []srtp.Crypto
+	var cryptos []string
+	if c.opts.Transport == "tls" {
+		for range s.streams {
+			cr, err := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
+			if err != nil {
+				s.closeConns()
+				return nil, unavailable("srtp key: %v", err)
+			}
+			local = append(local, cr)
+			cryptos = append(cryptos, cr.String())
+		}
+	}
+	offer, err := buildOffer(c.localIP, rand.Uint64N(1<<62), []string{LabelOperator, LabelOutside}, ports, cryptos)
 	if err != nil {
 		s.closeConns()
 		return nil, unavailable("sdp: %v", err)
@@ -408,7 +424,7 @@ func (c *Client) Start(ctx context.Context, info recordings.Info) (*Session, err
 	}
 	ans, err := ParseBody(ctype, res.Body())
 	if err == nil {
-		err = s.connect(ans.SDP, ports)
+		err = s.connect(ans.SDP, ports, local)
 	}
 	if err != nil {
 		s.abort()

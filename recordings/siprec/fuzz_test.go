@@ -48,6 +48,6 @@ func FuzzParseSession(f *testing.F) {
 				ports[i] = 40000 + 2*i
 			}
 		}
-		buildAnswer(netip.MustParseAddr("127.0.0.1"), 1, streams, ports) // must not panic
+		buildAnswer(netip.MustParseAddr("127.0.0.1"), 1, streams, ports, nil) // must not panic
 	})
 }

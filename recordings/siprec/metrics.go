@@ -16,12 +16,10 @@ const (
 	RefusedBusy          = "tls_busy"            // too many handshakes in progress
 )
 
-// SRTP drop reasons on the recorder (plateau_recorder_srtp_dropped_total).
-const (
-	SRTPDropAuth   = "auth"   // authentication tag wrong: forged or corrupted
-	SRTPDropReplay = "replay" // an index already received
-	SRTPDropOther  = "other"  // too short, unknown SSRC state, ...
-)
+// srtpDropReasons are the reasons of plateau_recorder_srtp_dropped_total:
+// srtp.Reason's names (auth: forged, tampered or wrong key; replay: an
+// index already received or too old; malformed; key_exhausted; other).
+var srtpDropReasons = []string{"auth", "replay", "malformed", "key_exhausted", "other"}
 
 // Metrics are the SIPREC server's Prometheus metrics, on a registry the
 // caller owns. A nil *Metrics records nothing.
@@ -30,8 +28,8 @@ type Metrics struct {
 	srtpDropped *prometheus.CounterVec
 	tlsAccepted prometheus.Counter
 	// Resolved children: a flood of forged packets must not cost a label
-	// lookup each.
-	srtpAuth, srtpReplay, srtpOther prometheus.Counter
+	// hash each.
+	srtpDrops map[string]prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -43,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"reason"}),
 		srtpDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plateau_recorder_srtp_dropped_total",
-			Help: "SRTP packets the recorder dropped, by reason (auth: forged or corrupted; replay).",
+			Help: "SRTP packets the recorder dropped, by reason (auth: forged, tampered or wrong key; replay; malformed; key_exhausted).",
 		}, []string{"reason"}),
 		tlsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plateau_recorder_tls_connections_total",
@@ -59,9 +57,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for _, r := range []string{RefusedSource, RefusedNoCertificate, RefusedBadCert, RefusedHandshake, RefusedBusy} {
 		m.refused.WithLabelValues(r)
 	}
-	m.srtpAuth = m.srtpDropped.WithLabelValues(SRTPDropAuth)
-	m.srtpReplay = m.srtpDropped.WithLabelValues(SRTPDropReplay)
-	m.srtpOther = m.srtpDropped.WithLabelValues(SRTPDropOther)
+	m.srtpDrops = map[string]prometheus.Counter{}
+	for _, r := range srtpDropReasons {
+		m.srtpDrops[r] = m.srtpDropped.WithLabelValues(r)
+	}
 	return m, nil
 }
 
@@ -75,14 +74,11 @@ func (m *Metrics) srtpDrop(reason string) {
 	if m == nil {
 		return
 	}
-	switch reason {
-	case SRTPDropAuth:
-		m.srtpAuth.Inc()
-	case SRTPDropReplay:
-		m.srtpReplay.Inc()
-	default:
-		m.srtpOther.Inc()
+	c, ok := m.srtpDrops[reason]
+	if !ok {
+		c = m.srtpDrops["other"]
 	}
+	c.Inc()
 }
 
 func (m *Metrics) tlsAccept() {

@@ -22,6 +22,7 @@ import (
 
 	"plateau/media"
 	"plateau/recordings"
+	"plateau/srtp"
 )
 
 // Recorder is what the Server records into: recordings.Manager.
@@ -386,6 +387,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here", ErrNoAudio.Error())
 		return
 	}
+	// Over TLS the streams must be SRTP, and SRTP only over TLS: SDES
+	// keys in a clear SDP would protect nothing.
+	secure := s.tls != nil
+	for i, m := range streams {
+		if plan.ch[i] >= 0 && m.secure() != secure {
+			why := "the link is TLS: recording streams must be RTP/SAVP with a=crypto (SDES)"
+			if !secure {
+				why = "SRTP keys (SDES) only over SIP over TLS: offer RTP/AVP here"
+			}
+			respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here", why)
+			return
+		}
+	}
 	if err := s.rec.Ready(); err != nil {
 		respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", err.Error())
 		return
@@ -404,6 +418,10 @@ func (s *Server) start(req *sip.Request, tx sip.ServerTransaction, streams []med
 		srcIP, _ = netip.ParseAddr(host)
 	}
 	ports := make([]int, len(streams))
+	var cryptos []string // the answer's a=crypto per m= line (SRTP)
+	if s.tls != nil {
+		cryptos = make([]string, len(streams))
+	}
 	fail := func(code int, reason string, err error) {
 		rs.log.Error("recording session refused", "status", code, "err", err)
 		for _, in := range rs.in {
@@ -425,10 +443,19 @@ func (s *Server) start(req *sip.Request, tx sip.ServerTransaction, streams []med
 		if !src.IsValid() || src.IsUnspecified() {
 			src = srcIP.Unmap()
 		}
-		rs.in = append(rs.in, &inStream{pp: pp, ch: recordings.Channel(ch), src: src})
+		in := &inStream{pp: pp, ch: recordings.Channel(ch), src: src}
+		rs.in = append(rs.in, in)
 		ports[i] = pp.Port
+		if cryptos != nil {
+			sess, local, err := answerSRTP(m.Crypto)
+			if err != nil {
+				fail(sip.StatusNotAcceptableHere, "Not Acceptable Here", fmt.Errorf("stream %d: %w", i+1, err))
+				return
+			}
+			in.srtp, cryptos[i] = sess, local
+		}
 	}
-	answer, err := buildAnswer(s.opts.MediaIP, uint64(now.UnixNano()&(1<<62-1)), streams, ports)
+	answer, err := buildAnswer(s.opts.MediaIP, uint64(now.UnixNano()&(1<<62-1)), streams, ports, cryptos)
 	if err != nil {
 		fail(sip.StatusInternalServerError, "Server Internal Error", err)
 		return
@@ -486,15 +513,39 @@ type recSession struct {
 	in     []*inStream
 	answer []byte
 	lastRx atomic.Int64 // unix nanoseconds of the newest packet
+	// srtpDrops counts the session's refused SRTP packets (the first is
+	// logged).
+	srtpDrops atomic.Int64
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
 }
 
 type inStream struct {
-	pp  *media.PortPair
-	ch  recordings.Channel
-	src netip.Addr // packets from elsewhere are dropped
+	pp   *media.PortPair
+	ch   recordings.Channel
+	src  netip.Addr    // packets from elsewhere are dropped
+	srtp *srtp.Session // over TLS: packets are unprotected before writing
+}
+
+// answerSRTP accepts the first usable a=crypto of an offered stream and
+// keys the stream's session: the SRC's key unprotects what it sends; the
+// recorder's own (answered, RFC 4568 7.1.2) protects nothing it sends,
+// as it sends nothing.
+func answerSRTP(offered []string) (*srtp.Session, string, error) {
+	remote, err := srtp.Select(offered)
+	if err != nil {
+		return nil, "", err
+	}
+	local, err := srtp.Answer(remote)
+	if err != nil {
+		return nil, "", err
+	}
+	sess, err := srtp.NewSession(local, remote)
+	if err != nil {
+		return nil, "", err
+	}
+	return sess, local.String(), nil
 }
 
 // receive writes one stream's packets into its channel until the session
@@ -503,6 +554,7 @@ type inStream struct {
 func (s *Server) receive(rs *recSession, in *inStream) {
 	defer rs.wg.Done()
 	buf := make([]byte, 1500)
+	plain := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
 		n, from, err := in.pp.RTP.ReadFromUDPAddrPort(buf)
@@ -512,7 +564,20 @@ func (s *Server) receive(rs *recSession, in *inStream) {
 		if in.src.IsValid() && from.Addr().Unmap() != in.src {
 			continue
 		}
-		if pkt.Unmarshal(buf[:n]) != nil || pkt.Version != 2 {
+		b := buf[:n]
+		if in.srtp != nil {
+			// A forged, tampered or replayed packet is dropped here and
+			// counted; it neither reaches the WAV nor keeps the session
+			// alive (lastRx).
+			if b, err = in.srtp.UnprotectRTP(plain, b); err != nil {
+				s.opts.Metrics.srtpDrop(srtp.Reason(err))
+				if rs.srtpDrops.Add(1) == 1 {
+					rs.log.Warn("SRTP packet dropped (further drops are only counted)", "from", from.String(), "err", err)
+				}
+				continue
+			}
+		}
+		if pkt.Unmarshal(b) != nil || pkt.Version != 2 {
 			continue
 		}
 		now := s.opts.Now()
