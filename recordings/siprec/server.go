@@ -516,9 +516,9 @@ type recSession struct {
 	// srtpDrops counts the session's refused SRTP packets (the first is
 	// logged).
 	srtpDrops atomic.Int64
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	done      chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
 type inStream struct {

@@ -81,7 +81,7 @@ func TestSRTPLink(t *testing.T) {
 			}
 			inject.Write(genuine)
 			inject.Write(genuine) // replay
-			tampered[20] ^= 0x01 // a bit of the payload flipped
+			tampered[20] ^= 0x01  // a bit of the payload flipped
 			inject.Write(tampered)
 		}
 	}
