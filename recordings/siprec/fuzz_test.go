@@ -8,7 +8,7 @@ import (
 
 // FuzzParseSession feeds what an SRC controls in a recording session (the
 // body's Content-Type and bytes) through everything the recorder parses:
-// multipart, metadata, SDP, channel assignment. Seeds: f.Add below and
+// multipart, metadata, SDP, channel assignment, SDES keys. Seeds: f.Add below and
 // testdata/fuzz/FuzzParseSession.
 func FuzzParseSession(f *testing.F) {
 	ct, body := rfcBody()
@@ -49,5 +49,16 @@ func FuzzParseSession(f *testing.F) {
 			}
 		}
 		buildAnswer(netip.MustParseAddr("127.0.0.1"), 1, streams, ports, nil) // must not panic
+		// SDES keys of SRTP streams (a TLS link): accepted or refused,
+		// never a panic, and an accepted one answers.
+		cryptos := make([]string, len(streams))
+		for i, m := range streams {
+			if p.ch[i] >= 0 && m.secure() {
+				if _, local, err := answerSRTP(m.Crypto); err == nil {
+					cryptos[i] = local
+				}
+			}
+		}
+		buildAnswer(netip.MustParseAddr("127.0.0.1"), 1, streams, ports, cryptos)
 	})
 }
