@@ -2,14 +2,18 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -289,5 +293,41 @@ recordings: {notice_prompt: %q}
 		if _, err := os.Stat(filepath.Join(dir, "data-"+name)); err == nil {
 			t.Errorf("plateau recorder created its data directory before refusing to start")
 		}
+	}
+}
+
+// TestRecorderCertReload: a renewed recorder certificate is served after
+// SIGHUP without a restart (the renewal the README describes: delete the
+// pair, run the script again).
+func TestRecorderCertReload(t *testing.T) {
+	certDir := linkCerts(t)
+	rec := startRecorderWith(t, tlsRecorderKeys(certDir))
+	served := func() string {
+		t.Helper()
+		client, err := tls.LoadX509KeyPair(filepath.Join(certDir, "plateau-node1.crt"), filepath.Join(certDir, "plateau-node1.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", rec.sipPort),
+			&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{client}}) // the fingerprint is what is checked
+		if err != nil {
+			t.Fatalf("TLS to the recorder: %v", err)
+		}
+		defer conn.Close()
+		return fmt.Sprintf("%x", sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw))
+	}
+	before := served()
+	for _, f := range []string{"recorder.crt", "recorder.key"} {
+		os.Remove(filepath.Join(certDir, f))
+	}
+	if out, err := exec.Command(filepath.Join(repoRoot, "scripts", "recorder-certs.sh"), certDir, "127.0.0.1").CombinedOutput(); err != nil {
+		t.Fatalf("renewal: %v\n%s", err, out)
+	}
+	rec.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the renewed certificate served", func() (bool, string) {
+		return served() != before, "still " + before
+	})
+	if !strings.Contains(rec.logs.String(), "SIGHUP: certificate reloaded") {
+		t.Errorf("the recorder did not log the reload")
 	}
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# recorder-certs.sh DIR RECORDER_HOST NODE...
+# recorder-certs.sh DIR RECORDER_HOST [NODE...]
 #
 # A small CA for the link between Plateau and `plateau recorder` (SIPREC
 # over TLS with mutual authentication), made with openssl:
@@ -21,8 +21,8 @@
 # the process, or wait for it to notice the new files).
 set -eu
 
-if [ $# -lt 3 ]; then
-	echo "usage: $0 DIR RECORDER_HOST NODE..." >&2
+if [ $# -lt 2 ]; then
+	echo "usage: $0 DIR RECORDER_HOST [NODE...]" >&2
 	exit 2
 fi
 dir=$1
