@@ -148,10 +148,6 @@ type plateau struct {
 	cfg      string
 	sipPort  int
 	httpPort int
-	// httpsPort serves the consoles and the API (http.tls); 0 when the
-	// test's config has no http.tls (all over plain HTTP on httpPort).
-	httpsPort int
-	dataDir   string
 	logs     *lockedBuffer
 	cmd      *exec.Cmd
 	done     chan struct{}
@@ -161,6 +157,11 @@ type plateau struct {
 	// stopsItself is set by a test that ends the server itself (SIGTERM
 	// drain): cleanup then only checks that it has exited.
 	stopsItself bool
+
+	// httpsPort serves the consoles and the API (http.tls); 0 when the
+	// test's config has no http.tls (all over plain HTTP on httpPort).
+	httpsPort int
+	dataDir   string
 }
 
 func (p *plateau) sipAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.sipPort) }
