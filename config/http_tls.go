@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 )
 
@@ -44,6 +45,16 @@ func (c *Config) validateHTTPTLS() error {
 	case t.SelfSigned && (t.CertFile != "" || t.KeyFile != ""):
 		return bad("http.tls.self_signed", "is set with cert_file/key_file: choose one")
 	case t.SelfSigned:
+		// Made at the first start; once there, it must still be a pair
+		// (serve never replaces it).
+		crt, key := filepath.Join(c.HTTPSelfSignedDir(), "https.crt"), filepath.Join(c.HTTPSelfSignedDir(), "https.key")
+		_, cerr := os.Stat(crt)
+		_, kerr := os.Stat(key)
+		if cerr == nil || kerr == nil {
+			if _, err := checkCertKeyFiles(crt, key); err != nil {
+				return bad("http.tls.self_signed", "the certificate made at the first start is damaged (%v): restore %s and %s, or remove both to make a new one", err, crt, key)
+			}
+		}
 		return nil
 	case t.CertFile == "" && t.KeyFile == "":
 		return bad("http.tls", "needs cert_file and key_file, or self_signed: true")

@@ -100,3 +100,28 @@ func TestHTTPTLSErrorsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// The self-signed pair, once made, is checked like configured files.
+func TestHTTPTLSSelfSignedPairChecked(t *testing.T) {
+	dir := testDir(t)
+	data := filepath.Join(dir, "data")
+	y := strings.Replace(base, `http: {listen: "127.0.0.1:8080"}`, `http: {listen: "127.0.0.1:8080", tls: {self_signed: true}}`, 1)
+	y = strings.Replace(y, "data_dir: ./data", "data_dir: "+data, 1)
+	if _, err := Parse([]byte(y), dir); err != nil {
+		t.Fatalf("before the first start: %v", err)
+	}
+	tlsDir := filepath.Join(data, "tls")
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeCertPair(t, tlsDir, "https")
+	if _, err := Parse([]byte(y), dir); err != nil {
+		t.Fatalf("a good pair: %v", err)
+	}
+	os.Remove(filepath.Join(tlsDir, "https.key"))
+	_, err := Parse([]byte(y), dir)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Key != "http.tls.self_signed" || !strings.Contains(err.Error(), "https.key") {
+		t.Fatalf("a lost key: %v", err)
+	}
+}
