@@ -118,8 +118,11 @@ func (s *Server) plain() http.Handler {
 					"source", clientIP(r), "path", r.URL.Path)
 			}
 		}
-		target := (&url.URL{Scheme: "https", Host: st.host,
-			Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}).String()
+		to := url.URL{Scheme: "https", Host: st.host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+		if !strings.HasPrefix(to.Path, "/") { // "*", an authority form: the home page
+			to = url.URL{Scheme: "https", Host: st.host, Path: "/"}
+		}
+		target := to.String()
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			st.redirects.Inc()
