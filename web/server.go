@@ -136,7 +136,9 @@ func (s *Server) serveBoth(ctx context.Context, l, tl net.Listener) error {
 
 // run serves h on l (over TLS when cfg is set) until ctx ends.
 func (s *Server) run(ctx context.Context, l net.Listener, h http.Handler, cfg *tls.Config) error {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: cfg}
+	// IdleTimeout: a kept-alive connection left silent is closed (else it
+	// is held for ever: ReadTimeout is 0 for the supervisor's live stream).
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: cfg}
 	if cfg != nil {
 		hs.ErrorLog = s.https.errorLog
 	}

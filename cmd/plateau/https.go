@@ -79,7 +79,9 @@ func enableHTTPS(cfg *config.Config, srv *web.Server, reg prometheus.Registerer,
 	signal.Notify(hup, syscall.SIGHUP)
 	return func(ctx context.Context) {
 		defer signal.Stop(hup)
-		go pair.Watch(ctx, certCheckEvery, log)
+		watched := make(chan struct{})
+		go func() { defer close(watched); pair.Watch(ctx, certCheckEvery, log) }()
+		defer func() { <-watched }()
 		tick := time.NewTicker(certCheckEvery)
 		defer tick.Stop()
 		last := pair.Fingerprint()
