@@ -48,7 +48,9 @@ type httpsState struct {
 	errorLog        *log.Logger
 
 	redirects, refused, plainCookies, handshakeFailures prometheus.Counter
-	lastCookieWarn                                      atomic.Int64 // unix seconds
+	// Warnings about what came in clear, at most one a minute each: the
+	// plain listener takes anyone's requests, the log must not flood.
+	lastCookieWarn, lastRefusedWarn atomic.Int64 // unix seconds
 }
 
 // EnableHTTPS serves the consoles and the API over TLS only (see HTTPS);
@@ -113,7 +115,7 @@ func (s *Server) plain() http.Handler {
 		if hasSessionCookie(r) {
 			// Only its presence: the value is neither looked up nor logged.
 			st.plainCookies.Inc()
-			if now := time.Now().Unix(); st.lastCookieWarn.Swap(now) < now-60 {
+			if everyMinute(&st.lastCookieWarn) {
 				s.log.Warn("a session cookie came over plain HTTP: ignored; a browser sends it only to HTTPS, so a tool or an old cookie sent it in clear",
 					"source", clientIP(r), "path", r.URL.Path)
 			}
@@ -130,6 +132,10 @@ func (s *Server) plain() http.Handler {
 			return
 		}
 		st.refused.Inc()
+		if everyMinute(&st.lastRefusedWarn) {
+			s.log.Warn("a request other than GET or HEAD came over plain HTTP (a login or a form sent in clear?): refused",
+				"source", clientIP(r), "method", r.Method, "path", r.URL.Path)
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Connection", "close") // do not read a body sent in clear
 		w.WriteHeader(http.StatusForbidden)
@@ -181,4 +187,11 @@ func hasSessionCookie(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// everyMinute is true at most once a minute for the same last.
+func everyMinute(last *atomic.Int64) bool {
+	now := time.Now().Unix()
+	prev := last.Load()
+	return now-prev >= 60 && last.CompareAndSwap(prev, now)
 }
