@@ -274,8 +274,13 @@ func (c *Client) ping(ctx context.Context) (transport bool, err error) {
 	req.AppendHeader(sip.NewHeader("Accept", ContentTypeSDP))
 	res, err := c.cl.Do(ctx, req)
 	if err != nil {
-		return true, fmt.Errorf("%w: recorder %s does not answer: %w (start plateau recorder or fix recordings.remote.address)",
-			recordings.ErrRecorderUnavailable, c.opts.Address, err)
+		hint := "start plateau recorder or fix recordings.remote.address"
+		if c.opts.Transport == "tls" {
+			// A refused client certificate shows as silence with TLS 1.3:
+			// the recorder's alert comes after the request was sent.
+			hint += ", or the certificates: the recorder's log says if it refused this node's"
+		}
+		return true, fmt.Errorf("%w: recorder %s does not answer: %w (%s)", recordings.ErrRecorderUnavailable, c.opts.Address, err, hint)
 	}
 	if res.StatusCode != sip.StatusOK {
 		return false, fmt.Errorf("%w: recorder %s answered %d %s", recordings.ErrRecorderUnavailable, c.opts.Address, res.StatusCode, res.Reason)
