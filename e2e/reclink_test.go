@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,15 +100,36 @@ func refusedCall(t *testing.T, p *plateau) {
 	}
 }
 
+// rtpPorts are the RTP ports the recorder answered with, from its log
+// (rtp_ports="[30002 30004]"): the link's packets go there and nowhere
+// else, whatever other tests send on loopback meanwhile.
+func (r *recorderProc) rtpPorts() map[int]bool {
+	r.t.Helper()
+	ports := map[int]bool{}
+	for _, m := range rtpPortsRE.FindAllStringSubmatch(r.logs.String(), -1) {
+		for _, f := range strings.Fields(m[1]) {
+			if n, err := strconv.Atoi(f); err == nil {
+				ports[n] = true
+			}
+		}
+	}
+	if len(ports) == 0 {
+		r.t.Fatalf("the recorder logged no rtp_ports:\n%s", tail(r.logs.String(), 2000))
+	}
+	return ports
+}
+
+var rtpPortsRE = regexp.MustCompile(`rtp_ports="?\[([0-9 ]*)\]`)
+
 // linkLeaks compares the recorder link's packets (to the recorder's RTP
 // ports) with the plain RTP of the call's legs captured at the same time:
 // it returns how many link packets there were and how many carry an
 // 8-byte run of some leg packet's payload (plaintext audio on the link).
-func linkLeaks(pkts []capturedUDP, rtpMin, rtpMax int) (link, leaks int) {
+func linkLeaks(pkts []capturedUDP, linkPorts map[int]bool) (link, leaks int) {
 	isRTP := func(b []byte) bool { return len(b) > 12 && b[0]>>6 == 2 && (b[1]&0x7f == 0 || b[1]&0x7f == 8) }
 	plain := map[uint64]struct{}{}
 	for _, p := range pkts {
-		if (p.dstPort >= rtpMin && p.dstPort <= rtpMax) || !isRTP(p.payload) {
+		if linkPorts[p.dstPort] || !isRTP(p.payload) {
 			continue
 		}
 		pl := p.payload[12:]
@@ -116,7 +138,7 @@ func linkLeaks(pkts []capturedUDP, rtpMin, rtpMax int) (link, leaks int) {
 		}
 	}
 	for _, p := range pkts {
-		if p.dstPort < rtpMin || p.dstPort > rtpMax || p.dstPort%2 != 0 || len(p.payload) <= 12 {
+		if !linkPorts[p.dstPort] || len(p.payload) <= 12 {
 			continue
 		}
 		link++
@@ -201,7 +223,7 @@ func TestRecorderLinkTLS(t *testing.T) {
 	if capture == nil {
 		t.Skip("no packet capture here (logged above): the plaintext check needs it")
 	}
-	link, leaks := linkLeaks(capture.packets(), rec.rtpMin, rec.rtpMin+19)
+	link, leaks := linkLeaks(capture.packets(), rec.rtpPorts())
 	t.Logf("recorder link: %d packets captured, %d with plaintext audio", link, leaks)
 	if link < 200 {
 		t.Fatalf("only %d packets captured on the recorder link, want the call's (~2 x 300)", link)

@@ -22,7 +22,6 @@ type recorderProc struct {
 	dir         string // its recordings directory
 	sipPort     int
 	metricsPort int // recorder.metrics_listen on 127.0.0.1
-	rtpMin      int // media.rtp_ports: rtpMin to rtpMin+19
 	logs        *lockedBuffer
 	cmd         *exec.Cmd
 	done        chan struct{}
@@ -44,7 +43,7 @@ func startRecorderWith(t *testing.T, extra func(sipPort int) string) *recorderPr
 	dir := t.TempDir()
 	r := &recorderProc{t: t, sipPort: freePort(t), metricsPort: freePort(t), logs: &lockedBuffer{}, done: make(chan struct{}),
 		dir: filepath.Join(dir, "data", "recordings")}
-	r.rtpMin = 30000 + rand.IntN(15000)*2
+	rtp := 30000 + rand.IntN(15000)*2
 	keys := ""
 	if extra != nil {
 		keys = ", " + extra(r.sipPort)
@@ -55,7 +54,7 @@ media: {ip: 127.0.0.1, rtp_ports: "%d-%d"}
 data_dir: %q
 log: {format: text, level: debug}
 recordings: {min_free_mb: 1, notice_prompt: %q}
-`, r.sipPort, r.metricsPort, keys, r.rtpMin, r.rtpMin+19, filepath.Join(dir, "data"), filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"))
+`, r.sipPort, r.metricsPort, keys, rtp, rtp+19, filepath.Join(dir, "data"), filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"))
 	r.cfg = filepath.Join(dir, "recorder.yaml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -183,7 +182,7 @@ func TestSIPRECRemoteRecorder(t *testing.T) {
 	capture.stop()
 	if capture == nil {
 		// startUDPCapture logged why.
-	} else if link, leaks := linkLeaks(capture.packets(), rec.rtpMin, rec.rtpMin+19); link < 200 || leaks < link/2 {
+	} else if link, leaks := linkLeaks(capture.packets(), rec.rtpPorts()); link < 200 || leaks < link/2 {
 		t.Errorf("plain recorder link: %d packets captured, %d with the call's audio; want most of ~600", link, leaks)
 	}
 

@@ -500,7 +500,12 @@ func (s *Server) start(req *sip.Request, tx sip.ServerTransaction, streams []med
 		s.finish(rs, "answer_failed", false)
 		return
 	}
-	rs.log.Info("recording session started", "operator", info.Operator, "number", info.Number, "streams", len(rs.in))
+	rtpPorts := make([]int, 0, len(rs.in))
+	for _, in := range rs.in {
+		rtpPorts = append(rtpPorts, in.pp.Port)
+	}
+	rs.log.Info("recording session started", "operator", info.Operator, "number", info.Number, "streams", len(rs.in),
+		"rtp_ports", rtpPorts, "srtp", s.tls != nil)
 }
 
 // recSession is one recording session on the server.
