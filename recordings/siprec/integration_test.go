@@ -308,11 +308,7 @@ func TestRecorderByeEndsCall(t *testing.T) {
 	}
 	cancel() // the recorder shuts down: BYE to every SRC
 	<-done
-	var tapErr error
-	for i := 1; i < len(pkts) && tapErr == nil; i++ {
-		time.Sleep(10 * time.Millisecond)
-		tapErr = s.TapRTP(media.LegOperator, &pkts[i], time.Now())
-	}
+	tapErr := tapUntilError(s, pkts)
 	if !errors.Is(tapErr, ErrSessionEnded) {
 		t.Fatalf("TapRTP after the recorder's BYE = %v, want ErrSessionEnded", tapErr)
 	}
@@ -376,4 +372,20 @@ func TestTapRTPAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("TapRTP allocates %.1f times per packet, want 0", allocs)
 	}
+}
+
+// tapUntilError taps pkts (cycling through them, with their sequence
+// numbers moving on) every 10 ms until TapRTP fails or 15 s pass: the
+// recorder's BYE may take a while on a loaded machine.
+func tapUntilError(s *Session, pkts []rtp.Packet) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 1; time.Now().Before(deadline); i++ {
+		time.Sleep(10 * time.Millisecond)
+		p := pkts[i%len(pkts)]
+		p.SequenceNumber += uint16(i / len(pkts) * len(pkts))
+		if err := s.TapRTP(media.LegOperator, &p, time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -144,11 +144,7 @@ func TestTLSRecording(t *testing.T) {
 	}
 	rec.srv.mu.Unlock()
 	rec.srv.finish(rs, "test", true)
-	var tapErr error
-	for i := 1; i < len(pkts) && tapErr == nil; i++ {
-		time.Sleep(10 * time.Millisecond)
-		tapErr = s.TapRTP(media.LegOperator, &pkts[i], time.Now())
-	}
+	tapErr := tapUntilError(s, pkts)
 	if !errors.Is(tapErr, ErrSessionEnded) {
 		t.Fatalf("TapRTP after the recorder's BYE = %v, want ErrSessionEnded", tapErr)
 	}
