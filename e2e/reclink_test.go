@@ -204,6 +204,14 @@ func TestRecorderLinkTLS(t *testing.T) {
 	remoteRecordedCall(t, p, rec, carrierPort)
 	capture.stop()
 
+	// The script's certificates last 825 days; both sides expose when.
+	soon := float64(time.Now().Add(800 * 24 * time.Hour).Unix())
+	if v := rec.metric(`plateau_recorder_link_certificate_expiry_timestamp_seconds{side="recorder"}`); v < soon {
+		t.Errorf("recorder certificate expiry = %v, want the certificate's (about 825 days ahead)", v)
+	}
+	if v := p.metric(`plateau_recorder_link_certificate_expiry_timestamp_seconds{side="client"}`); v < soon {
+		t.Errorf("client certificate expiry on plateau serve = %v, want about 825 days ahead", v)
+	}
 	if v := rec.metric("plateau_recorder_tls_connections_total"); v < 1 {
 		t.Errorf("plateau_recorder_tls_connections_total = %v, want the node's connection", v)
 	}

@@ -88,7 +88,7 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 	}
 	if cfg.Recorder.TLS != nil {
 		// TLS alone: plain udp/tcp stay closed (config.validateRecorderLink).
-		if opts.TLS, err = recorderServerTLS(ctx, cfg, log.With("component", "siprec")); err != nil {
+		if opts.TLS, err = recorderServerTLS(ctx, cfg, reg, log.With("component", "siprec")); err != nil {
 			return err
 		}
 		opts.Transports = []string{"tls"}

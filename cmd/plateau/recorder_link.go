@@ -29,7 +29,7 @@ const certWatchInterval = 30 * time.Second
 // transport tls it presents Plateau's client certificate (reloaded on
 // SIGHUP or when its files change, until ctx ends) and verifies the
 // recorder's against ca_file for server_name.
-func newRemoteRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger, now func() time.Time) (*siprec.Client, error) {
+func newRemoteRecorder(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) (*siprec.Client, error) {
 	r := cfg.Recordings.Remote
 	opts := siprec.ClientOptions{Address: r.Address, Transport: r.Transport, Timeout: r.Timeout.D(),
 		Domain: cfg.SIP.Realm, Log: log, Now: now}
@@ -43,6 +43,9 @@ func newRemoteRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger
 			return nil, fmt.Errorf("recordings.remote.cert_file: %w", err)
 		}
 		opts.TLS = certs.ClientConfig(r.ServerName, roots, pair)
+		if err := siprec.RegisterCertExpiry(reg, "client", pair.NotAfter); err != nil {
+			return nil, err
+		}
 		keepCertsCurrent(ctx, log, pair)
 		log.Info("recorder link over TLS", "recorder", r.Address, "server_name", r.ServerName,
 			"client_certificate", pair.Fingerprint(), "not_after", pair.NotAfter())
@@ -53,7 +56,7 @@ func newRemoteRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger
 // recorderServerTLS is plateau recorder's TLS configuration: its
 // certificate (kept current like the client's) and the client CA every
 // Plateau node's certificate must chain to.
-func recorderServerTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+func recorderServerTLS(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (*tls.Config, error) {
 	t := cfg.Recorder.TLS
 	pair, err := certs.Load(cfg.Resolve(t.CertFile), cfg.Resolve(t.KeyFile))
 	if err != nil {
@@ -62,6 +65,9 @@ func recorderServerTLS(ctx context.Context, cfg *config.Config, log *slog.Logger
 	cas, err := certs.LoadCAs(cfg.Resolve(t.ClientCAFile))
 	if err != nil {
 		return nil, fmt.Errorf("recorder.tls.client_ca_file: %w", err)
+	}
+	if err := siprec.RegisterCertExpiry(reg, "recorder", pair.NotAfter); err != nil {
+		return nil, err
 	}
 	keepCertsCurrent(ctx, log, pair)
 	log.Info("recorder TLS certificate", "fingerprint", pair.Fingerprint(), "not_after", pair.NotAfter(),

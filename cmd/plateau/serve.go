@@ -77,7 +77,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var callRec b2bua.Recorder = callRecorder{recorder}
 	var readyRec policy.Recorder = recorder
 	if r := cfg.Recordings.Remote; r.Address != "" {
-		rc, err := newRemoteRecorder(ctx, cfg, log.With("component", "siprec"), e.now)
+		rc, err := newRemoteRecorder(ctx, cfg, reg, log.With("component", "siprec"), e.now)
 		if err != nil {
 			return fmt.Errorf("recordings.remote: %w", err)
 		}

@@ -2,6 +2,7 @@ package siprec
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -85,4 +86,21 @@ func (m *Metrics) tlsAccept() {
 	if m != nil {
 		m.tlsAccepted.Inc()
 	}
+}
+
+// RegisterCertExpiry exposes when the link's certificate in service
+// expires, as plateau_recorder_link_certificate_expiry_timestamp_seconds
+// {side="recorder"} on the recorder or {side="client"} on a Plateau node:
+// an expired one stops every call (the link fails closed), so alert
+// before. notAfter is read at each scrape (a reload shows at once).
+func RegisterCertExpiry(reg prometheus.Registerer, side string, notAfter func() time.Time) error {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "plateau_recorder_link_certificate_expiry_timestamp_seconds",
+		Help:        "When the recorder link's TLS certificate in service expires (Unix time).",
+		ConstLabels: prometheus.Labels{"side": side},
+	}, func() float64 { return float64(notAfter().Unix()) })
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("register certificate expiry: %w", err)
+	}
+	return nil
 }
