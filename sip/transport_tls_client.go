@@ -1,0 +1,308 @@
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/emiago/sipgo/sip"
+
+	"plateau/certs"
+)
+
+// Outgoing TLS. sipgo dials TLS itself with one tls.Config for the whole
+// user agent, and a tls.Config cannot tell which destination it is
+// verifying (an IP destination leaves ServerName empty in the handshake's
+// state). A trunk needs its own roots, name and client certificate, so
+// Plateau never lets sipgo dial TLS:
+//
+//   - sipgo's TLS transport gets a dialer that refuses every connection
+//     (no packet leaves) and a tls.Config that trusts nothing;
+//   - a request to a TLS trunk's address (or one of its allowed sources)
+//     goes out on a connection Plateau dialled and verified itself with
+//     that trunk's certs.ClientConfig, handed to sipgo through a listener
+//     of its own (handoffListener) so that sipgo pools it under the
+//     carrier's address and reads from it like any accepted connection;
+//   - a request to a phone over TLS goes over a connection the phone
+//     opened (tlsInbound), never a new one: phones present no certificate
+//     Plateau could verify. A phone whose connection is gone is unreachable
+//     until it registers again.
+//
+// A connection that fails verification ends the request before anything
+// is written: the call fails closed, and nothing is sent in clear instead.
+
+// ErrTLS is the class of the errors of outgoing TLS (a carrier's
+// certificate refused, no connection to a phone): the trunk leg answers
+// the operator 503 with a Reason naming TLS.
+var ErrTLS = errors.New("sip tls")
+
+var errTLSName = errors.New("certificate name mismatch")
+
+// TLSError is an outgoing TLS connection that was refused.
+type TLSError struct {
+	Dest   string // host:port
+	Trunk  string // "" for a phone
+	Reason string // certificate, timeout, no_connection, ...
+	Err    error
+}
+
+func (e *TLSError) Error() string {
+	who := "phone " + e.Dest
+	if e.Trunk != "" {
+		who = "trunk " + e.Trunk + " at " + e.Dest
+	}
+	return fmt.Sprintf("TLS to %s: %s: %v", who, e.Reason, e.Err)
+}
+
+func (e *TLSError) Unwrap() []error { return []error{ErrTLS, e.Err} }
+
+// errSipgoTLSDial is what sipgo's own TLS dialer always returns.
+var errSipgoTLSDial = errors.New("sip tls: connections are dialled by Plateau only (transport_tls_client.go)")
+
+// refusingTLSTransport is sipgo's TLS transport with a dialer that
+// refuses every outgoing connection before it is opened.
+func refusingTLSTransport() *sip.TransportTLS {
+	return &sip.TransportTLS{TransportTCP: &sip.TransportTCP{
+		DialerCreate: func(net.Addr) net.Dialer {
+			return net.Dialer{ControlContext: func(context.Context, string, string, syscall.RawConn) error {
+				return errSipgoTLSDial
+			}}
+		},
+	}}
+}
+
+// untrustingTLSConfig is the user agent's TLS client config, in case a
+// connection got past the dialer anyway: no root, nothing verifies.
+func untrustingTLSConfig() *tls.Config { return certs.ClientConfig("", x509.NewCertPool(), nil) }
+
+// handoffListener is how connections Plateau dialled enter sipgo's pool:
+// sipgo serves it like a listener (ServeTLS) and files each connection
+// under its remote address, where requests to that address find it.
+type handoffListener struct {
+	addr   net.Addr
+	ch     chan handoff
+	closed chan struct{}
+	once   sync.Once
+	last   chan struct{} // Accept's goroutine only
+}
+
+type handoff struct {
+	c          net.Conn
+	registered chan struct{}
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, ch: make(chan handoff), closed: make(chan struct{})}
+}
+
+// Accept is called by sipgo's serving loop, which calls it again only
+// after it has pooled the previous connection: that is when give returns.
+func (l *handoffListener) Accept() (net.Conn, error) {
+	if l.last != nil {
+		close(l.last)
+		l.last = nil
+	}
+	select {
+	case h := <-l.ch:
+		l.last = h.registered
+		return h.c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+// give hands c to sipgo and returns once sipgo has pooled it.
+func (l *handoffListener) give(ctx context.Context, c net.Conn) error {
+	h := handoff{c: c, registered: make(chan struct{})}
+	select {
+	case l.ch <- h:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.closed:
+		return net.ErrClosed
+	}
+	select {
+	case <-h.registered:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.closed:
+		return net.ErrClosed
+	}
+}
+
+// tlsOutbound holds the verified connections Plateau dialled, by
+// destination.
+type tlsOutbound struct {
+	s       *Server
+	handoff *handoffListener
+	mu      sync.Mutex
+	conns   map[netip.AddrPort]*tlsClientConn
+	dialing map[netip.AddrPort]*sync.Mutex
+	dial    func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// tlsClientConn forgets itself when sipgo closes it (the carrier went
+// away): the next request dials again.
+type tlsClientConn struct {
+	*tls.Conn
+	out  *tlsOutbound
+	dest netip.AddrPort
+	once sync.Once
+}
+
+func (c *tlsClientConn) Close() error {
+	c.once.Do(func() {
+		c.out.mu.Lock()
+		if c.out.conns[c.dest] == c {
+			delete(c.out.conns, c.dest)
+		}
+		c.out.mu.Unlock()
+		c.out.s.metrics.tlsOutConns.Dec()
+	})
+	return c.Conn.Close()
+}
+
+// ensure makes sure a verified connection to dest is in sipgo's pool.
+func (o *tlsOutbound) ensure(ctx context.Context, dest netip.AddrPort, t *Trunk) error {
+	o.mu.Lock()
+	if o.conns[dest] != nil {
+		o.mu.Unlock()
+		return nil
+	}
+	if o.dialing == nil {
+		o.dialing = map[netip.AddrPort]*sync.Mutex{}
+	}
+	dm := o.dialing[dest]
+	if dm == nil {
+		dm = &sync.Mutex{}
+		o.dialing[dest] = dm
+	}
+	o.mu.Unlock()
+	// One dial per destination at a time; the others use its connection.
+	dm.Lock()
+	defer dm.Unlock()
+	o.mu.Lock()
+	done := o.conns[dest] != nil
+	o.mu.Unlock()
+	if done {
+		return nil
+	}
+	c, err := o.connect(ctx, dest, t)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	if o.conns == nil {
+		o.conns = map[netip.AddrPort]*tlsClientConn{}
+	}
+	o.conns[dest] = c
+	o.mu.Unlock()
+	o.s.metrics.tlsOutConns.Inc()
+	if err := o.handoff.give(ctx, c); err != nil {
+		c.Close()
+		return &TLSError{Dest: dest.String(), Trunk: t.Name, Reason: "handoff", Err: err}
+	}
+	return nil
+}
+
+// connect dials dest and verifies the carrier with t's TLS config (its
+// roots, its server name, its client certificate).
+func (o *tlsOutbound) connect(ctx context.Context, dest netip.AddrPort, t *Trunk) (*tlsClientConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+	defer cancel()
+	fail := func(reason string, err error) error {
+		o.s.metrics.tlsHandshakeFailures.WithLabelValues("out", reason).Inc()
+		return &TLSError{Dest: dest.String(), Trunk: t.Name, Reason: reason, Err: err}
+	}
+	raw, err := o.dial(ctx, dest.String())
+	if err != nil {
+		return nil, fail("connect", err)
+	}
+	tc := tls.Client(raw, t.TLS.Clone())
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fail(tlsFailureReason(err), err)
+	}
+	return &tlsClientConn{Conn: tc, out: o, dest: dest}, nil
+}
+
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// routeTLS prepares a request that leaves over TLS: to a TLS trunk, a
+// verified connection of Plateau's own; to anyone else (a phone), the
+// connection that phone opened. Its error fails the request before any
+// byte is written.
+func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
+	host, port, err := SplitHostPort(req.Destination())
+	if err != nil {
+		return &TLSError{Dest: req.Destination(), Reason: "destination", Err: err}
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return &TLSError{Dest: req.Destination(), Reason: "destination", Err: fmt.Errorf("%q is not an IP address", host)}
+	}
+	if port == 0 {
+		port = sip.DefaultTlsPort
+	}
+	dest := netip.AddrPortFrom(a.Unmap(), uint16(port))
+	if t := s.tlsTrunkFor(dest.Addr()); t != nil {
+		if ctx == nil {
+			ctx = s.ctx
+		}
+		return s.tlsOut.ensure(ctx, dest, t)
+	}
+	via := s.tlsIn.lookup(dest)
+	if via == "" {
+		s.metrics.tlsHandshakeFailures.WithLabelValues("out", "no_connection").Inc()
+		return &TLSError{Dest: dest.String(), Reason: "no_connection",
+			Err: errors.New("no TLS connection from this phone is open (a phone is reached over the connection it registered on; it must register again)")}
+	}
+	if via != dest.String() {
+		req.SetDestination(via)
+	}
+	return nil
+}
+
+// tlsTrunkFor is the TLS trunk whose address or allowed sources hold a.
+func (s *Server) tlsTrunkFor(a netip.Addr) *Trunk {
+	for _, t := range s.trunks {
+		if t.Transport != "tls" || t.TLS == nil {
+			continue
+		}
+		for _, ap := range s.trunkAddrsOf[t] {
+			if ap.Addr() == a {
+				return t
+			}
+		}
+	}
+	for _, t := range s.trunks {
+		if t.Transport == "tls" && t.TLS != nil && t.Allows(a) {
+			return t
+		}
+	}
+	return nil
+}
+
+// startTLSHandoff starts serving the handoff listener (Serve).
+func (s *Server) startTLSHandoff(addr net.Addr) *handoffListener {
+	l := newHandoffListener(addr)
+	s.tlsOut.handoff = l
+	return l
+}
