@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -159,9 +161,19 @@ type tlsOutbound struct {
 // away): the next request dials again.
 type tlsClientConn struct {
 	*tls.Conn
-	out  *tlsOutbound
-	dest netip.AddrPort
-	once sync.Once
+	out     *tlsOutbound
+	dest    netip.AddrPort
+	once    sync.Once
+	pending []byte // read while confirming the handshake; sipgo reads it first
+}
+
+func (c *tlsClientConn) Read(b []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(b, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }
 
 func (c *tlsClientConn) Close() error {
@@ -232,12 +244,82 @@ func (o *tlsOutbound) connect(ctx context.Context, dest netip.AddrPort, t *Trunk
 	if err != nil {
 		return nil, fail("connect", err)
 	}
-	tc := tls.Client(raw, t.TLS.Clone())
+	cfg, asked, ticket := confirmable(t.TLS)
+	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, fail(tlsFailureReason(err), err)
 	}
-	return &tlsClientConn{Conn: tc, out: o, dest: dest}, nil
+	c := &tlsClientConn{Conn: tc, out: o, dest: dest}
+	if asked.Load() && tc.ConnectionState().Version >= tls.VersionTLS13 {
+		if err := c.confirm(ticket, tlsConfirmTimeout); err != nil {
+			raw.Close()
+			return nil, fail("certificate", err)
+		}
+	}
+	return c, nil
+}
+
+// In TLS 1.3 the client's handshake ends before the server has checked
+// the client's certificate: a carrier that wants mutual TLS and refuses
+// ours says so in an alert after that. When the carrier asked for a
+// certificate, Plateau waits for its verdict before sending anything: an
+// alert refuses the connection; a session ticket (what servers send once
+// the client is accepted) or tlsConfirmTimeout of silence accepts it.
+const tlsConfirmTimeout = 2 * time.Second
+
+// confirmable clones base so that the handshake tells whether the server
+// asked for a client certificate, and signals the session tickets the
+// server sends (none is kept: no resumption).
+func confirmable(base *tls.Config) (*tls.Config, *atomic.Bool, chan struct{}) {
+	cfg := base.Clone()
+	asked := &atomic.Bool{}
+	get := cfg.GetClientCertificate
+	cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked.Store(true)
+		if get == nil {
+			return &tls.Certificate{}, nil // none: what Go sends by default
+		}
+		return get(cri)
+	}
+	ticket := make(chan struct{}, 1)
+	cfg.ClientSessionCache = ticketSignal(ticket)
+	return cfg, asked, ticket
+}
+
+// ticketSignal is a session cache that keeps nothing and signals a ticket.
+type ticketSignal chan struct{}
+
+func (t ticketSignal) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (t ticketSignal) Put(string, *tls.ClientSessionState) {
+	select {
+	case t <- struct{}{}:
+	default:
+	}
+}
+
+// confirm reads until the server's verdict on the client certificate
+// (see tlsConfirmTimeout). Bytes read meanwhile are kept for sipgo.
+func (c *tlsClientConn) confirm(ticket <-chan struct{}, limit time.Duration) error {
+	c.Conn.SetReadDeadline(time.Now().Add(limit))
+	defer c.Conn.SetReadDeadline(time.Time{})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ticket:
+			c.Conn.SetReadDeadline(time.Now()) // accepted: stop waiting
+		case <-done:
+		}
+	}()
+	buf := make([]byte, 4096)
+	n, err := c.Conn.Read(buf)
+	c.pending = append(c.pending, buf[:n]...)
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return fmt.Errorf("the carrier refused the connection after the handshake: %w", err)
 }
 
 func dialTCP(ctx context.Context, addr string) (net.Conn, error) {

@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"plateau/certs"
+	"plateau/config"
+	"plateau/sim"
+)
+
+// SIP over TLS (issue 13): TLS trunks toward pstn-sim as a TLS carrier,
+// the carrier's certificate verified; phones over TLS (baresip).
+
+// pemPair is a self-signed certificate (it is its own CA) and its key.
+type pemPair struct{ cert, key string }
+
+func writePair(t *testing.T, dir, name string, hosts ...string) pemPair {
+	t.Helper()
+	c, k, err := certs.SelfSigned(hosts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pemPair{filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")}
+	if err := os.WriteFile(p.cert, c, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.key, k, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tlsCarrier is pstn-sim on 127.0.0.2 (the trunk source of the call
+// tests) with a TLS listener presenting cert; clientCA, when set, is
+// demanded of clients (mutual TLS).
+func tlsCarrier(t *testing.T, cert pemPair, clientCA string) *sim.PSTN {
+	t.Helper()
+	cfg := sim.DefaultConfig()
+	cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
+	cfg.Media.IP = "127.0.0.2"
+	cfg.RingTime = config.Duration(100 * time.Millisecond)
+	cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key, ClientCAFile: clientCA}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("pstn-sim did not stop")
+		}
+	})
+	return p
+}
+
+// tlsPlateau starts plateau with SIP over TLS (its own certificate) and
+// one TLS trunk toward carrier with the given trunks[].tls lines.
+func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (*plateau, int) {
+	t.Helper()
+	need(t, "sipp")
+	dir := t.TempDir()
+	own := writePair(t, dir, "plateau", "127.0.0.1")
+	tlsPort := freePort(t)
+	p := startPlateau(t, serverOpts{
+		users:      []user{{opExt, opPass}},
+		transports: "[udp, tcp, tls]",
+		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
+		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
+		extraYAML: fmt.Sprintf("trunks:\n  - {name: tlscarrier, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: 0s, tls: {%s}}\n",
+			carrier.TLSAddr().String(), callerID, trunkSources, trunkTLS),
+	})
+	approve(t, p, approved)
+	return p, tlsPort
+}
+
+const (
+	mTLSOut        = "plateau_sip_tls_outbound_connections"
+	mTLSCertRefuse = `plateau_sip_tls_handshake_failures_total{direction="out",reason="certificate"}`
+)
+
+// An operator's call leaves over TLS to a carrier whose certificate
+// verifies (name and chain): answered, hung up over TLS, recorded.
+func TestTLSTrunkCall(t *testing.T) {
+	dir := t.TempDir()
+	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
+	carrier := tlsCarrier(t, carrierCert, "")
+	p, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
+
+	op := startOperator(t, p, "uac_call.xml", approved)
+	op.mustSucceed(45 * time.Second)
+	waitMetric(t, p, mActive, 0)
+	if v := p.metricOf(mAnswer); v != 1 {
+		t.Errorf("%s = %v, want 1", mAnswer, v)
+	}
+	calls := carrier.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("the carrier saw %d calls, want 1: %+v", len(calls), calls)
+	}
+	c := calls[0]
+	if !strings.EqualFold(c.Transport, "TLS") || !c.Answered || c.Number != approved {
+		t.Errorf("carrier's call: %+v, want an answered call to %s over TLS", c, approved)
+	}
+	eventually(t, "the carrier's call ended by Plateau's BYE", func() (bool, string) {
+		cs := carrier.Calls()
+		return len(cs) == 1 && !cs[0].End.IsZero() && cs[0].HangupBy == "remote", fmt.Sprintf("%+v", cs)
+	})
+	if v := p.metricOf(mTLSOut); v < 1 {
+		t.Errorf("%s = %v, want a verified connection open", mTLSOut, v)
+	}
+	eventually(t, "the call recorded", func() (bool, string) {
+		f := recordingFiles(t, p)
+		return len(f[".wav"]) == 1 && len(f[".json"]) == 1, fmt.Sprint(f)
+	})
+	if out, err := p.plateauCmd("recordings", "verify"); err != nil {
+		t.Errorf("plateau recordings verify: %v\n%s", err, out)
+	}
+}
+
+// A carrier whose certificate does not verify (self-signed by someone
+// Plateau does not trust, or for another name): the call is refused 503
+// with a Reason naming TLS, audited and counted, and nothing reached the
+// carrier — not the INVITE over TLS, nor any fallback in clear.
+func TestTLSTrunkUntrustedCertificate(t *testing.T) {
+	for _, tc := range []struct {
+		trunkTLS func(dir string, carrier pemPair) string
+		label          string
+	}{
+		{label: "unknown CA", trunkTLS: func(dir string, _ pemPair) string {
+			other := writePair(t, dir, "other", "127.0.0.2")
+			return fmt.Sprintf("ca_file: %q", other.cert)
+		}},
+		{label: "wrong name", trunkTLS: func(_ string, carrier pemPair) string {
+			return fmt.Sprintf("ca_file: %q, server_name: sbc.other-carrier.example", carrier.cert)
+		}},
+	} {
+		t.Run(tc.label, func(t *testing.T) {
+			dir := t.TempDir()
+			carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
+			carrier := tlsCarrier(t, carrierCert, "")
+			// Anything Plateau might send in clear to the carrier's port.
+			udp, err := net.ListenPacket("udp", carrier.TLSAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer udp.Close()
+			p, _ := tlsPlateau(t, carrier, tc.trunkTLS(dir, carrierCert))
+
+			ua := newRawUA(t, p, "127.0.0.1")
+			callID, tag := randHex(8)+"@e2e", randHex(4)
+			r := ua.invite(ua.newInvite(opExt, approved, 1, callID, tag))
+			if r == nil || r.status != 407 {
+				t.Fatalf("INVITE: %v, want 407", r)
+			}
+			tx := ua.newInvite(opExt, approved, 2, callID, tag)
+			r = ua.invite(tx, authorization(r, opExt, opPass, tx.uri))
+			if r == nil || r.status != 503 {
+				t.Fatalf("INVITE to an untrusted TLS carrier: %v, want 503", r)
+			}
+			if reason := r.get("Reason"); !strings.Contains(reason, "TLS_FAILED") {
+				t.Errorf("503 Reason %q does not name TLS", reason)
+			}
+			if calls := carrier.Calls(); len(calls) != 0 {
+				t.Errorf("the carrier got %d calls through an unverified connection: %+v", len(calls), calls)
+			}
+			udp.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			buf := make([]byte, 2048)
+			if n, from, err := udp.ReadFrom(buf); err == nil {
+				t.Errorf("Plateau fell back to UDP: %d bytes from %s:\n%s", n, from, buf[:n])
+			}
+			auditHas(t, p, "trunk.tls_refused", "tlscarrier", "TLS_FAILED")
+			if v := p.metricOf(mTLSCertRefuse); v < 1 {
+				t.Errorf("%s = %v, want ≥ 1", mTLSCertRefuse, v)
+			}
+			if v := p.metricOf(mAnswer); v != 0 {
+				t.Errorf("%s = %v, want 0", mAnswer, v)
+			}
+		})
+	}
+}
+
+// A carrier that demands a client certificate: Plateau presents
+// trunks[].tls.cert_file and the call goes through; without it the
+// carrier refuses the handshake and the call fails closed.
+func TestTLSTrunkClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
+	client := writePair(t, dir, "plateau-client", "plateau.example")
+	carrier := tlsCarrier(t, carrierCert, client.cert)
+
+	t.Run("presented", func(t *testing.T) {
+		p, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q, cert_file: %q, key_file: %q", carrierCert.cert, client.cert, client.key))
+		op := startOperator(t, p, "uac_call.xml", approved)
+		op.mustSucceed(45 * time.Second)
+		waitMetric(t, p, mActive, 0)
+		if v := p.metricOf(mAnswer); v != 1 {
+			t.Errorf("%s = %v, want 1", mAnswer, v)
+		}
+	})
+	before := len(carrier.Calls())
+	if before != 1 {
+		t.Fatalf("the carrier saw %d calls with the client certificate, want 1", before)
+	}
+	t.Run("missing", func(t *testing.T) {
+		p, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
+		op := startOperator(t, p, "uac_503.xml", approved)
+		op.mustSucceed(30 * time.Second)
+		auditHas(t, p, "trunk.tls_refused", "tlscarrier")
+		if n := len(carrier.Calls()); n != before {
+			t.Errorf("the carrier got a call from a client without a certificate")
+		}
+	})
+}
