@@ -138,7 +138,7 @@ func TestTLSTrunkCall(t *testing.T) {
 func TestTLSTrunkUntrustedCertificate(t *testing.T) {
 	for _, tc := range []struct {
 		trunkTLS func(dir string, carrier pemPair) string
-		label          string
+		label    string
 	}{
 		{label: "unknown CA", trunkTLS: func(dir string, _ pemPair) string {
 			other := writePair(t, dir, "other", "127.0.0.2")
