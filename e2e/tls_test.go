@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,13 +41,16 @@ func writePair(t *testing.T, dir, name string, hosts ...string) pemPair {
 // tlsCarrier is pstn-sim on 127.0.0.2 (the trunk source of the call
 // tests) with a TLS listener presenting cert; clientCA, when set, is
 // demanded of clients (mutual TLS).
-func tlsCarrier(t *testing.T, cert pemPair, clientCA string) *sim.PSTN {
+func tlsCarrier(t *testing.T, cert pemPair, clientCA string, mod ...func(*sim.Config)) *sim.PSTN {
 	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
 	cfg.Media.IP = "127.0.0.2"
 	cfg.RingTime = config.Duration(100 * time.Millisecond)
 	cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key, ClientCAFile: clientCA}
+	for _, m := range mod {
+		m(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,13 +74,13 @@ func tlsCarrier(t *testing.T, cert pemPair, clientCA string) *sim.PSTN {
 
 // tlsPlateau starts plateau with SIP over TLS (its own certificate) and
 // one TLS trunk toward carrier with the given trunks[].tls lines.
-func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (*plateau, int) {
+func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (p *plateau, tlsPort int, ownCert string) {
 	t.Helper()
 	need(t, "sipp")
 	dir := t.TempDir()
 	own := writePair(t, dir, "plateau", "127.0.0.1")
-	tlsPort := freePort(t)
-	p := startPlateau(t, serverOpts{
+	tlsPort = freePort(t)
+	p = startPlateau(t, serverOpts{
 		users:      []user{{opExt, opPass}},
 		transports: "[udp, tcp, tls]",
 		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
@@ -85,7 +89,7 @@ func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (*plateau, int
 			carrier.TLSAddr().String(), callerID, trunkSources, trunkTLS),
 	})
 	approve(t, p, approved)
-	return p, tlsPort
+	return p, tlsPort, own.cert
 }
 
 const (
@@ -99,7 +103,7 @@ func TestTLSTrunkCall(t *testing.T) {
 	dir := t.TempDir()
 	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
 	carrier := tlsCarrier(t, carrierCert, "")
-	p, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
+	p, _, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
 
 	op := startOperator(t, p, "uac_call.xml", approved)
 	op.mustSucceed(45 * time.Second)
@@ -158,7 +162,7 @@ func TestTLSTrunkUntrustedCertificate(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer udp.Close()
-			p, _ := tlsPlateau(t, carrier, tc.trunkTLS(dir, carrierCert))
+			p, _, _ := tlsPlateau(t, carrier, tc.trunkTLS(dir, carrierCert))
 
 			ua := newRawUA(t, p, "127.0.0.1")
 			callID, tag := randHex(8)+"@e2e", randHex(4)
@@ -203,7 +207,7 @@ func TestTLSTrunkClientCertificate(t *testing.T) {
 	carrier := tlsCarrier(t, carrierCert, client.cert)
 
 	t.Run("presented", func(t *testing.T) {
-		p, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q, cert_file: %q, key_file: %q", carrierCert.cert, client.cert, client.key))
+		p, _, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q, cert_file: %q, key_file: %q", carrierCert.cert, client.cert, client.key))
 		op := startOperator(t, p, "uac_call.xml", approved)
 		op.mustSucceed(45 * time.Second)
 		waitMetric(t, p, mActive, 0)
@@ -216,7 +220,7 @@ func TestTLSTrunkClientCertificate(t *testing.T) {
 		t.Fatalf("the carrier saw %d calls with the client certificate, want 1", before)
 	}
 	t.Run("missing", func(t *testing.T) {
-		p, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
+		p, _, _ := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
 		op := startOperator(t, p, "uac_503.xml", approved)
 		op.mustSucceed(30 * time.Second)
 		auditHas(t, p, "trunk.tls_refused", "tlscarrier")
@@ -224,4 +228,104 @@ func TestTLSTrunkClientCertificate(t *testing.T) {
 			t.Errorf("the carrier got a call from a client without a certificate")
 		}
 	})
+}
+
+// A phone over TLS (Debian's baresip 1.0): it registers to Plateau's TLS
+// listener and calls through Plateau to a TLS carrier, which hangs up: the
+// call is answered and recorded, Plateau's Contact says transport=tls, and
+// the BYE Plateau sends the phone goes over TLS on the phone's own
+// connection (its Contact names a port where it does not listen for TLS).
+// Then the carrier calls in: Plateau rings the phone over TLS too.
+func TestBaresipOverTLS(t *testing.T) {
+	bin := need(t, "baresip")
+	dir := t.TempDir()
+	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
+	carrier := tlsCarrier(t, carrierCert, "", func(c *sim.Config) {
+		c.Rules = []sim.Rule{{Prefix: approved, Action: sim.ActionRing, HangupAfter: config.Duration(2 * time.Second)}}
+	})
+	p, tlsPort, own := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
+
+	bdir := t.TempDir()
+	port := freePort(t)
+	account := fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=tls>;auth_pass=%s;regint=600;answermode=auto\n", opExt, tlsPort, opPass)
+	conf := fmt.Sprintf(`module_path /usr/lib/baresip/modules
+sip_listen 127.0.0.1:%d
+sip_cafile %s
+net_interface 127.0.0.1
+audio_source aufile,%s
+module g711.so
+module aufile.so
+module_app account.so
+module_app menu.so
+`, port, own, filepath.Join(repoRoot, "configs", "prompts", "notice-en.wav"))
+	for name, content := range map[string]string{"accounts": account, "config": conf} {
+		if err := os.WriteFile(filepath.Join(bdir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out := &lockedBuffer{}
+	// -s: baresip traces every SIP message with its transport and addresses.
+	cmd := exec.CommandContext(ctx, bin, "-f", bdir, "-s", "-e", "/dial "+approved, "-t", "40")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Skipf("baresip cannot start here: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() || os.Getenv("E2E_SHOW") != "" {
+			t.Logf("baresip:\n%s", tail(out.String(), 12000))
+		}
+	}()
+	eventually(t, "baresip registered over TLS", func() (bool, string) {
+		reg := p.registered()[opExt]
+		return strings.Contains(strings.ToLower(reg), "transport=tls"), reg
+	})
+	waitMetric(t, p, mAnswer, 1)
+	fromPlateau := fmt.Sprintf("TLS 127.0.0.1:%d -> ", tlsPort)
+	eventually(t, "Plateau's BYE to the phone over TLS", func() (bool, string) {
+		return received(out.String(), fromPlateau, "BYE sip:"), tail(out.String(), 2000)
+	})
+	if !strings.Contains(out.String(), fmt.Sprintf("Contact: <sip:plateau@127.0.0.1:%d;transport=tls>", tlsPort)) {
+		t.Errorf("Plateau's Contact toward the phone does not say transport=tls")
+	}
+	eventually(t, "the call recorded", func() (bool, string) {
+		f := recordingFiles(t, p)
+		return len(f[".wav"]) == 1 && len(f[".json"]) == 1, fmt.Sprint(f)
+	})
+	if calls := carrier.Calls(); len(calls) != 1 || !strings.EqualFold(calls[0].Transport, "TLS") || !calls[0].Answered {
+		t.Errorf("carrier calls: %+v, want one answered over TLS", calls)
+	}
+	waitMetric(t, p, mActive, 0)
+
+	// Inbound: the carrier calls, Plateau rings the phone over TLS.
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	st, err := carrier.Call(cctx, p.sipAddr(), "0240000000", approved, 1500*time.Millisecond)
+	if err != nil || !st.Answered {
+		t.Fatalf("the carrier's inbound call: %+v, %v", st, err)
+	}
+	if !received(out.String(), fromPlateau, "INVITE sip:"+opExt) {
+		t.Errorf("the phone was not rung over TLS from Plateau's TLS listener")
+	}
+	waitMetric(t, p, mAnswer, 2)
+	waitMetric(t, p, mActive, 0)
+	auditVerify(t, p)
+}
+
+// received reports whether baresip's trace shows a message whose first
+// line starts with start, arriving from (the line before it) from.
+func received(trace, from, start string) bool {
+	lines := strings.Split(trace, "\n")
+	for i := 1; i < len(lines); i++ {
+		if strings.HasPrefix(strings.TrimSpace(lines[i]), start) && strings.Contains(lines[i-1], from) {
+			return true
+		}
+	}
+	return false
 }

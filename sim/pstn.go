@@ -165,7 +165,9 @@ func New(cfg Config, opts ...Option) (*PSTN, error) {
 	tcpContact.Address.UriParams.Add("transport", "tcp")
 	p.dialogTCP = &sipgo.DialogUA{Client: cliTCP, ContactHDR: tcpContact}
 	if p.tls != nil {
-		p.tls.dialogs = &sipgo.DialogUA{Client: cliTCP, ContactHDR: p.tls.contact(host)}
+		// Its in-dialog requests reuse the connection Plateau opened
+		// (RewriteContact: to the INVITE's source), as carriers' SBCs do.
+		p.tls.dialogs = &sipgo.DialogUA{Client: cliTCP, ContactHDR: p.tls.contact(host), RewriteContact: true}
 	}
 
 	p.srv.OnInvite(p.onInvite)
