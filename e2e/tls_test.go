@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,6 +78,12 @@ func tlsCarrier(t *testing.T, cert pemPair, clientCA string, mod ...func(*sim.Co
 // one TLS trunk toward carrier with the given trunks[].tls lines.
 func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (p *plateau, tlsPort int, ownCert string) {
 	t.Helper()
+	return tlsPlateauKeepalive(t, carrier, trunkTLS, "0s")
+}
+
+// tlsPlateauKeepalive is tlsPlateau with the trunk's options_interval.
+func tlsPlateauKeepalive(t *testing.T, carrier *sim.PSTN, trunkTLS, interval string) (p *plateau, tlsPort int, ownCert string) {
+	t.Helper()
 	need(t, "sipp")
 	dir := t.TempDir()
 	own := writePair(t, dir, "plateau", "127.0.0.1")
@@ -85,8 +93,8 @@ func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (p *plateau, t
 		transports: "[udp, tcp, tls]",
 		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
 		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
-		extraYAML: fmt.Sprintf("trunks:\n  - {name: tlscarrier, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: 0s, tls: {%s}}\n",
-			carrier.TLSAddr().String(), callerID, trunkSources, trunkTLS),
+		extraYAML: fmt.Sprintf("trunks:\n  - {name: tlscarrier, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: %s, tls: {%s}}\n",
+			carrier.TLSAddr().String(), callerID, trunkSources, interval, trunkTLS),
 	})
 	approve(t, p, approved)
 	return p, tlsPort, own.cert
@@ -328,4 +336,76 @@ func received(trace, from, start string) bool {
 		}
 	}
 	return false
+}
+
+const mTrunkUpTLS = `plateau_trunk_up{trunk="tlscarrier"}`
+
+// Keepalive OPTIONS go over TLS too: a carrier whose certificate verifies
+// is up; one whose certificate does not is down (audited trunk.state with
+// the reason), and no OPTIONS reached it.
+func TestTLSTrunkKeepalive(t *testing.T) {
+	dir := t.TempDir()
+	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
+	other := writePair(t, dir, "other", "127.0.0.2")
+	carrier := tlsCarrier(t, carrierCert, "")
+	t.Run("trusted", func(t *testing.T) {
+		p, _, _ := tlsPlateauKeepalive(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert), "2s")
+		waitMetric(t, p, mTrunkUpTLS, 1)
+		if v := p.metricOf(mTLSOut); v != 1 {
+			t.Errorf("%s = %v, want 1 (the keepalive's verified connection)", mTLSOut, v)
+		}
+	})
+	t.Run("untrusted", func(t *testing.T) {
+		p, _, _ := tlsPlateauKeepalive(t, carrier, fmt.Sprintf("ca_file: %q", other.cert), "2s")
+		eventually(t, "trunk down audited", func() (bool, string) {
+			st := auditLines(t, p, "trunk.state")
+			return strings.Contains(st, "down") && strings.Contains(st, "certificate"), st
+		})
+		if v := p.metricOf(mTrunkUpTLS); v != 0 {
+			t.Errorf("%s = %v, want 0", mTrunkUpTLS, v)
+		}
+		if v := p.metricOf(mTLSCertRefuse); v < 1 {
+			t.Errorf("%s = %v, want ≥ 1", mTLSCertRefuse, v)
+		}
+	})
+}
+
+// The TLS listener's certificate is replaced on SIGHUP without a restart:
+// a new handshake gets the renewed certificate, the call path untouched.
+func TestSIPTLSCertificateReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
+	carrier := tlsCarrier(t, carrierCert, "")
+	p, tlsPort, own := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
+	served := func() string {
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("TLS to Plateau: %v", err)
+		}
+		defer c.Close()
+		return certs.Fingerprint(c.ConnectionState().PeerCertificates[0].Raw)
+	}
+	before := served()
+	renewed := writePair(t, t.TempDir(), "renewed", "127.0.0.1")
+	for _, f := range [][2]string{{renewed.cert, own}, {renewed.key, strings.TrimSuffix(own, ".crt") + ".key"}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the renewed certificate served", func() (bool, string) {
+		got := served()
+		return got != before, got
+	})
+	if !strings.Contains(p.logs.String(), "certificate reloaded") {
+		t.Errorf("no reload logged:\n%s", tail(p.logs.String(), 2000))
+	}
+	// Still serving calls.
+	op := startOperator(t, p, "uac_call.xml", approved)
+	op.mustSucceed(45 * time.Second)
+	waitMetric(t, p, mAnswer, 1)
 }
