@@ -81,8 +81,9 @@ func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (p *plateau, t
 	return tlsPlateauKeepalive(t, carrier, trunkTLS, "0s")
 }
 
-// tlsPlateauKeepalive is tlsPlateau with the trunk's options_interval.
-func tlsPlateauKeepalive(t *testing.T, carrier *sim.PSTN, trunkTLS, interval string) (p *plateau, tlsPort int, ownCert string) {
+// tlsPlateauKeepalive is tlsPlateau with the trunk's options_interval;
+// extra are more keys of the trunk (", key: value").
+func tlsPlateauKeepalive(t *testing.T, carrier *sim.PSTN, trunkTLS, interval string, extra ...string) (p *plateau, tlsPort int, ownCert string) {
 	t.Helper()
 	need(t, "sipp")
 	dir := t.TempDir()
@@ -93,8 +94,8 @@ func tlsPlateauKeepalive(t *testing.T, carrier *sim.PSTN, trunkTLS, interval str
 		transports: "[udp, tcp, tls]",
 		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
 		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
-		extraYAML: fmt.Sprintf("trunks:\n  - {name: tlscarrier, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: %s, tls: {%s}}\n",
-			carrier.TLSAddr().String(), callerID, trunkSources, interval, trunkTLS),
+		extraYAML: fmt.Sprintf("trunks:\n  - {name: tlscarrier, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: %s, tls: {%s}%s}\n",
+			carrier.TLSAddr().String(), callerID, trunkSources, interval, trunkTLS, strings.Join(extra, "")),
 	})
 	approve(t, p, approved)
 	return p, tlsPort, own.cert
@@ -408,4 +409,29 @@ func TestSIPTLSCertificateReloadOnSIGHUP(t *testing.T) {
 	op := startOperator(t, p, "uac_call.xml", approved)
 	op.mustSucceed(45 * time.Second)
 	waitMetric(t, p, mAnswer, 1)
+}
+
+// A registration trunk over TLS: the REGISTER goes over the verified
+// connection with a TLS Contact, and the registered PBX's call is
+// accepted.
+func TestTLSRegistrationTrunk(t *testing.T) {
+	dir := t.TempDir()
+	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
+	carrier := tlsCarrier(t, carrierCert, "", func(c *sim.Config) {
+		c.Auth = sim.AuthConfig{Username: "atelier", Password: "reg-secret", Realm: "carrier"}
+		c.Registrar = sim.RegistrarConfig{Enabled: true, MaxExpires: config.Duration(time.Hour)}
+	})
+	p, tlsPort, _ := tlsPlateauKeepalive(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert), "0s",
+		", auth: {username: atelier, password: reg-secret}, register: {expires: 600s, contact_user: atelier-pbx}")
+	waitMetric(t, p, `plateau_trunk_registered{trunk="tlscarrier"}`, 1)
+	user, hostport, ok := carrier.Binding()
+	if want := fmt.Sprintf("127.0.0.1:%d", tlsPort); !ok || user != "atelier-pbx" || hostport != want {
+		t.Errorf("carrier binding %q at %q (%v), want atelier-pbx at Plateau's TLS listener %s", user, hostport, ok, want)
+	}
+	op := startOperator(t, p, "uac_call.xml", approved)
+	op.mustSucceed(45 * time.Second)
+	waitMetric(t, p, mAnswer, 1)
+	if calls := carrier.Calls(); len(calls) != 1 || !strings.EqualFold(calls[0].Transport, "TLS") {
+		t.Errorf("carrier calls %+v, want one over TLS", calls)
+	}
 }
