@@ -87,11 +87,16 @@ func (s *Server) chooseTransport(req *sip.Request) error {
 	default:
 		return fmt.Errorf("%w: %s to %s over %q, which Plateau does not speak", errTransport, req.Method, req.Destination(), cur)
 	}
-	if v := req.Via(); v != nil && !strings.EqualFold(v.Transport, cur) {
-		v.Transport = cur
-		if cur == "TLS" {
+	if v := req.Via(); v != nil {
+		switch {
+		case cur == "TLS":
+			// The sent-by of a TLS request is the TLS listener, not the
+			// ephemeral port of a connection Plateau dialled: a peer that
+			// must reconnect to answer comes back to a TLS port.
+			v.Transport = cur
 			_, v.Port, _ = SplitHostPort(s.opts.TLS.Listen)
-		} else {
+		case !strings.EqualFold(v.Transport, cur):
+			v.Transport = cur
 			_, v.Port, _ = SplitHostPort(s.opts.Listen)
 		}
 	}

@@ -190,6 +190,9 @@ func (c *tlsClientConn) Close() error {
 
 // ensure makes sure a verified connection to dest is in sipgo's pool.
 func (o *tlsOutbound) ensure(ctx context.Context, dest netip.AddrPort, t *Trunk) error {
+	if o.handoff == nil {
+		return &TLSError{Dest: dest.String(), Trunk: t.Name, Reason: "not_served", Err: errors.New("the TLS transport is not served (sip.transports has no tls)")}
+	}
 	o.mu.Lock()
 	if o.conns[dest] != nil {
 		o.mu.Unlock()
