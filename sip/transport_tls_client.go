@@ -164,6 +164,7 @@ type tlsClientConn struct {
 	out     *tlsOutbound
 	dest    netip.AddrPort
 	once    sync.Once
+	closed  atomic.Bool
 	pending []byte // read while confirming the handshake; sipgo reads it first
 }
 
@@ -177,6 +178,7 @@ func (c *tlsClientConn) Read(b []byte) (int, error) {
 }
 
 func (c *tlsClientConn) Close() error {
+	c.closed.Store(true)
 	c.once.Do(func() {
 		c.out.mu.Lock()
 		if c.out.conns[c.dest] == c {
@@ -194,7 +196,7 @@ func (o *tlsOutbound) ensure(ctx context.Context, dest netip.AddrPort, t *Trunk)
 		return &TLSError{Dest: dest.String(), Trunk: t.Name, Reason: "not_served", Err: errors.New("the TLS transport is not served (sip.transports has no tls)")}
 	}
 	o.mu.Lock()
-	if o.conns[dest] != nil {
+	if c := o.conns[dest]; c != nil && !c.closed.Load() {
 		o.mu.Unlock()
 		return nil
 	}
@@ -211,7 +213,7 @@ func (o *tlsOutbound) ensure(ctx context.Context, dest netip.AddrPort, t *Trunk)
 	dm.Lock()
 	defer dm.Unlock()
 	o.mu.Lock()
-	done := o.conns[dest] != nil
+	done := o.conns[dest] != nil && !o.conns[dest].closed.Load()
 	o.mu.Unlock()
 	if done {
 		return nil
@@ -220,17 +222,19 @@ func (o *tlsOutbound) ensure(ctx context.Context, dest netip.AddrPort, t *Trunk)
 	if err != nil {
 		return err
 	}
+	o.s.metrics.tlsOutConns.Inc()
+	if err := o.handoff.give(ctx, c); err != nil {
+		c.Close()
+		return &TLSError{Dest: dest.String(), Trunk: t.Name, Reason: "handoff", Err: err}
+	}
+	// Known only once sipgo has pooled it: a request that finds it here
+	// finds it in sipgo's pool too.
 	o.mu.Lock()
 	if o.conns == nil {
 		o.conns = map[netip.AddrPort]*tlsClientConn{}
 	}
 	o.conns[dest] = c
 	o.mu.Unlock()
-	o.s.metrics.tlsOutConns.Inc()
-	if err := o.handoff.give(ctx, c); err != nil {
-		c.Close()
-		return &TLSError{Dest: dest.String(), Trunk: t.Name, Reason: "handoff", Err: err}
-	}
 	return nil
 }
 
