@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -425,4 +426,60 @@ func TestSipgoTLSDialRefused(t *testing.T) {
 		t.Error("a connection reached the listener")
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// FuzzChooseTransport: whatever a peer's Contact says, a request leaves
+// over udp, tcp or tls only, a TLS dialog stays on TLS, and the address
+// is untouched.
+func FuzzChooseTransport(f *testing.F) {
+	for _, seed := range []struct {
+		target, transport string
+		inDialog          bool
+	}{
+		{"sip:101@10.0.0.5:5062;transport=tcp", "UDP", true},
+		{"sips:101@10.0.0.5:5061;transport=udp", "UDP", true},
+		{"sip:c@192.0.2.1;transport=udp", "TLS", true},
+		{"sip:101@10.0.0.5;transport=ws", "", false},
+		{"sip:101@10.0.0.5;transport=", "TCP", true},
+		{"sip:101@[2001:db8::1]:5061;transport=TLS;lr", "UDP", true},
+	} {
+		f.Add(seed.target, seed.transport, seed.inDialog)
+	}
+	// chooseTransport reads only the options, the TLS config and the log.
+	s := &Server{opts: Options{Listen: "127.0.0.1:5060", TLS: &TLSOptions{Listen: "127.0.0.1:5061"}},
+		tlsConf: &tls.Config{}, log: slog.New(slog.DiscardHandler)}
+	f.Fuzz(func(t *testing.T, target, transport string, dialog bool) {
+		var u sip.Uri
+		if err := sip.ParseUri(target, &u); err != nil {
+			return
+		}
+		req := sip.NewRequest(sip.BYE, u)
+		to := &sip.ToHeader{Address: u, Params: sip.NewParams()}
+		if dialog {
+			to.Params.Add("tag", "peer")
+		}
+		req.AppendHeader(to)
+		req.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: 5060, Params: sip.NewParams()})
+		if transport != "" {
+			req.SetTransport(transport)
+		}
+		was := strings.ToUpper(req.Transport())
+		host, port := u.Host, u.Port
+		if err := s.chooseTransport(req); err != nil {
+			return
+		}
+		got := req.Transport()
+		if got != "UDP" && got != "TCP" && got != "TLS" {
+			t.Fatalf("left over %q", got)
+		}
+		if dialog && was == "TLS" && got != "TLS" {
+			t.Fatalf("a TLS dialog left TLS for %s", got)
+		}
+		if req.Recipient.Host != host || req.Recipient.Port != port {
+			t.Fatalf("address changed: %s:%d -> %s:%d", host, port, req.Recipient.Host, req.Recipient.Port)
+		}
+		if req.Via().Transport != got {
+			t.Fatalf("Via says %s, request goes over %s", req.Via().Transport, got)
+		}
+	})
 }
