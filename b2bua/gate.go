@@ -97,7 +97,7 @@ func (b *B2BUA) inviteTrunk(ctx context.Context, p Permit, c *call, t *psip.Trun
 	}
 	b.s.Audit(b.s.Context(), "call.dial", c.operator, p.p.decision.E164, "sent", string(p.p.kind), c.source,
 		map[string]any{"call_id": c.id, "trunk": t.Name, "leg_call_id": req.CallID().Value()})
-	return dialTrunkLeg(ctx, b.client, b.s.ContactFor(req.Transport()), req, opts)
+	return dialTrunkLeg(ctx, b.client, *b.contactFor(req), req, opts)
 }
 
 // invitePhone sends an INVITE to a registered phone of ext (the

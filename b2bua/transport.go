@@ -5,6 +5,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	psip "plateau/sip"
 )
 
 // Transports (sip/transport_route.go): a dialog's Contact names the
@@ -13,14 +15,14 @@ import (
 
 // contactFor is Plateau's Contact in a response to req.
 func (b *B2BUA) contactFor(req *sip.Request) *sip.ContactHeader {
-	ct := b.s.ContactFor(req.Transport())
+	ct := b.s.ContactFor(psip.ContactTransport(req))
 	return &ct
 }
 
 // dialogsFor builds the dialog of an INVITE Plateau receives or sends as
 // req, with the Contact of req's transport.
 func (b *B2BUA) dialogsFor(req *sip.Request) *sipgo.DialogUA {
-	return b.s.DialogUAFor(req.Transport())
+	return b.s.DialogUAFor(psip.ContactTransport(req))
 }
 
 // SignallingTLS reports whether the trunk leg's signalling went over TLS

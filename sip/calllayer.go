@@ -92,6 +92,7 @@ func (s *Server) EnableCalls(cl CallLayer, trunks []TrunkConfig) error {
 	s.client = client
 	s.dialogs = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("UDP")}
 	s.dialogsTLS = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("TLS")}
+	s.dialogsSIPS = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("SIPS")}
 	s.trunkAddrsOf = map[*Trunk][]netip.AddrPort{}
 	for _, tc := range trunks {
 		t := newTrunk(tc)

@@ -120,6 +120,8 @@ type Server struct {
 	tlsOut     *tlsOutbound
 	tlsConf    *tls.Config
 	dialogsTLS *sipgo.DialogUA
+	// dialogsSIPS: dialogs begun with a sips: Request-URI (sips: Contact).
+	dialogsSIPS *sipgo.DialogUA
 
 	listening atomic.Bool
 	serving   servingGate                // the trunks' keepalives wait for it

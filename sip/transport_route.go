@@ -33,11 +33,18 @@ import (
 // transport changes nothing there.
 
 // ContactFor is Plateau's Contact for a request or response over
-// transport (sipgo's names: UDP, TCP, TLS).
+// transport (sipgo's names: UDP, TCP, TLS; SIPS for a dialog whose
+// Request-URI is sips:, whose Contact must be sips: too, RFC 3261
+// §12.1.1).
 func (s *Server) ContactFor(transport string) sip.ContactHeader {
 	_, port, _ := SplitHostPort(s.opts.Listen)
 	u := sip.Uri{Scheme: "sip", User: "plateau", Host: s.opts.ExternalAddress, Port: port}
-	if strings.EqualFold(transport, "TLS") && s.opts.TLS != nil {
+	switch {
+	case s.opts.TLS == nil:
+	case strings.EqualFold(transport, "SIPS"):
+		u.Scheme = "sips"
+		_, u.Port, _ = SplitHostPort(s.opts.TLS.Listen)
+	case strings.EqualFold(transport, "TLS"):
 		_, u.Port, _ = SplitHostPort(s.opts.TLS.Listen)
 		u.UriParams = sip.NewParams()
 		u.UriParams.Add("transport", "tls")
@@ -46,12 +53,24 @@ func (s *Server) ContactFor(transport string) sip.ContactHeader {
 }
 
 // DialogUAFor builds the dialogs of a request that arrived, or leaves,
-// over transport: their Contact is ContactFor(transport).
+// over transport (as ContactFor): their Contact is ContactFor(transport).
 func (s *Server) DialogUAFor(transport string) *sipgo.DialogUA {
-	if strings.EqualFold(transport, "TLS") && s.dialogsTLS != nil {
+	switch {
+	case strings.EqualFold(transport, "SIPS") && s.dialogsSIPS != nil:
+		return s.dialogsSIPS
+	case strings.EqualFold(transport, "TLS") && s.dialogsTLS != nil:
 		return s.dialogsTLS
 	}
 	return s.dialogs
+}
+
+// ContactTransport is what ContactFor and DialogUAFor take for req: its
+// transport, or SIPS for a sips: Request-URI over TLS.
+func ContactTransport(req *sip.Request) string {
+	if strings.EqualFold(req.Recipient.Scheme, "sips") && strings.EqualFold(req.Transport(), "TLS") {
+		return "SIPS"
+	}
+	return req.Transport()
 }
 
 // errTransport is a request refused for its transport.

@@ -483,3 +483,32 @@ func FuzzChooseTransport(f *testing.F) {
 		}
 	})
 }
+
+// Plateau's Contact names the transport: transport=tls and the TLS port
+// over TLS, sips: for a sips: dialog, the plain one otherwise.
+func TestContactFor(t *testing.T) {
+	s := &Server{opts: Options{Listen: "127.0.0.1:5060", ExternalAddress: "203.0.113.5", TLS: &TLSOptions{Listen: "0.0.0.0:5061"}}}
+	for _, tt := range []struct{ transport, want string }{
+		{"UDP", "sip:plateau@203.0.113.5:5060"},
+		{"TCP", "sip:plateau@203.0.113.5:5060"},
+		{"TLS", "sip:plateau@203.0.113.5:5061;transport=tls"},
+		{"tls", "sip:plateau@203.0.113.5:5061;transport=tls"},
+		{"SIPS", "sips:plateau@203.0.113.5:5061"},
+	} {
+		c := s.ContactFor(tt.transport)
+		if got := c.Address.String(); got != tt.want {
+			t.Errorf("ContactFor(%s) = %s, want %s", tt.transport, got, tt.want)
+		}
+	}
+	var u sip.Uri
+	sip.ParseUri("sips:+33240123456@203.0.113.5:5061", &u)
+	req := sip.NewRequest(sip.INVITE, u)
+	req.SetTransport("TLS")
+	if got := ContactTransport(req); got != "SIPS" {
+		t.Errorf("ContactTransport(sips over TLS) = %s", got)
+	}
+	req.SetTransport("UDP")
+	if got := ContactTransport(req); got != "UDP" {
+		t.Errorf("ContactTransport(sips over UDP) = %s", got)
+	}
+}
