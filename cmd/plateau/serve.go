@@ -215,7 +215,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
-	g.Go(func() error { reloadCertificates(gctx, certPairs, log.With("component", "certs")); return nil })
+	hup := notifySIGHUP(certPairs)
+	g.Go(func() error { reloadCertificates(gctx, certPairs, hup, log.With("component", "certs")); return nil })
 	g.Go(func() error { recorder.Run(gctx); return nil })
 	g.Go(func() error { retention.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })

@@ -84,19 +84,29 @@ func trunkTLSConfig(cfg *config.Config, t config.Trunk) (*tls.Config, *certs.Pai
 	return certs.ClientConfig(x.ServerName, roots, pair), pair, nil
 }
 
-// reloadCertificates reloads pairs on SIGHUP and when their files change,
-// until ctx ends. A renewal that fails to load keeps the certificate in
-// service (logged).
-func reloadCertificates(ctx context.Context, pairs []*certs.Pair, log *slog.Logger) {
+// notifySIGHUP catches SIGHUP (nil without certificates: SIGHUP keeps
+// its default). Called before serving starts, so that a SIGHUP sent once
+// Plateau is ready never finds it uncaught.
+func notifySIGHUP(pairs []*certs.Pair) chan os.Signal {
 	if len(pairs) == 0 {
-		return
-	}
-	for _, p := range pairs {
-		go p.Watch(ctx, certWatchInterval, log)
+		return nil
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// reloadCertificates reloads pairs on SIGHUP (hup, from notifySIGHUP)
+// and when their files change, until ctx ends. A renewal that fails to
+// load keeps the certificate in service (logged).
+func reloadCertificates(ctx context.Context, pairs []*certs.Pair, hup chan os.Signal, log *slog.Logger) {
+	if len(pairs) == 0 || hup == nil {
+		return
+	}
 	defer signal.Stop(hup)
+	for _, p := range pairs {
+		go p.Watch(ctx, certWatchInterval, log)
+	}
 	for {
 		select {
 		case <-ctx.Done():
