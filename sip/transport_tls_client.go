@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -359,6 +360,9 @@ func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
 	}
 	via := s.tlsIn.lookup(dest)
 	if via == "" {
+		via = s.tlsRegistration(dest)
+	}
+	if via == "" {
 		s.metrics.tlsHandshakeFailures.WithLabelValues("out", "no_connection").Inc()
 		return &TLSError{Dest: dest.String(), Reason: "no_connection",
 			Err: errors.New("no TLS connection from this phone is open (a phone is reached over the connection it registered on; it must register again)")}
@@ -367,6 +371,43 @@ func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
 		req.SetDestination(via)
 	}
 	return nil
+}
+
+// tlsRegistration is, for a phone whose Contact is dest (a private address
+// behind NAT, say), the connection its REGISTER came over, when it is
+// still open: the device that registered that Contact. "" when none.
+func (s *Server) tlsRegistration(dest netip.AddrPort) string {
+	if s.reg == nil {
+		return ""
+	}
+	for _, ext := range s.reg.extensions() {
+		for _, b := range s.reg.contacts(ext) {
+			if b.Transport != "tls" {
+				continue
+			}
+			var u sip.Uri
+			if sip.ParseUri(b.Contact, &u) != nil {
+				continue
+			}
+			a, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+			port := u.Port
+			if port == 0 {
+				port = sip.DefaultTlsPort
+			}
+			if err != nil || a.Unmap() != dest.Addr() || uint16(port) != dest.Port() {
+				continue
+			}
+			src, err := netip.ParseAddrPort(b.Source)
+			if err != nil {
+				continue
+			}
+			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+			if via := s.tlsIn.lookup(src); via == src.String() {
+				return via
+			}
+		}
+	}
+	return ""
 }
 
 // tlsTrunkFor is the TLS trunk whose address or allowed sources hold a.

@@ -163,6 +163,21 @@ func TestTLSListenerFrontDoor(t *testing.T) {
 	if got := e.env.s.tlsIn.lookup(netip.MustParseAddrPort("127.0.0.9:5061")); got != "" {
 		t.Errorf("lookup(another host) = %q, want none", got)
 	}
+	// A phone behind NAT: its Contact names a private address; the
+	// request goes over the connection its REGISTER came on.
+	natContact := netip.MustParseAddrPort("10.9.9.9:5061")
+	var u sip.Uri
+	sip.ParseUri("sip:101@10.9.9.9:5061;transport=tls", &u)
+	bye := sip.NewRequest(sip.BYE, u)
+	bye.SetTransport("TLS")
+	if err := e.env.s.routeTLS(context.Background(), bye); err == nil {
+		t.Error("routed to a Contact nobody registered")
+	}
+	e.env.s.ApplyBindingsForTest("101", []Binding{{Extension: "101", Contact: "sip:101@10.9.9.9:5061;transport=tls", Source: src.String(),
+		Transport: "tls", ExpiresAt: e.env.clk.now().Add(time.Hour)}}, nil)
+	if err := e.env.s.routeTLS(context.Background(), bye); err != nil || bye.Destination() != src.String() {
+		t.Errorf("routeTLS(NAT Contact %s) = %v, destination %s, want the REGISTER's connection %s", natContact, err, bye.Destination(), src)
+	}
 
 	// Per source: a second connection is held, a third is refused at once.
 	if _, err := e.dialTLS("127.0.0.1"); err != nil {
