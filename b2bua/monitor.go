@@ -458,7 +458,7 @@ func (b *B2BUA) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 		}
 		m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)
 		res := sip.NewSDPResponseFromRequest(req, m.localSDP([]media.Codec{codec}, remote.DTMFPT))
-		res.AppendHeader(&b.dialogs.ContactHDR)
+		res.AppendHeader(b.contactFor(req))
 		b.s.Respond(tx, req, res)
 	case sip.INFO:
 		// DTMF as SIP INFO (application/dtmf-relay "Signal=2").

@@ -93,7 +93,7 @@ func (b *B2BUA) place(sp *callSpec) (*call, error) {
 	var ds *sipgo.DialogServerSession
 	if sp.req != nil {
 		var err error
-		ds, err = b.dialogs.ReadInvite(sp.req, sp.tx)
+		ds, err = b.dialogsFor(sp.req).ReadInvite(sp.req, sp.tx)
 		if err != nil {
 			c.log.Warn("read invite", "err", err)
 			b.refuse(site, &Refusal{Status: sip.StatusBadRequest, Reason: "BAD_INVITE", Rule: ruleRequest, Detail: err.Error()})

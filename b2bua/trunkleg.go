@@ -94,6 +94,10 @@ type trunkLegOptions struct {
 	// dialog keeps the INVITE's destination and OnTargetRefused is told.
 	TargetOK        func(netip.Addr) bool
 	OnTargetRefused func(detail string)
+	// OnTLSRefused is told when the INVITE could not leave because the
+	// TLS connection to the carrier was refused (its certificate): nothing
+	// was sent, in clear or otherwise.
+	OnTLSRefused func(err error)
 }
 
 // bounded is a context for background work: it ends after d or at Stop.
@@ -368,6 +372,13 @@ func (l *legRun) send(ctx context.Context) error {
 
 func (l *legRun) run(ctx context.Context) (*trunkDialog, error) {
 	if err := l.send(ctx); err != nil {
+		if errors.Is(err, psip.ErrTLS) {
+			l.o.Event("tls_refused")
+			if l.o.OnTLSRefused != nil {
+				l.o.OnTLSRefused(err)
+			}
+			return nil, &TrunkLegError{Status: 0, Reason: "TLS_FAILED", Err: err}
+		}
 		return nil, &TrunkLegError{Status: 0, Reason: "SEND_FAILED", Err: err}
 	}
 	ring := time.NewTimer(l.o.RingTimeout)
@@ -737,6 +748,11 @@ func (b *B2BUA) trunkLegOptions(c *call, t *psip.Trunk, onProvisional func(*sip.
 		OnTargetRefused: func(detail string) {
 			b.egressRefused(c, "trunk "+t.Name, "carrier's dialog target not followed: "+detail)
 		},
+		OnTLSRefused: func(err error) {
+			c.log.Warn("trunk TLS refused: the call does not leave", "trunk", t.Name, "err", err)
+			b.s.Audit(context.WithoutCancel(c.ctx), "trunk.tls_refused", c.operator, t.Name, "refused", "TLS_FAILED", c.source,
+				map[string]any{"call_id": c.id, "trunk": t.Name, "detail": err.Error()})
+		},
 	}
 }
 
@@ -746,8 +762,15 @@ func (b *B2BUA) trunkLegOptions(c *call, t *psip.Trunk, onProvisional func(*sip.
 // SIP;cause=421;text="EXTENSION_REQUIRED" (and the log names it).
 func trunkFailureHeaders(err error) []sip.Header {
 	var le *TrunkLegError
-	if !errors.As(err, &le) || le.Status != sip.StatusExtensionRequired {
+	switch {
+	case !errors.As(err, &le):
 		return nil
+	case le.Status == sip.StatusExtensionRequired:
+		return []sip.Header{sip.NewHeader("Reason", `SIP;cause=421;text="`+le.Reason+`"`)}
+	case le.Reason == "TLS_FAILED":
+		// The carrier's certificate was refused: say so, the 503 alone
+		// would read as a carrier outage.
+		return []sip.Header{sip.NewHeader("Reason", `SIP;cause=503;text="TLS_FAILED"`)}
 	}
-	return []sip.Header{sip.NewHeader("Reason", `SIP;cause=421;text="`+le.Reason+`"`)}
+	return nil
 }

@@ -90,6 +90,18 @@ type SIP struct {
 
 	// Limits protect the SIP front door from floods and idle connections.
 	Limits SIPLimits `yaml:"limits"`
+
+	// TLS is the SIP over TLS listener (with "tls" in transports).
+	TLS SIPTLS `yaml:"tls"`
+}
+
+// SIPTLS configures SIP over TLS: its listener and the certificate Plateau
+// presents there (reloaded on SIGHUP and when the files change).
+type SIPTLS struct {
+	// Listen defaults to the sip.listen host with port 5061.
+	Listen   string `yaml:"listen"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // SIPLimits bound what one source, and all of them, can hold open.
@@ -178,6 +190,21 @@ type Trunk struct {
 	// trunk): the carrier then accepts calls from, and delivers calls to,
 	// the registered contact.
 	Register *TrunkRegister `yaml:"register"`
+	// TLS is how the carrier's certificate is verified (transport: tls).
+	TLS TrunkTLS `yaml:"tls"`
+}
+
+// TrunkTLS is a TLS trunk's verification of the carrier, and the client
+// certificate for carriers that want mutual TLS.
+type TrunkTLS struct {
+	// CAFile is the carrier's CA bundle (PEM); empty: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name the carrier's certificate must carry
+	// (default: the host of address).
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile, both or neither: Plateau's client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // TrunkRegister configures a registration trunk. Credentials default to
@@ -436,6 +463,11 @@ func (c *Config) applyDefaults() {
 	defI(&c.SIP.Limits.TCPConnectionsPerSource, 32)
 	defD(&c.SIP.Limits.TCPIdleTimeout, 2*time.Minute)
 	defI(&c.SIP.Limits.RequestsPerSource, 200)
+	if c.SIP.TLS.Listen == "" {
+		if host, _, err := net.SplitHostPort(c.SIP.Listen); err == nil {
+			c.SIP.TLS.Listen = net.JoinHostPort(host, "5061")
+		}
+	}
 	def(&c.Media.IP, "127.0.0.1")
 	def(&c.Media.RTPPorts, "20000-29999")
 	defD(&c.Media.InactivityTimeout, 60*time.Second)
@@ -450,6 +482,11 @@ func (c *Config) applyDefaults() {
 	for i := range c.Trunks {
 		t := &c.Trunks[i]
 		def(&t.Transport, "udp")
+		if t.Transport == "tls" && t.TLS.ServerName == "" {
+			if host, _, err := net.SplitHostPort(t.Address); err == nil {
+				t.TLS.ServerName = host
+			}
+		}
 		if t.OptionsInterval == nil {
 			d := Duration(30 * time.Second)
 			t.OptionsInterval = &d

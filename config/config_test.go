@@ -133,7 +133,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad region", "default_region: FR", "default_region: France", "site.default_region"},
 		{"bad sip listen", `listen: "127.0.0.1:5060"`, `listen: "127.0.0.1"`, "sip.listen"},
 		{"bad sip listen port", `listen: "127.0.0.1:5060"`, `listen: "127.0.0.1:70000"`, "sip.listen"},
-		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, tls]}", "sip.transports[1]"},
+		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, ws]}", "sip.transports[1]"},
 		{"bad external address", "realm: plateau}", "realm: plateau, external_address: pbx.example}", "sip.external_address"},
 		{"bad digest algorithm", "realm: plateau}", "realm: plateau, digest_algorithms: [SHA-512]}", "sip.digest_algorithms[0]"},
 		{"bad digest uri check", "realm: plateau}", "realm: plateau, digest_uri_check: loose}", "sip.digest_uri_check"},

@@ -33,9 +33,16 @@ func (c *Config) Validate() error {
 	if err := checkHostPort(c.SIP.Listen); err != nil {
 		return bad("sip.listen", "%v", err)
 	}
+	sipTLS := false
 	for i, t := range c.SIP.Transports {
-		if t != "udp" && t != "tcp" {
-			return bad(fmt.Sprintf("sip.transports[%d]", i), "%q is not supported (udp or tcp)", t)
+		if t != "udp" && t != "tcp" && t != "tls" {
+			return bad(fmt.Sprintf("sip.transports[%d]", i), "%q is not supported (udp, tcp or tls)", t)
+		}
+		sipTLS = sipTLS || t == "tls"
+	}
+	if sipTLS {
+		if err := c.validateSIPTLS(); err != nil {
+			return err
 		}
 	}
 	if c.SIP.ExternalAddress != "" {
@@ -119,8 +126,11 @@ func (c *Config) Validate() error {
 		if err := checkHostPort(t.Address); err != nil {
 			return bad(key+".address", "%v", err)
 		}
-		if t.Transport != "udp" && t.Transport != "tcp" {
-			return bad(key+".transport", "%q is not udp or tcp", t.Transport)
+		if t.Transport != "udp" && t.Transport != "tcp" && t.Transport != "tls" {
+			return bad(key+".transport", "%q is not udp, tcp or tls", t.Transport)
+		}
+		if err := c.validateTrunkTLS(key, t, sipTLS); err != nil {
+			return err
 		}
 		for j, s := range t.AllowedSources {
 			if _, err := netip.ParsePrefix(s); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"plateau/audit"
 	"plateau/b2bua"
+	"plateau/certs"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
@@ -54,7 +55,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
-	sipSrv, err := sip.NewServer(sipOptions(cfg), sipUsers{st}, sipBindings{st}, auditor, reg, log.With("component", "sip"), e.now)
+	var certPairs []*certs.Pair // reloaded on SIGHUP and file change (sip_tls.go)
+	sopts := sipOptions(cfg)
+	if sopts.TLS, err = sipTLSOptions(cfg, &certPairs); err != nil {
+		return err
+	}
+	sipSrv, err := sip.NewServer(sopts, sipUsers{st}, sipBindings{st}, auditor, reg, log.With("component", "sip"), e.now)
 	if err != nil {
 		return err
 	}
@@ -104,6 +110,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	pool.SetMetrics(mediaMetrics) // plateau_media_ports_in_use
 	copts, err := callOptions(cfg, pool, mediaMetrics)
 	if err != nil {
+		return err
+	}
+	if err := applyTrunkTLS(cfg, &copts, &certPairs); err != nil {
 		return err
 	}
 	calls, err := b2bua.New(sipSrv, copts, policyAt(engine, e), engine, callRec, active, reg)
@@ -209,6 +218,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
+	hup := notifySIGHUP(certPairs)
+	g.Go(func() error { reloadCertificates(gctx, certPairs, hup, log.With("component", "certs")); return nil })
 	g.Go(func() error { recorder.Run(gctx); return nil })
 	g.Go(func() error { retention.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
