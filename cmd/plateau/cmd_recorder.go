@@ -86,9 +86,10 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 		Ports: pool, RTPTimeout: cfg.Recorder.RTPTimeout.D(), AllowedSources: allowed,
 		Audit: auditor, Metrics: linkMetrics, Log: log.With("component", "siprec"), Now: e.now,
 	}
+	reload := &certReloader{log: log.With("component", "certs")}
 	if cfg.Recorder.TLS != nil {
 		// TLS alone: plain udp/tcp stay closed (config.validateRecorderLink).
-		if opts.TLS, err = recorderServerTLS(ctx, cfg, reg, log.With("component", "siprec")); err != nil {
+		if opts.TLS, err = recorderServerTLS(cfg, reg, log.With("component", "siprec"), reload); err != nil {
 			return err
 		}
 		opts.Transports = []string{"tls"}
@@ -113,7 +114,9 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 			stop()
 		}
 	}()
+	keepCertificates := reload.catchSIGHUP()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { keepCertificates(gctx); return nil })
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { mgr.Run(gctx); return nil })
 	g.Go(func() error { retention.Run(gctx); return nil })

@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,15 +18,11 @@ import (
 	"plateau/recordings/siprec"
 )
 
-// certWatchInterval is how often certificate files are checked for a
-// renewal (SIGHUP reloads at once).
-const certWatchInterval = 30 * time.Second
-
 // newRemoteRecorder is the SIPREC client of recordings.remote. With
 // transport tls it presents Plateau's client certificate (reloaded on
-// SIGHUP or when its files change, until ctx ends) and verifies the
+// SIGHUP or when its files change, by reload) and verifies the
 // recorder's against ca_file for server_name.
-func newRemoteRecorder(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) (*siprec.Client, error) {
+func newRemoteRecorder(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger, now func() time.Time, reload *certReloader) (*siprec.Client, error) {
 	r := cfg.Recordings.Remote
 	opts := siprec.ClientOptions{Address: r.Address, Transport: r.Transport, Timeout: r.Timeout.D(),
 		Domain: cfg.SIP.Realm, Log: log, Now: now}
@@ -46,7 +39,7 @@ func newRemoteRecorder(ctx context.Context, cfg *config.Config, reg prometheus.R
 		if err := siprec.RegisterCertExpiry(reg, "client", pair.NotAfter); err != nil {
 			return nil, err
 		}
-		keepCertsCurrent(ctx, log, pair)
+		reload.add("recordings.remote.cert_file", pair, nil)
 		log.Info("recorder link over TLS", "recorder", r.Address, "server_name", r.ServerName,
 			"client_certificate", pair.Fingerprint(), "not_after", pair.NotAfter())
 	}
@@ -56,7 +49,7 @@ func newRemoteRecorder(ctx context.Context, cfg *config.Config, reg prometheus.R
 // recorderServerTLS is plateau recorder's TLS configuration: its
 // certificate (kept current like the client's) and the client CA every
 // Plateau node's certificate must chain to.
-func recorderServerTLS(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (*tls.Config, error) {
+func recorderServerTLS(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger, reload *certReloader) (*tls.Config, error) {
 	t := cfg.Recorder.TLS
 	pair, err := certs.Load(cfg.Resolve(t.CertFile), cfg.Resolve(t.KeyFile))
 	if err != nil {
@@ -69,37 +62,10 @@ func recorderServerTLS(ctx context.Context, cfg *config.Config, reg prometheus.R
 	if err := siprec.RegisterCertExpiry(reg, "recorder", pair.NotAfter); err != nil {
 		return nil, err
 	}
-	keepCertsCurrent(ctx, log, pair)
+	reload.add("recorder.tls.cert_file", pair, nil)
 	log.Info("recorder TLS certificate", "fingerprint", pair.Fingerprint(), "not_after", pair.NotAfter(),
 		"client_ca_file", cfg.Resolve(t.ClientCAFile))
 	return certs.ServerConfig(pair, cas), nil
-}
-
-// keepCertsCurrent reloads the pairs on SIGHUP and when their files change,
-// until ctx ends. A renewal that fails to load keeps the old certificate.
-func keepCertsCurrent(ctx context.Context, log *slog.Logger, pairs ...*certs.Pair) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				for _, p := range pairs {
-					if err := p.Reload(); err != nil {
-						log.Warn("SIGHUP: certificate not reloaded, the previous one stays in service", "err", err)
-						continue
-					}
-					log.Info("SIGHUP: certificate reloaded", "fingerprint", p.Fingerprint(), "not_after", p.NotAfter())
-				}
-			}
-		}
-	}()
-	for _, p := range pairs {
-		go p.Watch(ctx, certWatchInterval, log)
-	}
 }
 
 // serveRecorderMetrics serves /metrics and /healthz on addr (recorder.

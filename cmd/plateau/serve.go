@@ -14,7 +14,6 @@ import (
 
 	"plateau/audit"
 	"plateau/b2bua"
-	"plateau/certs"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
@@ -55,9 +54,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
-	var certPairs []*certs.Pair // reloaded on SIGHUP and file change (sip_tls.go)
+	reload := &certReloader{log: log.With("component", "certs")}
 	sopts := sipOptions(cfg)
-	if sopts.TLS, err = sipTLSOptions(cfg, &certPairs); err != nil {
+	if sopts.TLS, err = sipTLSOptions(cfg, reload); err != nil {
 		return err
 	}
 	sipSrv, err := sip.NewServer(sopts, sipUsers{st}, sipBindings{st}, auditor, reg, log.With("component", "sip"), e.now)
@@ -83,7 +82,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var callRec b2bua.Recorder = callRecorder{recorder}
 	var readyRec policy.Recorder = recorder
 	if r := cfg.Recordings.Remote; r.Address != "" {
-		rc, err := newRemoteRecorder(ctx, cfg, reg, log.With("component", "siprec"), e.now)
+		rc, err := newRemoteRecorder(cfg, reg, log.With("component", "siprec"), e.now, reload)
 		if err != nil {
 			return fmt.Errorf("recordings.remote: %w", err)
 		}
@@ -112,7 +111,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := applyTrunkTLS(cfg, &copts, &certPairs); err != nil {
+	if err := applyTrunkTLS(cfg, &copts, reload); err != nil {
 		return err
 	}
 	calls, err := b2bua.New(sipSrv, copts, policyAt(engine, e), engine, callRec, active, reg)
@@ -212,18 +211,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		httpSrv.EnablePprof()
 	}
 	// http.tls: the consoles and the API over HTTPS only (https.go).
-	keepCertificate, err := enableHTTPS(cfg, httpSrv, reg, auditor, log.With("component", "http"), e.now())
-	if err != nil {
+	if err := enableHTTPS(cfg, httpSrv, reg, auditor, log.With("component", "http"), e.now(), reload); err != nil {
 		return err
 	}
+	keepCertificates := reload.catchSIGHUP()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
-	hup := notifySIGHUP(certPairs)
-	g.Go(func() error { reloadCertificates(gctx, certPairs, hup, log.With("component", "certs")); return nil })
+	g.Go(func() error { keepCertificates(gctx); return nil })
 	g.Go(func() error { recorder.Run(gctx); return nil })
 	g.Go(func() error { retention.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
-	g.Go(func() error { keepCertificate(gctx); return nil })
 	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.DataDir)
 	err = g.Wait()
 	log.Info("plateau stopped", "err", err)

@@ -1,16 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/signal"
 	"slices"
-	"syscall"
-	"time"
 
 	"plateau/b2bua"
 	"plateau/certs"
@@ -22,13 +16,9 @@ import (
 // trunk's verification (trunks[].tls). Certificates are certs.Pairs,
 // reloaded on SIGHUP and when their files change, without a restart.
 
-// certWatchInterval is how often certificate files are checked for a
-// renewal.
-const certWatchInterval = 30 * time.Second
-
 // sipTLSOptions loads sip.tls when "tls" is in sip.transports (nil
 // otherwise). The pair is added to reload.
-func sipTLSOptions(cfg *config.Config, reload *[]*certs.Pair) (*sip.TLSOptions, error) {
+func sipTLSOptions(cfg *config.Config, reload *certReloader) (*sip.TLSOptions, error) {
 	if !slices.Contains(cfg.SIP.Transports, "tls") {
 		return nil, nil
 	}
@@ -36,7 +26,7 @@ func sipTLSOptions(cfg *config.Config, reload *[]*certs.Pair) (*sip.TLSOptions, 
 	if err != nil {
 		return nil, fmt.Errorf("sip.tls: %w", err)
 	}
-	*reload = append(*reload, pair)
+	reload.add("sip.tls", pair, nil)
 	return &sip.TLSOptions{Listen: cfg.SIP.TLS.Listen, Pair: pair}, nil
 }
 
@@ -44,7 +34,7 @@ func sipTLSOptions(cfg *config.Config, reload *[]*certs.Pair) (*sip.TLSOptions, 
 // certificate verified against trunks[].tls.ca_file (the system's roots
 // when empty) for trunks[].tls.server_name, and Plateau's client
 // certificate when the carrier wants mutual TLS.
-func applyTrunkTLS(cfg *config.Config, opts *b2bua.CallOptions, reload *[]*certs.Pair) error {
+func applyTrunkTLS(cfg *config.Config, opts *b2bua.CallOptions, reload *certReloader) error {
 	for i, t := range cfg.Trunks {
 		if t.Transport != "tls" {
 			continue
@@ -54,7 +44,7 @@ func applyTrunkTLS(cfg *config.Config, opts *b2bua.CallOptions, reload *[]*certs
 			return fmt.Errorf("trunks[%d].tls: %w", i, err)
 		}
 		if pair != nil {
-			*reload = append(*reload, pair)
+			reload.add(fmt.Sprintf("trunks[%d].tls", i), pair, nil)
 		}
 		for j := range opts.Trunks {
 			if opts.Trunks[j].Name == t.Name {
@@ -82,43 +72,4 @@ func trunkTLSConfig(cfg *config.Config, t config.Trunk) (*tls.Config, *certs.Pai
 		}
 	}
 	return certs.ClientConfig(x.ServerName, roots, pair), pair, nil
-}
-
-// notifySIGHUP catches SIGHUP (nil without certificates: SIGHUP keeps
-// its default). Called before serving starts, so that a SIGHUP sent once
-// Plateau is ready never finds it uncaught.
-func notifySIGHUP(pairs []*certs.Pair) chan os.Signal {
-	if len(pairs) == 0 {
-		return nil
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	return hup
-}
-
-// reloadCertificates reloads pairs on SIGHUP (hup, from notifySIGHUP)
-// and when their files change, until ctx ends. A renewal that fails to
-// load keeps the certificate in service (logged).
-func reloadCertificates(ctx context.Context, pairs []*certs.Pair, hup chan os.Signal, log *slog.Logger) {
-	if len(pairs) == 0 || hup == nil {
-		return
-	}
-	defer signal.Stop(hup)
-	for _, p := range pairs {
-		go p.Watch(ctx, certWatchInterval, log)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			for _, p := range pairs {
-				if err := p.Reload(); err != nil {
-					log.Warn("SIGHUP: certificate not reloaded, the previous one stays in service", "err", err)
-					continue
-				}
-				log.Info("SIGHUP: certificate reloaded", "fingerprint", p.Fingerprint(), "not_after", p.NotAfter())
-			}
-		}
-	}
 }
