@@ -129,9 +129,14 @@ type udpAgent struct {
 	t      testing.TB
 	conn   *net.UDPConn
 	answer bool // answer INVITEs with 200 (else 486)
+	// onInvite, when set, may answer the n-th INVITE (from 0) itself
+	// (status, e.g. "422 Session Interval Too Small") or add headers to
+	// the 200 (status ""). Set under mu.
+	onInvite func(n int, msg string) (status, extra string)
 
 	mu      sync.Mutex
 	got     []string // first lines of requests received
+	raw     []string // INVITEs received, whole
 	invites []agentInvite
 	resp    chan string
 }
@@ -202,9 +207,23 @@ func (a *udpAgent) serve() {
 		switch method {
 		case "ACK":
 		case "INVITE":
+			a.mu.Lock()
+			a.raw = append(a.raw, msg)
+			onInvite := a.onInvite
+			a.mu.Unlock()
 			if !a.answer {
 				a.conn.WriteToUDP([]byte(replyTo(msg, "486 Busy Here", "busy", "", "")), from)
 				continue
+			}
+			extra := ""
+			if onInvite != nil {
+				n := a.received("INVITE") - 1 // retransmissions count too
+				status, hdrs := onInvite(n, msg)
+				if status != "" {
+					a.conn.WriteToUDP([]byte(replyTo(msg, status, "refused", hdrs, "")), from)
+					continue
+				}
+				extra = hdrs
 			}
 			toTag := tagOf(header(msg, toRE))
 			if toTag == "" {
@@ -217,7 +236,7 @@ func (a *udpAgent) serve() {
 			ap := a.addr()
 			sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
 				ap.Addr(), ap.Addr(), ap.Port()+1)
-			a.conn.WriteToUDP([]byte(replyTo(msg, "200 OK", toTag, fmt.Sprintf("Contact: <sip:agent@%s>\r\nContent-Type: application/sdp\r\n", ap), sdp)), from)
+			a.conn.WriteToUDP([]byte(replyTo(msg, "200 OK", toTag, fmt.Sprintf("Contact: <sip:agent@%s>\r\nContent-Type: application/sdp\r\n%s", ap, extra), sdp)), from)
 		default:
 			a.conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "", "", "")), from)
 		}

@@ -1,11 +1,14 @@
 package b2bua
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"plateau/media"
 )
 
 func TestParseSessionExpires(t *testing.T) {
@@ -111,5 +114,115 @@ func TestUnsupportedRequire(t *testing.T) {
 		if got := strings.Join(unsupportedRequire(req), ","); got != tt.want {
 			t.Errorf("Require %q: unsupported %q, want %q", tt.require, got, tt.want)
 		}
+	}
+}
+
+// Plateau is the UAC of the operator leg of an inbound call: its INVITE
+// offers a session timer, a 422 is retried with the phone's Min-SE, and the
+// phone's 2xx decides who refreshes (RFC 4028 §7). A phone without timers
+// just works.
+func TestSessionTimerTowardRungPhone(t *testing.T) {
+	seRE := hdrRE("Session-Expires|x")
+	tests := []struct {
+		name     string
+		onInvite func(n int, msg string) (string, string)
+		// check runs once the call is connected.
+		check func(t *testing.T, e *callEnv, d *inboundDialog)
+	}{
+		{
+			name:     "phone without timer support: no timer, the call stays up",
+			onInvite: nil,
+			check: func(t *testing.T, e *callEnv, d *inboundDialog) {
+				c := e.b.findCall(testOperator)
+				c.mu.Lock()
+				st := c.sessionTimers[media.LegOperator]
+				c.mu.Unlock()
+				if st != nil {
+					t.Error("a session timer runs toward a phone that answered without Session-Expires")
+				}
+			},
+		},
+		{
+			name: "422: retried once with the phone's Min-SE, same Call-ID and From tag, next CSeq",
+			onInvite: func(n int, msg string) (string, string) {
+				if header(msg, seRE) == "1800" {
+					return "422 Session Interval Too Small", "Min-SE: 3600\r\n"
+				}
+				return "", ""
+			},
+			check: func(t *testing.T, e *callEnv, d *inboundDialog) {
+				inv := e.phone.invitesReceived()
+				if len(inv) != 1 {
+					t.Fatalf("%d INVITEs answered 200, want 1", len(inv))
+				}
+				if n := e.phone.received("INVITE"); n != 2 {
+					t.Errorf("%d INVITEs, want 2 (the first refused 422)", n)
+				}
+				e.phone.mu.Lock()
+				defer e.phone.mu.Unlock()
+				if len(e.phone.raw) != 2 {
+					t.Fatalf("%d raw INVITEs recorded", len(e.phone.raw))
+				}
+				first, second := e.phone.raw[0], e.phone.raw[1]
+				if header(second, seRE) != "3600" || header(first, seRE) != "1800" {
+					t.Errorf("Session-Expires %q then %q, want 1800 then 3600", header(first, seRE), header(second, seRE))
+				}
+				if header(first, callIDRE) != header(second, callIDRE) || tagOf(header(first, fromRE)) != tagOf(header(second, fromRE)) {
+					t.Error("the retry is not the same Call-ID and From tag")
+				}
+				if header(first, cseqRE) != "1 INVITE" || header(second, cseqRE) != "2 INVITE" {
+					t.Errorf("CSeq %q then %q, want 1 and 2", header(first, cseqRE), header(second, cseqRE))
+				}
+			},
+		},
+		{
+			name: "refresher=uac: Plateau refreshes the phone by UPDATE",
+			onInvite: func(n int, msg string) (string, string) {
+				return "", "Session-Expires: 2;refresher=uac\r\nRequire: timer\r\nAllow: INVITE, ACK, BYE, CANCEL, UPDATE\r\n"
+			},
+			check: func(t *testing.T, e *callEnv, d *inboundDialog) {
+				waitFor(t, "two UPDATEs at the phone", func() bool { return e.phone.received("UPDATE") >= 2 })
+				if e.b.findCall(testOperator) == nil {
+					t.Error("the call ended although Plateau refreshed")
+				}
+			},
+		},
+		{
+			name: "refresher=uas: the phone never refreshes, the call ends, audited",
+			onInvite: func(n int, msg string) (string, string) {
+				return "", "Session-Expires: 3;refresher=uas\r\nRequire: timer\r\n"
+			},
+			check: func(t *testing.T, e *callEnv, d *inboundDialog) {
+				waitFor(t, "the call's teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
+				if len(e.audit.find("call.ended", "session_expired")) != 1 {
+					t.Errorf("no call.ended session_expired: %+v", e.audit.entries)
+				}
+				waitFor(t, "BYE to the phone", func() bool { return e.phone.received("BYE") == 1 })
+				if n := e.phone.received("UPDATE") + e.phone.received("INVITE"); n != 1 {
+					t.Errorf("Plateau sent %d INVITE/UPDATEs to the phone, want only the INVITE (the phone refreshes)", n)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newCallEnv(t)
+			e.phone.mu.Lock()
+			e.phone.onInvite = tt.onInvite
+			e.phone.mu.Unlock()
+			d, r := e.placeInbound("0240123456")
+			if d == nil {
+				t.Fatalf("inbound call not answered: %q", r)
+			}
+			e.phone.mu.Lock()
+			inv := e.phone.raw[0]
+			e.phone.mu.Unlock()
+			for re, want := range map[*regexp.Regexp]string{hdrRE("Supported|k"): "timer", seRE: "1800", hdrRE("Min-SE"): "90"} {
+				if got := header(inv, re); got != want {
+					t.Errorf("INVITE to the phone: %v = %q, want %q", re, got, want)
+				}
+			}
+			tt.check(t, e, d)
+		})
 	}
 }
