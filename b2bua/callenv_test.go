@@ -347,6 +347,7 @@ type envSetup struct {
 	// start (behind its back, as from before an upgrade).
 	bindings func(e *callEnv) []psip.Binding
 	server   func(o *psip.Options) // changes the server's options
+	users    func(u fakeUsers)     // adds users (e.g. a supervisor)
 }
 
 func newCallEnvSetup(t testing.TB, setup envSetup, opts ...envOpt) *callEnv {
@@ -358,6 +359,9 @@ func newCallEnvSetup(t testing.TB, setup envSetup, opts ...envOpt) *callEnv {
 	e.trunkSrc = newUDPAgent(t, "127.0.0.2", true)
 	e.attacker = newUDPAgent(t, "127.0.0.3", true)
 	users := fakeUsers{testOperator: {Extension: testOperator, Role: psip.RoleOperator, Active: true}}
+	if setup.users != nil {
+		setup.users(users)
+	}
 	ph := e.phone.addr()
 	bindings := fixedBindings{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, ph),
 		Source: ph.String(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)}}

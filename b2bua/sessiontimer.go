@@ -196,16 +196,23 @@ func (c *call) armTrunkSessionTimer(d *trunkDialog) {
 // without Session-Expires means no timer (RFC 4028 §7.2): a phone or a
 // carrier without timer support just works without.
 func (c *call) armUACSessionTimer(l media.Leg, res *sip.Response) {
+	if interval, weRefresh, ok := uacSessionTimer(res); ok {
+		c.startSessionTimer(l, interval, weRefresh)
+	}
+}
+
+// uacSessionTimer reads the timer a 2xx to Plateau's INVITE set, if any.
+func uacSessionTimer(res *sip.Response) (interval time.Duration, weRefresh, ok bool) {
 	if res == nil {
-		return
+		return 0, false, false
 	}
 	se, ok := responseSessionExpires(res)
 	if !ok {
-		return
+		return 0, false, false
 	}
 	// A 2xx without refresher leaves it to us (RFC 4028 §7.2 requires
 	// one; refreshing is the safe side).
-	c.startSessionTimer(l, se.Interval, se.Refresher != "uas")
+	return se.Interval, se.Refresher != "uas", true
 }
 
 // offerSessionTimer asks for a session timer in an INVITE Plateau sends
@@ -310,6 +317,88 @@ func (c *call) sessionLeg(l media.Leg) sessionLeg {
 		answer: func(body []byte) error { return c.applyRemote(l, body) },
 		end:    c.end,
 		spawn:  func(f func()) { c.b.goCall(c, "session_timer", f) },
+	}
+}
+
+// armSessionTimer reads the timer of the supervisor's answered leg (a
+// phone Plateau rang: its 2xx decides).
+func (m *monitorSession) armSessionTimer(l *leg) {
+	cs, ok := l.d.(*sipgo.DialogClientSession)
+	if !ok {
+		return
+	}
+	if interval, weRefresh, ok := uacSessionTimer(cs.InviteResponse); ok {
+		m.startSessionTimer(interval, weRefresh)
+	}
+}
+
+// sessionRefreshed handles a refresh (re-INVITE or UPDATE) from the
+// supervisor's phone being answered with res, as for a call's leg.
+func (m *monitorSession) sessionRefreshed(req *sip.Request, res *sip.Response) {
+	se, hdrs, ok := uasSessionTimer(req)
+	if !ok {
+		return
+	}
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	m.startSessionTimer(se.Interval, se.Refresher == "uas")
+}
+
+// startSessionTimer sets the supervisor leg's timer, starting it the
+// first time; it runs until the session ends (end stops it).
+func (m *monitorSession) startSessionTimer(interval time.Duration, weRefresh bool) {
+	m.mu.Lock()
+	select {
+	case <-m.done:
+		m.mu.Unlock()
+		return
+	default:
+	}
+	t := m.timer
+	fresh := t == nil
+	if fresh {
+		ctx, stop := context.WithCancel(m.b.s.Context())
+		m.timerStop = stop
+		t = newSessionTimer(m.sessionLeg(ctx))
+		m.timer = t
+	}
+	m.mu.Unlock()
+	t.set(interval, weRefresh)
+	if fresh {
+		t.start()
+	}
+}
+
+// sessionLeg is the supervisor's leg for its session timer: a refresh
+// answer's SDP passes the same media check as the INVITE's.
+func (m *monitorSession) sessionLeg(ctx context.Context) sessionLeg {
+	leg := func() *leg {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.leg
+	}
+	return sessionLeg{
+		name: "supervisor", ctx: ctx, log: m.log,
+		dialog: func() (dialogLeg, error) {
+			if l := leg(); l != nil {
+				return l.d, nil
+			}
+			return nil, errors.New("no supervisor leg to refresh")
+		},
+		offer: func() []byte { return m.localSDP(media.DefaultCodecs(), 101) },
+		answer: func(body []byte) error {
+			remote, codec, err := negotiate(body)
+			if err != nil {
+				return err
+			}
+			if err := m.b.monitorMediaAllowed(m, leg(), remote); err != nil { // mediaguard.go
+				return err
+			}
+			return m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)
+		},
+		end:   m.end,
+		spawn: func(f func()) { m.b.goCall(nil, "monitor_session_timer", f) },
 	}
 }
 

@@ -1,6 +1,8 @@
 package b2bua
 
 import (
+	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"plateau/media"
+	psip "plateau/sip"
 )
 
 func TestParseSessionExpires(t *testing.T) {
@@ -223,6 +226,79 @@ func TestSessionTimerTowardRungPhone(t *testing.T) {
 				}
 			}
 			tt.check(t, e, d)
+		})
+	}
+}
+
+// A supervisor's monitor leg rung from the console is a phone Plateau rings
+// too: the same offer and the same policing. The phone's refresh by UPDATE
+// is answered with the timer (not 481), and when refreshes stop the
+// monitor session ends (audited monitor.end session_expired) while the
+// operator's call goes on.
+func TestSessionTimerTowardSupervisor(t *testing.T) {
+	const supExt = "201"
+	tests := []struct {
+		name      string
+		answer    string // the supervisor phone's 200 timer headers
+		weRefresh bool
+	}{
+		{"phone refreshes, then stops", "Session-Expires: 3;refresher=uas\r\nRequire: timer\r\n", false},
+		{"Plateau refreshes by UPDATE", "Session-Expires: 2;refresher=uac\r\nRequire: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sup := newUDPAgent(t, "127.0.0.1", true)
+			t.Cleanup(sup.close)
+			sup.mu.Lock()
+			sup.onInvite = func(int, string) (string, string) { return "", tt.answer }
+			sup.mu.Unlock()
+			e := newCallEnvSetup(t, envSetup{
+				users: func(u fakeUsers) {
+					u[supExt] = psip.Account{Extension: supExt, Role: psip.RoleSupervisor, Active: true}
+				},
+				bindings: func(e *callEnv) []psip.Binding {
+					return []psip.Binding{{Extension: supExt, Contact: fmt.Sprintf("sip:%s@%s", supExt, sup.addr()),
+						Source: sup.addr().String(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)}}
+				},
+			})
+			if d, r := e.placeInbound("0240123456"); d == nil {
+				t.Fatalf("inbound call not answered: %q", r)
+			}
+			if _, err := e.b.Monitor(context.Background(), supExt, testOperator, media.Listen); err != nil {
+				t.Fatalf("monitor: %v", err)
+			}
+			waitFor(t, "monitor started", func() bool { return len(e.audit.find("monitor.start", "listen")) == 1 })
+			sup.mu.Lock()
+			inv := sup.raw[0]
+			sup.mu.Unlock()
+			if header(inv, hdrRE("Session-Expires|x")) != "1800" || !strings.Contains(header(inv, hdrRE("Supported|k")), "timer") {
+				t.Errorf("INVITE to the supervisor offers no session timer:\n%s", inv)
+			}
+			if tt.weRefresh {
+				waitFor(t, "two UPDATEs at the supervisor's phone", func() bool { return sup.received("UPDATE") >= 2 })
+				if len(e.audit.find("monitor.end", "session_expired")) != 0 {
+					t.Fatal("the session expired although Plateau refreshed")
+				}
+				return
+			}
+			// The phone refreshes once, by UPDATE in its dialog.
+			got := sup.invitesReceived()[0]
+			upd := fmt.Sprintf("UPDATE sip:plateau@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKsup%d;rport\r\n"+
+				"From: <sip:%s@127.0.0.1>;tag=%s\r\nTo: <sip:monitor@%s>;tag=%s\r\nCall-ID: %s\r\nCSeq: 1 UPDATE\r\nMax-Forwards: 70\r\n"+
+				"Contact: <sip:%s@%s>\r\nSession-Expires: 3;refresher=uac\r\nSupported: timer\r\nContent-Length: 0\r\n\r\n",
+				e.addr, sup.addr(), time.Now().UnixNano(), supExt, got.toTag, e.addr, got.fromTag, got.callID, supExt, sup.addr())
+			sup.send(e.addr, upd)
+			if r := sup.final("UPDATE", 5*time.Second); statusOf(r) != "200" || !strings.Contains(r, "Session-Expires: 3;refresher=uac") {
+				t.Fatalf("the supervisor's refresh answered %q, want 200 with its Session-Expires", r)
+			}
+			waitFor(t, "monitor.end session_expired", func() bool { return len(e.audit.find("monitor.end", "session_expired")) == 1 })
+			waitFor(t, "BYE to the supervisor", func() bool { return sup.received("BYE") == 1 })
+			if e.b.findCall(testOperator) == nil {
+				t.Error("the operator's call ended with the supervisor's session")
+			}
+			if n := sup.received("UPDATE") + sup.received("INVITE"); n != 1 {
+				t.Errorf("Plateau sent %d INVITE/UPDATEs to the supervisor, want only the INVITE", n)
+			}
 		})
 	}
 }
