@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,4 +86,64 @@ func TestSessionTimerRungPhone422(t *testing.T) {
 	if v := p.metricOf(mAnswer); v != 1 {
 		t.Errorf("%s = %v, want 1", mAnswer, v)
 	}
+}
+
+// baresip (Debian's 1.0, no session timer support) is the operator's
+// phone of an inbound call: Plateau's INVITE offers a timer, baresip
+// answers without one (auto-answer), and the call works as before: no
+// timer, bridged and recorded until the carrier hangs up.
+func TestSessionTimerRungBaresip(t *testing.T) {
+	bin := need(t, "baresip")
+	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
+	dir := t.TempDir()
+	port := freePort(t)
+	account := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;regint=600;answermode=auto\n", opExt, p.sipAddr(), opPass)
+	// A sine as microphone, no speaker: enough to answer and send media.
+	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
+sip_listen 127.0.0.1:%d
+net_interface 127.0.0.1
+module g711.so
+module ausine.so
+audio_source ausine,440
+ausrc_srate 48000
+ausrc_channels 2
+module_app account.so
+module_app menu.so
+`, port)
+	for name, content := range map[string]string{"accounts": account, "config": config} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out := &lockedBuffer{}
+	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-t", "80")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Skipf("baresip cannot start here: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("baresip:\n%s", out.String())
+		}
+	}()
+	eventually(t, "baresip registered", func() (bool, string) {
+		r := p.registered()[opExt]
+		return strings.Contains(r, fmt.Sprintf("@127.0.0.1:%d", port)), r + "\n" + out.String()
+	})
+	callIn(t, p, "carrier_call_in.xml", "-d", "3000").mustSucceed(40 * time.Second)
+	waitMetric(t, p, mEnded("outside_hangup"), 1)
+	if v := p.metricOf(mAnswer); v != 1 {
+		t.Errorf("%s = %v, want 1:\n%s", mAnswer, v, out.String())
+	}
+	eventually(t, "the recording closed", func() (bool, string) {
+		files := recordingFiles(t, p)
+		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, strings.Join(files[".json"], ", ")
+	})
 }
