@@ -137,6 +137,7 @@ type udpAgent struct {
 	mu      sync.Mutex
 	got     []string // first lines of requests received
 	raw     []string // INVITEs received, whole
+	acks    []string // ACKs received, whole
 	invites []agentInvite
 	resp    chan string
 }
@@ -206,6 +207,9 @@ func (a *udpAgent) serve() {
 		a.mu.Unlock()
 		switch method {
 		case "ACK":
+			a.mu.Lock()
+			a.acks = append(a.acks, msg)
+			a.mu.Unlock()
 		case "INVITE":
 			a.mu.Lock()
 			a.raw = append(a.raw, msg)

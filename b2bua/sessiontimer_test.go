@@ -191,6 +191,40 @@ func TestSessionTimerTowardRungPhone(t *testing.T) {
 			},
 		},
 		{
+			name: "refresher=uac, no UPDATE allowed: re-INVITE with our SDP, its 2xx ACKed with its CSeq",
+			onInvite: func(n int, msg string) (string, string) {
+				return "", "Session-Expires: 2;refresher=uac\r\nRequire: timer\r\n"
+			},
+			check: func(t *testing.T, e *callEnv, d *inboundDialog) {
+				waitFor(t, "two re-INVITEs acknowledged", func() bool {
+					e.phone.mu.Lock()
+					defer e.phone.mu.Unlock()
+					return len(e.phone.raw) >= 3 && len(e.phone.acks) >= 3
+				})
+				if n := e.phone.received("UPDATE"); n != 0 {
+					t.Errorf("%d UPDATEs to a phone that does not allow UPDATE", n)
+				}
+				e.phone.mu.Lock()
+				defer e.phone.mu.Unlock()
+				re := e.phone.raw[1]
+				if !strings.Contains(re, "m=audio") || header(re, seRE) != "2;refresher=uac" {
+					t.Errorf("the refresh re-INVITE has no SDP or no Session-Expires:\n%s", re)
+				}
+				var seqs []string
+				for _, a := range e.phone.acks {
+					seqs = append(seqs, header(a, cseqRE))
+				}
+				want := strings.Fields(header(re, cseqRE))[0] + " ACK"
+				found := false
+				for _, s := range seqs {
+					found = found || s == want
+				}
+				if !found {
+					t.Errorf("ACK CSeqs %q, want one %q (the re-INVITE's)", seqs, want)
+				}
+			},
+		},
+		{
 			name: "refresher=uas: the phone never refreshes, the call ends, audited",
 			onInvite: func(n int, msg string) (string, string) {
 				return "", "Session-Expires: 3;refresher=uas\r\nRequire: timer\r\n"
@@ -300,5 +334,58 @@ func TestSessionTimerTowardSupervisor(t *testing.T) {
 				t.Errorf("Plateau sent %d INVITE/UPDATEs to the supervisor, want only the INVITE", n)
 			}
 		})
+	}
+}
+
+// A 422's Min-SE is followed only when it is a valid interval larger than
+// the one asked (RFC 4028 §7.4): anything else ends the attempt.
+func TestRetryInterval(t *testing.T) {
+	tests := []struct {
+		minSE  string // "" : no header
+		asked  time.Duration
+		want   time.Duration
+		wantOK bool
+	}{
+		{"3600", 1800 * time.Second, 3600 * time.Second, true},
+		{" 1900 ", 1800 * time.Second, 1900 * time.Second, true},
+		{"", 1800 * time.Second, 0, false},
+		{"1800", 1800 * time.Second, 0, false}, // not larger: the phone contradicts itself
+		{"90", 1800 * time.Second, 0, false},
+		{"86401", 1800 * time.Second, 0, false}, // over a day
+		{"soon", 1800 * time.Second, 0, false},
+		{"-1", 1800 * time.Second, 0, false},
+	}
+	for _, tt := range tests {
+		res := sip.NewResponse(422, "Session Interval Too Small")
+		if tt.minSE != "" {
+			res.AppendHeader(sip.NewHeader("Min-SE", tt.minSE))
+		}
+		got, ok := retryInterval(res, tt.asked)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("Min-SE %q after %v: %v, %v; want %v, %v", tt.minSE, tt.asked, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+// The offer in an INVITE to a phone: Supported, Session-Expires without a
+// refresher (the phone chooses), Min-SE never above the interval.
+func TestOfferSessionTimer(t *testing.T) {
+	for _, tt := range []struct {
+		interval        time.Duration
+		wantSE, wantMin string
+	}{
+		{30 * time.Minute, "1800", "90"},
+		{time.Hour, "3600", "90"},
+		{60 * time.Second, "60", "60"},
+	} {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Host: "127.0.0.1"})
+		offerSessionTimer(req, tt.interval)
+		offerSessionTimer(req, tt.interval) // a retry's request is built again; never two headers
+		if got := req.GetHeaders("Supported"); len(got) != 1 || got[0].Value() != "timer" {
+			t.Errorf("Supported %v, want one: timer", got)
+		}
+		if se, min := req.GetHeader("Session-Expires").Value(), req.GetHeader("Min-SE").Value(); se != tt.wantSE || min != tt.wantMin {
+			t.Errorf("%v: Session-Expires %q Min-SE %q, want %q %q", tt.interval, se, min, tt.wantSE, tt.wantMin)
+		}
 	}
 }
