@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +97,7 @@ func TestSessionTimerRungBaresip(t *testing.T) {
 	bin := need(t, "baresip")
 	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
 	dir := t.TempDir()
-	port := freePort(t)
+	port := baresipPort(t)
 	account := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;regint=600;answermode=auto\n", opExt, p.sipAddr(), opPass)
 	// A sine as microphone, no speaker: enough to answer and send media.
 	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
@@ -146,4 +147,24 @@ module_app menu.so
 		files := recordingFiles(t, p)
 		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, strings.Join(files[".json"], ", ")
 	})
+}
+
+// baresipPort is a free port whose next one is free too: baresip 1.0 also
+// listens for SIP/TLS on its sip_listen port + 1, and cannot be told not to.
+func baresipPort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		p := freePort(t)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portMu.Lock()
+		portUsed[p+1] = true
+		portMu.Unlock()
+		return p
+	}
+	t.Fatal("no two free ports in a row for baresip")
+	return 0
 }
