@@ -387,3 +387,26 @@ func TestOfferSessionTimer(t *testing.T) {
 		}
 	}
 }
+
+// Click-to-call rings the operator's phone through the same code: the
+// offer goes with the auto-answer headers, and a phone that stops
+// refreshing ends the call (both legs hung up).
+func TestSessionTimerClickToCall(t *testing.T) {
+	e := newCallEnv(t)
+	e.phone.mu.Lock()
+	e.phone.onInvite = func(int, string) (string, string) {
+		return "", "Session-Expires: 3;refresher=uas\r\nRequire: timer\r\n"
+	}
+	e.phone.mu.Unlock()
+	if _, err := e.b.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: "0240123456", Source: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.phone.mu.Lock()
+	inv := e.phone.raw[0]
+	e.phone.mu.Unlock()
+	if header(inv, hdrRE("Session-Expires|x")) != "1800" || !strings.Contains(inv, "answer-after=0") {
+		t.Errorf("click-to-call INVITE lacks the timer offer or auto-answer:\n%s", inv)
+	}
+	waitFor(t, "call.ended session_expired", func() bool { return len(e.audit.find("call.ended", "session_expired")) == 1 })
+	waitFor(t, "BYE to both legs", func() bool { return e.phone.received("BYE") == 1 && e.carrier.received("BYE") == 1 })
+}
