@@ -137,6 +137,9 @@ func (b *B2BUA) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *B2BUA) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if b.monitorInDialog(req, tx) { // a supervisor's leg refreshing (monitor.go)
+		return
+	}
 	c, l := b.dialogOf(req, tx)
 	if c == nil {
 		return
