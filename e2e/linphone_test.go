@@ -1,0 +1,339 @@
+package e2e
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	_ "plateau/config"
+	_ "plateau/sim"
+)
+
+// Debian's Linphone (package linphone-cli, linphonec 5.1.65) as an
+// operator's softphone, with its own defaults: it registers with
+// Plateau's digest challenges, calls out through Plateau and is rung by
+// Plateau for an inbound call, over UDP and TCP. linphonec runs headless:
+// "soundcard use files" replaces the sound card by WAV files (a tone as
+// microphone, a file for what the operator hears), commands go to its
+// stdin, its SIP trace to its log file (-d 6 -l).
+
+// linphoneOpts shape one linphonec.
+type linphoneOpts struct {
+	transport  string // udp (default) or tcp: the account's and the listener's
+	play       string // WAV sent as the microphone (8 kHz mono 16-bit)
+	record     string // WAV written with what the phone hears during a call
+	autoAnswer bool
+}
+
+// linphone is a running linphonec.
+type linphone struct {
+	t     *testing.T
+	stdin io.WriteCloser
+	out   *lockedBuffer
+	log   string // linphonec's log file: every SIP message it sends and receives
+	done  chan struct{}
+}
+
+// startLinphone runs linphonec as ext (password pass) registered to p,
+// bounded in time; cleanup quits it (it unregisters) and kills it if it
+// does not exit.
+func startLinphone(t *testing.T, p *plateau, ext, pass string, o linphoneOpts) *linphone {
+	t.Helper()
+	bin := need(t, "linphonec")
+	linphoneNeedsRoute(t)
+	if o.transport == "" {
+		o.transport = "udp"
+	}
+	// -1: a random port chosen by linphonec (no race with other tests);
+	// 0: transport off. TLS off: its certificate store is another story.
+	udpPort, tcpPort := -1, 0
+	if o.transport == "tcp" {
+		udpPort, tcpPort = 0, -1
+	}
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	// linphonec 5.1 does nothing at all (no REGISTER, no call) when it
+	// cannot open its database: HOME must hold ~/.local/share/linphone.
+	if err := os.MkdirAll(filepath.Join(home, ".local", "share", "linphone"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The account as a user would fill it in: identity sip:EXT@host:port,
+	// Plateau as registrar and outbound proxy (reg_route), no realm (any
+	// realm Plateau names is answered with this password).
+	server := fmt.Sprintf("<sip:%s;transport=%s>", p.sipAddr(), o.transport)
+	rc := fmt.Sprintf(`[sip]
+sip_port=%d
+sip_tcp_port=%d
+sip_tls_port=0
+default_proxy=0
+[rtp]
+audio_rtp_port=-1
+video_rtp_port=-1
+text_rtp_port=-1
+[proxy_0]
+reg_proxy=%s
+reg_route=%s
+reg_identity=sip:%s@%s
+reg_expires=600
+reg_sendregister=1
+[auth_info_0]
+username=%s
+passwd=%s
+`, udpPort, tcpPort, server, server, ext, p.sipAddr(), ext, pass)
+	rcFile := filepath.Join(dir, "linphonerc")
+	if err := os.WriteFile(rcFile, []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := &linphone{t: t, out: &lockedBuffer{}, log: filepath.Join(dir, "linphonec.log"), done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	cmd := exec.CommandContext(ctx, bin, "-c", rcFile, "-d", "6", "-l", l.log)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	cmd.Stdout, cmd.Stderr = l.out, l.out
+	cmd.WaitDelay = 5 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	l.stdin = stdin
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("linphonec: %v", err)
+	}
+	go func() { cmd.Wait(); cancel(); close(l.done) }()
+	t.Cleanup(func() {
+		l.send("quit") // unregisters, then exits
+		select {
+		case <-l.done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-l.done
+		}
+		if t.Failed() || os.Getenv("E2E_SHOW") != "" {
+			t.Logf("linphonec output:\n%s\nlinphonec SIP trace:\n%s", tail(l.out.String(), 4000), tail(l.sipTrace(), 12000))
+		}
+	})
+	l.send("soundcard use files") // no sound card: WAV files, or silence
+	if o.play != "" {
+		l.send("play " + o.play)
+	}
+	if o.record != "" {
+		l.send("record " + o.record)
+	}
+	if o.autoAnswer {
+		l.send("autoanswer enable")
+	}
+	return l
+}
+
+// linphoneNeedsRoute fails the test, saying why, on a host whose only
+// address is loopback: linphonec 5.1 then declares its network down a few
+// seconds after start and unregisters (it looks for the address it would
+// use toward the internet). No packet is sent here: connecting a UDP
+// socket only asks the kernel for a route.
+func linphoneNeedsRoute(t *testing.T) {
+	t.Helper()
+	c, err := net.Dial("udp", "198.51.100.1:9")
+	if err == nil {
+		defer c.Close()
+		if !c.LocalAddr().(*net.UDPAddr).IP.IsLoopback() {
+			return
+		}
+	}
+	t.Fatalf("this host has no route off loopback (%v): linphonec 5.1 then declares its network down and unregisters; give the host a non-loopback address and a default route", err)
+}
+
+// send writes one command line to linphonec's stdin.
+func (l *linphone) send(cmd string) {
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	if _, err := io.WriteString(l.stdin, cmd+"\n"); err != nil {
+		l.t.Logf("linphonec %q: %v", cmd, err)
+	}
+}
+
+// waitOutput waits until linphonec's console output matches re.
+func (l *linphone) waitOutput(what string, re *regexp.Regexp, limit time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !re.MatchString(l.out.String()) {
+		select {
+		case <-l.done:
+			l.t.Fatalf("%s: linphonec exited", what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sipTrace is the SIP messages of linphonec's log, with the log line
+// that says where each went or came from.
+func (l *linphone) sipTrace() string {
+	b, err := os.ReadFile(l.log)
+	if err != nil {
+		return err.Error()
+	}
+	var out strings.Builder
+	inMsg := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.Contains(line, "message sent to [") || strings.Contains(line, "new bytes from ["):
+			inMsg = true
+			out.WriteString(line + "\n")
+		case inMsg && strings.HasPrefix(line, "20") && strings.Contains(line, "-message-"):
+			inMsg = false
+		case inMsg:
+			out.WriteString(line + "\n")
+		}
+	}
+	return out.String()
+}
+
+// sent reports whether linphonec sent a request starting with start over
+// proto (UDP, TCP) to Plateau's address.
+func (l *linphone) sent(p *plateau, proto, start string) bool {
+	lines := strings.Split(l.sipTrace(), "\n")
+	to := fmt.Sprintf("message sent to [%s://%s]", proto, p.sipAddr())
+	for i := 1; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], start) && strings.Contains(lines[i-1], to) {
+			return true
+		}
+	}
+	return false
+}
+
+// authorizations returns the algorithm= of each Authorization header
+// linphonec sent (REGISTER), in order.
+func (l *linphone) authorizations() []string {
+	var algs []string
+	re := regexp.MustCompile(`(?i)algorithm=("?)([A-Za-z0-9-]+)`)
+	for _, line := range strings.Split(l.sipTrace(), "\n") {
+		if strings.HasPrefix(line, "Authorization:") {
+			if m := re.FindStringSubmatch(line); m != nil {
+				algs = append(algs, strings.ToUpper(m[2]))
+			} else {
+				algs = append(algs, "MD5") // RFC 2617: no algorithm means MD5
+			}
+		}
+	}
+	return algs
+}
+
+// waitRegistered waits for Plateau's binding of ext at 127.0.0.1 over transport.
+func waitRegistered(t *testing.T, p *plateau, ext, transport string) string {
+	t.Helper()
+	var reg string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		reg = p.registered()[ext]
+		if strings.Contains(reg, "@127.0.0.1:") && strings.Contains(reg, "("+transport) {
+			return reg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not registered over %s within 30 s: %q", ext, transport, reg)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Which digest challenge linphonec answers, for the shipped setting and
+// the stronger ones configs/plateau.yaml suggests: it registers with each
+// (it reads every challenge of a 401, unlike baresip 1.0, which refuses a
+// 401 that offers SHA-256) and answers the first one it knows, in the
+// order Plateau offers them: [MD5, SHA-256] gets MD5 from it, so list
+// SHA-256 first to have it used.
+func TestLinphoneDigestAlgorithms(t *testing.T) {
+	need(t, "linphonec")
+	shipped := shippedDigestAlgorithms(t)
+	for _, tc := range []struct {
+		name, algorithms, want string
+	}{
+		// The shipped list's first algorithm (MD5 and SHA-256 are the two
+		// Plateau offers; linphonec knows both).
+		{"shipped " + shipped, shipped, strings.Trim(strings.Split(shipped, ",")[0], "[] ")},
+		{"SHA-256 then MD5", "[SHA-256, MD5]", "SHA-256"},
+		{"MD5 then SHA-256", "[MD5, SHA-256]", "MD5"},
+		{"SHA-256 only", "[SHA-256]", "SHA-256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.want
+			p := startPlateau(t, serverOpts{users: []user{{opExt, opPass}}, algorithms: tc.algorithms, uriCheck: "request_uri"})
+			l := startLinphone(t, p, opExt, opPass, linphoneOpts{})
+			reg := waitRegistered(t, p, opExt, "udp")
+			algs := l.authorizations()
+			t.Logf("digest_algorithms %s: registered %s, linphonec answered %v", tc.algorithms, reg, algs)
+			if len(algs) == 0 {
+				t.Fatalf("linphonec sent no Authorization")
+			}
+			for _, a := range algs {
+				if a != want {
+					t.Errorf("linphonec answered a %s challenge, want %s", a, want)
+				}
+			}
+			if n := p.metricOf("plateau_sip_auth_failures_total"); n != 0 {
+				t.Errorf("plateau_sip_auth_failures_total = %v, want 0", n)
+			}
+		})
+	}
+}
+
+// writeTone writes seconds of a sine at freq Hz as an 8 kHz mono 16-bit
+// WAV (what linphonec plays as its microphone, pstn-sim as its party).
+func writeTone(t *testing.T, path string, freq float64, seconds int) {
+	t.Helper()
+	n := 8000 * seconds
+	b := make([]byte, 44+2*n)
+	copy(b, "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1) // mono
+	binary.LittleEndian.PutUint32(b[24:], 8000)
+	binary.LittleEndian.PutUint32(b[28:], 16000)
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
+	for i := range n {
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(8000*math.Sin(2*math.Pi*freq*float64(i)/8000))))
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// toneLevel is the amplitude of the freq Hz component (Goertzel) of
+// channel ch of 16-bit PCM with channels interleaved channels, over
+// frames [from, to): about 8000 for the tones writeTone writes.
+func toneLevel(pcm []byte, channels, ch, from, to int, freq float64) float64 {
+	coeff := 2 * math.Cos(2*math.Pi*freq/8000)
+	var s1, s2 float64
+	n := 0
+	for f := from; f < to && (f*channels+ch)*2+1 < len(pcm); f++ {
+		x := float64(int16(binary.LittleEndian.Uint16(pcm[(f*channels+ch)*2:])))
+		s1, s2 = x+coeff*s1-s2, s1
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	power := s1*s1 + s2*s2 - coeff*s1*s2
+	return 2 * math.Sqrt(math.Max(power, 0)) / float64(n)
+}
