@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	_ "plateau/config"
-	_ "plateau/sim"
+	"plateau/config"
+	"plateau/sim"
 )
 
 // Debian's Linphone (package linphone-cli, linphonec 5.1.65) as an
@@ -336,4 +336,178 @@ func toneLevel(pcm []byte, channels, ch, from, to int, freq float64) float64 {
 	}
 	power := s1*s1 + s2*s2 - coeff*s1*s2
 	return 2 * math.Sqrt(math.Max(power, 0)) / float64(n)
+}
+
+// Tones told apart in the recordings: the operator's microphone
+// (linphonec) and the outside party (pstn-sim playing).
+const (
+	operatorHz = 440.0
+	outsideHz  = 1000.0
+)
+
+// linphoneCallServer is Plateau with the shipped digest settings, a trunk
+// to pstn-sim playing a 1 kHz tone (calls to approved hang up after
+// hangup), operator 101 and approved on the allowlist.
+func linphoneCallServer(t *testing.T, hangup time.Duration) (*plateau, *sim.PSTN) {
+	t.Helper()
+	tone := filepath.Join(t.TempDir(), "outside.wav")
+	writeTone(t, tone, outsideHz, 30)
+	carrier := udpCarrier(t, func(c *sim.Config) {
+		c.Answer = sim.AnswerConfig{Mode: "play", WAV: tone}
+		c.Rules = []sim.Rule{{Prefix: approved, Action: sim.ActionRing, HangupAfter: config.Duration(hangup)}}
+	})
+	p := startPlateau(t, serverOpts{
+		users:      []user{{opExt, opPass}},
+		algorithms: shippedDigestAlgorithms(t),
+		uriCheck:   "request_uri",
+		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
+		extraYAML: fmt.Sprintf("trunks:\n  - {name: carrier, address: %q, transport: udp, caller_id: %q, allowed_sources: [%q], options_interval: 0s}\n",
+			carrier.Addr().String(), callerID, trunkSources),
+	})
+	approve(t, p, approved)
+	return p, carrier
+}
+
+// checkLinphoneRecording checks the call's one recording as security
+// would (recordings verify) and that its channels are not mixed up: after
+// the notice, the operator's tone on the left, the outside party's on the
+// right. It also checks that what linphonec heard (heard) is the outside
+// party: media went both ways through Plateau.
+func checkLinphoneRecording(t *testing.T, p *plateau, heard string) {
+	t.Helper()
+	eventually(t, "the recording closed", func() (bool, string) {
+		f := recordingFiles(t, p)
+		return len(f[".wav"]) == 1 && len(f[".json"]) == 1, fmt.Sprint(f)
+	})
+	if out, err := p.plateauCmd("recordings", "verify"); err != nil || !strings.Contains(out, "1 recordings verified, 0 problems") {
+		t.Errorf("recordings verify: %v\n%s", err, out)
+	}
+	wav, err := os.ReadFile(recordingFiles(t, p)[".wav"][0])
+	if err != nil || len(wav) < 44 || binary.LittleEndian.Uint16(wav[22:]) != 2 {
+		t.Fatalf("the recording is not a stereo WAV: %v", err)
+	}
+	pcm := wav[44:]
+	frames := len(pcm) / 4
+	// From 5 s (the notice lasts 3.9 s, the bridge tone 150 ms after it)
+	// to the last half second (hang-up).
+	from, to := 5*8000, frames-4000
+	if to-from < 8000 {
+		t.Fatalf("the recording lasts %v: too short to hear both parties", time.Duration(frames)*time.Second/8000)
+	}
+	lOp, lOut := toneLevel(pcm, 2, 0, from, to, operatorHz), toneLevel(pcm, 2, 0, from, to, outsideHz)
+	rOp, rOut := toneLevel(pcm, 2, 1, from, to, operatorHz), toneLevel(pcm, 2, 1, from, to, outsideHz)
+	t.Logf("recording %v: left %0.f Hz %.0f, %0.f Hz %.0f; right %0.f Hz %.0f, %0.f Hz %.0f",
+		time.Duration(frames)*time.Second/8000, operatorHz, lOp, outsideHz, lOut, operatorHz, rOp, outsideHz, rOut)
+	// The tones are 8000 peak; G.711 and a late start on a loaded host
+	// cost some, mixing them up would swap the levels.
+	if lOp < 3000 || lOut > lOp/10 {
+		t.Errorf("left channel (operator): %0.f Hz at %.0f, %0.f Hz at %.0f: want the operator's tone alone", operatorHz, lOp, outsideHz, lOut)
+	}
+	if rOut < 3000 || rOp > rOut/10 {
+		t.Errorf("right channel (outside): %0.f Hz at %.0f, %0.f Hz at %.0f: want the outside party's tone alone", outsideHz, rOut, operatorHz, rOp)
+	}
+	// What linphonec recorded (mono): the outside party.
+	h, err := os.ReadFile(heard)
+	if err != nil || len(h) < 44 {
+		t.Fatalf("linphonec's record file: %v", err)
+	}
+	channels := int(binary.LittleEndian.Uint16(h[22:]))
+	hpcm := h[44:]
+	hframes := len(hpcm) / (2 * channels)
+	if level := toneLevel(hpcm, channels, 0, hframes/2, hframes, outsideHz); level < 2000 {
+		t.Errorf("linphonec heard the outside party's tone at %.0f over the second half of the call: want it loud", level)
+	}
+}
+
+// An operator dials an approved number on linphonec: the call goes
+// through Plateau to the carrier (pstn-sim), is answered, both parties
+// hear each other, the carrier hangs up, and the recording verifies with
+// each party on its channel. Over UDP and over TCP.
+func TestLinphoneCallOut(t *testing.T) {
+	need(t, "linphonec")
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			p, carrier := linphoneCallServer(t, 9*time.Second)
+			dir := t.TempDir()
+			mic, heard := filepath.Join(dir, "mic.wav"), filepath.Join(dir, "heard.wav")
+			writeTone(t, mic, operatorHz, 30)
+			l := startLinphone(t, p, opExt, opPass, linphoneOpts{transport: transport, play: mic, record: heard})
+			waitRegistered(t, p, opExt, transport)
+			// The number as the operator types it: linphonec makes it
+			// sip:+33240123456@<Plateau> and sends it through reg_route.
+			l.send("call " + approved)
+			l.waitOutput("linphonec connected", regexp.MustCompile(`Call \d+ with .* connected`), 30*time.Second)
+			waitMetric(t, p, mAnswer, 1)
+			l.waitOutput("the carrier's hang-up reached linphonec", regexp.MustCompile(`Call \d+ with .* ended`), 30*time.Second)
+			waitMetric(t, p, mEnded("outside_hangup"), 1)
+			waitMetric(t, p, mActive, 0)
+			if !l.sent(p, strings.ToUpper(transport), "INVITE sip:"+approved+"@") {
+				t.Errorf("linphonec's INVITE to %s did not go to Plateau over %s", approved, transport)
+			}
+			calls := carrier.Calls()
+			if len(calls) != 1 || !calls[0].Answered || calls[0].RTPRecv < 100 {
+				t.Fatalf("carrier calls %+v: want one answered, with the operator's audio", calls)
+			}
+			checkLinphoneRecording(t, p, heard)
+			auditVerify(t, p)
+		})
+	}
+}
+
+// The carrier calls in from an approved number: Plateau rings linphonec,
+// which answers by itself (autoanswer); both parties hear each other, then
+// the operator hangs up (linphonec's BYE, sent to Plateau's Contact), and
+// the recording verifies. Over UDP and over TCP.
+func TestLinphoneCallIn(t *testing.T) {
+	need(t, "linphonec")
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			p, carrier := linphoneCallServer(t, 0)
+			dir := t.TempDir()
+			mic, heard := filepath.Join(dir, "mic.wav"), filepath.Join(dir, "heard.wav")
+			writeTone(t, mic, operatorHz, 30)
+			l := startLinphone(t, p, opExt, opPass, linphoneOpts{transport: transport, play: mic, record: heard, autoAnswer: true})
+			reg := waitRegistered(t, p, opExt, transport)
+			if !strings.Contains(reg, "transport="+transport) {
+				t.Errorf("linphonec's binding %q does not say transport=%s", reg, transport)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			type result struct {
+				st  sim.CallStats
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				// The carrier would hang up after a minute: the operator does first.
+				st, err := carrier.Call(ctx, p.sipAddr(), "0240000000", approved, time.Minute)
+				done <- result{st, err}
+			}()
+			l.waitOutput("linphonec rung", regexp.MustCompile(`Receiving new incoming call from .*`+regexp.QuoteMeta(approved)), 30*time.Second)
+			l.waitOutput("linphonec answered", regexp.MustCompile(`Call \d+ with .* connected`), 30*time.Second)
+			waitMetric(t, p, mAnswer, 1)
+			// Nine seconds of call: the notice, then both parties talking.
+			time.Sleep(9 * time.Second)
+			l.send("terminate")
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("the carrier's call did not end after the operator hung up")
+			}
+			if r.err != nil || !r.st.Answered || r.st.HangupBy != "remote" {
+				t.Fatalf("the carrier's call: %+v, %v: want answered and hung up by the far end", r.st, r.err)
+			}
+			if r.st.RTPRecv < 100 {
+				t.Errorf("the carrier received %d RTP packets: want the operator's audio", r.st.RTPRecv)
+			}
+			waitMetric(t, p, mEnded("operator_hangup"), 1)
+			waitMetric(t, p, mActive, 0)
+			if !l.sent(p, strings.ToUpper(transport), "BYE sip:plateau@") {
+				t.Errorf("linphonec's BYE did not go to Plateau's Contact over %s", transport)
+			}
+			checkLinphoneRecording(t, p, heard)
+			auditVerify(t, p)
+		})
+	}
 }

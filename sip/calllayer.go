@@ -91,6 +91,7 @@ func (s *Server) EnableCalls(cl CallLayer, trunks []TrunkConfig) error {
 	client.TxRequester = clientBinding{s} // but not for TCP (transport_client.go)
 	s.client = client
 	s.dialogs = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("UDP")}
+	s.dialogsTCP = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("TCP")}
 	s.dialogsTLS = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("TLS")}
 	s.dialogsSIPS = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("SIPS")}
 	s.trunkAddrsOf = map[*Trunk][]netip.AddrPort{}

@@ -122,6 +122,8 @@ type Server struct {
 	dialogsTLS *sipgo.DialogUA
 	// dialogsSIPS: dialogs begun with a sips: Request-URI (sips: Contact).
 	dialogsSIPS *sipgo.DialogUA
+	// dialogsTCP: dialogs over TCP (Contact ;transport=tcp).
+	dialogsTCP *sipgo.DialogUA
 
 	listening atomic.Bool
 	serving   servingGate                // the trunks' keepalives wait for it

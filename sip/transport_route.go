@@ -17,6 +17,9 @@ import (
 //     sips: only where the peer used sips:), so that the peer's in-dialog
 //     requests come back over TLS. The dialogs of a TLS request get it from
 //     DialogUAFor.
+//   - Over TCP it says ;transport=tcp: a sip: URI without it means UDP
+//     to whoever resolves it (RFC 3263 §4.1), and a phone that speaks
+//     only TCP (linphonec with UDP off) then cannot send its ACK or BYE.
 //   - An in-dialog request follows the transport its remote target (the
 //     peer's Contact, or the first Route) names with ;transport= (sipgo
 //     would keep the INVITE's): a phone whose INVITE came over UDP with a
@@ -40,6 +43,9 @@ func (s *Server) ContactFor(transport string) sip.ContactHeader {
 	_, port, _ := SplitHostPort(s.opts.Listen)
 	u := sip.Uri{Scheme: "sip", User: "plateau", Host: s.opts.ExternalAddress, Port: port}
 	switch {
+	case strings.EqualFold(transport, "TCP"):
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tcp")
 	case s.opts.TLS == nil:
 	case strings.EqualFold(transport, "SIPS"):
 		u.Scheme = "sips"
@@ -60,6 +66,8 @@ func (s *Server) DialogUAFor(transport string) *sipgo.DialogUA {
 		return s.dialogsSIPS
 	case strings.EqualFold(transport, "TLS") && s.dialogsTLS != nil:
 		return s.dialogsTLS
+	case strings.EqualFold(transport, "TCP") && s.dialogsTCP != nil:
+		return s.dialogsTCP
 	}
 	return s.dialogs
 }

@@ -500,12 +500,14 @@ func FuzzChooseTransport(f *testing.F) {
 }
 
 // Plateau's Contact names the transport: transport=tls and the TLS port
-// over TLS, sips: for a sips: dialog, the plain one otherwise.
+// over TLS, sips: for a sips: dialog, transport=tcp over TCP (with or
+// without TLS configured), the plain one over UDP.
 func TestContactFor(t *testing.T) {
 	s := &Server{opts: Options{Listen: "127.0.0.1:5060", ExternalAddress: "203.0.113.5", TLS: &TLSOptions{Listen: "0.0.0.0:5061"}}}
 	for _, tt := range []struct{ transport, want string }{
 		{"UDP", "sip:plateau@203.0.113.5:5060"},
-		{"TCP", "sip:plateau@203.0.113.5:5060"},
+		{"TCP", "sip:plateau@203.0.113.5:5060;transport=tcp"},
+		{"tcp", "sip:plateau@203.0.113.5:5060;transport=tcp"},
 		{"TLS", "sip:plateau@203.0.113.5:5061;transport=tls"},
 		{"tls", "sip:plateau@203.0.113.5:5061;transport=tls"},
 		{"SIPS", "sips:plateau@203.0.113.5:5061"},
@@ -513,6 +515,13 @@ func TestContactFor(t *testing.T) {
 		c := s.ContactFor(tt.transport)
 		if got := c.Address.String(); got != tt.want {
 			t.Errorf("ContactFor(%s) = %s, want %s", tt.transport, got, tt.want)
+		}
+	}
+	plain := &Server{opts: Options{Listen: "127.0.0.1:5060", ExternalAddress: "203.0.113.5"}}
+	for transport, want := range map[string]string{"UDP": "sip:plateau@203.0.113.5:5060", "TCP": "sip:plateau@203.0.113.5:5060;transport=tcp"} {
+		c := plain.ContactFor(transport)
+		if got := c.Address.String(); got != want {
+			t.Errorf("without TLS, ContactFor(%s) = %s, want %s", transport, got, want)
 		}
 	}
 	var u sip.Uri
