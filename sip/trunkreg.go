@@ -148,11 +148,7 @@ func (r *trunkRegistrar) register(ctx context.Context, expires time.Duration) (t
 	aor := sip.Uri{Scheme: "sip", User: t.Register.Username, Host: host}
 	contact := r.s.ContactFor(t.sipTransport())
 	contact.Address.User = t.Register.ContactUser
-	if t.Transport == "tcp" {
-		contact.Address.UriParams = sip.NewParams()
-		contact.Address.UriParams.Add("transport", "tcp")
-	}
-	// (ContactFor already wrote transport=tls and the TLS port.)
+	// (ContactFor wrote transport=tcp, or transport=tls and the TLS port.)
 	var auth sip.Header
 	authTried, briefTried := false, false
 	for {
