@@ -403,10 +403,7 @@ func linphoneCallServer(t *testing.T, hangup time.Duration, transport string) (*
 	}
 	tone := filepath.Join(t.TempDir(), "outside.wav")
 	writeTone(t, tone, outsideHz, 30)
-	carrier := udpCarrier(t, func(c *sim.Config) {
-		c.Answer = sim.AnswerConfig{Mode: "play", WAV: tone}
-		c.Rules = []sim.Rule{{Prefix: approved, Action: sim.ActionRing, HangupAfter: config.Duration(hangup)}}
-	})
+	carrier := playingCarrier(t, tone, hangup)
 	p := startPlateau(t, serverOpts{
 		users:      []user{{opExt, opPass}},
 		algorithms: shippedDigestAlgorithms(t),
@@ -419,6 +416,46 @@ func linphoneCallServer(t *testing.T, hangup time.Duration, transport string) (*
 	})
 	approve(t, p, approved)
 	return p, carrier, o
+}
+
+// playingCarrier is pstn-sim on 127.0.0.2 (the trunk's source) playing
+// tone to the calls it answers; calls to approved hang up after hangup
+// (never when 0). Unlike udpCarrier it retries its bind: a port found free
+// may be taken a moment later (linphonec binds random ports on every
+// address, 127.0.0.2 included).
+func playingCarrier(t *testing.T, tone string, hangup time.Duration) *sim.PSTN {
+	t.Helper()
+	var err error
+	for range 5 {
+		cfg := sim.DefaultConfig()
+		cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
+		cfg.Media.IP = "127.0.0.2"
+		cfg.RingTime = config.Duration(100 * time.Millisecond)
+		cfg.Answer = sim.AnswerConfig{Mode: "play", WAV: tone}
+		cfg.Rules = []sim.Rule{{Prefix: approved, Action: sim.ActionRing, HangupAfter: config.Duration(hangup)}}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		var pstn *sim.PSTN
+		if pstn, err = sim.New(cfg); err != nil {
+			t.Logf("pstn-sim on %s: %v", cfg.Listen, err)
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- pstn.Serve(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("pstn-sim did not stop")
+			}
+		})
+		return pstn
+	}
+	t.Fatalf("pstn-sim did not start: %v", err)
+	return nil
 }
 
 // checkLinphoneRecording checks the call's one recording as security
