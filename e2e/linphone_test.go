@@ -462,8 +462,9 @@ func playingCarrier(t *testing.T, tone string, hangup time.Duration) *sim.PSTN {
 // would (recordings verify) and that its channels are not mixed up: after
 // the notice, the operator's tone on the left, the outside party's on the
 // right. It also checks that what linphonec heard (heard) is the outside
-// party: media went both ways through Plateau.
-func checkLinphoneRecording(t *testing.T, p *plateau, heard string) {
+// party: media went both ways through Plateau. last, when not 0, judges
+// only the recording's last seconds (what followed a re-INVITE).
+func checkLinphoneRecording(t *testing.T, p *plateau, heard string, last time.Duration) {
 	t.Helper()
 	eventually(t, "the recording closed", func() (bool, string) {
 		f := recordingFiles(t, p)
@@ -481,6 +482,9 @@ func checkLinphoneRecording(t *testing.T, p *plateau, heard string) {
 	// From 6 s (the notice lasts 3.9 s, the bridge tone 150 ms after it,
 	// both later on a loaded host) to the last half second (hang-up).
 	from, to := 6*8000, frames-4000
+	if last > 0 {
+		from = frames - int(last.Seconds()*8000)
+	}
 	if to-from < 8000 {
 		t.Fatalf("the recording lasts %v: too short to hear both parties", time.Duration(frames)*time.Second/8000)
 	}
@@ -542,7 +546,7 @@ func TestLinphoneCallOut(t *testing.T) {
 			if len(calls) != 1 || !calls[0].Answered || calls[0].RTPRecv < 100 {
 				t.Fatalf("carrier calls %+v: want one answered, with the operator's audio", calls)
 			}
-			checkLinphoneRecording(t, p, o.record)
+			checkLinphoneRecording(t, p, o.record, 0)
 			auditVerify(t, p)
 		})
 	}
@@ -602,8 +606,48 @@ func TestLinphoneCallIn(t *testing.T) {
 			if !l.sent(strings.ToUpper(transport), "BYE sip:plateau@") {
 				t.Errorf("linphonec's BYE did not go to Plateau's Contact over %s", transport)
 			}
-			checkLinphoneRecording(t, p, o.record)
+			checkLinphoneRecording(t, p, o.record, 0)
 			auditVerify(t, p)
 		})
 	}
+}
+
+// linphonec puts the call on hold ("pause": a re-INVITE saying sendonly)
+// and takes it back ("resume": sendrecv): Plateau applies both to the
+// operator's leg, the call survives, and after the resume both parties
+// are heard again, each on its channel of the recording.
+func TestLinphoneHoldResume(t *testing.T) {
+	need(t, "linphonec")
+	p, _, o := linphoneCallServer(t, 0, "udp")
+	dir := t.TempDir()
+	o.play, o.record = filepath.Join(dir, "mic.wav"), filepath.Join(dir, "heard.wav")
+	writeTone(t, o.play, operatorHz, 40)
+	l := startLinphone(t, p, opExt, opPass, o)
+	waitRegistered(t, p, opExt, "udp")
+	l.send("call " + approved)
+	l.waitOutput("linphonec connected", regexp.MustCompile(`Call \d+ with .* connected`), 30*time.Second)
+	waitMetric(t, p, mAnswer, 1)
+	time.Sleep(6 * time.Second) // past the notice
+	l.send("pause")
+	l.waitOutput("linphonec paused the call", regexp.MustCompile(`Call \d+ with .* is now paused`), 30*time.Second)
+	eventually(t, "Plateau applied the hold", func() (bool, string) {
+		return regexp.MustCompile(`media updated".*leg=operator.*direction=sendonly`).MatchString(p.logs.String()), "no sendonly update in its log"
+	})
+	time.Sleep(2 * time.Second)
+	l.send("resume")
+	l.waitOutput("linphonec resumed the call", regexp.MustCompile(`(?s)Media streams established.*Media streams established`), 30*time.Second)
+	eventually(t, "Plateau applied the resume", func() (bool, string) {
+		return regexp.MustCompile(`(?s)direction=sendonly.*media updated"[^\n]*leg=operator[^\n]*direction=sendrecv`).MatchString(p.logs.String()), "no sendrecv update after the hold in its log"
+	})
+	time.Sleep(6 * time.Second)
+	l.send("terminate")
+	l.waitOutput("linphonec hung up", regexp.MustCompile(`Call \d+ with .* ended`), 30*time.Second)
+	waitMetric(t, p, mEnded("operator_hangup"), 1)
+	waitMetric(t, p, mActive, 0)
+	if n := p.metricOf(mAnswer); n != 1 {
+		t.Errorf("%s = %v: the hold must not make another call", mAnswer, n)
+	}
+	// After the resume: both parties, each on its channel.
+	checkLinphoneRecording(t, p, o.record, 4*time.Second)
+	auditVerify(t, p)
 }
