@@ -199,8 +199,6 @@ func (c *call) end(why string) {
 		for range slots {
 			c.b.active.remove(c.operator)
 		}
-		c.b.metrics.callsActive.Dec()
-		c.b.metrics.callsEnded.WithLabelValues(why).Inc()
 		actx := context.WithoutCancel(c.ctx)
 		// No outside leg may outlive its call: one that could not be hung
 		// up is a call nobody records any more.
@@ -223,6 +221,10 @@ func (c *call) end(why string) {
 		c.b.s.Audit(actx, "call.ended", c.operator, number, "ended", why, c.source,
 			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()}))
 		c.log.Info("call ended", "why", why, "duration", dur.Round(time.Millisecond))
+		// Counted last: whoever watches the metrics sees a call ended once
+		// its audit entries are written.
+		c.b.metrics.callsActive.Dec()
+		c.b.metrics.callsEnded.WithLabelValues(why).Inc()
 	})
 }
 
