@@ -154,6 +154,11 @@ type Trunk struct {
 	// trunk): the carrier then accepts calls from, and delivers calls to,
 	// the registered contact.
 	Register *TrunkRegister `yaml:"register"`
+	// SRTP is the trunk leg's media protection (SDES, RFC 4568): "off"
+	// (plain RTP), "optional" (offer SRTP, fall back to RTP on 488; take
+	// either) or "required" (SRTP only, plain RTP refused with 488). SDES
+	// sends the keys in the SDP: anything but off needs transport tls.
+	SRTP string `yaml:"srtp"`
 }
 
 // TrunkRegister configures a registration trunk. Credentials default to
@@ -411,6 +416,7 @@ func (c *Config) applyDefaults() {
 		}
 		def(&t.NumberFormat, "e164")
 		def(&t.MediaLatch, "host")
+		def(&t.SRTP, "off")
 		if t.RingTimeout == nil {
 			d := Duration(90 * time.Second)
 			t.RingTimeout = &d

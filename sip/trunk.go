@@ -33,6 +33,8 @@ type TrunkConfig struct {
 	// (trunks[].media_latch): its SDP's host, or any first source for a
 	// carrier behind NAT.
 	MediaLatch media.LatchMode
+	// SRTP is the trunk leg's media protection (trunks[].srtp, SDES).
+	SRTP media.SRTPMode
 }
 
 // Trunk is a carrier connection with its health state.
