@@ -147,6 +147,11 @@ type Trunk struct {
 	// SDP carries a private address: the first source within the latch
 	// window).
 	MediaLatch string `yaml:"media_latch"`
+	// SRTP is the trunk leg's media protection (SDES, RFC 4568): "off"
+	// (plain RTP), "optional" (offer SRTP, fall back to RTP on 488; take
+	// either) or "required" (SRTP only, plain RTP refused with 488). SDES
+	// sends the keys in the SDP: anything but off needs transport tls.
+	SRTP string `yaml:"srtp"`
 	// RingTimeout is how long a call to this trunk may ring unanswered
 	// before Plateau CANCELs it (default 90s).
 	RingTimeout *Duration `yaml:"ring_timeout"`
@@ -154,11 +159,6 @@ type Trunk struct {
 	// trunk): the carrier then accepts calls from, and delivers calls to,
 	// the registered contact.
 	Register *TrunkRegister `yaml:"register"`
-	// SRTP is the trunk leg's media protection (SDES, RFC 4568): "off"
-	// (plain RTP), "optional" (offer SRTP, fall back to RTP on 488; take
-	// either) or "required" (SRTP only, plain RTP refused with 488). SDES
-	// sends the keys in the SDP: anything but off needs transport tls.
-	SRTP string `yaml:"srtp"`
 }
 
 // TrunkRegister configures a registration trunk. Credentials default to
