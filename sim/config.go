@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"plateau/config"
+	"plateau/media"
 )
 
 // Config is the pstn-sim configuration file.
@@ -31,6 +32,10 @@ type Config struct {
 	// RingTime is how long a ringing number rings before it answers.
 	RingTime config.Duration `yaml:"ring_time"`
 	Answer   AnswerConfig    `yaml:"answer"`
+	// SRTP is the carrier's SDES policy, as a trunk's (sdes.go): off
+	// (plain RTP; RTP/SAVP offers get 488), optional (answers either,
+	// offers RTP/SAVP) or required (488 to RTP/AVP).
+	SRTP string `yaml:"srtp"`
 	Auth     AuthConfig      `yaml:"auth"`
 	// Rules are tried in order before the default rules (0486 busy, 0480
 	// no answer, 0404 not found, 0503 unavailable); the first match wins.
@@ -242,6 +247,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Registrar.MaxExpires < 0 {
 		return bad("registrar.max_expires", "must not be negative")
+	}
+	if _, err := media.ParseSRTPMode(c.SRTP); err != nil {
+		return bad("srtp", "%q is not off, optional or required", c.SRTP)
 	}
 	switch c.Answer.Mode {
 	case "echo":

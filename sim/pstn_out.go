@@ -54,7 +54,16 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	}
 	c.ep, c.codec, c.dtmfPT, c.sessID, c.version = ep, media.PCMU.Codec(), 101, rand.Uint64()>>1, 1
 	la := ep.LocalAddr()
-	offer, err := media.BuildSDP(media.Local{Addr: la.Addr(), Port: int(la.Port()), Codecs: media.DefaultCodecs(), DTMFPT: 101, SessionID: c.sessID, Version: 1})
+	key, err := p.offerKey() // RTP/SAVP with srtp optional or required (sdes.go)
+	if err != nil {
+		ep.Close()
+		return CallStats{}, err
+	}
+	var crypto []string
+	if key != nil {
+		crypto = []string{key.String()}
+	}
+	offer, err := media.BuildSDP(media.Local{Addr: la.Addr(), Port: int(la.Port()), Codecs: media.DefaultCodecs(), DTMFPT: 101, SessionID: c.sessID, Version: 1, Crypto: crypto})
 	if err != nil {
 		ep.Close()
 		return CallStats{}, err
@@ -97,11 +106,7 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 		}
 		return p.snapshot(st), fmt.Errorf("call %s: %w", number, err)
 	}
-	ans, err := media.ParseSDP(sess.InviteResponse.Body())
-	var codec media.Codec
-	if err == nil {
-		codec, err = media.Negotiate(ans, media.DefaultCodecs())
-	}
+	ans, codec, keys, err := readAnswer(sess.InviteResponse.Body(), key)
 	log.Info("→ ACK")
 	sess.Ack(ctx)
 	if err != nil {
@@ -112,7 +117,9 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	c.mu.Lock()
 	c.codec = codec
 	c.mu.Unlock()
+	c.setKeys(keys)
 	c.applyRemote(ans)
+	p.update(func() { st.RTPTo = ans.Addr.String() })
 	p.update(func() { st.Answered = true })
 	c.startMedia(p.ctx)
 	t := time.NewTimer(hold)
