@@ -32,11 +32,11 @@ type Config struct {
 	// RingTime is how long a ringing number rings before it answers.
 	RingTime config.Duration `yaml:"ring_time"`
 	Answer   AnswerConfig    `yaml:"answer"`
+	Auth     AuthConfig      `yaml:"auth"`
 	// SRTP is the carrier's SDES policy, as a trunk's (sdes.go): off
 	// (plain RTP; RTP/SAVP offers get 488), optional (answers either,
 	// offers RTP/SAVP) or required (488 to RTP/AVP).
 	SRTP string `yaml:"srtp"`
-	Auth     AuthConfig      `yaml:"auth"`
 	// Rules are tried in order before the default rules (0486 busy, 0480
 	// no answer, 0404 not found, 0503 unavailable); the first match wins.
 	Rules []Rule `yaml:"rules"`
