@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -21,6 +22,13 @@ import (
 // hangs up, hold elapses (then the PSTN sends BYE) or ctx ends. It must be
 // called while Serve runs. The returned stats describe the call.
 func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.Duration) (CallStats, error) {
+	return p.CallOver(ctx, "UDP", target, number, from, hold)
+}
+
+// CallOver is Call over transport: "UDP", "TCP", or "TLS" toward
+// Plateau's TLS listener (an SDES carrier's keys travel only over TLS).
+func (p *PSTN) CallOver(ctx context.Context, transport, target, number, from string, hold time.Duration) (CallStats, error) {
+	transport = strings.ToUpper(transport)
 	select {
 	case <-p.serving:
 	case <-ctx.Done():
@@ -33,8 +41,12 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	rport, _ := strconv.Atoi(port)
 	host = uriHost(host)
 	recipient := sip.Uri{Scheme: "sip", User: number, Host: host, Port: rport}
+	if transport != "UDP" {
+		recipient.UriParams = sip.NewParams()
+		recipient.UriParams.Add("transport", strings.ToLower(transport))
+	}
 	req := sip.NewRequest(sip.INVITE, recipient)
-	req.SetTransport("UDP")
+	req.SetTransport(transport)
 	id := sip.CallIDHeader(sip.GenerateTagN(24))
 	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: uriHost(p.addr.Addr().String())}, Params: sip.HeaderParams{}}
 	fh.Params.Add("tag", sip.GenerateTagN(12))
@@ -44,7 +56,7 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 
 	st := p.stat(string(id), func() *CallStats {
-		return &CallStats{Direction: "out", Transport: "UDP", Number: number, From: from, Start: p.now(), Auth: "none", Action: ActionRing}
+		return &CallStats{Direction: "out", Transport: transport, Number: number, From: from, Start: p.now(), Auth: "none", Action: ActionRing}
 	})
 	log := p.log.With("call", shortID(string(id)), "number", number, "from", from, "direction", "out")
 	c := &pstnCall{p: p, id: string(id), log: log, st: st}
@@ -87,7 +99,7 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	}()
 
 	log.Info("→ INVITE", "target", target)
-	sess, err := p.dialogUDP.WriteInvite(ctx, req)
+	sess, err := p.dialogFor(transport).WriteInvite(ctx, req)
 	if err != nil {
 		return *st, fmt.Errorf("call %s: %w", number, err)
 	}

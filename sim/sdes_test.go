@@ -72,3 +72,20 @@ func TestPSTNSDESConfig(t *testing.T) {
 		t.Fatalf("srtp: mandatory accepted or error does not name the key: %v", err)
 	}
 }
+
+// CallOver places the call on the given transport (TLS is how an SDES
+// carrier calls Plateau; TCP exercises the same path here).
+func TestPSTNCallOverTCP(t *testing.T) {
+	callee := startPSTN(t, nil)
+	caller := startPSTN(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := caller.CallOver(ctx, "tcp", callee.Addr().String(), "101", "+33240999999", 300*time.Millisecond)
+	if err != nil || !st.Answered || st.Transport != "TCP" {
+		t.Fatalf("call over TCP: %+v, %v", st, err)
+	}
+	waitFor(t, "callee end", func() bool { return !lastCall(callee).End.IsZero() })
+	if c := lastCall(callee); c.Transport != "TCP" {
+		t.Fatalf("callee saw transport %q", c.Transport)
+	}
+}
