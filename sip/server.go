@@ -280,6 +280,14 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 		if !s.screen(req, func(res *sip.Response) { s.respond(tx, req, res) }) {
 			return
 		}
+		if s.overProxiedRate(req) {
+			if !req.IsAck() {
+				res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable", nil)
+				res.AppendHeader(sip.NewHeader("Retry-After", "1"))
+				s.respond(tx, req, res)
+			}
+			return
+		}
 		h(req, tx)
 	}
 }
@@ -308,6 +316,28 @@ func (s *Server) screen(req *sip.Request, send func(*sip.Response)) bool {
 		send(res)
 	}
 	return false
+}
+
+// overProxiedRate applies sip.limits.requests_per_source to the phone
+// behind a trusted proxy, once its real source is known: the transports do
+// not count a trusted proxy's messages, or one phone behind it would use up
+// the rate of every phone behind it. The proxy keeps its own flood limits
+// (Kamailio's pike); what gets here costs a transaction, which is why the
+// answer is a 503 the proxy can relay rather than silence it would retry.
+func (s *Server) overProxiedRate(req *sip.Request) bool {
+	ip, ok := sourceAddr(req)
+	if !ok || !s.trusted.Contains(ip) {
+		return false // counted by the transport already
+	}
+	key := ip // a proxy whose Via hides the source: its own bucket
+	if src, ok := s.source(req); ok {
+		key = src.BanKey()
+	}
+	if s.limiter.allow(key) {
+		return false
+	}
+	s.metrics.dropped.WithLabelValues("rate_limited").Inc()
+	return true
 }
 
 // respond sends a response and counts it.

@@ -555,6 +555,50 @@ func TestUDPGate(t *testing.T) {
 	})
 }
 
+// Behind a trusted proxy the rate is each phone's, not the proxy's: one
+// phone flooding through it is answered 503 beyond its own burst while the
+// phone next to it, and the proxy itself, are served.
+func TestTrustedProxyRatePerPhone(t *testing.T) {
+	ls := startLive(t, func(o *Options) { o.RequestsPerSource = 5 }, func(s *Server) {
+		s.trusted = NewTrustedProxies([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+		s.srv.OnMessage(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+			s.respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		}))
+	})
+	proxy := udpSocket(t, "127.0.0.1")
+	via := proxy.LocalAddr().String()
+	// through the proxy: its Via on top of the phone's, which it stamped.
+	from := func(phone string) string {
+		m := rawRequest("MESSAGE", via)
+		return strings.Replace(m, "\r\nFrom:", fmt.Sprintf(
+			"\r\nVia: SIP/2.0/UDP %s:5060;branch=z9hG4bK-p%d;received=%s;rport=5060\r\nFrom:", phone, branchSeq.Add(1), phone), 1)
+	}
+	dst, _ := net.ResolveUDPAddr("udp", ls.addr)
+	for range 15 {
+		proxy.WriteToUDP([]byte(from("10.1.0.7")), dst)
+	}
+	counts := map[string]int{}
+	for counts["SIP/2.0 200 OK"]+counts["SIP/2.0 503 Service Unavailable"] < 15 {
+		got := udpRead(proxy, 5*time.Second)
+		if got == "" {
+			break
+		}
+		counts[statusLine(got)]++
+	}
+	if counts["SIP/2.0 200 OK"] != 10 || counts["SIP/2.0 503 Service Unavailable"] != 5 {
+		t.Errorf("15 MESSAGEs from one phone behind the proxy: %v, want 10 OK (the burst) and 5 503", counts)
+	}
+	if got := udpExchange(t, proxy, ls.addr, from("10.1.0.8"), 3*time.Second); statusLine(got) != "SIP/2.0 200 OK" {
+		t.Errorf("the next phone behind the same proxy: %q, want 200", statusLine(got))
+	}
+	if got := udpExchange(t, proxy, ls.addr, rawRequest("MESSAGE", via), 3*time.Second); statusLine(got) != "SIP/2.0 200 OK" {
+		t.Errorf("the proxy's own request: %q, want 200", statusLine(got))
+	}
+	if got := udpExchange(t, proxy, ls.addr, from("10.1.0.7"), 3*time.Second); !strings.Contains(got, "Retry-After: 1") {
+		t.Errorf("the flooding phone's next request: %q, want a 503 with Retry-After", statusLine(got))
+	}
+}
+
 // parseChallenge returns the challenge of algorithm alg in a 401.
 func parseChallenge(t *testing.T, res, alg string) *digest.Challenge {
 	t.Helper()

@@ -98,7 +98,9 @@ func (c *udpConn) admit(data []byte, from *net.UDPAddr) bool {
 	// Everything else counts: requests (each a transaction), responses
 	// (each a goroutine, and a log line when it matches nothing) and
 	// garbage (a parse error logged by sipgo).
-	if !c.limiter.allow(ip) {
+	// A trusted proxy's messages are counted per phone behind it, after
+	// parsing (Server.overProxiedRate).
+	if !c.s.trusted.Contains(ip) && !c.limiter.allow(ip) {
 		c.s.metrics.dropped.WithLabelValues("rate_limited").Inc()
 		return false
 	}
