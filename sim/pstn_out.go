@@ -99,7 +99,20 @@ func (p *PSTN) CallOver(ctx context.Context, transport, target, number, from str
 	}()
 
 	log.Info("→ INVITE", "target", target)
-	sess, err := p.dialogFor(transport).WriteInvite(ctx, req)
+	dua := p.dialogFor(transport)
+	if transport != "UDP" {
+		// TCP and TLS connections leave from the simulator's own address
+		// (a trunk's allowed source), on any port: binding the listener's
+		// port would fail with "address already in use".
+		cli, err := sipgo.NewClient(p.ua, sipgo.WithClientHostname(uriHost(p.addr.Addr().String())),
+			sipgo.WithClientConnectionAddr(net.JoinHostPort(p.addr.Addr().String(), "0")), sipgo.WithClientLogger(p.log))
+		if err != nil {
+			return CallStats{}, fmt.Errorf("call: %w", err)
+		}
+		defer cli.Close()
+		dua = &sipgo.DialogUA{Client: cli, ContactHDR: dua.ContactHDR, RewriteContact: dua.RewriteContact}
+	}
+	sess, err := dua.WriteInvite(ctx, req)
 	if err != nil {
 		return *st, fmt.Errorf("call %s: %w", number, err)
 	}
