@@ -256,3 +256,33 @@ func TestRelaySRTPProtectionFollowsSetRemoteSRTP(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSDPSRTP: an SRTP-capable leg's offer parser. No panic; an
+// RTP/SAVP stream is never taken by ParseSDP (a leg not configured for
+// SRTP); its a=crypto values are bounded and safe to hand to srtp.Select.
+func FuzzParseSDPSRTP(f *testing.F) {
+	f.Add([]byte(sdpHead + "c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4\r\n"))
+	f.Add([]byte(sdpHead + "c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"))
+	f.Add([]byte(sdpHead + "c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 UDP/TLS/RTP/SAVP 0\r\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := ParseSDPSRTP(body)
+		if err != nil {
+			return
+		}
+		if r.Secure {
+			if _, err := ParseSDP(body); err == nil {
+				t.Fatal("ParseSDP accepted an RTP/SAVP stream")
+			}
+		} else if len(r.Crypto) != 0 {
+			t.Fatal("a=crypto kept on a plain RTP/AVP stream")
+		}
+		if len(r.Crypto) > maxCryptoLines {
+			t.Fatalf("%d a=crypto values kept", len(r.Crypto))
+		}
+		if c, err := srtp.Select(r.Crypto); err == nil {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("selected an invalid key: %v", err)
+			}
+		}
+	})
+}
