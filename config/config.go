@@ -120,9 +120,29 @@ type Media struct {
 func (m Media) PortRange() (min, max int) { return m.portMin, m.portMax }
 
 type HTTP struct {
+	// Listen is the plain HTTP listener. Without tls it serves everything;
+	// with tls only /healthz, /readyz and /metrics, the rest redirected.
 	Listen string `yaml:"listen"`
 	// Pprof serves /debug/pprof for profiling; keep it off in production.
 	Pprof bool `yaml:"pprof"`
+	// TLS, when set, serves the consoles and /api/v1 over HTTPS only.
+	TLS *HTTPTLS `yaml:"tls"`
+}
+
+// HTTPTLS is the HTTPS listener of the consoles and the API.
+type HTTPTLS struct {
+	Listen string `yaml:"listen"` // host:port; default 127.0.0.1:8443
+	// Host is the name or address users type (https://Host:port/): plain
+	// HTTP redirects there, never to the Host a request names, and a
+	// self-signed certificate is made for it. Default: listen's address.
+	Host string `yaml:"host"`
+	// CertFile and KeyFile are PEM files (relative to the config file),
+	// reloaded on SIGHUP and when they change.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// SelfSigned, instead of the files, creates data_dir/tls/https.crt and
+	// https.key on the first start and keeps them afterwards.
+	SelfSigned bool `yaml:"self_signed"`
 }
 
 type Log struct {
@@ -356,6 +376,9 @@ func (c *Config) RecordingsDir() string {
 	return filepath.Join(c.DataDir, "recordings")
 }
 
+// HTTPSelfSignedDir is where http.tls.self_signed keeps its certificate.
+func (c *Config) HTTPSelfSignedDir() string { return filepath.Join(c.DataDir, "tls") }
+
 // DBPath is the SQLite database file.
 func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "plateau.db") }
 
@@ -404,6 +427,9 @@ func (c *Config) applyDefaults() {
 	defD(&c.Media.InactivityTimeout, 60*time.Second)
 	defD(&c.Media.PortDrain, 5*time.Second)
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
+	if t := c.HTTP.TLS; t != nil {
+		def(&t.Listen, "127.0.0.1:8443")
+	}
 	def(&c.DataDir, "./data")
 	def(&c.Log.Format, "text")
 	def(&c.Log.Level, "info")

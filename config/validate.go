@@ -95,6 +95,9 @@ func (c *Config) Validate() error {
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "%v", err)
 	}
+	if err := c.validateHTTPTLS(); err != nil {
+		return err
+	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return bad("log.format", "%q is not text or json", c.Log.Format)
 	}

@@ -96,7 +96,7 @@ func TestBrowserMainPath(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "run_real.mjs")
 	cmd.Dir = filepath.Join(repoRoot, "e2e", "browser")
-	cmd.Env = append(os.Environ(), "BASE_URL="+op.base, "ARTIFACTS="+artifacts, "CHROMIUM="+chromium,
+	cmd.Env = append(os.Environ(), "BASE_URL="+op.base, "SPKI="+spkiPin(t, filepath.Join(p.dataDir, "tls", "https.crt")), "ARTIFACTS="+artifacts, "CHROMIUM="+chromium,
 		"OP_EXT="+opExt, "OP_PASSWORD="+opWeb, "SUP_EXT=201", "SUP_PASSWORD="+supWeb, "SEC_EXT=301", "SEC_PASSWORD="+secWeb,
 		"CAMPAIGN=e2e-browser", "COMPANY=Cabinet Navigateur", "NUMBER="+number, "PROPOSED="+proposed)
 	cmd.WaitDelay = 5 * time.Second

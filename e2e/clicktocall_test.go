@@ -35,7 +35,8 @@ var (
 func webLogin(t *testing.T, p *plateau, ext, password string) *webClient {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := &webClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", p.httpPort), hc: &http.Client{Jar: jar, Timeout: 60 * time.Second}}
+	base, tr := p.web("")
+	c := &webClient{t: t, base: base, hc: &http.Client{Jar: jar, Timeout: 60 * time.Second, Transport: tr}}
 	_, page := c.do("GET", "/login", "", nil)
 	m := loginCSRF.FindStringSubmatch(page)
 	if m == nil {

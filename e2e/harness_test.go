@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -132,6 +134,9 @@ type serverOpts struct {
 	sipYAML     string // extra lines under sip:, indented two spaces
 	policyYAML  string // extra lines under policy:, indented two spaces
 	extraYAML   string // extra top-level keys (e.g. trunks:)
+	// tlsYAML is http.tls's keys besides listen; default self_signed: true
+	// (the consoles and the API over HTTPS, as shipped).
+	tlsYAML string
 
 	// cmdPrefix runs plateau under this command (e.g. prlimit).
 	cmdPrefix []string
@@ -152,6 +157,11 @@ type plateau struct {
 	// stopsItself is set by a test that ends the server itself (SIGTERM
 	// drain): cleanup then only checks that it has exited.
 	stopsItself bool
+
+	// httpsPort serves the consoles and the API (http.tls); 0 when the
+	// test's config has no http.tls (all over plain HTTP on httpPort).
+	httpsPort int
+	dataDir   string
 }
 
 func (p *plateau) sipAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.sipPort) }
@@ -176,7 +186,10 @@ func startPlateau(t *testing.T, o serverOpts) *plateau {
 
 func tryStart(t *testing.T, o serverOpts) (*plateau, error) {
 	dir := t.TempDir()
-	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t), prefix: o.cmdPrefix}
+	p := &plateau{t: t, sipPort: freePort(t), httpPort: freePort(t), httpsPort: freePort(t), dataDir: filepath.Join(dir, "data"), prefix: o.cmdPrefix}
+	if o.tlsYAML == "" {
+		o.tlsYAML = "self_signed: true"
+	}
 	if o.maxFailures == 0 {
 		o.maxFailures = 1000
 	}
@@ -200,7 +213,7 @@ sip:
   max_expires: 1h
   default_expires: 1h
 %smedia: {ip: 127.0.0.1, rtp_ports: "%d-%d"}
-http: {listen: "127.0.0.1:%d"}
+http: {listen: "127.0.0.1:%d", tls: {listen: "127.0.0.1:%d", %s}}
 data_dir: %q
 log: {format: text, level: info}
 policy:
@@ -208,7 +221,7 @@ policy:
 %srecordings:
   notice_prompt: %q
 %susers:
-`, p.sipPort, o.algorithms, o.uriCheck, o.sipYAML, rtp, rtp+9, p.httpPort, filepath.Join(dir, "data"), o.maxFailures, o.policyYAML,
+`, p.sipPort, o.algorithms, o.uriCheck, o.sipYAML, rtp, rtp+9, p.httpPort, p.httpsPort, o.tlsYAML, p.dataDir, o.maxFailures, o.policyYAML,
 		filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"), o.extraYAML)
 	for _, u := range o.users {
 		fmt.Fprintf(&b, "  - {extension: %q, role: operator, sip_password: %q}\n", u.ext, u.password)
@@ -223,7 +236,7 @@ policy:
 // start runs `plateau serve` on p's config and waits until it is ready;
 // cleanup stops it like the harness does.
 func (p *plateau) start(t *testing.T) (*plateau, error) {
-	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, prefix: p.prefix, logs: &lockedBuffer{}, done: make(chan struct{})}
+	q := &plateau{t: t, cfg: p.cfg, sipPort: p.sipPort, httpPort: p.httpPort, httpsPort: p.httpsPort, dataDir: p.dataDir, prefix: p.prefix, logs: &lockedBuffer{}, done: make(chan struct{})}
 	argv := append(append([]string{}, q.prefix...), plateauBin, "serve", "-c", q.cfg)
 	q.cmd = exec.Command(argv[0], argv[1:]...)
 	q.cmd.Stdout, q.cmd.Stderr = q.logs, q.logs
@@ -285,6 +298,29 @@ func (p *plateau) stop() {
 	if t.Failed() {
 		t.Logf("plateau log:\n%s", p.logs.String())
 	}
+}
+
+// web is where the consoles and the API are, and a transport that trusts
+// the server's certificate (data_dir/tls/https.crt, self-signed at its
+// first start, or the test's own CA file): HTTPS unless the test's config
+// has no http.tls.
+func (p *plateau) web(caFile string) (string, *http.Transport) {
+	p.t.Helper()
+	if p.httpsPort == 0 {
+		return fmt.Sprintf("http://127.0.0.1:%d", p.httpPort), &http.Transport{}
+	}
+	if caFile == "" {
+		caFile = filepath.Join(p.dataDir, "tls", "https.crt")
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		p.t.Fatalf("the HTTPS certificate: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		p.t.Fatalf("%s: no PEM certificate", caFile)
+	}
+	return fmt.Sprintf("https://127.0.0.1:%d", p.httpsPort), &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 }
 
 // metric reads one unlabelled sample from /metrics (-1 when absent).

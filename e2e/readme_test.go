@@ -213,11 +213,12 @@ type demoDir struct {
 	dir               string
 	sipPort, httpPort int
 	simAddr           string
+	httpsPort         int // http.tls.listen's
 }
 
 func newDemoDir(t *testing.T, bin string) *demoDir {
 	t.Helper()
-	d := &demoDir{dir: t.TempDir(), sipPort: freePort(t), httpPort: freePort(t)}
+	d := &demoDir{dir: t.TempDir(), sipPort: freePort(t), httpPort: freePort(t), httpsPort: freePort(t)}
 	d.simAddr = fmt.Sprintf("127.0.0.2:%d", freePort(t))
 	for _, sub := range []string{"bin", "configs"} {
 		if err := os.Mkdir(filepath.Join(d.dir, sub), 0o755); err != nil {
@@ -239,6 +240,7 @@ func newDemoDir(t *testing.T, bin string) *demoDir {
 	for _, r := range [][2]string{
 		{`listen: "127.0.0.1:5060"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, d.sipPort)},
 		{`listen: "127.0.0.1:8080"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, d.httpPort)},
+		{`listen: "127.0.0.1:8443"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, d.httpsPort)},
 		{`rtp_ports: "20000-29999"`, fmt.Sprintf(`rtp_ports: "%d-%d"`, rtp, rtp+39)},
 		{`address: "127.0.0.2:5070"`, fmt.Sprintf(`address: %q`, d.simAddr)},
 	} {

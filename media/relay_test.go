@@ -30,9 +30,11 @@ func testPool(t testing.TB, drain time.Duration, now func() time.Time) *PortPool
 	return p
 }
 
+// Generous: CI runs every package at once under -race on two cores; only a
+// failing test waits this long.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -349,21 +351,28 @@ func TestRelayInactivity(t *testing.T) {
 func TestRelayPlay(t *testing.T) {
 	tap := &recTap{}
 	c := newCall(t, PCMU.Codec(), PCMA.Codec(), WithTap(tap))
-	notice := Tone(800, 100*time.Millisecond) // 5 packets
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A prompt long enough that the operator's three packets, sent once
+	// it has started, land inside it even on a loaded machine.
+	const promptPackets = 50
+	notice := Tone(800, promptPackets*20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 
 	// Recording notice to the outside party while the operator talks:
 	// the operator must not be heard until the prompt is over.
-	opDone := make(chan error, 1)
-	go func() { opDone <- c.a.Play(ctx, Tone(300, 60*time.Millisecond)) }()
-	if err := c.r.Play(ctx, LegOutside, notice, Muted()); err != nil {
+	promptDone := make(chan error, 1)
+	go func() { promptDone <- c.r.Play(ctx, LegOutside, notice, Muted()) }()
+	waitFor(t, "prompt start", func() bool { return c.b.Received() > 0 })
+	if err := c.a.Play(ctx, Tone(300, 60*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-opDone; err != nil {
+	waitFor(t, "operator muted", func() bool {
+		return counter(t, c.reg, "plateau_rtp_dropped_packets_total", "reason", DropMuted) == 3
+	})
+	if err := <-promptDone; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "prompt", func() bool { return c.b.Received() == 5 })
+	waitFor(t, "prompt", func() bool { return c.b.Received() == promptPackets })
 	got := c.b.PCM()
 	for i := range notice {
 		if d := int(got[i]) - int(notice[i]); d > 400 || d < -400 {
@@ -376,7 +385,7 @@ func TestRelayPlay(t *testing.T) {
 	// The tap heard the prompt on the operator channel (what B hears), as
 	// its own stream, in place of the phone's muted packets: a recorder
 	// never gets two interleaved streams on one channel.
-	waitFor(t, "tap", func() bool { return tap.count(LegOperator) == 5 })
+	waitFor(t, "tap", func() bool { return tap.count(LegOperator) == promptPackets })
 	tap.mu.Lock()
 	nssrc := len(tap.ssrcs[LegOperator])
 	tap.mu.Unlock()
@@ -388,7 +397,7 @@ func TestRelayPlay(t *testing.T) {
 	// sequence numbers.
 	before := c.b.Last()
 	play(t, c.a, Tone(300, 40*time.Millisecond))
-	waitFor(t, "bridged", func() bool { return c.b.Received() == 7 })
+	waitFor(t, "bridged", func() bool { return c.b.Received() == promptPackets+2 })
 	after := c.b.Last()
 	if after.SSRC != before.SSRC || after.Seq != before.Seq+2 || int32(after.Timestamp-before.Timestamp) < 2*FrameSamples {
 		t.Errorf("stream not continuous: before %+v after %+v", before, after)

@@ -22,7 +22,11 @@ echo "demo: approving the demo numbers (security officers 301 and 302)"
 
 cat <<'MSG'
 
-  Plateau demo — SIP 127.0.0.1:5060 (UDP/TCP), web http://127.0.0.1:8080
+  Plateau demo — SIP 127.0.0.1:5060 (UDP/TCP), consoles https://127.0.0.1:8443
+  (http://127.0.0.1:8080 redirects there). The certificate is self-signed,
+  made at the first start: data/tls/https.crt. Its SHA-256 fingerprint is
+  the msg="https certificate" line below; trust it in the browser or use
+      curl --cacert data/tls/https.crt https://127.0.0.1:8443/healthz
   The outside world is simulated (pstn-sim on 127.0.0.2:5070, echo).
 
   From another terminal, a real, policy-checked, recorded call (any hour):

@@ -1,6 +1,13 @@
 // Package web serves Plateau's HTTP side: health and readiness probes,
 // Prometheus metrics (Server), and the web consoles and JSON API (App).
 //
+// With Server.EnableHTTPS (config http.tls) everything is served over TLS
+// with HSTS, and the plain listener keeps only /healthz, /readyz and
+// /metrics: other GET/HEAD requests are redirected to the configured
+// HTTPS host (never one a request names), other methods refused, and no
+// cookie is read or set there (https.go). Over TLS the session and login
+// cookies are Secure and named with the __Host- prefix.
+//
 // # For the engineers of other packages (dialer, recordings…)
 //
 // App owns the login session. Mount your handlers on the App, not on the

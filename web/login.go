@@ -51,7 +51,7 @@ func safeNext(n string) string {
 }
 
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(loginCookie)
+	c, err := r.Cookie(cookieName(r, loginCookie))
 	if err != nil || !tokensEqual(c.Value, r.PostFormValue("csrf")) {
 		WriteError(w, r, http.StatusForbidden, "csrf", nil)
 		return

@@ -69,7 +69,7 @@ func RequireRole(roles ...store.Role) func(http.Handler) http.Handler {
 // expire, and the login page says so.
 func loginURL(r *http.Request, next string) string {
 	u := "/login?next=" + urlEscape(next)
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+	if c, err := r.Cookie(cookieName(r, sessionCookie)); err == nil && c.Value != "" {
 		u += "&expired=1"
 	}
 	return u

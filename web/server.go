@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,32 +26,42 @@ type Check struct {
 
 // Server is the HTTP server.
 type Server struct {
-	mux    *http.ServeMux
+	mux *http.ServeMux
+	// ops holds the probes, /metrics and pprof: all that plain HTTP still
+	// serves once HTTPS is on (https.go).
+	ops    *http.ServeMux
 	log    *slog.Logger
 	checks []Check
+	https  *httpsState // nil: everything over plain HTTP
 }
 
 // New builds the server with the probes and /metrics; callers add API
 // routes with Handle.
 func New(gatherer prometheus.Gatherer, checks []Check, log *slog.Logger) *Server {
-	s := &Server{mux: http.NewServeMux(), log: log, checks: checks}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s := &Server{mux: http.NewServeMux(), ops: http.NewServeMux(), log: log, checks: checks}
+	s.handleOps("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
-	})
-	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}))
+	s.handleOps("GET /readyz", http.HandlerFunc(s.ready))
+	s.handleOps("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return s
+}
+
+// handleOps serves an operations route on every listener.
+func (s *Server) handleOps(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.ops.Handle(pattern, h)
 }
 
 // EnablePprof serves Go's profiler under /debug/pprof/ (config http.pprof;
 // off by default: it exposes internals).
 func (s *Server) EnablePprof() {
-	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
-	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.handleOps("/debug/pprof/", http.HandlerFunc(pprof.Index))
+	s.handleOps("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+	s.handleOps("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	s.handleOps("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+	s.handleOps("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
 }
 
 // Handle registers an extra route.
@@ -85,16 +96,62 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Serve listens on addr until ctx ends, then shuts down gracefully.
+// Serve listens on addr until ctx ends, then shuts down gracefully. With
+// HTTPS enabled (EnableHTTPS) addr serves only the operations routes and
+// redirects the rest, and the HTTPS listener serves everything.
 func (s *Server) Serve(ctx context.Context, addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	if s.https == nil {
+		s.log.Info("http listening", "addr", l.Addr().String())
+		return s.run(ctx, l, s.mux, nil)
+	}
+	tl, err := net.Listen("tcp", s.https.addr)
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("https listen %s: %w", s.https.addr, err)
+	}
+	return s.serveBoth(ctx, l, tl)
+}
+
+// serveBoth serves the plain listener l and the HTTPS listener tl.
+func (s *Server) serveBoth(ctx context.Context, l, tl net.Listener) error {
+	s.log.Info("http listening: health, readiness and metrics only, the rest redirected", "addr", l.Addr().String(), "to", s.https.url)
+	s.log.Info("https listening", "addr", tl.Addr().String(), "url", s.https.url)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- s.run(ctx, l, s.plain(), nil) }()
+	go func() { errc <- s.run(ctx, tl, s.secure(s.mux), s.https.tls) }()
+	// The first to stop (an error, or ctx) stops the other.
+	err := <-errc
+	cancel()
+	if e := <-errc; err == nil {
+		err = e
+	}
+	return err
+}
+
+// run serves h on l (over TLS when cfg is set) until ctx ends.
+func (s *Server) run(ctx context.Context, l net.Listener, h http.Handler, cfg *tls.Config) error {
+	// IdleTimeout: a kept-alive connection left silent is closed (else it
+	// is held for ever: ReadTimeout is 0 for the supervisor's live stream).
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: cfg}
+	if cfg != nil {
+		hs.ErrorLog = s.https.errorLog
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	s.log.Info("http listening", "addr", l.Addr().String())
+	go func() {
+		if cfg != nil {
+			// The certificate comes from cfg.GetCertificate (reloadable);
+			// ServeTLS adds HTTP/2.
+			errc <- hs.ServeTLS(l, "", "")
+			return
+		}
+		errc <- hs.Serve(l)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -102,7 +159,7 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	err = hs.Shutdown(sctx)
+	err := hs.Shutdown(sctx)
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
 	}

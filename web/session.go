@@ -137,9 +137,21 @@ func tokensEqual(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
+// cookieName is a cookie's name on r's connection: over TLS the session
+// and login cookies carry the __Host- prefix, which browsers accept only
+// from an HTTPS origin, Secure, with Path=/ and no Domain. Whoever can
+// rewrite plain HTTP on the LAN (the plain listener's path) can then
+// neither plant a session cookie (fixation) nor overwrite one.
+func cookieName(r *http.Request, name string) string {
+	if r.TLS != nil {
+		return "__Host-" + name
+	}
+	return name
+}
+
 func (a *App) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		Name: cookieName(r, name), Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil || a.deps.SecureCookies,
 	})
@@ -148,7 +160,7 @@ func (a *App) setCookie(w http.ResponseWriter, r *http.Request, name, value stri
 // loadSession resolves the session cookie; nil when there is none or it
 // expired (idle or absolute), or its user is no longer active.
 func (a *App) loadSession(r *http.Request) (*session, User) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(cookieName(r, sessionCookie))
 	if err != nil || c.Value == "" {
 		return nil, User{}
 	}

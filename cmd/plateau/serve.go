@@ -165,7 +165,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	app, err := web.NewApp(web.Deps{Store: st, Audit: auditor.chain, Policy: engine, Location: loc, Now: e.now,
 		Log: log.With("component", "web"), Recordings: recIndex, RecordingsDir: cfg.RecordingsDir(),
 		Dialer: dialSvc, Calls: calls, Monitor: calls, TrainingCalls: cfg.Monitoring.TrainingCalls,
-		Region: cfg.Site.DefaultRegion, Realm: cfg.SIP.Realm})
+		Region: cfg.Site.DefaultRegion, Realm: cfg.SIP.Realm, SecureCookies: cfg.HTTP.TLS != nil})
 	if err != nil {
 		return err
 	}
@@ -204,11 +204,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if cfg.HTTP.Pprof {
 		httpSrv.EnablePprof()
 	}
+	// http.tls: the consoles and the API over HTTPS only (https.go).
+	keepCertificate, err := enableHTTPS(cfg, httpSrv, reg, auditor, log.With("component", "http"), e.now())
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
 	g.Go(func() error { recorder.Run(gctx); return nil })
 	g.Go(func() error { retention.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
+	g.Go(func() error { keepCertificate(gctx); return nil })
 	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.DataDir)
 	err = g.Wait()
 	log.Info("plateau stopped", "err", err)

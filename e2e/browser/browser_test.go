@@ -5,6 +5,11 @@ package browser
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,11 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"net/http/httptest"
-
 	"plateau/audit"
 	"plateau/auth"
 	"plateau/b2bua"
+	"plateau/certs"
 	"plateau/config"
 	"plateau/dialer"
 	"plateau/media"
@@ -202,8 +206,7 @@ func TestConsolesInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(app)
-	defer srv.Close()
+	srv, spki := serveHTTPS(t, app)
 
 	artifacts, _ := filepath.Abs("artifacts")
 	os.RemoveAll(artifacts)
@@ -213,7 +216,7 @@ func TestConsolesInChromium(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, node, "run.mjs")
-	cmd.Env = append(os.Environ(), "BASE_URL="+srv.URL, "ARTIFACTS="+artifacts, "PASSWORD="+password, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "BASE_URL="+srv.URL, "SPKI="+spki, "ARTIFACTS="+artifacts, "PASSWORD="+password, "CHROMIUM="+chromium)
 	outp, err := cmd.CombinedOutput()
 	t.Logf("run.mjs:\n%s", outp)
 	if err != nil {
@@ -258,4 +261,38 @@ func TestConsolesInChromium(t *testing.T) {
 			t.Errorf("screenshot %s: %v", name, err)
 		}
 	}
+}
+
+// serveHTTPS serves h over HTTPS with the project's TLS policy
+// (certs.ServerConfig) and a fresh self-signed certificate, as plateau
+// serve does with http.tls; spki is the certificate's key pin, which
+// Chromium is told to trust (--ignore-certificate-errors-spki-list)
+// rather than to ignore every certificate error.
+func serveHTTPS(t *testing.T, h http.Handler) (srv *httptest.Server, spki string) {
+	t.Helper()
+	dir := t.TempDir()
+	certPEM, keyPEM, err := certs.SelfSigned([]string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "https.crt"), filepath.Join(dir, "https.key")
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := certs.Load(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = httptest.NewUnstartedServer(h)
+	srv.TLS = certs.ServerConfig(pair, nil)
+	// httptest would otherwise put its own certificate first, and a
+	// client without SNI (an IP address) would get it.
+	srv.TLS.Certificates = []tls.Certificate{*pair.Certificate()}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	sum := sha256.Sum256(pair.Certificate().Leaf.RawSubjectPublicKeyInfo)
+	return srv, base64.StdEncoding.EncodeToString(sum[:])
 }

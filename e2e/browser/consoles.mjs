@@ -12,6 +12,10 @@ import { join } from "node:path";
 
 const base = process.env.BASE_URL;
 const out = process.env.ARTIFACTS;
+// An unknown session id, under the name the server uses on this scheme
+// (over HTTPS the __Host- prefix, Secure).
+const secure = base.startsWith("https:");
+const forgedSession = { name: (secure ? "__Host-" : "") + "plateau_session", value: "expired-or-forged", url: base, secure };
 const password = process.env.PASSWORD;
 const step = (msg) => console.log("step: " + msg);
 
@@ -26,7 +30,11 @@ const ctx = await chromium.launchPersistentContext(profile, {
   viewport: { width: 1366, height: 768 },
   locale: "fr-FR",
   timezoneId: "Europe/Paris",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  args: [
+    // HTTPS: Chromium trusts the test server's key (its SPKI pin), not
+    // every certificate.
+    ...(process.env.SPKI ? ["--ignore-certificate-errors-spki-list=" + process.env.SPKI] : []),
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const page = ctx.pages()[0] || (await ctx.newPage());
@@ -197,7 +205,7 @@ try {
   await page.keyboard.press("s");
   await page.locator("#pv-company").filter({ hasText: "Bâtiment Martin" }).waitFor();
   await page.locator("#dispose-notes").fill("Note tapée avant l'expiration");
-  await ctx.addCookies([{ name: "plateau_session", value: "expired-or-forged", url: base }]);
+  await ctx.addCookies([forgedSession]);
   await page.waitForURL(/\/login\?expired=1/);
   expect((await page.getByRole("status").innerText()).includes("Votre session a expiré"), "the login page says the session expired");
   await shot("login-expired");
@@ -239,7 +247,7 @@ try {
   const draft = "# Accroche\nBonjour {interlocuteur}, texte tapé avant l'expiration.";
   await page.locator("form textarea[name=script]").first().fill(draft);
   await page.locator("form input[name=name]").first().fill("nouvelle");
-  await ctx.addCookies([{ name: "plateau_session", value: "expired-or-forged", url: base }]);
+  await ctx.addCookies([forgedSession]);
   await page.getByRole("button", { name: "Créer la campagne (brouillon)" }).click();
   await page.waitForURL(/\/login\?.*expired=1/);
   expect((await page.getByRole("status").innerText()).includes("Votre session a expiré"), "expired notice");

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"net/http/httptest"
-
 	"plateau/audit"
 	"plateau/auth"
 	"plateau/b2bua"
@@ -140,8 +138,7 @@ func TestOperatorLoopInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(app)
-	defer srv.Close()
+	srv, spki := serveHTTPS(t, app)
 
 	artifacts, _ := filepath.Abs("artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
@@ -150,7 +147,7 @@ func TestOperatorLoopInChromium(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, node, "consoles.mjs")
-	cmd.Env = append(os.Environ(), "BASE_URL="+srv.URL, "ARTIFACTS="+artifacts, "PASSWORD="+password, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "BASE_URL="+srv.URL, "SPKI="+spki, "ARTIFACTS="+artifacts, "PASSWORD="+password, "CHROMIUM="+chromium)
 	outp, err := cmd.CombinedOutput()
 	t.Logf("consoles.mjs:\n%s", outp)
 	if err != nil {

@@ -23,7 +23,11 @@ const ctx = await chromium.launchPersistentContext(profile, {
   headless: true,
   viewport: { width: 1366, height: 768 },
   locale: "fr-FR",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  args: [
+    // HTTPS: Chromium trusts the test server's key (its SPKI pin), not
+    // every certificate.
+    ...(process.env.SPKI ? ["--ignore-certificate-errors-spki-list=" + process.env.SPKI] : []),
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const page = ctx.pages()[0] || (await ctx.newPage());

@@ -28,7 +28,11 @@ const ctx = await chromium.launchPersistentContext(profile, {
   viewport: { width: 1366, height: 768 },
   locale: "fr-FR",
   timezoneId: "Europe/Paris",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  args: [
+    // HTTPS: Chromium trusts the test server's key (its SPKI pin), not
+    // every certificate.
+    ...(process.env.SPKI ? ["--ignore-certificate-errors-spki-list=" + process.env.SPKI] : []),
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
 });

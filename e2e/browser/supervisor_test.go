@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,8 +123,7 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(app)
-	defer srv.Close()
+	srv, spki := serveHTTPS(t, app)
 
 	artifacts, _ := filepath.Abs("artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
@@ -134,7 +132,7 @@ func TestSupervisorAndSecurityInChromium(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, node, "supervisor.mjs")
-	cmd.Env = append(os.Environ(), "BASE_URL="+srv.URL, "ARTIFACTS="+artifacts, "PASSWORD="+password, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "BASE_URL="+srv.URL, "SPKI="+spki, "ARTIFACTS="+artifacts, "PASSWORD="+password, "CHROMIUM="+chromium)
 	outp, err := cmd.CombinedOutput()
 	t.Logf("supervisor.mjs:\n%s", outp)
 	if err != nil {
