@@ -233,7 +233,7 @@ func (c *call) end(why string) {
 				map[string]any{"call_id": c.id, "operator_keys": opKeys, "outside_keys": outKeys})
 		}
 		c.b.s.Audit(actx, "call.ended", c.operator, number, "ended", why, c.source,
-			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()}))
+			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds(), "outside_srtp": c.outsideSecure()}))
 		c.log.Info("call ended", "why", why, "duration", dur.Round(time.Millisecond))
 	})
 }

@@ -260,6 +260,10 @@ func TestSRTPOutboundRequired(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 })
+	// The audit says the outside leg's media was protected.
+	if ended := e.audit.find("call.ended", ""); len(ended) != 1 || ended[0].details["outside_srtp"] != true {
+		t.Fatalf("call.ended audit %+v: want outside_srtp true", ended)
+	}
 }
 
 // optional: a carrier that refuses RTP/SAVP with 488 gets the call again
