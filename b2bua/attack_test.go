@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +195,10 @@ func TestAttackPhoneAnswerRedirectsDialog(t *testing.T) {
 		{"contact is a host name", "sip:101@carrier.example:5060", ""},
 		{"record-route at the carrier", "", "Record-Route: <sip:CARRIER;lr>\r\n"},
 		{"record-route at another host", "", "Record-Route: <sip:ATTACKER;lr>\r\n"},
+		// A transport in the Contact changes how a request leaves, never
+		// where (sip/transport_route.go): still refused, over TCP too.
+		{"contact at the carrier over tcp", "sip:101@CARRIER;transport=tcp", ""},
+		{"contact at another host over tcp", "sip:101@ATTACKER;transport=tcp", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newCallEnv(t)
@@ -201,6 +206,26 @@ func TestAttackPhoneAnswerRedirectsDialog(t *testing.T) {
 			at := e.attacker.addr().String()
 			contact := strings.ReplaceAll(strings.ReplaceAll(tc.contact, "CARRIER", ca), "ATTACKER", at)
 			extra := strings.ReplaceAll(strings.ReplaceAll(tc.extra, "CARRIER", ca), "ATTACKER", at)
+			var tcpHits atomic.Int32 // connections to the carrier's or attacker's address over TCP
+			if strings.Contains(contact, "transport=tcp") {
+				for _, a := range []string{ca, at} {
+					l, err := net.Listen("tcp", a)
+					if err != nil {
+						t.Fatalf("listen tcp %s: %v", a, err)
+					}
+					t.Cleanup(func() { l.Close() })
+					go func() {
+						for {
+							c, err := l.Accept()
+							if err != nil {
+								return
+							}
+							tcpHits.Add(1)
+							c.Close()
+						}
+					}()
+				}
+			}
 			bindLyingPhone(t, e, contact, extra)
 			d, _ := e.placeInbound("0240123456")
 			if d != nil {
@@ -209,6 +234,9 @@ func TestAttackPhoneAnswerRedirectsDialog(t *testing.T) {
 			waitFor(t, "slots released", func() bool { return e.active.Site() == 0 && e.callsLeft() == 0 })
 			if n := e.carrier.received("ACK") + e.carrier.received("BYE") + e.attacker.received("ACK") + e.attacker.received("BYE"); n != 0 {
 				t.Errorf("%d ACK/BYE sent where the phone's answer pointed", n)
+			}
+			if n := tcpHits.Load(); n != 0 {
+				t.Errorf("%d TCP connections opened where the phone's answer pointed", n)
 			}
 			if len(e.audit.find("egress.refused", ReasonDestinationRefused)) == 0 {
 				t.Errorf("not audited: %+v", e.audit.entries)

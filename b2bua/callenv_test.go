@@ -129,9 +129,15 @@ type udpAgent struct {
 	t      testing.TB
 	conn   *net.UDPConn
 	answer bool // answer INVITEs with 200 (else 486)
+	// onInvite, when set, may answer the n-th INVITE (from 0) itself
+	// (status, e.g. "422 Session Interval Too Small") or add headers to
+	// the 200 (status ""). Set under mu.
+	onInvite func(n int, msg string) (status, extra string)
 
 	mu      sync.Mutex
 	got     []string // first lines of requests received
+	raw     []string // INVITEs received, whole
+	acks    []string // ACKs received, whole
 	invites []agentInvite
 	resp    chan string
 }
@@ -201,10 +207,27 @@ func (a *udpAgent) serve() {
 		a.mu.Unlock()
 		switch method {
 		case "ACK":
+			a.mu.Lock()
+			a.acks = append(a.acks, msg)
+			a.mu.Unlock()
 		case "INVITE":
+			a.mu.Lock()
+			a.raw = append(a.raw, msg)
+			onInvite := a.onInvite
+			a.mu.Unlock()
 			if !a.answer {
 				a.conn.WriteToUDP([]byte(replyTo(msg, "486 Busy Here", "busy", "", "")), from)
 				continue
+			}
+			extra := ""
+			if onInvite != nil {
+				n := a.received("INVITE") - 1 // retransmissions count too
+				status, hdrs := onInvite(n, msg)
+				if status != "" {
+					a.conn.WriteToUDP([]byte(replyTo(msg, status, "refused", hdrs, "")), from)
+					continue
+				}
+				extra = hdrs
 			}
 			toTag := tagOf(header(msg, toRE))
 			if toTag == "" {
@@ -217,7 +240,7 @@ func (a *udpAgent) serve() {
 			ap := a.addr()
 			sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
 				ap.Addr(), ap.Addr(), ap.Port()+1)
-			a.conn.WriteToUDP([]byte(replyTo(msg, "200 OK", toTag, fmt.Sprintf("Contact: <sip:agent@%s>\r\nContent-Type: application/sdp\r\n", ap), sdp)), from)
+			a.conn.WriteToUDP([]byte(replyTo(msg, "200 OK", toTag, fmt.Sprintf("Contact: <sip:agent@%s>\r\nContent-Type: application/sdp\r\n%s", ap, extra), sdp)), from)
 		default:
 			a.conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "", "", "")), from)
 		}
@@ -328,6 +351,7 @@ type envSetup struct {
 	// start (behind its back, as from before an upgrade).
 	bindings func(e *callEnv) []psip.Binding
 	server   func(o *psip.Options) // changes the server's options
+	users    func(u fakeUsers)     // adds users (e.g. a supervisor)
 }
 
 func newCallEnvSetup(t testing.TB, setup envSetup, opts ...envOpt) *callEnv {
@@ -339,6 +363,9 @@ func newCallEnvSetup(t testing.TB, setup envSetup, opts ...envOpt) *callEnv {
 	e.trunkSrc = newUDPAgent(t, "127.0.0.2", true)
 	e.attacker = newUDPAgent(t, "127.0.0.3", true)
 	users := fakeUsers{testOperator: {Extension: testOperator, Role: psip.RoleOperator, Active: true}}
+	if setup.users != nil {
+		setup.users(users)
+	}
 	ph := e.phone.addr()
 	bindings := fixedBindings{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, ph),
 		Source: ph.String(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)}}

@@ -49,7 +49,7 @@ func (b *B2BUA) handleFeatureCode(req *sip.Request, tx sip.ServerTransaction, u 
 		b.refuseMonitor(req, tx, u.Extension, operator, me)
 		return
 	}
-	ds, err := b.dialogs.ReadInvite(req, tx)
+	ds, err := b.dialogsFor(req).ReadInvite(req, tx)
 	if err != nil {
 		m.media.Close()
 		return

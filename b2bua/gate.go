@@ -97,7 +97,7 @@ func (b *B2BUA) inviteTrunk(ctx context.Context, p Permit, c *call, t *psip.Trun
 	}
 	b.s.Audit(b.s.Context(), "call.dial", c.operator, p.p.decision.E164, "sent", string(p.p.kind), c.source,
 		map[string]any{"call_id": c.id, "trunk": t.Name, "leg_call_id": req.CallID().Value()})
-	return dialTrunkLeg(ctx, b.client, b.dialogs.ContactHDR, req, opts)
+	return dialTrunkLeg(ctx, b.client, *b.contactFor(req), req, opts)
 }
 
 // invitePhone sends an INVITE to a registered phone of ext (the
@@ -142,7 +142,10 @@ func (b *B2BUA) invitePhone(ctx context.Context, c *call, ext string, bnd psip.B
 		req.AppendHeader(sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"))
 		req.AppendHeader(sip.NewHeader("Alert-Info", "<http://"+b.s.ExternalAddress()+">;info=alert-autoanswer"))
 	}
-	return b.dialogs.WriteInvite(ctx, req)
+	if bnd.Transport == "tls" {
+		req.SetTransport("TLS") // a phone registered over TLS is rung over TLS
+	}
+	return b.dialogsFor(req).WriteInvite(ctx, req)
 }
 
 // notifyPhone sends an in-dialog NOTIFY (the result of a REFER) on the

@@ -231,6 +231,13 @@ func TestInvitePhoneOnlyToOwnBinding(t *testing.T) {
 		{"another user's binding", "102", own, own.Contact},
 		{"Request-URI elsewhere than the binding", testOperator, own, "sip:101@127.0.0.3:5060"},
 		{"binding at the trunk", testOperator, psip.Binding{Extension: testOperator, Contact: "sip:101@" + e.carrier.addr().String(), Source: ph.String()}, "sip:101@" + e.carrier.addr().String()},
+		// A Contact's transport changes how, never where (sip/transport_route.go).
+		{"binding at the trunk, over TLS", testOperator, psip.Binding{Extension: testOperator, Contact: "sip:101@" + e.carrier.addr().String() + ";transport=tls", Source: ph.String(), Transport: "tls"}, "sip:101@" + e.carrier.addr().String() + ";transport=tls"},
+		{"binding at the trunk, over TCP", testOperator, psip.Binding{Extension: testOperator, Contact: "sip:101@" + e.carrier.addr().String() + ";transport=tcp", Source: ph.String(), Transport: "tcp"}, "sip:101@" + e.carrier.addr().String() + ";transport=tcp"},
+		{"sips: binding at the trunk", testOperator, psip.Binding{Extension: testOperator, Contact: "sips:101@" + e.carrier.addr().String(), Source: ph.String(), Transport: "tls"}, "sips:101@" + e.carrier.addr().String()},
+		{"Request-URI elsewhere, transport=tcp", testOperator, own, "sip:101@127.0.0.3:5060;transport=tcp"},
+		{"Request-URI elsewhere, transport=tls", testOperator, own, "sip:101@127.0.0.3:5061;transport=tls"},
+		{"binding off the phone networks, over TLS", testOperator, psip.Binding{Extension: testOperator, Contact: "sip:101@192.0.2.50:5061;transport=tls", Source: ph.String(), Transport: "tls"}, "sip:101@192.0.2.50:5061;transport=tls"},
 	} {
 		req := mk(tt.uri)
 		if _, err := e.b.invitePhone(c.ctx, c, tt.ext, tt.bnd, req, true); err == nil {

@@ -137,6 +137,9 @@ func (b *B2BUA) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *B2BUA) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if b.monitorInDialog(req, tx) { // a supervisor's leg refreshing (monitor.go)
+		return
+	}
 	c, l := b.dialogOf(req, tx)
 	if c == nil {
 		return
@@ -172,7 +175,7 @@ func (b *B2BUA) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 	if len(req.Body()) == 0 {
 		// Delayed offer: we offer, the ACK answers.
 		res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, media.DefaultCodecs(), 101, media.SendRecv))
-		res.AppendHeader(&b.dialogs.ContactHDR)
+		res.AppendHeader(b.contactFor(req))
 		c.sessionRefreshed(l, req, res)
 		b.s.Respond(tx, req, res)
 		return
@@ -197,7 +200,7 @@ func (b *B2BUA) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 	}
 	c.log.Info("media updated", "leg", l, "addr", remote.Addr, "direction", remote.Direction)
 	res := sip.NewSDPResponseFromRequest(req, c.localSDP(l, []media.Codec{codec}, remote.DTMFPT, answerDirection(remote.Direction)))
-	res.AppendHeader(&b.dialogs.ContactHDR)
+	res.AppendHeader(b.contactFor(req))
 	c.sessionRefreshed(l, req, res)
 	b.s.Respond(tx, req, res)
 }

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 
 	"plateau/media"
 )
@@ -208,3 +210,57 @@ var (
 	errNoDialog    = errors.New("no such dialog")
 	errWrongSource = errors.New("in-dialog request from a host that is not the dialog's peer")
 )
+
+// redial follows a new INVITE of a leg not yet answered (a retry after 422
+// Session Interval Too Small): same Call-ID and local tag, a new
+// transaction and dialog session.
+func (l *leg) redial(cs *sipgo.DialogClientSession) {
+	l.mu.Lock()
+	l.d = cs
+	l.mu.Unlock()
+}
+
+// phoneINVITE builds the INVITEs of a leg toward a phone Plateau rings
+// (operator, supervisor). A retry keeps the Call-ID and From tag and
+// takes the next CSeq (RFC 3261 §8.1.3.5, RFC 4028 §7.4), so the leg's
+// Call-ID registered with the call stays right.
+type phoneINVITE struct {
+	target    sip.Uri
+	from      sip.FromHeader
+	to        sip.ToHeader
+	callID    sip.CallIDHeader
+	seq       uint32
+	transport string
+}
+
+func phoneInvite(target sip.Uri, fromName, fromUser, toUser, host string) *phoneINVITE {
+	p := &phoneINVITE{
+		target: target,
+		from:   sip.FromHeader{DisplayName: fromName, Address: sip.Uri{Scheme: "sip", User: fromUser, Host: host}, Params: sip.NewParams()},
+		to:     sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: toUser, Host: host}},
+		callID: sip.CallIDHeader(uuid.NewString()),
+	}
+	p.from.Params.Add("tag", sip.GenerateTagN(16))
+	return p
+}
+
+// SetTransport sends the INVITEs over transport ("TCP").
+func (p *phoneINVITE) SetTransport(transport string) { p.transport = transport }
+
+// next is the next INVITE, with body and a session timer offer of interval.
+func (p *phoneINVITE) next(body []byte, interval time.Duration) *sip.Request {
+	p.seq++
+	req := sip.NewRequest(sip.INVITE, *p.target.Clone())
+	req.AppendHeader(sip.HeaderClone(&p.from))
+	req.AppendHeader(sip.HeaderClone(&p.to))
+	id := p.callID
+	req.AppendHeader(&id)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: p.seq, MethodName: sip.INVITE})
+	offerSessionTimer(req, interval)
+	req.SetBody(body)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	if p.transport != "" {
+		req.SetTransport(p.transport)
+	}
+	return req
+}

@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "plateau_sip_in_dialog_requests_total", Help: "In-dialog requests handled, by method.",
 	}, []string{"method"})
 	m.legsLeaked = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "plateau_call_legs_leaked_total", Help: "Outside legs still up when their call ended (BYE failed or never sent); audited as call.leg_leaked.",
+		Name: "plateau_call_legs_leaked_total", Help: "Outside legs still up when their call ended (BYE failed or never sent; audited as call.leg_leaked), or another fork's answer whose BYE failed (call.fork_answer leaked).",
 	})
 	m.egressRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plateau_egress_refused_total", Help: "Requests the egress gate refused to send (no policy permit, or an address not allowed for phones).",
@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "plateau_sip_in_dialog_rejected_total", Help: "In-dialog requests answered 481, by why: unknown_dialog, tags, source (not the dialog's peer).",
 	}, []string{"reason"})
 	m.trunkLegEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, auth_retry, extension_retry.",
+		Name: "plateau_trunk_leg_events_total", Help: "What trunk INVITEs did: prack, cancel, late_answer, fork_answer (another fork's 2xx acknowledged and hung up), auth_retry, extension_retry.",
 	}, []string{"event"})
 	reg.MustRegister(m.callsActive, m.callsAnswered, m.callsRefused, m.callsEnded, m.requestsInDialog,
 		m.legsLeaked, m.egressRefused, m.inDialogRejected, m.trunkLegEvents)

@@ -130,6 +130,10 @@ type monitorSession struct {
 	endOnce sync.Once
 	next    chan *call // the operator's next call, when following
 	done    chan struct{}
+	// timer is the supervisor leg's session timer (sessiontimer.go),
+	// stopped by end.
+	timer     *sessionTimer
+	timerStop context.CancelFunc
 }
 
 // findCall returns the operator's answered call in progress, if any.
@@ -324,8 +328,11 @@ func (m *monitorSession) end(why string) {
 	m.endOnce.Do(func() {
 		close(m.done)
 		m.mu.Lock()
-		leg, callID, mode := m.leg, m.callID, m.mode
+		leg, callID, mode, stopTimer := m.leg, m.callID, m.mode, m.timerStop
 		m.mu.Unlock()
+		if stopTimer != nil {
+			stopTimer()
+		}
 		m.media.Close()
 		if leg != nil {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(m.b.s.Context()), 5*time.Second)
@@ -440,9 +447,15 @@ func (b *B2BUA) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 		}
 		leg.peerHungUp()
 		m.end("supervisor_hangup")
-	case sip.INVITE:
+	case sip.INVITE, sip.UPDATE:
 		if err := leg.d.ReadRequest(req, tx); err != nil {
 			b.s.Respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
+			return true
+		}
+		if req.Method == sip.UPDATE && len(req.Body()) == 0 { // a session refresh
+			res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+			m.sessionRefreshed(req, res)
+			b.s.Respond(tx, req, res)
 			return true
 		}
 		remote, codec, err := negotiate(req.Body())
@@ -458,7 +471,8 @@ func (b *B2BUA) monitorInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 		}
 		m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)
 		res := sip.NewSDPResponseFromRequest(req, m.localSDP([]media.Codec{codec}, remote.DTMFPT))
-		res.AppendHeader(&b.dialogs.ContactHDR)
+		res.AppendHeader(b.contactFor(req))
+		m.sessionRefreshed(req, res) // a refresh carrying SDP (sessiontimer.go)
 		b.s.Respond(tx, req, res)
 	case sip.INFO:
 		// DTMF as SIP INFO (application/dtmf-relay "Signal=2").

@@ -80,6 +80,7 @@ func (b *B2BUA) ringSupervisor(ctx context.Context, supervisor, operator string,
 			return
 		}
 		m.register(l)
+		m.armSessionTimer(l) // the phone's 2xx decides (sessiontimer.go)
 		m.started()
 	})
 	return m.id, nil
@@ -92,24 +93,24 @@ func (b *B2BUA) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 	if err := sip.ParseUri(contact.Contact, &target); err != nil {
 		return nil, err
 	}
-	req := sip.NewRequest(sip.INVITE, target)
-	req.SetBody(m.localSDP(media.DefaultCodecs(), 101))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	name := "Monitor " + m.operator
-	from := sip.FromHeader{DisplayName: name, Address: sip.Uri{Scheme: "sip", User: "monitor-" + m.operator, Host: b.s.ExternalAddress()}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	req.AppendHeader(&from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.supervisor, Host: b.s.ExternalAddress()}})
+	invite := phoneInvite(target, "Monitor "+m.operator, "monitor-"+m.operator, m.supervisor, b.s.ExternalAddress())
 	if contact.Transport == "tcp" {
-		req.SetTransport("TCP")
+		invite.SetTransport("TCP")
 	}
-	cs, err := b.invitePhone(ctx, nil, m.supervisor, contact, req, false)
-	if err != nil {
-		return nil, err
-	}
+	body := m.localSDP(media.DefaultCodecs(), 101)
 	host, _ := netip.ParseAddr(target.Host)
-	l := uacLeg(media.LegOperator, cs, phonePeer(contact, host))
-	if err := cs.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	var l *leg
+	cs, err := ringPhone(ctx, func(interval time.Duration) (*sipgo.DialogClientSession, error) { // sessiontimer.go
+		return b.invitePhone(ctx, nil, m.supervisor, contact, invite.next(body, interval), false)
+	}, func(cs *sipgo.DialogClientSession) bool {
+		if l != nil {
+			l.redial(cs) // a 422 retry: same Call-ID and tags
+		} else {
+			l = uacLeg(media.LegOperator, cs, phonePeer(contact, host))
+		}
+		return true
+	}, sipgo.AnswerOptions{})
+	if err != nil {
 		return nil, err
 	}
 	l.setAnswered()

@@ -95,7 +95,7 @@ func (b *B2BUA) place(sp *callSpec) (*call, error) {
 	var ds *sipgo.DialogServerSession
 	if sp.req != nil {
 		var err error
-		ds, err = b.dialogs.ReadInvite(sp.req, sp.tx)
+		ds, err = b.dialogsFor(sp.req).ReadInvite(sp.req, sp.tx)
 		if err != nil {
 			c.log.Warn("read invite", "err", err)
 			b.refuse(site, &Refusal{Status: sip.StatusBadRequest, Reason: "BAD_INVITE", Rule: ruleRequest, Detail: err.Error()})
@@ -428,28 +428,25 @@ func (b *B2BUA) ringOperator(ctx context.Context, c *call, bnd psip.Binding, aut
 	if err := sip.ParseUri(bnd.Contact, &target); err != nil {
 		return nil, err
 	}
-	req := sip.NewRequest(sip.INVITE, target)
-	req.SetBody(c.localSDP(media.LegOperator, media.DefaultCodecs(), 101, media.SendRecv))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	from := sip.FromHeader{DisplayName: c.number, Address: sip.Uri{Scheme: "sip", User: c.number, Host: b.s.ExternalAddress()}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	req.AppendHeader(&from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.operator, Host: b.s.ExternalAddress()}})
+	body := c.localSDP(media.LegOperator, media.DefaultCodecs(), 101, media.SendRecv)
+	invite := phoneInvite(target, c.number, c.number, c.operator, b.s.ExternalAddress())
 	if bnd.Transport == "tcp" {
-		req.SetTransport("TCP")
+		invite.SetTransport("TCP")
 	}
 	ctx, cancel := ringContext(ctx, c.ctx, b.opts.RingTimeout)
 	defer cancel()
-	cs, err := b.invitePhone(ctx, c, c.operator, bnd, req, autoAnswer)
-	if err != nil {
-		return nil, err
-	}
 	host, _ := netip.ParseAddr(target.Host)
-	l := uacLeg(media.LegOperator, cs, phonePeer(bnd, host))
-	if !c.addLeg(l) {
-		return nil, context.Canceled
-	}
-	err = cs.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+	var l *leg
+	cs, err := ringPhone(ctx, func(interval time.Duration) (*sipgo.DialogClientSession, error) { // sessiontimer.go
+		return b.invitePhone(ctx, c, c.operator, bnd, invite.next(body, interval), autoAnswer)
+	}, func(cs *sipgo.DialogClientSession) bool {
+		if l != nil {
+			l.redial(cs) // a 422 retry: same Call-ID and tags
+			return true
+		}
+		l = uacLeg(media.LegOperator, cs, phonePeer(bnd, host))
+		return c.addLeg(l)
+	}, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		if res.StatusCode == sip.StatusRinging && onRinging != nil {
 			onRinging()
 		}
@@ -468,6 +465,7 @@ func (b *B2BUA) ringOperator(ctx context.Context, c *call, bnd psip.Binding, aut
 		l.hangup(context.WithoutCancel(ctx), c.log)
 		return nil, errors.Join(errors.New("operator answered with unusable SDP"), err)
 	}
+	c.armUACSessionTimer(media.LegOperator, cs.InviteResponse) // the phone's 2xx decides (sessiontimer.go)
 	return l, nil
 }
 

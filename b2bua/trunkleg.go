@@ -25,7 +25,10 @@ import (
 // transaction itself: any number of provisionals, PRACK for reliable ones
 // (RFC 3262), one digest retry, 421 answered when we can, CANCEL on every
 // give-up after a provisional, and ACK then BYE for a 2xx that arrives after
-// Plateau gave up.
+// Plateau gave up. A forking carrier or proxy may answer with more than one
+// 2xx (different To tags): only the first is the call; each other one is
+// acknowledged and hung up at once (RFC 3261 §13.2.2.4), audited, so a
+// second called party never stays on an unrecorded line.
 
 const (
 	// trunkAllow lists the methods Plateau handles in a trunk dialog.
@@ -80,6 +83,10 @@ type trunkLegOptions struct {
 	// OnLateAnswer is told of a 2xx that arrived after Plateau gave up;
 	// it has been acknowledged and is being hung up.
 	OnLateAnswer func(*sip.Response)
+	// OnForkAnswer is told of a 2xx from another fork (another To tag)
+	// than the answer taken, once acknowledged and hung up: byeErr says
+	// whether the BYE was accepted.
+	OnForkAnswer func(res *sip.Response, byeErr error)
 	// Go runs the background work that finishes a given-up INVITE (wait
 	// for 487 or a late 2xx); the b2bua tracks it in its WaitGroup.
 	Go func(func())
@@ -94,6 +101,10 @@ type trunkLegOptions struct {
 	// dialog keeps the INVITE's destination and OnTargetRefused is told.
 	TargetOK        func(netip.Addr) bool
 	OnTargetRefused func(detail string)
+	// OnTLSRefused is told when the INVITE could not leave because the
+	// TLS connection to the carrier was refused (its certificate): nothing
+	// was sent, in clear or otherwise.
+	OnTLSRefused func(err error)
 }
 
 // bounded is a context for background work: it ends after d or at Stop.
@@ -131,7 +142,6 @@ type trunkDialog struct {
 	// out on its own goroutine while the INVITE may be re-sent (digest).
 	inv *sip.Request
 
-	inviteTx sip.ClientTransaction
 	// targetOK checks where a response would send the dialog's requests.
 	targetOK        func(netip.Addr) bool
 	onTargetRefused func(string)
@@ -155,10 +165,11 @@ func (d *trunkDialog) Context() context.Context { return d.ctx }
 // CallID is the leg's Call-ID.
 func (d *trunkDialog) CallID() string { return d.InviteRequest.CallID().Value() }
 
-// ReadBye answers the carrier's BYE and ends the dialog.
+// ReadBye answers the carrier's BYE and ends the dialog. The INVITE
+// transaction is left to end at Timer M (RFC 6026): a forked 2xx may
+// still come, and is then acknowledged and hung up.
 func (d *trunkDialog) ReadBye(req *sip.Request, tx sip.ServerTransaction) error {
 	d.cancel()
-	d.terminateInvite()
 	return tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 }
 
@@ -187,8 +198,7 @@ func (d *trunkDialog) bye(ctx context.Context, hdrs ...sip.Header) error {
 	}
 	var err error
 	d.byeOnce.Do(func() {
-		defer d.cancel()
-		defer d.terminateInvite()
+		defer d.cancel() // the INVITE transaction ends at Timer M (ReadBye)
 		var res *sip.Response
 		req := sip.NewRequest(sip.BYE, sip.Uri{})
 		for _, h := range hdrs {
@@ -200,15 +210,6 @@ func (d *trunkDialog) bye(ctx context.Context, hdrs ...sip.Header) error {
 		}
 	})
 	return err
-}
-
-func (d *trunkDialog) terminateInvite() {
-	d.mu.Lock()
-	tx := d.inviteTx
-	d.mu.Unlock()
-	if tx != nil {
-		tx.Terminate()
-	}
 }
 
 // Do sends an in-dialog request (BYE, re-INVITE, UPDATE, NOTIFY) built
@@ -331,7 +332,7 @@ func dialTrunkLeg(ctx context.Context, client *sipgo.Client, contact sip.Contact
 	setHeader(invite, "Allow", trunkAllow)
 	d := newTrunkDialog(client, contact, invite)
 	d.targetOK, d.onTargetRefused = o.TargetOK, o.OnTargetRefused
-	l := &legRun{d: d, o: o, lastRSeq: -1}
+	l := &legRun{d: d, o: o, lastRSeq: -1, accepted: make(chan struct{})}
 	return l.run(ctx)
 }
 
@@ -345,6 +346,15 @@ type legRun struct {
 	lastRSeq   int64
 	authTried  bool
 	required   int // 421 retries
+
+	// The 2xx taken: its To tag and ACK, set by ack, which then closes
+	// accepted; forks are the other forks' answers (another2xx).
+	fmu         sync.Mutex
+	acceptedTag string
+	acceptedAck *sip.Request
+	forks       map[string]*forkedAnswer // by To tag
+	accepted    chan struct{}
+	acceptOnce  sync.Once
 }
 
 func (l *legRun) send(ctx context.Context) error {
@@ -355,9 +365,11 @@ func (l *legRun) send(ctx context.Context) error {
 		return err
 	}
 	l.tx = tx
+	// Every 2xx after the first one (retransmissions, other forks) comes
+	// here, not on Responses (RFC 6026 Accepted state).
+	tx.OnRetransmission(l.another2xx)
 	sent := inv.Clone() // with the Laddr the transport chose
 	l.d.mu.Lock()
-	l.d.inviteTx = tx
 	l.d.inv = sent
 	if cs := inv.CSeq(); cs != nil && cs.SeqNo > l.d.localCSeq {
 		l.d.localCSeq = cs.SeqNo
@@ -368,6 +380,13 @@ func (l *legRun) send(ctx context.Context) error {
 
 func (l *legRun) run(ctx context.Context) (*trunkDialog, error) {
 	if err := l.send(ctx); err != nil {
+		if errors.Is(err, psip.ErrTLS) {
+			l.o.Event("tls_refused")
+			if l.o.OnTLSRefused != nil {
+				l.o.OnTLSRefused(err)
+			}
+			return nil, &TrunkLegError{Status: 0, Reason: "TLS_FAILED", Err: err}
+		}
 		return nil, &TrunkLegError{Status: 0, Reason: "SEND_FAILED", Err: err}
 	}
 	ring := time.NewTimer(l.o.RingTimeout)
@@ -573,25 +592,141 @@ func rseqInOrder(last int64, rseq uint64) bool {
 	return last < 0 || int64(rseq) == last+1
 }
 
-// ack acknowledges a 2xx, directly on the transport (RFC 3261 §13.2.2.4),
-// and again for each retransmission of it.
+// ack acknowledges the 2xx taken, directly on the transport (RFC 3261
+// §13.2.2.4); another2xx sends the ACK again for each retransmission.
 func (l *legRun) ack(res *sip.Response) error {
-	d := l.d
+	tmpl, err := l.d.writeAck()
+	l.fmu.Lock()
+	l.acceptedTag, l.acceptedAck = toTagOf(res), tmpl
+	l.fmu.Unlock()
+	l.acceptOnce.Do(func() { close(l.accepted) })
+	return err
+}
+
+// writeAck sends the ACK of d's 2xx and returns a copy to resend.
+func (d *trunkDialog) writeAck() (*sip.Request, error) {
 	ack := sip.NewRequest(sip.ACK, sip.Uri{})
 	ack.AppendHeader(&sip.CSeqHeader{SeqNo: d.InviteRequest.CSeq().SeqNo, MethodName: sip.ACK})
 	d.build(ack)
 	ack.Laddr = d.InviteRequest.Laddr
 	if err := sipgo.ClientRequestAddVia(d.client, ack); err != nil {
-		return err
+		return nil, err
 	}
 	tmpl := ack.Clone()
-	tx := l.tx
-	tx.OnRetransmission(func(r *sip.Response) {
-		if r.IsSuccess() {
-			d.client.WriteRequest(tmpl.Clone(), func(*sipgo.Client, *sip.Request) error { return nil })
+	return tmpl, d.client.WriteRequest(ack, func(*sipgo.Client, *sip.Request) error { return nil })
+}
+
+func (d *trunkDialog) resendAck(tmpl *sip.Request) {
+	if tmpl != nil {
+		d.client.WriteRequest(tmpl.Clone(), func(*sipgo.Client, *sip.Request) error { return nil })
+	}
+}
+
+func toTagOf(res *sip.Response) string {
+	if to := res.To(); to != nil && to.Params != nil {
+		tag, _ := to.Params.Get("tag")
+		return tag
+	}
+	return ""
+}
+
+// maxForks bounds the other forks' answers one INVITE may get: a hostile
+// carrier sending 2xx after 2xx must not make Plateau start BYE after BYE.
+const maxForks = 16
+
+// forkedAnswer is a 2xx from another fork, once acknowledged.
+type forkedAnswer struct {
+	ack *sip.Request // nil until sent
+}
+
+// another2xx handles a 2xx after the one taken (sipgo passes those to the
+// transaction's retransmission hook, on its own goroutine): the same To
+// tag is a retransmission, answered with the same ACK; another To tag is
+// another fork's answer, acknowledged and hung up at once.
+func (l *legRun) another2xx(res *sip.Response) {
+	if !res.IsSuccess() || !l.waitAccepted() {
+		return
+	}
+	tag := toTagOf(res)
+	l.fmu.Lock()
+	if tag == l.acceptedTag {
+		tmpl := l.acceptedAck
+		l.fmu.Unlock()
+		l.d.resendAck(tmpl)
+		return
+	}
+	f, seen := l.forks[tag]
+	full := !seen && len(l.forks) >= maxForks
+	if !seen && !full {
+		if l.forks == nil {
+			l.forks = map[string]*forkedAnswer{}
 		}
-	})
-	return d.client.WriteRequest(ack, func(*sipgo.Client, *sip.Request) error { return nil })
+		f = &forkedAnswer{}
+		l.forks[tag] = f
+	}
+	var tmpl *sip.Request
+	if seen {
+		tmpl = f.ack
+	}
+	l.fmu.Unlock()
+	switch {
+	case seen:
+		l.d.resendAck(tmpl) // nil while the first ACK is being built
+	case full:
+		l.o.Log.Warn("more forked answers than Plateau hangs up: ignored", "max", maxForks)
+	default:
+		l.o.Go(func() { l.hangUpFork(res, f) })
+	}
+}
+
+// waitAccepted waits until the 2xx taken has been acknowledged (sipgo may
+// hand a second 2xx to the hook while the first is being handled).
+func (l *legRun) waitAccepted() bool {
+	select {
+	case <-l.accepted:
+		return true
+	default:
+	}
+	t := time.NewTimer(32 * time.Second)
+	defer t.Stop()
+	select {
+	case <-l.accepted:
+		return true
+	case <-l.o.Stop:
+	case <-t.C:
+	}
+	return false
+}
+
+// hangUpFork acknowledges another fork's 2xx in its own dialog (its To
+// tag, Contact and route set) and sends BYE in that dialog.
+func (l *legRun) hangUpFork(res *sip.Response, f *forkedAnswer) {
+	d := l.d
+	fd := newTrunkDialog(d.client, d.contact, d.InviteRequest)
+	fd.targetOK, fd.onTargetRefused = d.targetOK, d.onTargetRefused
+	d.mu.Lock()
+	fd.inv = d.inv
+	d.mu.Unlock()
+	fd.InviteResponse = res
+	fd.learn(res)
+	tmpl, err := fd.writeAck()
+	if err != nil {
+		l.o.Log.Warn("ack forked answer", "err", err)
+	}
+	l.fmu.Lock()
+	f.ack = tmpl
+	l.fmu.Unlock()
+	l.o.Event("fork_answer")
+	ctx, cancel := l.o.bounded(32 * time.Second)
+	defer cancel()
+	byeErr := fd.Bye(ctx)
+	if byeErr != nil {
+		l.o.Log.Warn("bye forked answer", "err", byeErr)
+	}
+	l.o.Log.Warn("another fork answered: acknowledged and hung up", "to_tag", toTagOf(res), "bye_err", byeErr)
+	if l.o.OnForkAnswer != nil {
+		l.o.OnForkAnswer(res, byeErr)
+	}
 }
 
 // giveUp ends an INVITE Plateau no longer wants. After a provisional it
@@ -619,7 +754,12 @@ func (l *legRun) giveUp(why string) {
 	provisional := l.provisonal
 	o.Log.Info("trunk INVITE given up", "why", why, "provisional", provisional)
 	o.Go(func() {
-		defer tx.Terminate()
+		answered := false
+		defer func() {
+			if !answered { // an accepted INVITE ends at Timer M: forks may follow
+				tx.Terminate()
+			}
+		}()
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		sendCancel := func() {
@@ -642,6 +782,7 @@ func (l *legRun) giveUp(why string) {
 						sendCancel() // once only, whatever the count
 					}
 				case res.IsSuccess():
+					answered = true
 					l.lateAnswer(res)
 					return
 				default:
@@ -726,6 +867,16 @@ func (b *B2BUA) trunkLegOptions(c *call, t *psip.Trunk, onProvisional func(*sip.
 			b.s.Audit(context.WithoutCancel(c.ctx), "call.late_answer", c.operator, c.number, "hung_up", "ANSWERED_AFTER_GIVE_UP", c.source,
 				map[string]any{"call_id": c.id, "trunk": t.Name, "sip_call_id": res.CallID().Value()})
 		},
+		OnForkAnswer: func(res *sip.Response, byeErr error) {
+			// A second called party answered the same INVITE (a forking
+			// carrier or proxy): never bridged nor recorded, hung up.
+			outcome, details := "hung_up", map[string]any{"call_id": c.id, "trunk": t.Name, "sip_call_id": res.CallID().Value(), "to_tag": toTagOf(res)}
+			if byeErr != nil {
+				outcome, details["err"] = "leaked", byeErr.Error()
+				b.metrics.legsLeaked.Inc()
+			}
+			b.s.Audit(context.WithoutCancel(c.ctx), "call.fork_answer", c.operator, c.number, outcome, "FORKED_ANSWER", c.source, details)
+		},
 		Go: func(f func()) {
 			b.wg.Add(1)
 			go func() { defer b.wg.Done(); f() }()
@@ -737,6 +888,11 @@ func (b *B2BUA) trunkLegOptions(c *call, t *psip.Trunk, onProvisional func(*sip.
 		OnTargetRefused: func(detail string) {
 			b.egressRefused(c, "trunk "+t.Name, "carrier's dialog target not followed: "+detail)
 		},
+		OnTLSRefused: func(err error) {
+			c.log.Warn("trunk TLS refused: the call does not leave", "trunk", t.Name, "err", err)
+			b.s.Audit(context.WithoutCancel(c.ctx), "trunk.tls_refused", c.operator, t.Name, "refused", "TLS_FAILED", c.source,
+				map[string]any{"call_id": c.id, "trunk": t.Name, "detail": err.Error()})
+		},
 	}
 }
 
@@ -746,8 +902,15 @@ func (b *B2BUA) trunkLegOptions(c *call, t *psip.Trunk, onProvisional func(*sip.
 // SIP;cause=421;text="EXTENSION_REQUIRED" (and the log names it).
 func trunkFailureHeaders(err error) []sip.Header {
 	var le *TrunkLegError
-	if !errors.As(err, &le) || le.Status != sip.StatusExtensionRequired {
+	switch {
+	case !errors.As(err, &le):
 		return nil
+	case le.Status == sip.StatusExtensionRequired:
+		return []sip.Header{sip.NewHeader("Reason", `SIP;cause=421;text="`+le.Reason+`"`)}
+	case le.Reason == "TLS_FAILED":
+		// The carrier's certificate was refused: say so, the 503 alone
+		// would read as a carrier outage.
+		return []sip.Header{sip.NewHeader("Reason", `SIP;cause=503;text="TLS_FAILED"`)}
 	}
-	return []sip.Header{sip.NewHeader("Reason", `SIP;cause=421;text="`+le.Reason+`"`)}
+	return nil
 }

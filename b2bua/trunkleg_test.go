@@ -155,6 +155,7 @@ type legRecorder struct {
 	events []string
 	provs  []int
 	late   int
+	forks  []error // OnForkAnswer's BYE outcomes
 	wg     sync.WaitGroup
 }
 
@@ -164,6 +165,7 @@ func (r *legRecorder) options() trunkLegOptions {
 		RingTimeout: 10 * time.Second, SilenceTimeout: 5 * time.Second,
 		OnProvisional: func(res *sip.Response) { r.mu.Lock(); r.provs = append(r.provs, int(res.StatusCode)); r.mu.Unlock() },
 		OnLateAnswer:  func(*sip.Response) { r.mu.Lock(); r.late++; r.mu.Unlock() },
+		OnForkAnswer:  func(_ *sip.Response, err error) { r.mu.Lock(); r.forks = append(r.forks, err); r.mu.Unlock() },
 		Go:            func(f func()) { r.wg.Add(1); go func() { defer r.wg.Done(); f() }() },
 		Event:         func(e string) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() },
 		Log:           slog.New(slog.DiscardHandler),
@@ -454,5 +456,151 @@ func TestRSeqInOrder(t *testing.T) {
 		if got := rseqInOrder(tt.last, tt.rseq); got != tt.want {
 			t.Errorf("last %d, RSeq %d: %v, want %v", tt.last, tt.rseq, got, tt.want)
 		}
+	}
+}
+
+// answerAs answers req 200 with SDP from the fork whose To tag is tag.
+func answerAs(tx sip.ServerTransaction, req *sip.Request, tag string) {
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", []byte("v=0\r\n"))
+	res.To().Params.Remove("tag")
+	res.To().Params.Add("tag", tag)
+	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: tag, Host: req.Recipient.Host, Port: req.Recipient.Port}})
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	tx.Respond(res)
+}
+
+// tagsOf lists the To tags of requests, in order.
+func tagsOf(reqs []*sip.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		tag, _ := r.To().Params.Get("tag")
+		out = append(out, tag)
+	}
+	return out
+}
+
+// eventually polls cond for up to 10 s, for goroutines that may not Fatal.
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
+}
+
+// A forking carrier answers one INVITE twice (RFC 3261 §13.2.2.4): one
+// 2xx is the call (sipgo hands UDP messages to goroutines, so either may
+// be taken first); the other (another To tag) is acknowledged and hung up
+// at once, in its own dialog, its retransmission acknowledged again
+// without a second BYE, and the leg reports it (audit, metric). The same
+// when both answers come after Plateau gave up.
+func TestTrunkLegForkedAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		giveUp bool // the ring timeout passes before the answers
+	}{
+		{"second 2xx after the call was answered", false},
+		{"two 2xx after Plateau gave up", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dialled := make(chan struct{})
+			carrier := startFakeCarrier(t, func(f *fakeCarrier, n int, req *sip.Request, tx sip.ServerTransaction) {
+				if tt.giveUp {
+					<-dialled // Plateau gave up (ring timeout, no provisional: no CANCEL)
+				}
+				answerAs(tx, req, "forkA")
+				answerAs(tx, req, "forkB")
+				// The test itself reports what did not come (no Fatal here:
+				// this runs on sipgo's goroutine).
+				var hungUp string
+				if !eventually(func() bool {
+					f.mu.Lock()
+					defer f.mu.Unlock()
+					if len(f.byes) > 0 {
+						hungUp, _ = f.byes[0].To().Params.Get("tag")
+					}
+					return hungUp != ""
+				}) {
+					return
+				}
+				answerAs(tx, req, hungUp) // a retransmission of a 2xx already hung up
+				eventually(func() bool { f.mu.Lock(); defer f.mu.Unlock(); return countOf(tagsOf(f.acks), hungUp) >= 2 })
+			})
+			client, contact := plateauSide(t)
+			rec := &legRecorder{}
+			o := rec.options()
+			stop := make(chan struct{})
+			o.Stop = stop
+			if tt.giveUp {
+				o.RingTimeout = 300 * time.Millisecond
+			}
+			d, err := dialTrunkLeg(context.Background(), client, contact, trunkInvite(carrier.addr), o)
+			close(dialled)
+			switch {
+			case tt.giveUp && err == nil:
+				t.Fatal("dial connected after the ring timeout")
+			case !tt.giveUp && err != nil:
+				t.Fatalf("dial: %v", err)
+			}
+			waitFor(t, "the other fork reported", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.forks) == 1 })
+			if !tt.giveUp {
+				taken := toTagOf(d.InviteResponse)
+				other := map[string]string{"forkA": "forkB", "forkB": "forkA"}[taken]
+				waitFor(t, "BYE to the other fork", func() bool {
+					carrier.mu.Lock()
+					defer carrier.mu.Unlock()
+					return countOf(tagsOf(carrier.byes), other) == 1
+				})
+				carrier.mu.Lock()
+				byTaken := countOf(tagsOf(carrier.byes), taken)
+				carrier.mu.Unlock()
+				if byTaken != 0 {
+					t.Fatalf("the call's own fork %s was hung up", taken)
+				}
+				if err := d.Bye(context.Background()); err != nil {
+					t.Fatalf("bye: %v", err)
+				}
+			} else {
+				waitFor(t, "the late answer hung up", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return rec.late == 1 })
+			}
+			waitFor(t, "one BYE to each fork, and the retransmission acknowledged", func() bool {
+				carrier.mu.Lock()
+				defer carrier.mu.Unlock()
+				byes, acks := tagsOf(carrier.byes), tagsOf(carrier.acks)
+				return countOf(byes, "forkA") == 1 && countOf(byes, "forkB") == 1 &&
+					countOf(acks, "forkA")+countOf(acks, "forkB") >= 3
+			})
+			close(stop)
+			rec.wg.Wait()
+			carrier.mu.Lock()
+			for _, b := range carrier.byes {
+				if tag, _ := b.To().Params.Get("tag"); b.Recipient.User != tag {
+					t.Errorf("BYE to fork %s went to %s, not that fork's Contact", tag, b.Recipient.String())
+				}
+			}
+			if n := len(carrier.byes); n != 2 {
+				t.Errorf("%d BYEs, want 2 (a retransmitted 2xx is not hung up twice)", n)
+			}
+			carrier.mu.Unlock()
+			if got := rec.count("fork_answer"); got != 1 {
+				t.Errorf("fork_answer events %d, want 1", got)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if rec.forks[0] != nil {
+				t.Errorf("fork BYE error: %v", rec.forks[0])
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -40,6 +41,9 @@ type Config struct {
 	// dir is the directory of the config file; relative paths are resolved
 	// against it so the binary can be started from anywhere.
 	dir string
+	// hasRecorder: the file has a recorder section (check-config then
+	// checks it as plateau recorder would start it).
+	hasRecorder bool
 }
 
 type Site struct {
@@ -86,6 +90,18 @@ type SIP struct {
 
 	// Limits protect the SIP front door from floods and idle connections.
 	Limits SIPLimits `yaml:"limits"`
+
+	// TLS is the SIP over TLS listener (with "tls" in transports).
+	TLS SIPTLS `yaml:"tls"`
+}
+
+// SIPTLS configures SIP over TLS: its listener and the certificate Plateau
+// presents there (reloaded on SIGHUP and when the files change).
+type SIPTLS struct {
+	// Listen defaults to the sip.listen host with port 5061.
+	Listen   string `yaml:"listen"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // SIPLimits bound what one source, and all of them, can hold open.
@@ -179,6 +195,21 @@ type Trunk struct {
 	// trunk): the carrier then accepts calls from, and delivers calls to,
 	// the registered contact.
 	Register *TrunkRegister `yaml:"register"`
+	// TLS is how the carrier's certificate is verified (transport: tls).
+	TLS TrunkTLS `yaml:"tls"`
+}
+
+// TrunkTLS is a TLS trunk's verification of the carrier, and the client
+// certificate for carriers that want mutual TLS.
+type TrunkTLS struct {
+	// CAFile is the carrier's CA bundle (PEM); empty: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name the carrier's certificate must carry
+	// (default: the host of address).
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile, both or neither: Plateau's client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // TrunkRegister configures a registration trunk. Credentials default to
@@ -267,10 +298,18 @@ type Recordings struct {
 // RemoteRecorder is the SIPREC recorder plateau serve records to.
 type RemoteRecorder struct {
 	Address string `yaml:"address"` // host:port; empty means record locally
-	// Transport is tcp (default) or udp; with udp the INVITE still goes
-	// over TCP, as RFC 3261 wants for messages over 1300 bytes.
+	// Transport is tcp (default), udp or tls; with udp the INVITE still
+	// goes over TCP, as RFC 3261 wants for messages over 1300 bytes. With
+	// tls the recording streams are SRTP (keys in the SDP, SDES).
 	Transport string   `yaml:"transport"`
 	Timeout   Duration `yaml:"timeout"` // each SIP request; default 2s
+	// With transport tls: CAFile verifies the recorder's certificate for
+	// ServerName (default: the host of Address); CertFile and KeyFile are
+	// Plateau's client certificate, which the recorder requires.
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
 }
 
 // Recorder is `plateau recorder`: it listens for SIPREC sessions and
@@ -283,7 +322,13 @@ type Recorder struct {
 	// RTPTimeout ends a session that received no RTP for that long.
 	RTPTimeout Duration `yaml:"rtp_timeout"`
 	// AllowedSources, if set, are the only SRC addresses served (CIDR).
+	// Required when the recorder listens beyond loopback.
 	AllowedSources []string `yaml:"allowed_sources"`
+	// TLS, when set, is the only SIP listener (plain udp/tcp are off):
+	// clients must present a certificate signed by its client CA.
+	TLS *RecorderTLS `yaml:"tls"`
+	// MetricsListen, if set, serves /metrics and /healthz over plain HTTP.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // Monitoring configures supervisors' live monitoring and coaching.
@@ -346,6 +391,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 		return nil, decodeError(data, err)
 	}
 	c.dir = dir
+	c.hasRecorder = hasTopKey(data, "recorder")
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -422,6 +468,11 @@ func (c *Config) applyDefaults() {
 	defI(&c.SIP.Limits.TCPConnectionsPerSource, 32)
 	defD(&c.SIP.Limits.TCPIdleTimeout, 2*time.Minute)
 	defI(&c.SIP.Limits.RequestsPerSource, 200)
+	if c.SIP.TLS.Listen == "" {
+		if host, _, err := net.SplitHostPort(c.SIP.Listen); err == nil {
+			c.SIP.TLS.Listen = net.JoinHostPort(host, "5061")
+		}
+	}
 	def(&c.Media.IP, "127.0.0.1")
 	def(&c.Media.RTPPorts, "20000-29999")
 	defD(&c.Media.InactivityTimeout, 60*time.Second)
@@ -436,6 +487,11 @@ func (c *Config) applyDefaults() {
 	for i := range c.Trunks {
 		t := &c.Trunks[i]
 		def(&t.Transport, "udp")
+		if t.Transport == "tls" && t.TLS.ServerName == "" {
+			if host, _, err := net.SplitHostPort(t.Address); err == nil {
+				t.TLS.ServerName = host
+			}
+		}
 		if t.OptionsInterval == nil {
 			d := Duration(30 * time.Second)
 			t.OptionsInterval = &d
@@ -471,7 +527,15 @@ func (c *Config) applyDefaults() {
 		defD(&c.Recordings.Remote.Timeout, 2*time.Second)
 	}
 	def(&c.Recorder.Listen, "0.0.0.0:5070")
-	if len(c.Recorder.Transports) == 0 {
+	if r := c.Recordings.Remote; r.Transport == "tls" && r.ServerName == "" {
+		if h, _, err := net.SplitHostPort(r.Address); err == nil {
+			c.Recordings.Remote.ServerName = h
+		}
+	}
+	if c.Recorder.TLS != nil {
+		def(&c.Recorder.TLS.Listen, "0.0.0.0:5071")
+	} else if len(c.Recorder.Transports) == 0 {
+		// With TLS the plain transports stay off unless listed (an error).
 		c.Recorder.Transports = []string{"udp", "tcp"}
 	}
 	defD(&c.Recorder.RTPTimeout, 5*time.Minute)

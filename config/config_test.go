@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"plateau/certs"
 )
 
 // base is a valid configuration; cases append or replace sections.
@@ -134,7 +136,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad region", "default_region: FR", "default_region: France", "site.default_region"},
 		{"bad sip listen", `listen: "127.0.0.1:5060"`, `listen: "127.0.0.1"`, "sip.listen"},
 		{"bad sip listen port", `listen: "127.0.0.1:5060"`, `listen: "127.0.0.1:70000"`, "sip.listen"},
-		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, tls]}", "sip.transports[1]"},
+		{"bad transport", "realm: plateau}", "realm: plateau, transports: [udp, ws]}", "sip.transports[1]"},
 		{"bad external address", "realm: plateau}", "realm: plateau, external_address: pbx.example}", "sip.external_address"},
 		{"bad digest algorithm", "realm: plateau}", "realm: plateau, digest_algorithms: [SHA-512]}", "sip.digest_algorithms[0]"},
 		{"bad digest uri check", "realm: plateau}", "realm: plateau, digest_uri_check: loose}", "sip.digest_uri_check"},
@@ -274,7 +276,7 @@ func TestRemoteRecorderAndRecorder(t *testing.T) {
 	}
 	for key, doc := range map[string]string{
 		"recordings.remote.address":   strings.Replace(remote, `"10.0.0.9:5070"`, `"10.0.0.9"`, 1),
-		"recordings.remote.transport": strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", transport: tls`, 1),
+		"recordings.remote.transport": strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", transport: sctp`, 1),
 		"recordings.remote.timeout":   strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", timeout: 5m`, 1),
 		"recordings.remote":           strings.Replace(remote, `address: "10.0.0.9:5070"`, `adress: "10.0.0.9:5070"`, 1),
 		"recorder.listen":             base + "recorder: {listen: nowhere}\n",
@@ -295,8 +297,172 @@ func TestExampleRecorderConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("configs/recorder.yaml: %v", err)
 	}
-	if c.Recorder.Listen != "0.0.0.0:5070" {
+	if c.Recorder.Listen != "127.0.0.1:5070" {
 		t.Errorf("recorder.listen = %q", c.Recorder.Listen)
+	}
+	if err := c.ValidateRecorder(); err != nil {
+		t.Errorf("configs/recorder.yaml would not start: %v", err)
+	}
+
+	// Its commented TLS block, as the comments say to turn it on, with
+	// the certificates where it names them.
+	b, err := os.ReadFile("../configs/recorder.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	doc = strings.Replace(doc, "  transports: [udp, tcp]", "", 1)
+	doc = strings.Replace(doc, "allowed_sources: []", "allowed_sources: [10.0.0.10/32]", 1)
+	// The block's lines are the only ones indented before their "#".
+	for _, k := range [][2]string{{"  # tls:", "  tls:"}, {"  #   ", "    "}, {"  # metrics_listen:", "  metrics_listen:"}} {
+		doc = strings.ReplaceAll(doc, k[0], k[1])
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "certs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	recorderLinkFiles(t, filepath.Join(dir, "certs"))
+	for _, f := range [][2]string{{"node.crt", "recorder.crt"}, {"node.key", "recorder.key"}} {
+		os.Rename(filepath.Join(dir, "certs", f[0]), filepath.Join(dir, "certs", f[1]))
+	}
+	c, err = Parse([]byte(doc), filepath.Dir(mustAbs(t, "../configs/recorder.yaml")))
+	if err == nil {
+		t.Fatalf("the TLS block parsed without its certificate files next to the config")
+	}
+	c, err = Parse([]byte(strings.ReplaceAll(doc, "certs/", filepath.Join(dir, "certs")+"/")), filepath.Dir(mustAbs(t, "../configs/recorder.yaml")))
+	if err != nil {
+		t.Fatalf("configs/recorder.yaml with its tls block on: %v", err)
+	}
+	if addr, _ := c.RecorderListen(); addr != "0.0.0.0:5071" || len(c.Recorder.Transports) != 0 || c.Recorder.MetricsListen == "" {
+		t.Errorf("tls block: listen %s, transports %v, metrics %q", addr, c.Recorder.Transports, c.Recorder.MetricsListen)
+	}
+	if err := c.ValidateRecorder(); err != nil {
+		t.Errorf("with its tls block on: %v", err)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// recorderLinkFiles writes a CA and a certificate pair (self-signed: any
+// parsable PEM serves the config check) into dir.
+func recorderLinkFiles(t *testing.T, dir string) {
+	t.Helper()
+	c, k, err := certs.SelfSigned([]string{"recorder.test"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"ca.crt": c, "node.crt": c, "node.key": k, "garbage.crt": []byte("not a certificate")} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRecorderLinkTLS(t *testing.T) {
+	dir := testDir(t)
+	recorderLinkFiles(t, dir)
+	remote := func(extra string) string {
+		return strings.Replace(base, "recordings: {notice_prompt: notice.wav}",
+			`recordings: {notice_prompt: notice.wav, remote: {address: "10.0.0.20:5071"`+extra+`}}`, 1)
+	}
+	goodRemote := `, transport: tls, ca_file: ca.crt, cert_file: node.crt, key_file: node.key`
+	c, err := Parse([]byte(remote(goodRemote)), dir)
+	if err != nil {
+		t.Fatalf("remote over tls: %v", err)
+	}
+	if r := c.Recordings.Remote; r.ServerName != "10.0.0.20" || r.Timeout.D() != 2*time.Second {
+		t.Errorf("remote tls defaults = %+v, want server_name from the address", r)
+	}
+	goodRec := "recorder: {allowed_sources: [10.0.0.10/32], tls: {cert_file: node.crt, key_file: node.key, client_ca_file: ca.crt}}\n"
+	c, err = Parse([]byte(base+goodRec), dir)
+	if err != nil {
+		t.Fatalf("recorder tls: %v", err)
+	}
+	if r := c.Recorder; r.TLS.Listen != "0.0.0.0:5071" || len(r.Transports) != 0 {
+		t.Errorf("recorder tls defaults: listen %q, transports %v (plain must be off)", r.TLS.Listen, r.Transports)
+	}
+	if addr, key := c.RecorderListen(); addr != "0.0.0.0:5071" || key != "recorder.tls.listen" {
+		t.Errorf("RecorderListen = %s, %s", addr, key)
+	}
+	if err := c.ValidateRecorder(); err != nil {
+		t.Errorf("ValidateRecorder with allowed sources: %v", err)
+	}
+
+	for key, doc := range map[string]string{
+		"recordings.remote.ca_file":     remote(`, transport: tls, cert_file: node.crt, key_file: node.key`),
+		"recordings.remote.ca_file ":    remote(`, transport: tls, ca_file: missing.crt, cert_file: node.crt, key_file: node.key`),
+		"recordings.remote.ca_file  ":   remote(`, transport: tls, ca_file: garbage.crt, cert_file: node.crt, key_file: node.key`),
+		"recordings.remote.cert_file":   remote(`, transport: tls, ca_file: ca.crt`),
+		"recordings.remote.cert_file ":  remote(`, transport: tls, ca_file: ca.crt, cert_file: missing.crt, key_file: node.key`),
+		"recordings.remote.cert_file  ": remote(`, transport: tls, ca_file: ca.crt, cert_file: node.crt, key_file: garbage.crt`),
+		"recordings.remote.transport":   remote(`, transport: tcp, ca_file: ca.crt`),
+		"recordings.remote.address":     strings.Replace(base, "recordings: {notice_prompt: notice.wav}", `recordings: {notice_prompt: notice.wav, remote: {ca_file: ca.crt}}`, 1),
+		"recorder.tls.cert_file":        base + "recorder: {tls: {client_ca_file: ca.crt}}\n",
+		"recorder.tls.cert_file ":       base + "recorder: {tls: {cert_file: missing.crt, key_file: node.key, client_ca_file: ca.crt}}\n",
+		"recorder.tls.client_ca_file":   base + "recorder: {tls: {cert_file: node.crt, key_file: node.key}}\n",
+		"recorder.tls.client_ca_file ":  base + "recorder: {tls: {cert_file: node.crt, key_file: node.key, client_ca_file: missing.crt}}\n",
+		"recorder.tls.listen":           base + "recorder: {tls: {listen: nowhere, cert_file: node.crt, key_file: node.key, client_ca_file: ca.crt}}\n",
+		"recorder.transports":           base + "recorder: {transports: [udp], tls: {cert_file: node.crt, key_file: node.key, client_ca_file: ca.crt}}\n",
+		"recorder.tls":                  base + "recorder: {tls: {cert: node.crt}}\n",
+		"recorder.metrics_listen":       base + "recorder: {metrics_listen: \"9100\"}\n",
+		"recorder.allowed_sources[1]":   base + "recorder: {allowed_sources: [10.0.0.10/32, 0.0.0.0/0]}\n",
+	} {
+		_, err := Parse([]byte(doc), dir)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Key != strings.TrimSpace(key) && !strings.HasPrefix(fe.Key, strings.TrimSpace(key)+".") {
+			t.Errorf("%s: err = %v, want a FieldError naming it", key, err)
+		}
+	}
+}
+
+// TestValidateRecorder: plateau recorder (and check-config on its file)
+// refuses to listen beyond loopback without allowed sources.
+func TestValidateRecorder(t *testing.T) {
+	dir := testDir(t)
+	recorderLinkFiles(t, dir)
+	tlsKeys := "cert_file: node.crt, key_file: node.key, client_ca_file: ca.crt"
+	for _, tc := range []struct {
+		recorder string
+		wantErr  bool
+	}{
+		{`{listen: "127.0.0.1:5070"}`, false},
+		{`{listen: "[::1]:5070"}`, false},
+		{`{listen: "localhost:5070"}`, false},
+		{`{listen: "0.0.0.0:5070"}`, true},
+		{`{}`, true}, // the default listens on 0.0.0.0
+		{`{listen: "[::]:5070"}`, true},
+		{`{listen: "10.0.0.20:5070"}`, true},
+		{`{listen: "10.0.0.20:5070", allowed_sources: [10.0.0.10/32]}`, false},
+		{`{listen: "127.0.0.1:5070", tls: {listen: "0.0.0.0:5071", ` + tlsKeys + `}}`, true},
+		{`{listen: "0.0.0.0:5070", tls: {listen: "127.0.0.1:5071", ` + tlsKeys + `}}`, false},
+		{`{tls: {` + tlsKeys + `}, allowed_sources: [10.0.0.10/32]}`, false},
+	} {
+		c, err := Parse([]byte(base+"recorder: "+tc.recorder+"\n"), dir)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.recorder, err)
+		}
+		if !c.HasRecorder() {
+			t.Errorf("%s: HasRecorder = false", tc.recorder)
+		}
+		err = c.ValidateRecorder()
+		var fe *FieldError
+		if tc.wantErr && (!errors.As(err, &fe) || fe.Key != "recorder.allowed_sources" || !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%s: ValidateRecorder = %v, want an error naming recorder.allowed_sources", tc.recorder, err)
+		}
+		if !tc.wantErr && err != nil {
+			t.Errorf("%s: ValidateRecorder = %v", tc.recorder, err)
+		}
+	}
+	c, err := Parse([]byte(base), dir)
+	if err != nil || c.HasRecorder() {
+		t.Errorf("a config without a recorder section: HasRecorder = %v, %v", c != nil && c.HasRecorder(), err)
 	}
 }
 

@@ -33,9 +33,16 @@ func (c *Config) Validate() error {
 	if err := checkHostPort(c.SIP.Listen); err != nil {
 		return bad("sip.listen", "%v", err)
 	}
+	sipTLS := false
 	for i, t := range c.SIP.Transports {
-		if t != "udp" && t != "tcp" {
-			return bad(fmt.Sprintf("sip.transports[%d]", i), "%q is not supported (udp or tcp)", t)
+		if t != "udp" && t != "tcp" && t != "tls" {
+			return bad(fmt.Sprintf("sip.transports[%d]", i), "%q is not supported (udp, tcp or tls)", t)
+		}
+		sipTLS = sipTLS || t == "tls"
+	}
+	if sipTLS {
+		if err := c.validateSIPTLS(); err != nil {
+			return err
 		}
 	}
 	if c.SIP.ExternalAddress != "" {
@@ -119,8 +126,11 @@ func (c *Config) Validate() error {
 		if err := checkHostPort(t.Address); err != nil {
 			return bad(key+".address", "%v", err)
 		}
-		if t.Transport != "udp" && t.Transport != "tcp" {
-			return bad(key+".transport", "%q is not udp or tcp", t.Transport)
+		if t.Transport != "udp" && t.Transport != "tcp" && t.Transport != "tls" {
+			return bad(key+".transport", "%q is not udp, tcp or tls", t.Transport)
+		}
+		if err := c.validateTrunkTLS(key, t, sipTLS); err != nil {
+			return err
 		}
 		for j, s := range t.AllowedSources {
 			if _, err := netip.ParsePrefix(s); err != nil {
@@ -260,13 +270,13 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(r.Address); err != nil {
 			return bad("recordings.remote.address", "%q is not host:port (the plateau recorder's SIP address)", r.Address)
 		}
-		if r.Transport != "udp" && r.Transport != "tcp" {
-			return bad("recordings.remote.transport", "%q is not udp or tcp", r.Transport)
+		if r.Transport != "udp" && r.Transport != "tcp" && r.Transport != "tls" {
+			return bad("recordings.remote.transport", "%q is not udp, tcp or tls", r.Transport)
 		}
 		if r.Timeout.D() < 100*time.Millisecond || r.Timeout.D() > time.Minute {
 			return bad("recordings.remote.timeout", "must be between 100ms and 1m")
 		}
-	} else if c.Recordings.Remote.Transport != "" || c.Recordings.Remote.Timeout != 0 {
+	} else if r := c.Recordings.Remote; r.Transport != "" || r.Timeout != 0 || r.CAFile != "" || r.CertFile != "" || r.KeyFile != "" || r.ServerName != "" {
 		return bad("recordings.remote.address", "is required when recordings.remote is set")
 	}
 	if err := checkHostPort(c.Recorder.Listen); err != nil {
@@ -284,6 +294,9 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParsePrefix(s); err != nil {
 			return bad(fmt.Sprintf("recorder.allowed_sources[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/24", s)
 		}
+	}
+	if err := c.validateRecorderLink(); err != nil {
+		return err
 	}
 	for name, p := range c.Recordings.CampaignPrompts {
 		if p == "" {

@@ -132,6 +132,7 @@ type serverOpts struct {
 	algorithms  string // sip.digest_algorithms; default [MD5] for SIPp
 	uriCheck    string // sip.digest_uri_check; default server: SIPp's digest uri is the server's address
 	sipYAML     string // extra lines under sip:, indented two spaces
+	transports  string // sip.transports; default [udp, tcp]
 	policyYAML  string // extra lines under policy:, indented two spaces
 	extraYAML   string // extra top-level keys (e.g. trunks:)
 	// tlsYAML is http.tls's keys besides listen; default self_signed: true
@@ -199,12 +200,15 @@ func tryStart(t *testing.T, o serverOpts) (*plateau, error) {
 	if o.uriCheck == "" {
 		o.uriCheck = "server"
 	}
+	if o.transports == "" {
+		o.transports = "[udp, tcp]"
+	}
 	rtp := 30000 + rand.IntN(15000)*2
 	var b strings.Builder
 	fmt.Fprintf(&b, `site: {name: "e2e", timezone: Europe/Paris, default_region: FR}
 sip:
   listen: "127.0.0.1:%d"
-  transports: [udp, tcp]
+  transports: %s
   realm: plateau
   external_address: 127.0.0.1
   digest_algorithms: %s
@@ -221,7 +225,7 @@ policy:
 %srecordings:
   notice_prompt: %q
 %susers:
-`, p.sipPort, o.algorithms, o.uriCheck, o.sipYAML, rtp, rtp+9, p.httpPort, p.httpsPort, o.tlsYAML, p.dataDir, o.maxFailures, o.policyYAML,
+`, p.sipPort, o.transports, o.algorithms, o.uriCheck, o.sipYAML, rtp, rtp+9, p.httpPort, p.httpsPort, o.tlsYAML, p.dataDir, o.maxFailures, o.policyYAML,
 		filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"), o.extraYAML)
 	for _, u := range o.users {
 		fmt.Fprintf(&b, "  - {extension: %q, role: operator, sip_password: %q}\n", u.ext, u.password)

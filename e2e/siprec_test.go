@@ -17,31 +17,44 @@ import (
 
 // recorderProc is a running `plateau recorder`.
 type recorderProc struct {
-	t       *testing.T
-	cfg     string
-	dir     string // its recordings directory
-	sipPort int
-	logs    *lockedBuffer
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exitErr error
+	t           *testing.T
+	cfg         string
+	dir         string // its recordings directory
+	sipPort     int
+	metricsPort int // recorder.metrics_listen on 127.0.0.1
+	logs        *lockedBuffer
+	cmd         *exec.Cmd
+	done        chan struct{}
+	exitErr     error
 }
 
 // startRecorder runs `plateau recorder` on 127.0.0.1 with its own data
 // directory; it is stopped (SIGTERM) at cleanup if the test did not.
 func startRecorder(t *testing.T) *recorderProc {
 	t.Helper()
+	return startRecorderWith(t, nil)
+}
+
+// startRecorderWith is startRecorder with the recorder section's keys
+// after listen, rtp_timeout and metrics_listen given by extra (e.g. a
+// tls: block; its listen then takes the SIP port).
+func startRecorderWith(t *testing.T, extra func(sipPort int) string) *recorderProc {
+	t.Helper()
 	dir := t.TempDir()
-	r := &recorderProc{t: t, sipPort: freePort(t), logs: &lockedBuffer{}, done: make(chan struct{}),
+	r := &recorderProc{t: t, sipPort: freePort(t), metricsPort: freePort(t), logs: &lockedBuffer{}, done: make(chan struct{}),
 		dir: filepath.Join(dir, "data", "recordings")}
 	rtp := 30000 + rand.IntN(15000)*2
+	keys := ""
+	if extra != nil {
+		keys = ", " + extra(r.sipPort)
+	}
 	cfg := fmt.Sprintf(`site: {name: "e2e recorder", timezone: Europe/Paris}
-recorder: {listen: "127.0.0.1:%d", rtp_timeout: 20s}
+recorder: {listen: "127.0.0.1:%d", rtp_timeout: 20s, metrics_listen: "127.0.0.1:%d"%s}
 media: {ip: 127.0.0.1, rtp_ports: "%d-%d"}
 data_dir: %q
 log: {format: text, level: debug}
 recordings: {min_free_mb: 1, notice_prompt: %q}
-`, r.sipPort, rtp, rtp+19, filepath.Join(dir, "data"), filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"))
+`, r.sipPort, r.metricsPort, keys, rtp, rtp+19, filepath.Join(dir, "data"), filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"))
 	r.cfg = filepath.Join(dir, "recorder.yaml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -103,10 +116,16 @@ func (r *recorderProc) files() map[string][]string {
 // startRemoteCallServer is startCallServer with recordings.remote set.
 func startRemoteCallServer(t *testing.T, rec *recorderProc, carrierPort int) *plateau {
 	t.Helper()
+	return startRemoteCallServerWith(t, rec, carrierPort, "transport: udp, timeout: 1s")
+}
+
+// startRemoteCallServerWith sets recordings.remote's keys after address.
+func startRemoteCallServerWith(t *testing.T, rec *recorderProc, carrierPort int, remoteKeys string) *plateau {
+	t.Helper()
 	need(t, "sipp")
 	// extraYAML follows recordings.notice_prompt in the harness's config:
 	// its first, indented line belongs to recordings:.
-	extra := fmt.Sprintf("  remote: {address: \"127.0.0.1:%d\", transport: udp, timeout: 1s}\n", rec.sipPort) +
+	extra := fmt.Sprintf("  remote: {address: \"127.0.0.1:%d\", %s}\n", rec.sipPort, remoteKeys) +
 		fmt.Sprintf("trunks:\n  - {name: carrier1, address: \"127.0.0.1:%d\", transport: udp, caller_id: %q, allowed_sources: [%q], options_interval: 0s}\n",
 			carrierPort, callerID, trunkSources)
 	p := startPlateau(t, serverOpts{
@@ -152,11 +171,20 @@ func TestSIPRECRemoteRecorder(t *testing.T) {
 	carrierPort := freePort(t)
 	p := startRemoteCallServer(t, rec, carrierPort)
 
+	// The capture's control: on this plain link the recording streams
+	// carry the call's audio as is (TestRecorderLinkTLS finds none).
+	capture := startUDPCapture(t)
 	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
 	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
 	op.mustSucceed(45 * time.Second)
 	carrier.mustSucceed(15 * time.Second)
 	waitMetric(t, p, mActive, 0)
+	capture.stop()
+	if capture == nil {
+		// startUDPCapture logged why.
+	} else if link, leaks := linkLeaks(capture.packets(), rec.rtpPorts()); link < 200 || leaks < link/2 {
+		t.Errorf("plain recorder link: %d packets captured, %d with the call's audio; want most of ~600", link, leaks)
+	}
 
 	var files map[string][]string
 	eventually(t, "recording on the recorder", func() (bool, string) {

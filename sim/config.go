@@ -46,8 +46,20 @@ type Config struct {
 	// must REGISTER with the auth credentials (401 digest) before its
 	// INVITEs are accepted (403 until then).
 	Registrar RegistrarConfig `yaml:"registrar"`
+	// TLS makes the simulator a TLS carrier as well (pstn_tls.go).
+	TLS TLSConfig `yaml:"tls"`
 
 	dir string
+}
+
+// TLSConfig is the simulator's SIP over TLS listener. Empty listen: none.
+type TLSConfig struct {
+	Listen   string `yaml:"listen"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, demands a client certificate signed by one
+	// of its CAs (a carrier requiring mutual TLS).
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // MediaConfig is where the simulator's RTP lives.
@@ -241,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RingTime < 0 {
 		return bad("ring_time", "must not be negative")
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	if c.Registrar.Enabled && c.Auth.Username == "" {
 		return bad("registrar.enabled", "needs auth.username and a password: registrations are authenticated")

@@ -83,6 +83,7 @@ type PSTN struct {
 	udp       net.PacketConn
 	tcp       net.Listener
 	addr      netip.AddrPort
+	tls       *pstnTLS // nil without tls.listen (pstn_tls.go)
 
 	ctx    context.Context // ends every call goroutine
 	cancel context.CancelFunc
@@ -140,8 +141,12 @@ func New(cfg Config, opts ...Option) (*PSTN, error) {
 	if err := p.listen(); err != nil {
 		return nil, err
 	}
+	if err := p.listenTLS(); err != nil {
+		p.closeSockets()
+		return nil, err
+	}
 	host := p.addr.Addr().String()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pstn-sim"), sipgo.WithUserAgentHostname(host))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pstn-sim"), sipgo.WithUserAgentHostname(host), sipgo.WithUserAgenTLSConfig(simClientTLS()))
 	if err != nil {
 		p.closeSockets()
 		return nil, err
@@ -165,6 +170,11 @@ func New(cfg Config, opts ...Option) (*PSTN, error) {
 	tcpContact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pstn", Host: host, Port: int(p.addr.Port()), UriParams: sip.HeaderParams{}}}
 	tcpContact.Address.UriParams.Add("transport", "tcp")
 	p.dialogTCP = &sipgo.DialogUA{Client: cliTCP, ContactHDR: tcpContact}
+	if p.tls != nil {
+		// Its in-dialog requests reuse the connection Plateau opened
+		// (RewriteContact: to the INVITE's source), as carriers' SBCs do.
+		p.tls.dialogs = &sipgo.DialogUA{Client: cliTCP, ContactHDR: p.tls.contact(host), RewriteContact: true}
+	}
 
 	p.srv.OnInvite(p.onInvite)
 	p.srv.OnAck(p.onAck)
@@ -228,6 +238,9 @@ func (p *PSTN) closeSockets() {
 	if p.tcp != nil {
 		p.tcp.Close()
 	}
+	if p.tls != nil {
+		p.tls.l.Close()
+	}
 }
 
 // Addr is the bound SIP address (UDP and TCP).
@@ -236,13 +249,19 @@ func (p *PSTN) Addr() netip.AddrPort { return p.addr }
 // Serve handles SIP until ctx ends, then closes the PSTN (calls in
 // progress get a BYE).
 func (p *PSTN) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); errc <- p.srv.ServeUDP(p.udp) }()
 	go func() { defer p.wg.Done(); errc <- p.srv.ServeTCP(p.tcp) }()
+	transports := "udp,tcp"
+	if p.tls != nil {
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); errc <- p.srv.ServeTLS(p.tls.l) }()
+		transports += ",tls " + p.tls.addr.String()
+	}
 	waitServing(p.srv, p.addr)
 	close(p.serving)
-	p.log.Info("pstn-sim listening", "addr", p.addr.String(), "transports", "udp,tcp", "auth", p.auth != nil, "answer", p.cfg.Answer.Mode)
+	p.log.Info("pstn-sim listening", "addr", p.addr.String(), "transports", transports, "auth", p.auth != nil, "answer", p.cfg.Answer.Mode)
 	var err error
 	select {
 	case <-ctx.Done():

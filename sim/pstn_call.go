@@ -254,8 +254,13 @@ func (c *pstnCall) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (p *PSTN) dialogFor(transport string) *sipgo.DialogUA {
-	if sip.NetworkToLower(transport) == "tcp" {
+	switch sip.NetworkToLower(transport) {
+	case "tcp":
 		return p.dialogTCP
+	case "tls":
+		if p.tls != nil {
+			return p.tls.dialogs
+		}
 	}
 	return p.dialogUDP
 }

@@ -88,12 +88,11 @@ func (s *Server) EnableCalls(cl CallLayer, trunks []TrunkConfig) error {
 	if err != nil {
 		return fmt.Errorf("sip client: %w", err)
 	}
-	client.TxRequester = clientBinding{s.ua} // but not for TCP (transport_client.go)
-	_, port, _ := SplitHostPort(s.opts.Listen)
+	client.TxRequester = clientBinding{s} // but not for TCP (transport_client.go)
 	s.client = client
-	s.dialogs = &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{
-		Address: sip.Uri{Scheme: "sip", User: "plateau", Host: s.opts.ExternalAddress, Port: port},
-	}}
+	s.dialogs = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("UDP")}
+	s.dialogsTLS = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("TLS")}
+	s.dialogsSIPS = &sipgo.DialogUA{Client: client, ContactHDR: s.ContactFor("SIPS")}
 	s.trunkAddrsOf = map[*Trunk][]netip.AddrPort{}
 	for _, tc := range trunks {
 		t := newTrunk(tc)

@@ -30,6 +30,11 @@ type metrics struct {
 	limitedSources prometheus.Gauge
 	banUntracked   prometheus.Counter
 
+	// SIP over TLS (transport_tls*.go).
+	tlsConns             prometheus.Gauge
+	tlsOutConns          prometheus.Gauge
+	tlsHandshakeFailures *prometheus.CounterVec
+
 	trunkUp         *prometheus.GaugeVec
 	trunkRegistered *prometheus.GaugeVec // trunkreg.go
 }
@@ -96,6 +101,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "plateau_trunk_registered", Help: "1 while a registration trunk holds a registration with its carrier.",
 	}, []string{"trunk"})
 	reg.MustRegister(m.trunkRegistered)
+	m.tlsConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_tls_connections", Help: "Accepted SIP TLS connections open.",
+	})
+	m.tlsOutConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plateau_sip_tls_outbound_connections", Help: "SIP TLS connections Plateau opened to carriers (verified), open.",
+	})
+	m.tlsHandshakeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plateau_sip_tls_handshake_failures_total", Help: "SIP TLS connections refused, by direction (in: accepted, out: to a carrier or phone) and reason (certificate, timeout, not_tls, alert, connect, no_connection, other).",
+	}, []string{"direction", "reason"})
+	reg.MustRegister(m.tlsConns, m.tlsOutConns, m.tlsHandshakeFailures)
 	reg.MustRegister(m.trunkUp)
 	reg.MustRegister(m.requests, m.responses, m.registrations, m.authFailures, m.bans, m.bannedSources, m.dropped)
 	m.accountBans = prometheus.NewCounter(prometheus.CounterOpts{

@@ -6,6 +6,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"plateau/certs"
 )
 
 // Options configure the SIP server.
@@ -54,6 +57,9 @@ type Options struct {
 	// DigestURIServer also accepts a digest uri naming only this server,
 	// as SIPp writes it (sip.digest_uri_check: server).
 	DigestURIServer bool
+	// TLS is the SIP over TLS listener ("tls" in Transports;
+	// transport_tls.go).
+	TLS *TLSOptions
 }
 
 // Users is the user directory the server authenticates against; an
@@ -108,6 +114,15 @@ type Server struct {
 	trunkAddrs   []netip.AddrPort // resolved once: see IsTrunkAddr
 	trunkAddrsOf map[*Trunk][]netip.AddrPort
 
+	// SIP over TLS (transport_tls*.go): connections phones opened, those
+	// Plateau opened to carriers, and the dialogs whose Contact is TLS.
+	tlsIn      tlsInbound
+	tlsOut     *tlsOutbound
+	tlsConf    *tls.Config
+	dialogsTLS *sipgo.DialogUA
+	// dialogsSIPS: dialogs begun with a sips: Request-URI (sips: Contact).
+	dialogsSIPS *sipgo.DialogUA
+
 	listening atomic.Bool
 	serving   servingGate                // the trunks' keepalives wait for it
 	serveUDP  func(net.PacketConn) error // sipgo's ServeUDP; tests slow it down
@@ -125,7 +140,10 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		opts.ExternalAddress = host
 	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau"), sipgo.WithUserAgentHostname(opts.ExternalAddress),
-		sipgo.WithUserAgentParser(newParser())) // malformed headers answered 400 (transport_check.go)
+		sipgo.WithUserAgentParser(newParser()), // malformed headers answered 400 (transport_check.go)
+		// sipgo never dials TLS itself (transport_tls_client.go).
+		sipgo.WithUserAgenTLSConfig(untrustingTLSConfig()),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerTransports(sip.TransportsConfig{TLS: refusingTLSTransport()})))
 	if err != nil {
 		return nil, fmt.Errorf("sip user agent: %w", err)
 	}
@@ -144,6 +162,10 @@ func NewServer(opts Options, users Users, bindings BindingStore, audit Auditor, 
 		trusted: NewTrustedProxies(opts.TrustedProxies),
 	}
 	s.serveUDP = srv.ServeUDP
+	s.tlsOut = &tlsOutbound{s: s, dial: dialTCP}
+	if opts.TLS != nil && opts.TLS.Pair != nil {
+		s.tlsConf = certs.ServerConfig(opts.TLS.Pair, nil)
+	}
 	s.limiter = newSourceLimiter(opts.RequestsPerSource, now)
 	s.limiter.onLimit = func(ip netip.Addr) { s.refusedSource(ip, "rate_limited") }
 	s.auditBudget = newSourceLimiter(1, now)
@@ -168,7 +190,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	s.ctx = ctx
 	var wg sync.WaitGroup
-	errc := make(chan error, len(s.opts.Transports)+1)
+	errc := make(chan error, len(s.opts.Transports)+2) // tls serves two listeners
 	var closers []func()
 	for _, tp := range s.opts.Transports {
 		switch tp {
@@ -194,6 +216,27 @@ func (s *Server) Serve(ctx context.Context) error {
 			closers = append(closers, func() { tl.Close() })
 			wg.Add(1)
 			go func() { defer wg.Done(); errc <- s.srv.ServeTCP(tl) }()
+		case "tls":
+			if s.tlsConf == nil || s.opts.TLS == nil {
+				for _, c := range closers {
+					c()
+				}
+				return errors.New("sip: transport tls without sip.tls certificate")
+			}
+			l, err := net.Listen("tcp", s.opts.TLS.Listen)
+			if err != nil {
+				for _, c := range closers {
+					c()
+				}
+				return fmt.Errorf("sip listen tls %s: %w", s.opts.TLS.Listen, err)
+			}
+			tl := s.newTLSListener(l, s.tlsConf)
+			// Connections Plateau dials to TLS carriers enter sipgo here.
+			hl := s.startTLSHandoff(l.Addr())
+			closers = append(closers, func() { tl.Close() }, func() { hl.Close() })
+			wg.Add(2)
+			go func() { defer wg.Done(); errc <- s.srv.ServeTLS(tl) }()
+			go func() { defer wg.Done(); errc <- s.srv.ServeTLS(hl) }()
 		}
 	}
 	if s.calls != nil {
@@ -206,7 +249,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { defer wg.Done(); s.supervise(ctx, "sip.registrar", s.reg.run) }()
 	go func() { defer wg.Done(); s.supervise(ctx, "sip.sweeper", s.sweepBans) }()
 	s.listening.Store(true)
-	s.log.Info("sip listening", "addr", s.opts.Listen, "transports", s.opts.Transports)
+	if s.opts.TLS != nil && s.tlsConf != nil {
+		s.log.Info("sip listening", "addr", s.opts.Listen, "transports", s.opts.Transports, "tls", s.opts.TLS.Listen,
+			"fingerprint", s.opts.TLS.Pair.Fingerprint(), "not_after", s.opts.TLS.Pair.NotAfter())
+	} else {
+		s.log.Info("sip listening", "addr", s.opts.Listen, "transports", s.opts.Transports)
+	}
 	var err error
 	select {
 	case <-ctx.Done():

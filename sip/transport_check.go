@@ -32,7 +32,13 @@ func checkRequest(req *sip.Request) *badRequest {
 		return &badRequest{sip.StatusVersionNotSupported, "Version Not Supported", "version"}
 	}
 	switch strings.ToLower(req.Recipient.Scheme) {
-	case "sip", "sips", "tel":
+	case "sip", "tel":
+	case "sips":
+		// RFC 3261 §26.2.2 (and RFC 5630 §3.1.3): a SIPS Request-URI that
+		// arrived over anything but TLS is refused, 416.
+		if !strings.EqualFold(req.Transport(), "TLS") {
+			return &badRequest{416, "SIPS Requires TLS", "sips_not_tls"}
+		}
 	default:
 		// 416 (sipgo names it after HTTP: StatusRequestedRangeNotSatisfiable).
 		return &badRequest{416, "Unsupported URI Scheme", "uri_scheme"}

@@ -17,16 +17,33 @@ import (
 // connection. For reliable transports the local address is cleared, and
 // sipgo reuses a connection to the destination or dials a new one from an
 // ephemeral port.
-type clientBinding struct{ ua *sipgo.UserAgent }
+//
+// Every request also gets its transport here (transport_route.go), and a
+// TLS one its connection (transport_tls_client.go).
+type clientBinding struct{ s *Server }
 
 // Request is sipgo's ClientTransactionRequester: the client calls it for
 // every transaction, and for ACKs (which have none).
 func (c clientBinding) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	if err := c.s.chooseTransport(req); err != nil {
+		return nil, err
+	}
 	if sip.IsReliable(req.Transport()) {
 		req.Laddr = sip.Addr{}
 	}
-	if req.IsAck() {
-		return nil, c.ua.TransportLayer().WriteMsg(req)
+	if req.Transport() == "TLS" {
+		if ctx == nil || ctx == context.TODO() {
+			ctx = c.s.ctx
+		}
+		if err := c.s.routeTLS(ctx, req); err != nil {
+			c.s.log.Warn("sip request not sent: TLS", "method", req.Method, "err", err)
+			return nil, err
+		}
 	}
-	return c.ua.TransactionLayer().Request(ctx, req)
+	if req.IsAck() {
+		return nil, c.s.ua.TransportLayer().WriteMsg(req)
+	}
+	return c.s.ua.TransactionLayer().Request(ctx, req)
 }
+
+var _ sipgo.ClientTransactionRequester = clientBinding{}

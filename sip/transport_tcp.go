@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The TCP front door. sipgo's TCP transport accepts in a loop and returns
@@ -47,6 +49,11 @@ type tcpListener struct {
 	s      *Server
 	limits TCPLimits
 	sleep  func(time.Duration) <-chan time.Time
+	// conns is the gauge of open connections (TCP's; the TLS listener,
+	// transport_tls.go, has its own); encrypted: its connections carry
+	// TLS records, throttled after decryption instead.
+	conns     prometheus.Gauge
+	encrypted bool
 
 	mu       sync.Mutex
 	total    int
@@ -57,7 +64,7 @@ type tcpListener struct {
 }
 
 func (s *Server) newTCPListener(l net.Listener) *tcpListener {
-	return &tcpListener{Listener: l, s: s, limits: s.opts.TCP, sleep: time.After,
+	return &tcpListener{Listener: l, s: s, limits: s.opts.TCP, sleep: time.After, conns: s.metrics.tcpConns,
 		perSrc: map[netip.Addr]int{}, closed: make(chan struct{})}
 }
 
@@ -113,7 +120,7 @@ func (l *tcpListener) admit(ip netip.Addr) string {
 	}
 	l.total++
 	l.perSrc[ip]++
-	l.s.metrics.tcpConns.Set(float64(l.total))
+	l.conns.Set(float64(l.total))
 	return ""
 }
 
@@ -123,7 +130,7 @@ func (l *tcpListener) release(ip netip.Addr) {
 	if l.perSrc[ip]--; l.perSrc[ip] <= 0 {
 		delete(l.perSrc, ip)
 	}
-	l.s.metrics.tcpConns.Set(float64(l.total))
+	l.conns.Set(float64(l.total))
 	l.mu.Unlock()
 }
 
@@ -165,7 +172,7 @@ type tcpConn struct {
 
 func (c *tcpConn) Read(b []byte) (int, error) {
 	n, err := c.read(b)
-	if n > 0 {
+	if n > 0 && !c.l.encrypted {
 		c.throttle(b[:n])
 	}
 	return n, err

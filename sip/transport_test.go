@@ -56,7 +56,9 @@ func TestCheckRequest(t *testing.T) {
 		{"valid", inv, 0, ""},
 		{"valid compact forms", "INVITE sip:1@h SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:a@h>;tag=1\r\nt: <sip:1@h>\r\ni: abc\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n", 0, ""},
 		{"valid tel URI", strings.Replace(inv, "sip:101@127.0.0.1 SIP", "tel:+33240000000 SIP", 1), 0, ""},
-		{"valid sips URI", strings.Replace(inv, "sip:101@127.0.0.1 SIP", "sips:101@127.0.0.1 SIP", 1), 0, ""},
+		{"sips URI over UDP", strings.Replace(inv, "sip:101@127.0.0.1 SIP", "sips:101@127.0.0.1 SIP", 1), 416, "SIPS Requires TLS"},
+		{"sips URI over TCP", strings.Replace(strings.Replace(inv, "sip:101@127.0.0.1 SIP", "sips:101@127.0.0.1 SIP", 1), "SIP/2.0/UDP", "SIP/2.0/TCP", 1), 416, "SIPS Requires TLS"},
+		{"sips URI over TLS", strings.Replace(strings.Replace(inv, "sip:101@127.0.0.1 SIP", "sips:101@127.0.0.1 SIP", 1), "SIP/2.0/UDP", "SIP/2.0/TLS", 1), 0, ""},
 		{"SIP/7.0", strings.Replace(inv, " SIP/2.0\r\n", " SIP/7.0\r\n", 1), 505, "Version Not Supported"},
 		{"unknown scheme", strings.Replace(inv, "sip:101@127.0.0.1 SIP", "nobodyKnowsThisScheme:opaque SIP", 1), 416, "Unsupported URI Scheme"},
 		{"http scheme", strings.Replace(inv, "sip:101@127.0.0.1 SIP", "http://example.com/ SIP", 1), 416, "Unsupported URI Scheme"},
@@ -89,7 +91,11 @@ func TestCheckRequest(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v\n%s", err, tt.msg)
 			}
-			got := checkRequest(m.(*sip.Request))
+			req := m.(*sip.Request)
+			if v := req.Via(); v != nil {
+				req.SetTransport(v.Transport) // as the listener it came on would
+			}
+			got := checkRequest(req)
 			switch {
 			case tt.status == 0 && got != nil:
 				t.Fatalf("refused %d %q, want accepted", got.status, got.phrase)

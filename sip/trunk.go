@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -35,6 +36,10 @@ type TrunkConfig struct {
 	// (trunks[].media_latch): its SDP's host, or any first source for a
 	// carrier behind NAT.
 	MediaLatch media.LatchMode
+	// TLS verifies the carrier of a TLS trunk (trunks[].tls, built with
+	// certs.ClientConfig: its roots, server name and client certificate);
+	// nil for UDP and TCP trunks.
+	TLS *tls.Config
 }
 
 // Trunk is a carrier connection with its health state.
@@ -135,9 +140,11 @@ func (t *Trunk) URI(e164 string) sip.Uri {
 	}
 	var u sip.Uri
 	sip.ParseUri("sip:"+user+"@"+t.Address, &u)
-	if t.Transport == "tcp" {
+	if t.Transport == "tcp" || t.Transport == "tls" {
+		// RFC 3261 §26.2.2: a sip: URI with transport=tls, not sips:, which
+		// would demand TLS on every hop beyond the carrier too.
 		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", "tcp")
+		u.UriParams.Add("transport", t.Transport)
 	}
 	return u
 }
@@ -222,6 +229,21 @@ func (t *Trunk) record(ctx context.Context, s *Server, err error) {
 	}
 }
 
+// sipTransport is the trunk's transport as sipgo names it.
+func (t *Trunk) sipTransport() string {
+	switch t.Transport {
+	case "tcp":
+		return "TCP"
+	case "tls":
+		return "TLS"
+	}
+	return "UDP"
+}
+
+// SignallingTLS reports whether the trunk's signalling goes over TLS
+// (what SDES-SRTP needs for its keys to stay secret).
+func (t *Trunk) SignallingTLS() bool { return t.Transport == "tls" && t.TLS != nil }
+
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	tm := time.NewTimer(d)
 	defer tm.Stop()
@@ -239,8 +261,8 @@ func (t *Trunk) ping(ctx context.Context, c *sipgo.Client) error {
 	var u sip.Uri
 	sip.ParseUri("sip:"+t.Address, &u)
 	req := sip.NewRequest(sip.OPTIONS, u)
-	if t.Transport == "tcp" {
-		req.SetTransport("TCP")
+	if tp := t.sipTransport(); tp != "UDP" {
+		req.SetTransport(tp)
 	}
 	res, err := c.Do(ctx, req)
 	if err != nil {

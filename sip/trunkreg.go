@@ -146,18 +146,19 @@ func (r *trunkRegistrar) register(ctx context.Context, expires time.Duration) (t
 		return 0, fmt.Errorf("trunk %s address: %w", t.Name, err)
 	}
 	aor := sip.Uri{Scheme: "sip", User: t.Register.Username, Host: host}
-	contact := *r.s.dialogs.ContactHDR.Clone()
+	contact := r.s.ContactFor(t.sipTransport())
 	contact.Address.User = t.Register.ContactUser
 	if t.Transport == "tcp" {
 		contact.Address.UriParams = sip.NewParams()
 		contact.Address.UriParams.Add("transport", "tcp")
 	}
+	// (ContactFor already wrote transport=tls and the TLS port.)
 	var auth sip.Header
 	authTried, briefTried := false, false
 	for {
 		req := sip.NewRequest(sip.REGISTER, registrar)
-		if t.Transport == "tcp" {
-			req.SetTransport("TCP")
+		if tp := t.sipTransport(); tp != "UDP" {
+			req.SetTransport(tp)
 		}
 		from := sip.FromHeader{Address: aor, Params: sip.NewParams()}
 		from.Params.Add("tag", r.tag)

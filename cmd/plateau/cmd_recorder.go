@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"plateau/audit"
@@ -29,10 +31,15 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	cfg, err := config.Load(*path)
+	if err == nil {
+		err = cfg.ValidateRecorder()
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
 	log := newLogger(e.stderr, cfg.Log, *jsonLogs)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	if err := os.MkdirAll(cfg.RecordingsDir(), 0o750); err != nil {
 		return fmt.Errorf("recordings.dir: %w", err)
 	}
@@ -49,7 +56,17 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 	defer lock.Close()
 	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
 	idx.UseLog(auditor.chain) // one write path with the audit entries
-	mgr := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, idx, auditor, recLog, e.now, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	recMetrics, err := recordings.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	linkMetrics, err := siprec.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	mgr := recordings.NewManager(cfg.RecordingsDir(), cfg.Recordings.MinFreeMB, idx, auditor, recLog, e.now, recMetrics)
 	retention := &recordings.Retention{Dir: cfg.RecordingsDir(), Index: idx, Days: cfg.Recordings.RetentionDays,
 		Log: log.With("component", "retention"), Now: e.now}
 
@@ -63,19 +80,33 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 		p, _ := netip.ParsePrefix(s) // checked by config.Load
 		allowed = append(allowed, p)
 	}
-	srv, err := siprec.NewServer(siprec.ServerOptions{
-		Listen: cfg.Recorder.Listen, Transports: cfg.Recorder.Transports, MediaIP: netip.MustParseAddr(cfg.Media.IP),
+	listen, listenKey := cfg.RecorderListen()
+	opts := siprec.ServerOptions{
+		Listen: listen, Transports: cfg.Recorder.Transports, MediaIP: netip.MustParseAddr(cfg.Media.IP),
 		Ports: pool, RTPTimeout: cfg.Recorder.RTPTimeout.D(), AllowedSources: allowed,
-		Log: log.With("component", "siprec"), Now: e.now,
-	}, mgr)
+		Audit: auditor, Metrics: linkMetrics, Log: log.With("component", "siprec"), Now: e.now,
+	}
+	reload := &certReloader{log: log.With("component", "certs")}
+	if cfg.Recorder.TLS != nil {
+		// TLS alone: plain udp/tcp stay closed (config.validateRecorderLink).
+		if opts.TLS, err = recorderServerTLS(cfg, reg, log.With("component", "siprec"), reload); err != nil {
+			return err
+		}
+		opts.Transports = []string{"tls"}
+	}
+	srv, err := siprec.NewServer(opts, mgr)
 	if err != nil {
-		return fmt.Errorf("recorder.listen: %w", err)
+		return fmt.Errorf("%s: %w", listenKey, err)
+	}
+	var serveMetrics func() error
+	if m := cfg.Recorder.MetricsListen; m != "" {
+		if serveMetrics, err = serveRecorderMetrics(ctx, m, reg, log.With("component", "metrics")); err != nil {
+			return err
+		}
 	}
 
 	// SIGTERM or SIGINT: recordings in progress are closed (BYE to their
 	// client, which ends those calls: they would go on unrecorded).
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -83,11 +114,16 @@ func runRecorder(ctx context.Context, e *env, args []string) error {
 			stop()
 		}
 	}()
+	keepCertificates := reload.catchSIGHUP()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { keepCertificates(gctx); return nil })
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { mgr.Run(gctx); return nil })
 	g.Go(func() error { retention.Run(gctx); return nil })
-	log.Info("plateau recorder started", "sip", srv.Addr().String(), "transports", cfg.Recorder.Transports,
+	if serveMetrics != nil {
+		g.Go(serveMetrics)
+	}
+	log.Info("plateau recorder started", "sip", srv.Addr().String(), "transports", opts.Transports,
 		"recordings", cfg.RecordingsDir(), "min_free_mb", cfg.Recordings.MinFreeMB)
 	err = g.Wait()
 	log.Info("plateau recorder stopped", "err", err)

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,20 +15,15 @@ import (
 	"plateau/web"
 )
 
-// certCheckEvery is how often the HTTPS certificate files are looked at
-// for a renewal (a stat of two files).
-const certCheckEvery = 10 * time.Second
-
 // enableHTTPS puts the consoles and the API on HTTPS when http.tls is set:
 // the configured certificate, or a self-signed one created under data_dir
 // on the first start and kept afterwards. Its fingerprint is logged (and
-// audited) so users can check what their browser shows. The returned
-// function keeps the certificate current until its context ends: reloaded
-// on SIGHUP and when the files change, so a renewal needs no restart.
-func enableHTTPS(cfg *config.Config, srv *web.Server, reg prometheus.Registerer, a sip.Auditor, log *slog.Logger, now time.Time) (func(context.Context), error) {
+// audited) so users can check what their browser shows; reload keeps it
+// current (renewals and failed reloads audited).
+func enableHTTPS(cfg *config.Config, srv *web.Server, reg prometheus.Registerer, a sip.Auditor, log *slog.Logger, now time.Time, reload *certReloader) error {
 	t := cfg.HTTP.TLS
 	if t == nil {
-		return func(context.Context) {}, nil
+		return nil
 	}
 	host := t.Host
 	if host == "" {
@@ -43,16 +35,16 @@ func enableHTTPS(cfg *config.Config, srv *web.Server, reg prometheus.Registerer,
 		var err error
 		certFile, keyFile, created, err = certs.EnsureSelfSigned(cfg.HTTPSelfSignedDir(), "https", selfSignedHosts(host), now)
 		if err != nil {
-			return nil, fmt.Errorf("http.tls.self_signed: %w", err)
+			return fmt.Errorf("http.tls.self_signed: %w", err)
 		}
 	}
 	pair, err := certs.Load(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("http.tls: %w", err)
+		return fmt.Errorf("http.tls: %w", err)
 	}
 	hostPort := web.HTTPSHost(host, t.Listen)
 	if err := srv.EnableHTTPS(web.HTTPS{Addr: t.Listen, TLS: certs.ServerConfig(pair, nil), Host: hostPort, NotAfter: pair.NotAfter}, reg); err != nil {
-		return nil, err
+		return err
 	}
 	leaf := pair.Certificate().Leaf
 	if err := leaf.VerifyHostname(host); err != nil {
@@ -73,37 +65,8 @@ func enableHTTPS(cfg *config.Config, srv *web.Server, reg prometheus.Registerer,
 	}
 	auditCert(context.Background(), "in_service", reason)
 
-	// Subscribed now, before serving: a SIGHUP that arrived before the
-	// loop runs must reload, not end the process (its default action).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	return func(ctx context.Context) {
-		defer signal.Stop(hup)
-		watched := make(chan struct{})
-		go func() { defer close(watched); pair.Watch(ctx, certCheckEvery, log) }()
-		defer func() { <-watched }()
-		tick := time.NewTicker(certCheckEvery)
-		defer tick.Stop()
-		last := pair.Fingerprint()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := pair.Reload(); err != nil {
-					log.Warn("SIGHUP: https certificate not reloaded, the previous one stays in service", "err", err)
-					auditCert(ctx, "reload_failed", err.Error())
-					continue
-				}
-				log.Info("SIGHUP: https certificate reloaded", "sha256", pair.Fingerprint(), "not_after", pair.NotAfter())
-			case <-tick.C: // Watch reloads; this notices it for the audit log
-			}
-			if fp := pair.Fingerprint(); fp != last {
-				last = fp
-				auditCert(ctx, "renewed", "")
-			}
-		}
-	}, nil
+	reload.add("http.tls", pair, auditCert)
+	return nil
 }
 
 // selfSignedHosts: the name users type, and loopback for the machine itself.

@@ -208,10 +208,14 @@ func configFlag(fs *flag.FlagSet) *string {
 func runCheckConfig(e *env, args []string) error {
 	fs := newFlags(e, "check-config")
 	path := configFlag(fs)
+	recorder := fs.Bool("recorder", false, "check the file as plateau recorder would start it (implied when it has a recorder section)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
+	if err == nil && (*recorder || cfg.HasRecorder()) {
+		err = cfg.ValidateRecorder()
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}

@@ -19,7 +19,6 @@ import (
 	"plateau/media"
 	"plateau/policy"
 	"plateau/recordings"
-	"plateau/recordings/siprec"
 	"plateau/sip"
 	"plateau/store"
 	"plateau/web"
@@ -55,7 +54,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	auditor := &auditLog{chain: audit.New(st.DB(), e.now), log: log}
-	sipSrv, err := sip.NewServer(sipOptions(cfg), sipUsers{st}, sipBindings{st}, auditor, reg, log.With("component", "sip"), e.now)
+	reload := &certReloader{log: log.With("component", "certs")}
+	sopts := sipOptions(cfg)
+	if sopts.TLS, err = sipTLSOptions(cfg, reload); err != nil {
+		return err
+	}
+	sipSrv, err := sip.NewServer(sopts, sipUsers{st}, sipBindings{st}, auditor, reg, log.With("component", "sip"), e.now)
 	if err != nil {
 		return err
 	}
@@ -78,8 +82,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var callRec b2bua.Recorder = callRecorder{recorder}
 	var readyRec policy.Recorder = recorder
 	if r := cfg.Recordings.Remote; r.Address != "" {
-		rc, err := siprec.NewClient(siprec.ClientOptions{Address: r.Address, Transport: r.Transport, Timeout: r.Timeout.D(),
-			Domain: cfg.SIP.Realm, Log: log.With("component", "siprec"), Now: e.now})
+		rc, err := newRemoteRecorder(cfg, reg, log.With("component", "siprec"), e.now, reload)
 		if err != nil {
 			return fmt.Errorf("recordings.remote: %w", err)
 		}
@@ -106,6 +109,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	pool.SetMetrics(mediaMetrics) // plateau_media_ports_in_use
 	copts, err := callOptions(cfg, pool, mediaMetrics)
 	if err != nil {
+		return err
+	}
+	if err := applyTrunkTLS(cfg, &copts, reload); err != nil {
 		return err
 	}
 	calls, err := b2bua.New(sipSrv, copts, policyAt(engine, e), engine, callRec, active, reg)
@@ -205,16 +211,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		httpSrv.EnablePprof()
 	}
 	// http.tls: the consoles and the API over HTTPS only (https.go).
-	keepCertificate, err := enableHTTPS(cfg, httpSrv, reg, auditor, log.With("component", "http"), e.now())
-	if err != nil {
+	if err := enableHTTPS(cfg, httpSrv, reg, auditor, log.With("component", "http"), e.now(), reload); err != nil {
 		return err
 	}
+	keepCertificates := reload.catchSIGHUP()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Serve(gctx) })
+	g.Go(func() error { keepCertificates(gctx); return nil })
 	g.Go(func() error { recorder.Run(gctx); return nil })
 	g.Go(func() error { retention.Run(gctx); return nil })
 	g.Go(func() error { return httpSrv.Serve(gctx, cfg.HTTP.Listen) })
-	g.Go(func() error { keepCertificate(gctx); return nil })
 	log.Info("plateau started", "site", cfg.Site.Name, "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data", cfg.DataDir)
 	err = g.Wait()
 	log.Info("plateau stopped", "err", err)

@@ -2,6 +2,7 @@ package siprec
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,15 +18,22 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"plateau/recordings"
+	"plateau/srtp"
 )
 
 // ClientOptions configure a Client.
 type ClientOptions struct {
 	// Address is the recorder's SIP host:port.
 	Address string
-	// Transport is tcp (default) or udp. With udp, OPTIONS, ACK and BYE go
-	// over UDP and the INVITE over TCP (it is too large for UDP).
+	// Transport is tcp (default), udp or tls. With udp, OPTIONS, ACK and
+	// BYE go over UDP and the INVITE over TCP (it is too large for UDP).
+	// With tls every request and the recorder's BYE go over one TLS
+	// connection that the client opens (it does not listen), and the
+	// recording streams are SRTP.
 	Transport string
+	// TLS is the client configuration for tls (certs.ClientConfig: the
+	// recorder's CA and name, Plateau's client certificate).
+	TLS *tls.Config
 	// Timeout bounds each OPTIONS, INVITE and BYE (default 2 s).
 	Timeout time.Duration
 	// Domain is the host part of the operator's address of record in the
@@ -53,6 +62,7 @@ type Client struct {
 	recipient sip.Uri
 	contact   sip.ContactHeader
 	localIP   netip.Addr
+	raddr     string       // the recorder's resolved ip:port
 	closer    func() error // the listener
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -74,8 +84,11 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.Transport == "" {
 		opts.Transport = "tcp"
 	}
-	if opts.Transport != "udp" && opts.Transport != "tcp" {
-		return nil, fmt.Errorf("siprec: transport %q: use udp or tcp", opts.Transport)
+	if opts.Transport != "udp" && opts.Transport != "tcp" && opts.Transport != "tls" {
+		return nil, fmt.Errorf("siprec: transport %q: use udp, tcp or tls", opts.Transport)
+	}
+	if opts.Transport == "tls" && opts.TLS == nil {
+		return nil, errors.New("siprec: transport tls needs a TLS configuration")
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
@@ -110,9 +123,14 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("siprec: recorder address %q: %w", opts.Address, err)
 	}
 	localIP := probe.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	raddr := probe.RemoteAddr().(*net.UDPAddr).AddrPort()
 	probe.Close()
 
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Plateau-SRC"), sipgo.WithUserAgentHostname(localIP.String()))
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("Plateau-SRC"), sipgo.WithUserAgentHostname(localIP.String())}
+	if opts.TLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(opts.TLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +140,8 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		ua.Close()
 		return nil, err
 	}
-	c := &Client{opts: opts, log: log, ua: ua, srv: srv, localIP: localIP, sessions: map[*Session]struct{}{}}
+	c := &Client{opts: opts, log: log, ua: ua, srv: srv, localIP: localIP, sessions: map[*Session]struct{}{},
+		raddr: netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port()).String()}
 	c.recipient = sip.Uri{Scheme: "sip", User: "recorder", Host: host, Port: port, UriParams: sip.NewParams(), Headers: sip.NewParams()}
 	var clOpts []sipgo.ClientOption
 	laddr := netip.AddrPortFrom(localIP, 0)
@@ -150,6 +169,13 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		clOpts = append(clOpts, sipgo.WithClientHostname(localIP.String()))
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); srv.ServeTCP(l) }()
+	case "tls":
+		// No listener: the recorder answers and sends its BYE on the
+		// connection the client opened (the Contact names that
+		// connection's own address, see Start).
+		c.closer = func() error { return nil }
+		c.recipient.UriParams.Add("transport", "tls")
+		clOpts = append(clOpts, sipgo.WithClientHostname(localIP.String()))
 	}
 	cl, err := sipgo.NewClient(ua, append(clOpts, sipgo.WithClientLogger(log))...)
 	if err != nil {
@@ -179,8 +205,8 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	c.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "plateau", Host: localIP.String(), Port: int(laddr.Port()),
 		UriParams: sip.NewParams(), Headers: sip.NewParams()}, Params: sip.NewParams()}
-	if opts.Transport == "tcp" {
-		c.contact.Address.UriParams.Add("transport", "tcp")
+	if opts.Transport == "tcp" || opts.Transport == "tls" {
+		c.contact.Address.UriParams.Add("transport", opts.Transport)
 	}
 	// RFC 7866 §6.1.1: the SRC's Contact carries the +sip.src feature tag.
 	c.contact.Params.Add("+sip.src", "")
@@ -248,8 +274,13 @@ func (c *Client) ping(ctx context.Context) (transport bool, err error) {
 	req.AppendHeader(sip.NewHeader("Accept", ContentTypeSDP))
 	res, err := c.cl.Do(ctx, req)
 	if err != nil {
-		return true, fmt.Errorf("%w: recorder %s does not answer: %w (start plateau recorder or fix recordings.remote.address)",
-			recordings.ErrRecorderUnavailable, c.opts.Address, err)
+		hint := "start plateau recorder or fix recordings.remote.address"
+		if c.opts.Transport == "tls" {
+			// A refused client certificate shows as silence with TLS 1.3:
+			// the recorder's alert comes after the request was sent.
+			hint += ", or the certificates: the recorder's log says if it refused this node's"
+		}
+		return true, fmt.Errorf("%w: recorder %s does not answer: %w (%s)", recordings.ErrRecorderUnavailable, c.opts.Address, err, hint)
 	}
 	if res.StatusCode != sip.StatusOK {
 		return false, fmt.Errorf("%w: recorder %s answered %d %s", recordings.ErrRecorderUnavailable, c.opts.Address, res.StatusCode, res.Reason)
@@ -319,7 +350,22 @@ func (c *Client) Start(ctx context.Context, info recordings.Info) (*Session, err
 		s.streams[i].ssrc = rand.Uint32()
 		ports[i] = int(conn.LocalAddr().(*net.UDPAddr).Port)
 	}
-	offer, err := buildOffer(c.localIP, rand.Uint64N(1<<62), []string{LabelOperator, LabelOutside}, ports)
+	// Over TLS each stream is SRTP with a fresh key (SDES, RFC 4568): the
+	// SDP, and so the key, only crosses the network inside TLS.
+	var local []srtp.Crypto
+	var cryptos []string
+	if c.opts.Transport == "tls" {
+		for range s.streams {
+			cr, err := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
+			if err != nil {
+				s.closeConns()
+				return nil, unavailable("srtp key: %v", err)
+			}
+			local = append(local, cr)
+			cryptos = append(cryptos, cr.String())
+		}
+	}
+	offer, err := buildOffer(c.localIP, rand.Uint64N(1<<62), []string{LabelOperator, LabelOutside}, ports, cryptos)
 	if err != nil {
 		s.closeConns()
 		return nil, unavailable("sdp: %v", err)
@@ -334,20 +380,32 @@ func (c *Client) Start(ctx context.Context, info recordings.Info) (*Session, err
 		s.closeConns()
 		return nil, unavailable("body: %v", err)
 	}
+	// The INVITE goes over TCP, or TLS when that is the transport.
+	reqTransport := "tcp"
+	contact := c.contact
+	if c.opts.Transport == "tls" {
+		reqTransport = "tls"
+		if contact, err = c.tlsContact(ctx); err != nil {
+			s.closeConns()
+			return nil, unavailable("%v", err)
+		}
+	}
 	recipient := c.recipient
 	recipient.UriParams = sip.NewParams()
-	recipient.UriParams.Add("transport", "tcp")
+	recipient.UriParams.Add("transport", reqTransport)
 	req := sip.NewRequest(sip.INVITE, recipient)
 	req.SetBody(body)
 	ctHdr := sip.ContentTypeHeader(ct)
 	req.AppendHeader(&ctHdr)
 	req.AppendHeader(sip.NewHeader("Require", "siprec"))
 	req.AppendHeader(sip.NewHeader("Accept", ContentTypeSDP+", "+ContentTypeMetadata))
-	contact := c.contact
 	req.AppendHeader(&contact)
-	req.SetTransport("TCP")
+	req.SetTransport(strings.ToUpper(reqTransport))
 
-	ictx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	// At the deadline WaitAnswer gives up at once: by default it waits
+	// for a provisional to CANCEL, i.e. Timer B (32 s) on a connection
+	// that died, with the operator waiting for the call.
+	ictx, cancel := context.WithTimeoutCause(ctx, c.opts.Timeout, sipgo.WaitAnswerForceCancelErr)
 	defer cancel()
 	dlg, err := c.dialogs.WriteInvite(ictx, req)
 	if err != nil {
@@ -371,7 +429,7 @@ func (c *Client) Start(ctx context.Context, info recordings.Info) (*Session, err
 	}
 	ans, err := ParseBody(ctype, res.Body())
 	if err == nil {
-		err = s.connect(ans.SDP, ports)
+		err = s.connect(ans.SDP, ports, local)
 	}
 	if err != nil {
 		s.abort()
@@ -394,6 +452,35 @@ func (c *Client) Start(ctx context.Context, info recordings.Info) (*Session, err
 	c.mu.Unlock()
 	s.log.Debug("recording session started", "recorder", c.opts.Address, "operator", s.streams[0].dest, "outside", s.streams[1].dest)
 	return s, nil
+}
+
+// tlsContact is the Contact of a recording session over TLS: the local
+// address of the TLS connection to the recorder (opened by an OPTIONS if
+// there is none), so that the recorder's BYE, sent to the Contact, finds
+// that connection in its pool rather than dialling a client that does
+// not listen.
+func (c *Client) tlsContact(ctx context.Context) (sip.ContactHeader, error) {
+	tl := c.ua.TransportLayer()
+	conn, err := tl.GetConnection("tls", c.raddr)
+	if err != nil {
+		if _, err := c.ping(ctx); err != nil {
+			return sip.ContactHeader{}, err
+		}
+		if conn, err = tl.GetConnection("tls", c.raddr); err != nil {
+			return sip.ContactHeader{}, fmt.Errorf("no TLS connection to %s: %w", c.raddr, err)
+		}
+	}
+	la, err := netip.ParseAddrPort(conn.LocalAddr().String())
+	conn.TryClose() // GetConnection took a reference
+	if err != nil {
+		return sip.ContactHeader{}, fmt.Errorf("tls connection address: %w", err)
+	}
+	contact := c.contact
+	contact.Address.Host = la.Addr().Unmap().String()
+	contact.Address.Port = int(la.Port())
+	contact.Address.UriParams = sip.NewParams()
+	contact.Address.UriParams.Add("transport", "tls")
+	return contact, nil
 }
 
 func (c *Client) forget(s *Session) {

@@ -20,4 +20,17 @@
 // and the second right, which is the convention of most SRCs (the first
 // stream is the call's originating side). Further audio streams are
 // refused (port 0) rather than mixed into a channel.
+//
+// The link can be locked down (gate.go): the server takes connections and
+// requests only from AllowedSources, and with the tls transport it
+// speaks TLS alone, handing sipgo only connections whose client presented
+// a certificate of the client CA (certs.ServerConfig). Every refusal is
+// counted (metrics.go), logged and audited "recorder.refused", the last
+// two once per source and reason per minute. Over TLS the recording
+// streams are SRTP (RTP/SAVP, one SDES a=crypto per stream, package srtp):
+// the client never sends audio in clear there, the server answers 488 to
+// plain RTP over TLS and to SDES keys over a plain link, and drops
+// packets that fail authentication or replay before the WAV. The TLS
+// client does not listen: its Contact is its connection's own address,
+// and the server's BYE goes back on that connection.
 package siprec

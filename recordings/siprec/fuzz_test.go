@@ -8,7 +8,7 @@ import (
 
 // FuzzParseSession feeds what an SRC controls in a recording session (the
 // body's Content-Type and bytes) through everything the recorder parses:
-// multipart, metadata, SDP, channel assignment. Seeds: f.Add below and
+// multipart, metadata, SDP, channel assignment, SDES keys. Seeds: f.Add below and
 // testdata/fuzz/FuzzParseSession.
 func FuzzParseSession(f *testing.F) {
 	ct, body := rfcBody()
@@ -48,6 +48,17 @@ func FuzzParseSession(f *testing.F) {
 				ports[i] = 40000 + 2*i
 			}
 		}
-		buildAnswer(netip.MustParseAddr("127.0.0.1"), 1, streams, ports) // must not panic
+		buildAnswer(netip.MustParseAddr("127.0.0.1"), 1, streams, ports, nil) // must not panic
+		// SDES keys of SRTP streams (a TLS link): accepted or refused,
+		// never a panic, and an accepted one answers.
+		cryptos := make([]string, len(streams))
+		for i, m := range streams {
+			if p.ch[i] >= 0 && m.secure() {
+				if _, local, err := answerSRTP(m.Crypto); err == nil {
+					cryptos[i] = local
+				}
+			}
+		}
+		buildAnswer(netip.MustParseAddr("127.0.0.1"), 1, streams, ports, cryptos)
 	})
 }

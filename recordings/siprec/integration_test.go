@@ -71,6 +71,12 @@ type testRecorder struct {
 // directory; minFreeMB above the disk's free space makes it unready.
 func startRecorder(t *testing.T, minFreeMB int) *testRecorder {
 	t.Helper()
+	return startRecorderWith(t, minFreeMB, nil)
+}
+
+// startRecorderWith is startRecorder with its options changed by opt.
+func startRecorderWith(t *testing.T, minFreeMB int, opt func(*ServerOptions)) *testRecorder {
+	t.Helper()
 	dir := t.TempDir()
 	idx := &memIndex{rows: map[string]recordings.Record{}}
 	mgr := recordings.NewManager(dir, minFreeMB, idx, nopAudit{}, testLog(t), time.Now, nil)
@@ -78,8 +84,12 @@ func startRecorder(t *testing.T, minFreeMB int) *testRecorder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(ServerOptions{Listen: "127.0.0.1:0", MediaIP: netip.MustParseAddr("127.0.0.1"),
-		Ports: pool, RTPTimeout: 5 * time.Second, Log: testLog(t)}, mgr)
+	opts := ServerOptions{Listen: "127.0.0.1:0", MediaIP: netip.MustParseAddr("127.0.0.1"),
+		Ports: pool, RTPTimeout: 5 * time.Second, Log: testLog(t)}
+	if opt != nil {
+		opt(&opts)
+	}
+	srv, err := NewServer(opts, mgr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,60 +188,67 @@ func TestClientServerRecording(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			rec := startRecorder(t, 0)
 			c := newTestClient(t, rec.srv.Addr().String(), transport)
-			if err := c.Ready(); err != nil {
-				t.Fatalf("Ready: %v", err)
-			}
-			start := time.Now()
-			info := recordings.Info{ID: "0f8c2a44-5f6e-4d5e-9a1b-2c3d4e5f6a7b", CallIDs: []string{"op-leg@10.0.0.5"},
-				Operator: "101", Number: "+33123456789", Campaign: "archi", Start: start}
-			s, err := c.Start(context.Background(), info)
-			if err != nil {
-				t.Fatalf("Start: %v", err)
-			}
-			// Operator: 440 Hz in PCMU; outside: 1000 Hz in PCMA, then
-			// an SSRC change (a prompt) to check the re-stamping.
-			op := tonePackets(ptPCMU, 440, 50, 0x1111)
-			out := append(tonePackets(ptPCMA, 1000, 25, 0x2222), tonePackets(ptPCMA, 1000, 25, 0x3333)...)
-			tick := time.NewTicker(20 * time.Millisecond)
-			for i := range op {
-				<-tick.C
-				now := time.Now()
-				if err := s.TapRTP(media.LegOperator, &op[i], now); err != nil {
-					t.Fatalf("TapRTP operator: %v", err)
-				}
-				if err := s.TapRTP(media.LegOutside, &out[i], now); err != nil {
-					t.Fatalf("TapRTP outside: %v", err)
-				}
-			}
-			tick.Stop()
-			if err := s.Close(time.Now()); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			sc := findFile(t, rec.dir, ".json")
-			wav := strings.TrimSuffix(sc, ".json") + ".wav"
-			side, err := recordings.ReadSidecar(sc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if side.ID != info.ID || side.Operator != "101" || side.Number != "+33123456789" || side.Campaign != "archi" || side.SHA256 == "" {
-				t.Errorf("sidecar = %+v", side)
-			}
-			if len(side.CallIDs) < 2 || side.CallIDs[0] != "op-leg@10.0.0.5" {
-				t.Errorf("sidecar call ids = %v, want the leg's and the SIPREC session's", side.CallIDs)
-			}
-			left, right := readStereo(t, wav)
-			if d := time.Duration(len(left)) * sampleDur; d < 900*time.Millisecond || d > 1500*time.Millisecond {
-				t.Errorf("recording lasts %v, want about 1 s", d)
-			}
-			l440, l1k := goertzel(left, 440), goertzel(left, 1000)
-			r440, r1k := goertzel(right, 440), goertzel(right, 1000)
-			if l440 < 100*l1k || r1k < 100*r440 {
-				t.Errorf("channels mixed up: left 440 Hz %.3g / 1 kHz %.3g, right 440 Hz %.3g / 1 kHz %.3g", l440, l1k, r440, r1k)
-			}
-			if rec.srv.Open() != 0 || c.Open() != 0 {
-				t.Errorf("sessions left open: server %d, client %d", rec.srv.Open(), c.Open())
-			}
+			recordAndCheck(t, rec, c)
 		})
+	}
+}
+
+// recordAndCheck records one second of two tones through c into rec and
+// checks the sidecar and that each tone is on its channel.
+func recordAndCheck(t *testing.T, rec *testRecorder, c *Client) {
+	t.Helper()
+	if err := c.Ready(); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	start := time.Now()
+	info := recordings.Info{ID: "0f8c2a44-5f6e-4d5e-9a1b-2c3d4e5f6a7b", CallIDs: []string{"op-leg@10.0.0.5"},
+		Operator: "101", Number: "+33123456789", Campaign: "archi", Start: start}
+	s, err := c.Start(context.Background(), info)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	// Operator: 440 Hz in PCMU; outside: 1000 Hz in PCMA, then
+	// an SSRC change (a prompt) to check the re-stamping.
+	op := tonePackets(ptPCMU, 440, 50, 0x1111)
+	out := append(tonePackets(ptPCMA, 1000, 25, 0x2222), tonePackets(ptPCMA, 1000, 25, 0x3333)...)
+	tick := time.NewTicker(20 * time.Millisecond)
+	for i := range op {
+		<-tick.C
+		now := time.Now()
+		if err := s.TapRTP(media.LegOperator, &op[i], now); err != nil {
+			t.Fatalf("TapRTP operator: %v", err)
+		}
+		if err := s.TapRTP(media.LegOutside, &out[i], now); err != nil {
+			t.Fatalf("TapRTP outside: %v", err)
+		}
+	}
+	tick.Stop()
+	if err := s.Close(time.Now()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	sc := findFile(t, rec.dir, ".json")
+	wav := strings.TrimSuffix(sc, ".json") + ".wav"
+	side, err := recordings.ReadSidecar(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if side.ID != info.ID || side.Operator != "101" || side.Number != "+33123456789" || side.Campaign != "archi" || side.SHA256 == "" {
+		t.Errorf("sidecar = %+v", side)
+	}
+	if len(side.CallIDs) < 2 || side.CallIDs[0] != "op-leg@10.0.0.5" {
+		t.Errorf("sidecar call ids = %v, want the leg's and the SIPREC session's", side.CallIDs)
+	}
+	left, right := readStereo(t, wav)
+	if d := time.Duration(len(left)) * sampleDur; d < 900*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("recording lasts %v, want about 1 s", d)
+	}
+	l440, l1k := goertzel(left, 440), goertzel(left, 1000)
+	r440, r1k := goertzel(right, 440), goertzel(right, 1000)
+	if l440 < 100*l1k || r1k < 100*r440 {
+		t.Errorf("channels mixed up: left 440 Hz %.3g / 1 kHz %.3g, right 440 Hz %.3g / 1 kHz %.3g", l440, l1k, r440, r1k)
+	}
+	if rec.srv.Open() != 0 || c.Open() != 0 {
+		t.Errorf("sessions left open: server %d, client %d", rec.srv.Open(), c.Open())
 	}
 }
 
@@ -291,11 +308,7 @@ func TestRecorderByeEndsCall(t *testing.T) {
 	}
 	cancel() // the recorder shuts down: BYE to every SRC
 	<-done
-	var tapErr error
-	for i := 1; i < len(pkts) && tapErr == nil; i++ {
-		time.Sleep(10 * time.Millisecond)
-		tapErr = s.TapRTP(media.LegOperator, &pkts[i], time.Now())
-	}
+	tapErr := tapUntilError(s, pkts)
 	if !errors.Is(tapErr, ErrSessionEnded) {
 		t.Fatalf("TapRTP after the recorder's BYE = %v, want ErrSessionEnded", tapErr)
 	}
@@ -359,4 +372,20 @@ func TestTapRTPAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("TapRTP allocates %.1f times per packet, want 0", allocs)
 	}
+}
+
+// tapUntilError taps pkts (cycling through them, with their sequence
+// numbers moving on) every 10 ms until TapRTP fails or 15 s pass: the
+// recorder's BYE may take a while on a loaded machine.
+func tapUntilError(s *Session, pkts []rtp.Packet) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 1; time.Now().Before(deadline); i++ {
+		time.Sleep(10 * time.Millisecond)
+		p := pkts[i%len(pkts)]
+		p.SequenceNumber += uint16(i / len(pkts) * len(pkts))
+		if err := s.TapRTP(media.LegOperator, &p, time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

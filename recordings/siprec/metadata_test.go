@@ -200,7 +200,7 @@ func TestParseRFCBody(t *testing.T) {
 
 func TestOfferAnswer(t *testing.T) {
 	ip := netip.MustParseAddr("192.0.2.10")
-	offer, err := buildOffer(ip, 42, []string{LabelOperator, LabelOutside}, []int{40000, 40002})
+	offer, err := buildOffer(ip, 42, []string{LabelOperator, LabelOutside}, []int{40000, 40002}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestOfferAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ans, err := buildAnswer(netip.MustParseAddr("192.0.2.20"), 7, streams, []int{50000, 50002, 0})
+	ans, err := buildAnswer(netip.MustParseAddr("192.0.2.20"), 7, streams, []int{50000, 50002, 0}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

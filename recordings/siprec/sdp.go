@@ -28,16 +28,24 @@ type mediaStream struct {
 	Label   string         // a=label, "" if none
 	Addr    netip.AddrPort // c= (media or session level) and port
 	Dir     string         // sendonly, recvonly, sendrecv, inactive
+	Crypto  []string       // a=crypto values (SDES), in the offer's order
 }
 
 // recordable reports whether the recorder can take the stream: G.711
-// audio over plain RTP, with a port.
+// audio over RTP or SRTP, with a port. Whether SRTP is what the link
+// wants is the server's decision (Server.onInvite).
 func (m mediaStream) recordable() bool {
-	if m.Media != "audio" || m.Addr.Port() == 0 || (m.Proto != "RTP/AVP" && m.Proto != "RTP/AVPF") {
+	switch {
+	case m.Media != "audio" || m.Addr.Port() == 0:
+		return false
+	case m.Proto != "RTP/AVP" && m.Proto != "RTP/AVPF" && !m.secure():
 		return false
 	}
 	return slices.Contains(m.Formats, "0") || slices.Contains(m.Formats, "8")
 }
+
+// secure reports whether the stream is SRTP (RFC 3711 profiles).
+func (m mediaStream) secure() bool { return m.Proto == "RTP/SAVP" || m.Proto == "RTP/SAVPF" }
 
 // parseStreams reads every m= line of an SDP.
 func parseStreams(body []byte) ([]mediaStream, error) {
@@ -77,6 +85,10 @@ func parseStreams(body []byte) ([]mediaStream, error) {
 			switch a.Key {
 			case "label":
 				m.Label = strings.TrimSpace(a.Value)
+			case "crypto":
+				if len(m.Crypto) < maxElems {
+					m.Crypto = append(m.Crypto, a.Value)
+				}
 			case "sendonly", "recvonly", "sendrecv", "inactive":
 				m.Dir = a.Key
 			}
@@ -101,9 +113,15 @@ func sdpSession(ip netip.Addr, sessID uint64) *sdp.SessionDescription {
 	}
 }
 
-func audioMedia(port int, formats []string, label, dir string) *sdp.MediaDescription {
+// audioMedia is one G.711 m= line; with crypto (an a=crypto value) it is
+// SRTP (RTP/SAVP), else plain RTP/AVP.
+func audioMedia(port int, formats []string, label, dir, crypto string) *sdp.MediaDescription {
+	proto := []string{"RTP", "AVP"}
+	if crypto != "" {
+		proto = []string{"RTP", "SAVP"}
+	}
 	md := &sdp.MediaDescription{MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: port},
-		Protos: []string{"RTP", "AVP"}, Formats: formats}}
+		Protos: proto, Formats: formats}}
 	for _, f := range formats {
 		if m, ok := rtpmaps[f]; ok {
 			md.Attributes = append(md.Attributes, sdp.Attribute{Key: "rtpmap", Value: m})
@@ -113,24 +131,33 @@ func audioMedia(port int, formats []string, label, dir string) *sdp.MediaDescrip
 	if label != "" {
 		md.Attributes = append(md.Attributes, sdp.Attribute{Key: "label", Value: label})
 	}
+	if crypto != "" {
+		md.Attributes = append(md.Attributes, sdp.Attribute{Key: "crypto", Value: crypto})
+	}
 	md.Attributes = append(md.Attributes, sdp.Attribute{Key: dir})
 	return md
 }
 
 // buildOffer is the SRC's offer: one sendonly G.711 stream per label,
 // from its local port. Both codecs are offered: packets are forwarded in
-// the payload type each leg uses.
-func buildOffer(ip netip.Addr, sessID uint64, labels []string, ports []int) ([]byte, error) {
+// the payload type each leg uses. With cryptos (over TLS only) each
+// stream is SRTP keyed by its own attribute.
+func buildOffer(ip netip.Addr, sessID uint64, labels []string, ports []int, cryptos []string) ([]byte, error) {
 	sd := sdpSession(ip, sessID)
 	for i, l := range labels {
-		sd.MediaDescriptions = append(sd.MediaDescriptions, audioMedia(ports[i], []string{"0", "8"}, l, "sendonly"))
+		c := ""
+		if cryptos != nil {
+			c = cryptos[i]
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, audioMedia(ports[i], []string{"0", "8"}, l, "sendonly", c))
 	}
 	return sd.Marshal()
 }
 
 // buildAnswer is the SRS's answer to offer: a recvonly stream on ports[i]
-// for each m= line i with a port, the others refused with port 0.
-func buildAnswer(ip netip.Addr, sessID uint64, offer []mediaStream, ports []int) ([]byte, error) {
+// for each m= line i with a port, the others refused with port 0; an
+// SRTP stream carries the recorder's a=crypto, cryptos[i].
+func buildAnswer(ip netip.Addr, sessID uint64, offer []mediaStream, ports []int, cryptos []string) ([]byte, error) {
 	sd := sdpSession(ip, sessID)
 	for i, m := range offer {
 		if ports[i] == 0 {
@@ -148,7 +175,11 @@ func buildAnswer(ip netip.Addr, sessID uint64, offer []mediaStream, ports []int)
 				f = append(f, pt)
 			}
 		}
-		sd.MediaDescriptions = append(sd.MediaDescriptions, audioMedia(ports[i], f, m.Label, "recvonly"))
+		c := ""
+		if cryptos != nil {
+			c = cryptos[i]
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, audioMedia(ports[i], f, m.Label, "recvonly", c))
 	}
 	return sd.Marshal()
 }

@@ -3,12 +3,14 @@ package siprec
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 
 	"plateau/media"
 	"plateau/recordings"
+	"plateau/srtp"
 )
 
 // Recorder is what the Server records into: recordings.Manager.
@@ -32,8 +35,11 @@ type Recorder interface {
 type ServerOptions struct {
 	// Listen is the SIP host:port (port 0 picks one; see Addr).
 	Listen string
-	// Transports are udp and/or tcp (default both).
+	// Transports are udp and/or tcp (default both), or tls alone.
 	Transports []string
+	// TLS is the server's configuration for the tls transport (certs.
+	// ServerConfig with the client CA: mutual authentication).
+	TLS *tls.Config
 	// MediaIP is the address RTP is received on and written in the SDP.
 	MediaIP netip.Addr
 	// Ports hands out the RTP ports, two per recording session.
@@ -42,11 +48,16 @@ type ServerOptions struct {
 	// that long (the SRC vanished without BYE); default 5 min, above any
 	// hold a call has.
 	RTPTimeout time.Duration
-	// AllowedSources, if set, are the only addresses whose INVITE and
-	// OPTIONS are served (the recorder stores what it is sent).
+	// AllowedSources, if set, are the only addresses whose requests are
+	// served and whose TCP/TLS connections are accepted (the recorder
+	// stores what it is sent).
 	AllowedSources []netip.Prefix
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Audit receives a "recorder.refused" entry per refused source and
+	// reason (rate limited); Metrics counts every refusal. Both optional.
+	Audit   Auditor
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Server is the recording server (SRS) of `plateau recorder`: it accepts
@@ -61,8 +72,10 @@ type Server struct {
 	dialogs *sipgo.DialogServerCache
 	contact sip.ContactHeader
 	udp     *net.UDPConn
-	tcp     *net.TCPListener
+	tcp     *gateListener
+	tls     *gateListener
 	addr    netip.AddrPort
+	refused *refusals
 
 	mu       sync.Mutex
 	sessions map[string]*recSession // by the SIPREC dialog's Call-ID
@@ -92,6 +105,11 @@ func NewServer(opts ServerOptions, rec Recorder) (*Server, error) {
 		return nil, fmt.Errorf("siprec: listen %q: %w", opts.Listen, err)
 	}
 	s := &Server{opts: opts, rec: rec, log: opts.Log, sessions: map[string]*recSession{}}
+	s.refused = newRefusals(opts.Log, opts.Audit, opts.Metrics, opts.Now)
+	if slices.Contains(opts.Transports, "tls") && (len(opts.Transports) > 1 || opts.TLS == nil) {
+		// Plain SIP beside TLS would let a client skip the certificate.
+		return nil, errors.New("siprec: the tls transport needs a TLS config and excludes udp and tcp")
+	}
 	port := ap.Port()
 	for _, t := range opts.Transports {
 		switch t {
@@ -100,13 +118,19 @@ func NewServer(opts ServerOptions, rec Recorder) (*Server, error) {
 			if err == nil {
 				port = s.udp.LocalAddr().(*net.UDPAddr).AddrPort().Port()
 			}
-		case "tcp":
-			s.tcp, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), port)))
+		case "tcp", "tls":
+			var l *net.TCPListener
+			l, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), port)))
 			if err == nil {
-				port = s.tcp.Addr().(*net.TCPAddr).AddrPort().Port()
+				port = l.Addr().(*net.TCPAddr).AddrPort().Port()
+				if t == "tcp" {
+					s.tcp = newGateListener(l, nil, opts.AllowedSources, s.refused, s.log)
+				} else {
+					s.tls = newGateListener(l, opts.TLS, opts.AllowedSources, s.refused, s.log)
+				}
 			}
 		default:
-			err = fmt.Errorf("transport %q: use udp or tcp", t)
+			err = fmt.Errorf("transport %q: use udp, tcp or tls", t)
 		}
 		if err != nil {
 			s.closeListeners()
@@ -141,15 +165,18 @@ func NewServer(opts ServerOptions, rec Recorder) (*Server, error) {
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "recorder", Host: host.String(), Port: int(port),
 		UriParams: sip.NewParams(), Headers: sip.NewParams()}, Params: sip.NewParams()}
-	if s.udp == nil {
+	switch {
+	case s.tls != nil:
+		contact.Address.UriParams.Add("transport", "tls")
+	case s.udp == nil:
 		contact.Address.UriParams.Add("transport", "tcp")
 	}
 	s.contact = contact
 	s.dialogs = sipgo.NewDialogServerCache(cl, contact)
 	s.srv.OnOptions(s.guard(s.onOptions))
 	s.srv.OnInvite(s.guard(s.onInvite))
-	s.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) })
-	s.srv.OnBye(s.onBye)
+	s.srv.OnAck(s.guard(func(req *sip.Request, tx sip.ServerTransaction) { s.dialogs.ReadAck(req, tx) }))
+	s.srv.OnBye(s.guard(s.onBye))
 	return s, nil
 }
 
@@ -163,13 +190,16 @@ func (s *Server) closeListeners() {
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
+	if s.tls != nil {
+		s.tls.Close()
+	}
 }
 
 // Serve answers SIP until ctx ends, ending RTP-silent sessions; then it
 // closes every recording in progress (BYE to its SRC) and the listeners.
 func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.udp != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.srv.ServeUDP(s.udp) }()
@@ -177,6 +207,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.tcp != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.srv.ServeTCP(s.tcp) }()
+	}
+	if s.tls != nil {
+		// The gate did the handshake; sipgo reads SIP from the TLS conns.
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- s.srv.ServeTLS(s.tls) }()
 	}
 	t := time.NewTicker(min(time.Second, s.opts.RTPTimeout/2))
 	defer t.Stop()
@@ -237,25 +272,31 @@ func (s *Server) reap() {
 	}
 }
 
-// guard refuses requests from outside AllowedSources.
+// guard refuses requests from outside AllowedSources (403, logged, counted
+// and audited) and turns a handler's panic into a 500 rather than the end
+// of the process and of every recording in progress.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
-	if len(s.opts.AllowedSources) == 0 {
-		return h
-	}
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		host, _, _ := net.SplitHostPort(req.Source())
-		a, err := netip.ParseAddr(host)
-		if err == nil {
-			a = a.Unmap()
-			for _, p := range s.opts.AllowedSources {
-				if p.Contains(a) {
-					h(req, tx)
-					return
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic in a SIP handler", "method", req.Method, "source", req.Source(), "panic", p)
+				if req.Method != sip.ACK {
+					tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
 				}
 			}
+		}()
+		src := netip.Addr{}
+		if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+			src = ap.Addr().Unmap()
 		}
-		s.log.Warn("request from a source not allowed", "method", req.Method, "source", req.Source())
-		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil))
+		if len(s.opts.AllowedSources) > 0 && (!src.IsValid() || !allowed(s.opts.AllowedSources, src)) {
+			s.refused.refuse(src, RefusedSource, string(req.Method), nil)
+			if req.Method != sip.ACK {
+				respond(tx, req, sip.StatusForbidden, "Forbidden", "source not allowed (recorder.allowed_sources)")
+			}
+			return
+		}
+		h(req, tx)
 	}
 }
 
@@ -346,6 +387,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here", ErrNoAudio.Error())
 		return
 	}
+	// Over TLS the streams must be SRTP, and SRTP only over TLS: SDES
+	// keys in a clear SDP would protect nothing.
+	secure := s.tls != nil
+	for i, m := range streams {
+		if plan.ch[i] >= 0 && m.secure() != secure {
+			why := "the link is TLS: recording streams must be RTP/SAVP with a=crypto (SDES)"
+			if !secure {
+				why = "SRTP keys (SDES) only over SIP over TLS: offer RTP/AVP here"
+			}
+			respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here", why)
+			return
+		}
+	}
 	if err := s.rec.Ready(); err != nil {
 		respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", err.Error())
 		return
@@ -364,6 +418,10 @@ func (s *Server) start(req *sip.Request, tx sip.ServerTransaction, streams []med
 		srcIP, _ = netip.ParseAddr(host)
 	}
 	ports := make([]int, len(streams))
+	var cryptos []string // the answer's a=crypto per m= line (SRTP)
+	if s.tls != nil {
+		cryptos = make([]string, len(streams))
+	}
 	fail := func(code int, reason string, err error) {
 		rs.log.Error("recording session refused", "status", code, "err", err)
 		for _, in := range rs.in {
@@ -385,10 +443,19 @@ func (s *Server) start(req *sip.Request, tx sip.ServerTransaction, streams []med
 		if !src.IsValid() || src.IsUnspecified() {
 			src = srcIP.Unmap()
 		}
-		rs.in = append(rs.in, &inStream{pp: pp, ch: recordings.Channel(ch), src: src})
+		in := &inStream{pp: pp, ch: recordings.Channel(ch), src: src}
+		rs.in = append(rs.in, in)
 		ports[i] = pp.Port
+		if cryptos != nil {
+			sess, local, err := answerSRTP(m.Crypto)
+			if err != nil {
+				fail(sip.StatusNotAcceptableHere, "Not Acceptable Here", fmt.Errorf("stream %d: %w", i+1, err))
+				return
+			}
+			in.srtp, cryptos[i] = sess, local
+		}
 	}
-	answer, err := buildAnswer(s.opts.MediaIP, uint64(now.UnixNano()&(1<<62-1)), streams, ports)
+	answer, err := buildAnswer(s.opts.MediaIP, uint64(now.UnixNano()&(1<<62-1)), streams, ports, cryptos)
 	if err != nil {
 		fail(sip.StatusInternalServerError, "Server Internal Error", err)
 		return
@@ -433,7 +500,12 @@ func (s *Server) start(req *sip.Request, tx sip.ServerTransaction, streams []med
 		s.finish(rs, "answer_failed", false)
 		return
 	}
-	rs.log.Info("recording session started", "operator", info.Operator, "number", info.Number, "streams", len(rs.in))
+	rtpPorts := make([]int, 0, len(rs.in))
+	for _, in := range rs.in {
+		rtpPorts = append(rtpPorts, in.pp.Port)
+	}
+	rs.log.Info("recording session started", "operator", info.Operator, "number", info.Number, "streams", len(rs.in),
+		"rtp_ports", rtpPorts, "srtp", s.tls != nil)
 }
 
 // recSession is one recording session on the server.
@@ -446,15 +518,39 @@ type recSession struct {
 	in     []*inStream
 	answer []byte
 	lastRx atomic.Int64 // unix nanoseconds of the newest packet
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	// srtpDrops counts the session's refused SRTP packets (the first is
+	// logged).
+	srtpDrops atomic.Int64
+	done      chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
 type inStream struct {
-	pp  *media.PortPair
-	ch  recordings.Channel
-	src netip.Addr // packets from elsewhere are dropped
+	pp   *media.PortPair
+	ch   recordings.Channel
+	src  netip.Addr    // packets from elsewhere are dropped
+	srtp *srtp.Session // over TLS: packets are unprotected before writing
+}
+
+// answerSRTP accepts the first usable a=crypto of an offered stream and
+// keys the stream's session: the SRC's key unprotects what it sends; the
+// recorder's own (answered, RFC 4568 7.1.2) protects nothing it sends,
+// as it sends nothing.
+func answerSRTP(offered []string) (*srtp.Session, string, error) {
+	remote, err := srtp.Select(offered)
+	if err != nil {
+		return nil, "", err
+	}
+	local, err := srtp.Answer(remote)
+	if err != nil {
+		return nil, "", err
+	}
+	sess, err := srtp.NewSession(local, remote)
+	if err != nil {
+		return nil, "", err
+	}
+	return sess, local.String(), nil
 }
 
 // receive writes one stream's packets into its channel until the session
@@ -463,6 +559,7 @@ type inStream struct {
 func (s *Server) receive(rs *recSession, in *inStream) {
 	defer rs.wg.Done()
 	buf := make([]byte, 1500)
+	plain := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
 		n, from, err := in.pp.RTP.ReadFromUDPAddrPort(buf)
@@ -472,7 +569,20 @@ func (s *Server) receive(rs *recSession, in *inStream) {
 		if in.src.IsValid() && from.Addr().Unmap() != in.src {
 			continue
 		}
-		if pkt.Unmarshal(buf[:n]) != nil || pkt.Version != 2 {
+		b := buf[:n]
+		if in.srtp != nil {
+			// A forged, tampered or replayed packet is dropped here and
+			// counted; it neither reaches the WAV nor keeps the session
+			// alive (lastRx).
+			if b, err = in.srtp.UnprotectRTP(plain, b); err != nil {
+				s.opts.Metrics.srtpDrop(srtp.Reason(err))
+				if rs.srtpDrops.Add(1) == 1 {
+					rs.log.Warn("SRTP packet dropped (further drops are only counted)", "from", from.String(), "err", err)
+				}
+				continue
+			}
+		}
+		if pkt.Unmarshal(b) != nil || pkt.Version != 2 {
 			continue
 		}
 		now := s.opts.Now()
@@ -517,7 +627,7 @@ func (s *Server) finish(rs *recSession, why string, bye bool) {
 		err := rs.rec.Close(end)
 		if bye {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if berr := rs.dlg.Bye(ctx); berr != nil {
+			if berr := s.bye(ctx, rs); berr != nil {
 				rs.log.Debug("bye to the recording client", "err", berr)
 			}
 			cancel()
@@ -529,6 +639,21 @@ func (s *Server) finish(rs *recSession, why string, bye bool) {
 		}
 		rs.log.Info("recording session ended", "why", why)
 	})
+}
+
+// bye ends a session from the server's side. Over TCP and TLS the BYE
+// goes back on the SRC's own connection (RFC 5923's reuse): the SRC does
+// not listen for TLS, and a new connection would need a certificate of
+// the SRC's that the recorder has no reason to trust.
+func (s *Server) bye(ctx context.Context, rs *recSession) error {
+	inv := rs.dlg.InviteRequest
+	if sip.IsReliable(inv.Transport()) && inv.Contact() != nil {
+		bye := sip.NewRequest(sip.BYE, inv.Contact().Address)
+		bye.SetTransport(inv.Transport())
+		bye.SetDestination(inv.Source())
+		return rs.dlg.WriteBye(ctx, bye)
+	}
+	return rs.dlg.Bye(ctx)
 }
 
 // channelPlan is the channel of each m= line (-1: refused) and the

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"plateau/media"
+	"plateau/srtp"
 )
 
 // maxPayload is 200 ms of G.711: larger packets are not a phone's and are
@@ -61,6 +62,11 @@ type outStream struct {
 	lastTS  uint32 // its timestamp
 	lastAt  time.Time
 	buf     [12 + maxPayload]byte
+
+	// srtp, over TLS, protects each packet into sbuf (room for the
+	// authentication tag) before it is sent.
+	srtp *srtp.Session
+	sbuf [12 + maxPayload + 16]byte
 }
 
 // stamp maps a packet of the current source into the stream's numbering.
@@ -118,7 +124,13 @@ func (s *Session) TapRTP(l media.Leg, pkt *rtp.Packet, at time.Time) error {
 	binary.BigEndian.PutUint32(b[4:], ts)
 	binary.BigEndian.PutUint32(b[8:], o.ssrc)
 	copy(b[12:], pkt.Payload)
-	_, err := o.conn.Write(b)
+	var err error
+	if o.srtp != nil {
+		b, err = o.srtp.ProtectRTP(o.sbuf[:], b)
+	}
+	if err == nil {
+		_, err = o.conn.Write(b)
+	}
 	o.mu.Unlock()
 	if err != nil {
 		return s.fail(fmt.Errorf("%w: send to recorder %s: %w", ErrSessionEnded, o.dest, err))
@@ -165,8 +177,11 @@ func (s *Session) Close(end time.Time) error {
 }
 
 // connect points each stream at the recorder's port in the answer. The
-// offer's sockets are replaced by connected ones on the same ports.
-func (s *Session) connect(answer []byte, ports []int) error {
+// offer's sockets are replaced by connected ones on the same ports. With
+// local (the offer's SDES keys, over TLS) every answered stream must be
+// SRTP with a matching a=crypto, which keys the stream's session; without,
+// it must be plain RTP.
+func (s *Session) connect(answer []byte, ports []int, local []srtp.Crypto) error {
 	ms, err := parseStreams(answer)
 	if err != nil {
 		return err
@@ -180,6 +195,27 @@ func (s *Session) connect(answer []byte, ports []int) error {
 			return fmt.Errorf("stream %d (label %s) refused by the recorder", i+1, m.Label)
 		}
 		o := &s.streams[i]
+		if local == nil {
+			if m.secure() {
+				return fmt.Errorf("stream %d: the recorder answered SRTP on a link that is not TLS", i+1)
+			}
+		} else {
+			if !m.secure() {
+				// Never downgrade: over TLS the audio leaves encrypted or not at all.
+				return fmt.Errorf("stream %d: the recorder answered %s, want RTP/SAVP (SRTP)", i+1, m.Proto)
+			}
+			remote, err := srtp.Select(m.Crypto)
+			if err != nil {
+				return fmt.Errorf("stream %d: %w", i+1, err)
+			}
+			if remote.Tag != local[i].Tag || remote.Suite != local[i].Suite {
+				return fmt.Errorf("stream %d: the recorder answered a=crypto tag %d %s, want tag %d %s", i+1,
+					remote.Tag, remote.Suite, local[i].Tag, local[i].Suite)
+			}
+			if o.srtp, err = srtp.NewSession(local[i], remote); err != nil {
+				return fmt.Errorf("stream %d: %w", i+1, err)
+			}
+		}
 		o.dest = m.Addr
 		o.conn.Close()
 		laddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.c.localIP, uint16(ports[i])))

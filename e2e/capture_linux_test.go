@@ -1,0 +1,127 @@
+//go:build linux
+
+package e2e
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// udpCapture records the UDP datagrams that cross the loopback interface,
+// as tcpdump -i lo would: what is really on the wire, not what a program
+// says it sent. It needs CAP_NET_RAW (CI runs as root); without it
+// startUDPCapture logs why and returns nil, and callers skip their check.
+type udpCapture struct {
+	fd   int
+	mu   sync.Mutex
+	pkts []capturedUDP
+	done chan struct{}
+}
+
+type capturedUDP struct {
+	srcPort, dstPort int
+	payload          []byte
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func startUDPCapture(t *testing.T) *udpCapture {
+	t.Helper()
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Logf("no packet capture: no loopback interface: %v", err)
+		return nil
+	}
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(syscall.ETH_P_ALL)))
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		t.Logf("no packet capture (it needs CAP_NET_RAW): %v", err)
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("packet socket: %v", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ALL), Ifindex: lo.Index}); err != nil {
+		syscall.Close(fd)
+		t.Fatalf("bind packet socket to lo: %v", err)
+	}
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8<<20)
+	// A read timeout lets stop end the reader without closing the fd
+	// under it.
+	tv := syscall.NsecToTimeval(int64(100 * time.Millisecond))
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	c := &udpCapture{fd: fd, done: make(chan struct{})}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		buf := make([]byte, 65536)
+		for {
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			n, from, err := syscall.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue
+			}
+			// Each loopback packet is seen leaving and arriving: keep
+			// the arrival only.
+			if ll, ok := from.(*syscall.SockaddrLinklayer); ok && ll.Pkttype == syscall.PACKET_OUTGOING {
+				continue
+			}
+			c.parse(buf[:n])
+		}
+	}()
+	t.Cleanup(func() {
+		c.stop()
+		<-stopped
+		syscall.Close(fd)
+	})
+	return c
+}
+
+func (c *udpCapture) stop() {
+	if c == nil {
+		return
+	}
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+}
+
+// parse keeps an IPv4 UDP datagram from an Ethernet frame (lo has a
+// zeroed Ethernet header).
+func (c *udpCapture) parse(f []byte) {
+	if len(f) < 14+20+8 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
+		return
+	}
+	ip := f[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	if ip[0]>>4 != 4 || ip[9] != syscall.IPPROTO_UDP || len(ip) < ihl+8 {
+		return
+	}
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	if total > len(ip) || total < ihl+8 {
+		return
+	}
+	udp := ip[ihl:total]
+	p := capturedUDP{srcPort: int(binary.BigEndian.Uint16(udp[0:])), dstPort: int(binary.BigEndian.Uint16(udp[2:])),
+		payload: append([]byte(nil), udp[8:]...)}
+	c.mu.Lock()
+	c.pkts = append(c.pkts, p)
+	c.mu.Unlock()
+}
+
+// packets returns what was captured so far.
+func (c *udpCapture) packets() []capturedUDP {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]capturedUDP(nil), c.pkts...)
+}
