@@ -293,7 +293,7 @@ func (b *B2BUA) trunkOfferSecure(t *psip.Trunk) (secure bool, err error) {
 	switch {
 	case t.SRTP == media.SRTPOff:
 		return false, nil
-	case b.sdesTransportOK(t.Transport):
+	case t.SignallingTLS() || b.opts.SDESWithoutTLS:
 		return true, nil
 	case t.SRTP == media.SRTPRequired:
 		return false, fmt.Errorf("trunk %s: srtp required but its transport is %s, not tls: no SDES keys in clear", t.Name, t.Transport)
