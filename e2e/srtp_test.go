@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
 
+	"plateau/config"
 	"plateau/media"
 	"plateau/sim"
 	"plateau/srtp"
@@ -53,16 +54,46 @@ func noiseWAV(t *testing.T, dir string, frames int) (string, []int16) {
 	return path, pcm
 }
 
-// sdesCarrier is pstn-sim over TLS on 127.0.0.2 with srtp mode, playing
-// wav (echo when empty).
+// sdesCarrier is pstn-sim over TLS on 127.0.0.2 (as tlsCarrier) with
+// srtp mode, playing wav (echo when empty). freePort checks 127.0.0.1, so
+// a port another test binary holds on 127.0.0.2 is retried, not fatal.
 func sdesCarrier(t *testing.T, cert pemPair, mode, wav string) *sim.PSTN {
 	t.Helper()
-	return tlsCarrier(t, cert, "", func(c *sim.Config) {
-		c.SRTP = mode
+	var p *sim.PSTN
+	var err error
+	for range 5 {
+		cfg := sim.DefaultConfig()
+		cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
+		cfg.Media.IP = "127.0.0.2"
+		cfg.RingTime = config.Duration(100 * time.Millisecond)
+		cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key}
+		cfg.SRTP = mode
 		if wav != "" {
-			c.Answer = sim.AnswerConfig{Mode: "play", WAV: wav}
+			cfg.Answer = sim.AnswerConfig{Mode: "play", WAV: wav}
+		}
+		if err = cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if p, err = sim.New(cfg); err == nil {
+			break
+		}
+		t.Logf("pstn-sim: %v (retrying on another port)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("pstn-sim did not stop")
 		}
 	})
+	return p
 }
 
 // sdesPlateau starts plateau with SIP over TLS and one TLS trunk toward
@@ -213,8 +244,14 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 
 	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
 	c := liveCall(t, carrier)
+	// Once Plateau applied the answer (its keys): before, the packets
+	// would be dropped for having no source yet, not for their keys.
+	waitMetric(t, p, mAnswer, 1)
 	injectFromCarrierHost(t, c.RTPTo)
-	waitMetric(t, p, mSRTPAuth, 10)
+	eventually(t, "the injected packets dropped as srtp_auth", func() (bool, string) {
+		v := p.metricOf(mSRTPAuth)
+		return v >= 10, strconv.FormatFloat(v, 'f', -1, 64)
+	})
 	op.mustSucceed(45 * time.Second)
 	waitMetric(t, p, mActive, 0)
 
@@ -312,6 +349,7 @@ func TestSRTPCarrierWithoutSRTP(t *testing.T) {
 			p, _ := sdesPlateau(t, carrier, cert.cert, mode)
 			if mode == "required" {
 				startOperator(t, p, "uac_488.xml", approved).mustSucceed(45 * time.Second)
+				waitMetric(t, p, mActive, 0)
 				if cs := carrier.Calls(); len(cs) != 1 || cs[0].Status != 488 || cs[0].Answered {
 					t.Fatalf("carrier saw %+v: want one INVITE, refused 488", cs)
 				}

@@ -322,8 +322,10 @@ func (p *PSTN) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	offer, codec, keys, err := p.readOffer(req.Body(), nil) // srtp policy (sdes.go)
 	if err != nil {
-		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, "Not Acceptable Here", nil))
+		// Recorded before answering: a test reads the stats once its
+		// caller has the 488.
 		p.update(func() { st.Status = sip.StatusNotAcceptableHere })
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, "Not Acceptable Here", nil))
 		log.Info("→ 488 Not Acceptable Here", "err", err)
 		return
 	}
