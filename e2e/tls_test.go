@@ -53,25 +53,7 @@ func tlsCarrier(t *testing.T, cert pemPair, clientCA string, mod ...func(*sim.Co
 	for _, m := range mod {
 		m(&cfg)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("pstn-sim did not stop")
-		}
-	})
-	return p
+	return serveSim(t, cfg)
 }
 
 // tlsPlateau starts plateau with SIP over TLS (its own certificate) and

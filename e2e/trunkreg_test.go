@@ -29,25 +29,7 @@ func startRegistrar(t *testing.T, password string, maxExpires time.Duration) *si
 	cfg.RingTime = config.Duration(100 * time.Millisecond)
 	cfg.Auth = sim.AuthConfig{Username: "atelier", Password: password, Realm: "carrier"}
 	cfg.Registrar = sim.RegistrarConfig{Enabled: true, MaxExpires: config.Duration(maxExpires)}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("pstn-sim did not stop")
-		}
-	})
-	return p
+	return serveSim(t, cfg)
 }
 
 // startRegTrunkServer starts plateau with one registration trunk toward
