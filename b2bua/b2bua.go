@@ -73,6 +73,10 @@ type CallOptions struct {
 	// NewTimer makes the timers that end a call (max duration, window
 	// warning and close); nil: time.NewTimer. Tests inject a fake clock's.
 	NewTimer func(d time.Duration) Timer
+	// SDESWithoutTLS lets SDES keys travel over a trunk's UDP or TCP
+	// signalling. Tests only: check-config never allows it, and without it
+	// Plateau neither offers nor answers keys outside TLS (srtp.go).
+	SDESWithoutTLS bool
 }
 
 // B2BUA is the call layer: the one call pipeline, the egress gate, legs,

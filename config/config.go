@@ -183,6 +183,11 @@ type Trunk struct {
 	// SDP carries a private address: the first source within the latch
 	// window).
 	MediaLatch string `yaml:"media_latch"`
+	// SRTP is the trunk leg's media protection (SDES, RFC 4568): "off"
+	// (plain RTP), "optional" (offer SRTP, fall back to RTP on 488; take
+	// either) or "required" (SRTP only, plain RTP refused with 488). SDES
+	// sends the keys in the SDP: anything but off needs transport tls.
+	SRTP string `yaml:"srtp"`
 	// RingTimeout is how long a call to this trunk may ring unanswered
 	// before Plateau CANCELs it (default 90s).
 	RingTimeout *Duration `yaml:"ring_timeout"`
@@ -493,6 +498,7 @@ func (c *Config) applyDefaults() {
 		}
 		def(&t.NumberFormat, "e164")
 		def(&t.MediaLatch, "host")
+		def(&t.SRTP, "off")
 		if t.RingTimeout == nil {
 			d := Duration(90 * time.Second)
 			t.RingTimeout = &d

@@ -112,6 +112,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"trunk bad transport", "trunks: [{name: t, address: \"127.0.0.1:5070\", transport: sctp}]\n", "trunks[0].transport"},
 		{"trunk missing password file", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {password_file: nope.secret}}]\n", "trunks[0].auth.password_file"},
 		{"trunk bad media latch", "trunks: [{name: t, address: \"127.0.0.1:5070\", media_latch: anywhere}]\n", "trunks[0].media_latch"},
+		{"trunk bad srtp", "trunks: [{name: t, address: \"127.0.0.1:5070\", srtp: mandatory}]\n", "trunks[0].srtp"},
+		{"trunk srtp over udp", "trunks: [{name: t, address: \"127.0.0.1:5070\", srtp: required}]\n", "trunks[0].srtp"},
+		{"trunk optional srtp over tcp", "trunks: [{name: t, address: \"127.0.0.1:5070\", transport: tcp, srtp: optional}]\n", "trunks[0].srtp"},
 		{"trunk bad number format", "trunks: [{name: t, address: \"127.0.0.1:5070\", number_format: local}]\n", "trunks[0].number_format"},
 		{"trunk ring timeout too short", "trunks: [{name: t, address: \"127.0.0.1:5070\", ring_timeout: 100ms}]\n", "trunks[0].ring_timeout"},
 		{"register without credentials", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {expires: 600s}}]\n", "trunks[0].register.username"},
@@ -460,5 +463,15 @@ func TestValidateRecorder(t *testing.T) {
 	c, err := Parse([]byte(base), dir)
 	if err != nil || c.HasRecorder() {
 		t.Errorf("a config without a recorder section: HasRecorder = %v, %v", c != nil && c.HasRecorder(), err)
+	}
+}
+
+func TestTrunkSRTPDefaultOff(t *testing.T) {
+	c, err := Parse([]byte(base+"trunks: [{name: t, address: \"127.0.0.1:5070\"}]\n"), testDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Trunks[0].SRTP; got != "off" {
+		t.Fatalf("default trunks[0].srtp = %q, want off", got)
 	}
 }

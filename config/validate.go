@@ -174,6 +174,17 @@ func (c *Config) Validate() error {
 		default:
 			return bad(key+".media_latch", "%q is not host (RTP only from the host in the trunk's SDP) or any (carrier behind NAT)", t.MediaLatch)
 		}
+		switch t.SRTP {
+		case "off":
+		case "optional", "required":
+			// SDES keys travel in the SDP: over UDP or TCP anyone on the
+			// path reads them, and the SRTP protects nothing.
+			if t.Transport != "tls" {
+				return bad(key+".srtp", "%s needs %s.transport: tls (SDES sends the SRTP keys in the SDP, in clear over %s)", t.SRTP, key, t.Transport)
+			}
+		default:
+			return bad(key+".srtp", "%q is not off, optional or required", t.SRTP)
+		}
 	}
 	exts := map[string]bool{}
 	for i, u := range c.Users {

@@ -143,6 +143,9 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (b
 		if tc.MediaLatch, err = media.ParseLatchMode(t.MediaLatch); err != nil {
 			return opts, fmt.Errorf("trunks[%d].media_latch: %w", i, err)
 		}
+		if tc.SRTP, err = media.ParseSRTPMode(t.SRTP); err != nil {
+			return opts, fmt.Errorf("trunks[%d].srtp: %w", i, err)
+		}
 		if r := t.Register; r != nil {
 			rpass, err := cfg.Secret(r.Password, r.PasswordFile)
 			if err != nil {
