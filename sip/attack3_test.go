@@ -1,8 +1,15 @@
 package sip
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Each TLS connection costs Plateau a handshake (a signature with the
@@ -47,5 +54,54 @@ func TestAttackTLSHandshakeFlood(t *testing.T) {
 	e.env.clk.advance(time.Second)
 	if got := handshakes("127.0.0.3", 1); got != 1 {
 		t.Error("a paced source did not get a connection a second later")
+	}
+}
+
+// Two TLS devices on one host (two softphones on a PC, phones behind one
+// NAT): a request to one phone's Contact must go over that phone's own
+// connection (the one its REGISTER came on), never over the other
+// device's, however new; with several connections from the host and none
+// that registered the Contact, nothing tells which is the phone: the
+// request fails rather than reach the wrong device.
+func TestAttackTLSConnectionOfAnotherPhone(t *testing.T) {
+	e := newTLSEnv(t, TCPLimits{MaxConnections: 100, MaxConnectionsPerSource: 32, IdleTimeout: 5 * time.Second})
+	dial := func() netip.AddrPort {
+		c, err := e.dialTLS("127.0.0.1")
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		// The server marks the handshake done at its first read: send one
+		// message and wait until it was read.
+		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
+		c.Write([]byte(msg))
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.plaintext(), msg); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server did not read the message")
+			}
+		}
+		return c.LocalAddr().(*net.TCPAddr).AddrPort()
+	}
+	victim := dial()
+	contact := "sip:101@127.0.0.1:5061;transport=tls"
+	route := func() (string, error) {
+		var u sip.Uri
+		sip.ParseUri(contact, &u)
+		req := sip.NewRequest(sip.INVITE, u)
+		req.SetTransport("TLS")
+		err := e.env.s.routeTLS(context.Background(), req)
+		return req.Destination(), err
+	}
+	// One device on the host: its connection, as before.
+	if dest, err := route(); err != nil || dest != victim.String() {
+		t.Fatalf("one connection from the host: %s, %v; want %s", dest, err, victim)
+	}
+	attacker := dial() // newer, from the same host
+	if dest, err := route(); err == nil {
+		t.Errorf("two devices on the host, no binding: routed to %s, want no_connection (ambiguous)", dest)
+	}
+	e.env.s.ApplyBindingsForTest("101", []Binding{{Extension: "101", Contact: contact, Source: victim.String(),
+		Transport: "tls", ExpiresAt: e.env.clk.now().Add(time.Hour)}}, nil)
+	if dest, err := route(); err != nil || dest != victim.String() {
+		t.Errorf("phone 101 registered over %s: routed to %s (%v), want its own connection, not %s", victim, dest, err, attacker)
 	}
 }

@@ -196,23 +196,45 @@ func (t *tlsInbound) remove(c *tlsServerConn) {
 }
 
 // lookup returns the remote address of the connection to send to for
-// dest: dest itself when a connection from it is open, else the newest
+// dest: dest itself when a connection from it is open, else the one
 // connection (its handshake done) from dest's host; "" when there is none.
 func (t *tlsInbound) lookup(dest netip.AddrPort) string {
+	if via := t.exact(dest); via != "" {
+		return via
+	}
+	return t.onlyFromHost(dest.Addr())
+}
+
+// exact is the connection from dest itself, "" when none.
+func (t *tlsInbound) exact(dest netip.AddrPort) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	list := t.byHost[dest.Addr().Unmap()]
-	for _, c := range list {
+	for _, c := range t.byHost[dest.Addr().Unmap()] {
 		if a, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok && a.AddrPort().Port() == dest.Port() && c.handshakeDone() {
 			return c.raw.RemoteAddr().String()
 		}
 	}
-	for i := len(list) - 1; i >= 0; i-- {
-		if list[i].handshakeDone() {
-			return list[i].raw.RemoteAddr().String()
-		}
-	}
 	return ""
+}
+
+// onlyFromHost is the connection from host when it is the only one: with
+// two devices on one host (softphones on a PC, phones behind one NAT),
+// nothing but a registration (tlsRegistration) tells which connection is
+// whose, and the newest one may well be another phone's.
+func (t *tlsInbound) onlyFromHost(host netip.Addr) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	only := ""
+	for _, c := range t.byHost[host.Unmap()] {
+		if !c.handshakeDone() {
+			continue
+		}
+		if only != "" {
+			return ""
+		}
+		only = c.raw.RemoteAddr().String()
+	}
+	return only
 }
 
 func (c *tlsServerConn) handshakeDone() bool { return c.ready.Load() }

@@ -34,8 +34,11 @@ import (
 //     carrier's address and reads from it like any accepted connection;
 //   - a request to a phone over TLS goes over a connection the phone
 //     opened (tlsInbound), never a new one: phones present no certificate
-//     Plateau could verify. A phone whose connection is gone is unreachable
-//     until it registers again.
+//     Plateau could verify. That is the connection from its Contact's
+//     address, else the one its REGISTER of that Contact came on, else the
+//     only connection from its host (with several, another device's could
+//     be taken: the request fails instead). A phone whose connection is
+//     gone is unreachable until it registers again.
 //
 // A connection that fails verification ends the request before anything
 // is written: the call fails closed, and nothing is sent in clear instead.
@@ -358,9 +361,15 @@ func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
 		}
 		return s.tlsOut.ensure(ctx, dest, t)
 	}
-	via := s.tlsIn.lookup(dest)
+	// The phone's own connection first (from its Contact, or the one it
+	// registered that Contact on), and only then the one connection from
+	// its host: never another device's.
+	via := s.tlsIn.exact(dest)
 	if via == "" {
 		via = s.tlsRegistration(dest)
+	}
+	if via == "" {
+		via = s.tlsIn.onlyFromHost(dest.Addr())
 	}
 	if via == "" {
 		s.metrics.tlsHandshakeFailures.WithLabelValues("out", "no_connection").Inc()
@@ -402,7 +411,7 @@ func (s *Server) tlsRegistration(dest netip.AddrPort) string {
 				continue
 			}
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-			if via := s.tlsIn.lookup(src); via == src.String() {
+			if via := s.tlsIn.exact(src); via != "" {
 				return via
 			}
 		}
