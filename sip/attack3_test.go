@@ -105,3 +105,56 @@ func TestAttackTLSConnectionOfAnotherPhone(t *testing.T) {
 		t.Errorf("phone 101 registered over %s: routed to %s (%v), want its own connection, not %s", victim, dest, err, attacker)
 	}
 }
+
+// An inmate registers their own extension over TLS with another phone's
+// Contact (its address is in sip.phone_networks). Over UDP that Contact
+// still leads to the other phone; over TLS the Contact is mapped to a
+// connection through the registrations, and the attacker's must never be
+// taken for the victim's: the connection of the device at the Contact's
+// address wins, and when nothing tells which is the phone, none is.
+func TestAttackTLSContactRegisteredByAnother(t *testing.T) {
+	e := newTLSEnv(t, TCPLimits{MaxConnections: 100, MaxConnectionsPerSource: 32, IdleTimeout: 5 * time.Second})
+	dial := func(ip string) netip.AddrPort {
+		c, err := e.dialTLS(ip)
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
+		c.Write([]byte(msg))
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.plaintext(), msg); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server did not read the message")
+			}
+		}
+		return c.LocalAddr().(*net.TCPAddr).AddrPort()
+	}
+	victim, attacker := dial("127.0.0.1"), dial("127.0.0.2")
+	route := func(contact string) (string, error) {
+		var u sip.Uri
+		sip.ParseUri(contact, &u)
+		req := sip.NewRequest(sip.INVITE, u)
+		req.SetTransport("TLS")
+		err := e.env.s.routeTLS(context.Background(), req)
+		return req.Destination(), err
+	}
+	bind := func(ext, contact string, src netip.AddrPort) {
+		e.env.s.ApplyBindingsForTest(ext, []Binding{{Extension: ext, Contact: contact, Source: src.String(),
+			Transport: "tls", ExpiresAt: e.env.clk.now().Add(time.Hour)}}, nil)
+	}
+	// The victim (101) registered its own address; the attacker's
+	// extension (100, listed first) registers the same Contact.
+	own := "sip:101@127.0.0.1:5061;transport=tls"
+	bind("101", own, victim)
+	bind("100", own, attacker)
+	if dest, err := route(own); err != nil || dest != victim.String() {
+		t.Errorf("the victim's Contact: routed to %s (%v), want the victim's connection %s, never the attacker's %s", dest, err, victim, attacker)
+	}
+	// A Contact at a private address (a phone behind NAT) registered by
+	// two devices: nothing tells which is the phone.
+	nat := "sip:101@10.9.9.9:5061;transport=tls"
+	bind("101", nat, victim)
+	bind("100", nat, attacker)
+	if dest, err := route(nat); err == nil {
+		t.Errorf("a Contact registered by two devices: routed to %s, want no_connection", dest)
+	}
+}

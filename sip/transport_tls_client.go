@@ -385,9 +385,22 @@ func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
 // tlsRegistration is, for a phone whose Contact is dest (a private address
 // behind NAT, say), the connection its REGISTER came over, when it is
 // still open: the device that registered that Contact. "" when none.
+// Another extension may have registered the same Contact (any address of
+// sip.phone_networks may be a Contact): the device at dest's own address
+// wins, and when several other devices claim it, none does: taking the
+// wrong one would hand a phone's calls to whoever registered its Contact.
 func (s *Server) tlsRegistration(dest netip.AddrPort) string {
 	if s.reg == nil {
 		return ""
+	}
+	var local, other []string // open connections that registered dest
+	add := func(list *[]string, via string) {
+		for _, v := range *list {
+			if v == via {
+				return
+			}
+		}
+		*list = append(*list, via)
 	}
 	for _, ext := range s.reg.extensions() {
 		for _, b := range s.reg.contacts(ext) {
@@ -412,9 +425,22 @@ func (s *Server) tlsRegistration(dest netip.AddrPort) string {
 			}
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 			if via := s.tlsIn.exact(src); via != "" {
-				return via
+				if src.Addr() == dest.Addr() {
+					add(&local, via)
+				} else {
+					add(&other, via)
+				}
 			}
 		}
+	}
+	switch {
+	case len(local) == 1:
+		return local[0]
+	case len(local) == 0 && len(other) == 1:
+		return other[0]
+	}
+	if len(local)+len(other) > 1 {
+		s.log.Warn("TLS Contact registered over several connections: none is used", "contact", dest.String(), "connections", append(local, other...))
 	}
 	return ""
 }
