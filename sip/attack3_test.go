@@ -158,3 +158,34 @@ func TestAttackTLSContactRegisteredByAnother(t *testing.T) {
 		t.Errorf("a Contact registered by two devices: routed to %s, want no_connection", dest)
 	}
 }
+
+// A trusted proxy (an SBC in front of the phones) keeps several TLS
+// connections to Plateau: a request to it (a phone's Path, a Record-Route)
+// may take any of them, unlike two phones on one host.
+func TestTLSTrustedProxyConnections(t *testing.T) {
+	e := newTLSEnv(t, TCPLimits{MaxConnections: 100, MaxConnectionsPerSource: 32, IdleTimeout: 5 * time.Second}, func(env *regEnv) {
+		env.s.trusted = NewTrustedProxies([]netip.Prefix{netip.MustParsePrefix("127.0.0.5/32")})
+	})
+	var conns []string
+	for range 2 {
+		c, err := e.dialTLS("127.0.0.5")
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
+		c.Write([]byte(msg))
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.plaintext(), msg); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server did not read the message")
+			}
+		}
+		conns = append(conns, c.LocalAddr().String())
+	}
+	var u sip.Uri
+	sip.ParseUri("sip:127.0.0.5:5061;transport=tls;lr", &u)
+	req := sip.NewRequest(sip.INVITE, u)
+	req.SetTransport("TLS")
+	if err := e.env.s.routeTLS(context.Background(), req); err != nil || (req.Destination() != conns[0] && req.Destination() != conns[1]) {
+		t.Errorf("to a trusted proxy with two connections: %s (%v), want one of %v", req.Destination(), err, conns)
+	}
+}

@@ -202,7 +202,7 @@ func (t *tlsInbound) lookup(dest netip.AddrPort) string {
 	if via := t.exact(dest); via != "" {
 		return via
 	}
-	return t.onlyFromHost(dest.Addr())
+	return t.onlyFromHost(dest.Addr(), false)
 }
 
 // exact is the connection from dest itself, "" when none.
@@ -220,8 +220,10 @@ func (t *tlsInbound) exact(dest netip.AddrPort) string {
 // onlyFromHost is the connection from host when it is the only one: with
 // two devices on one host (softphones on a PC, phones behind one NAT),
 // nothing but a registration (tlsRegistration) tells which connection is
-// whose, and the newest one may well be another phone's.
-func (t *tlsInbound) onlyFromHost(host netip.Addr) string {
+// whose, and the newest one may well be another phone's. With proxy
+// (host is a trusted proxy, which speaks for all its phones over any of its
+// connections), the newest.
+func (t *tlsInbound) onlyFromHost(host netip.Addr, proxy bool) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	only := ""
@@ -229,7 +231,7 @@ func (t *tlsInbound) onlyFromHost(host netip.Addr) string {
 		if !c.handshakeDone() {
 			continue
 		}
-		if only != "" {
+		if only != "" && !proxy {
 			return ""
 		}
 		only = c.raw.RemoteAddr().String()

@@ -363,13 +363,13 @@ func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
 	}
 	// The phone's own connection first (from its Contact, or the one it
 	// registered that Contact on), and only then the one connection from
-	// its host: never another device's.
+	// its host: never another device's (a trusted proxy's: any of them).
 	via := s.tlsIn.exact(dest)
 	if via == "" {
 		via = s.tlsRegistration(dest)
 	}
 	if via == "" {
-		via = s.tlsIn.onlyFromHost(dest.Addr())
+		via = s.tlsIn.onlyFromHost(dest.Addr(), s.trusted.Contains(dest.Addr()))
 	}
 	if via == "" {
 		s.metrics.tlsHandshakeFailures.WithLabelValues("out", "no_connection").Inc()
