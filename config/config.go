@@ -85,6 +85,11 @@ type SIP struct {
 	// "request_uri" (default: the Request-URI itself, RFC 3261 §22.4) or
 	// "server" (also a uri naming only this server, as SIPp writes it).
 	DigestURICheck string `yaml:"digest_uri_check"`
+	// MinSessionExpires is the shortest session timer interval (RFC 4028
+	// Min-SE) Plateau runs: a peer asking less is clamped to it, so that no
+	// phone or carrier makes Plateau refresh, or expect refreshes, every
+	// second. Default 90s, the RFC's minimum; lower only for tests.
+	MinSessionExpires Duration `yaml:"min_session_expires"`
 
 	trustedProxies []netip.Prefix
 
@@ -464,6 +469,7 @@ func (c *Config) applyDefaults() {
 	defD(&c.SIP.DefaultExpires, time.Hour)
 	defI(&c.SIP.UDPBufferBytes, 4<<20)
 	defD(&c.SIP.DrainTimeout, 60*time.Second)
+	defD(&c.SIP.MinSessionExpires, 90*time.Second)
 	defI(&c.SIP.Limits.TCPConnections, 2048)
 	defI(&c.SIP.Limits.TCPConnectionsPerSource, 32)
 	defD(&c.SIP.Limits.TCPIdleTimeout, 2*time.Minute)

@@ -79,6 +79,9 @@ func (c *Config) Validate() error {
 	if c.SIP.MinExpires > c.SIP.MaxExpires {
 		return bad("sip.min_expires", "must not exceed sip.max_expires")
 	}
+	if d := c.SIP.MinSessionExpires.D(); d < time.Second || d > time.Hour || d%time.Second != 0 {
+		return bad("sip.min_session_expires", "%s is not a whole number of seconds from 1s to 1h (default 90s, RFC 4028's minimum)", d)
+	}
 	if c.SIP.NonceTTL.D() < 5*time.Second {
 		return bad("sip.nonce_ttl", "must be at least 5s")
 	}

@@ -109,6 +109,7 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (b
 		WindowWarning:     cfg.Policy.WindowWarning.D(),
 		WindowGrace:       cfg.Policy.WindowGrace.D(),
 		Region:            cfg.Site.DefaultRegion,
+		MinSessionExpires: cfg.SIP.MinSessionExpires.D(),
 		// Detention mode (the default) requires a notice (config), so the
 		// relay's notice gate always has one to open it.
 		Detention: cfg.DetentionMode() && cfg.Recordings.NoticePrompt != "",
