@@ -1,7 +1,14 @@
 package siprec
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
 	"net"
 	"net/netip"
 	"testing"
@@ -10,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"plateau/certs"
+	"plateau/recordings"
 )
 
 // TestRefusalsAuditBudget: however many sources a flood uses (forged UDP
@@ -100,5 +108,84 @@ func TestGateSlowlorisFromOneSource(t *testing.T) {
 	}
 	if n := rec.audit.count(AuditTLSHandshake); n > 1 {
 		t.Errorf("%d audit entries for one flooding host, want 1", n)
+	}
+}
+
+// issueWith is testCA.issue with the template's fields set by edit.
+func (ca *testCA) issueWith(t *testing.T, cn string, edit func(*x509.Certificate)) *certs.Pair {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	edit(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	return writePair(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+}
+
+// TestTLSClientCertificateKinds: with one CA for the whole link (what
+// scripts/recorder-certs.sh makes), only a current client certificate of
+// that CA opens the link: not the recorder's own (serverAuth) certificate
+// presented by a host that copied it, not one for signing only, not one
+// not yet valid, and the refusal is classified as a bad certificate.
+func TestTLSClientCertificateKinds(t *testing.T) {
+	ca := newTestCA(t, "link CA")
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &tlsRecorder{audit: &memAudit{}, metrics: m, ca: ca}
+	conf := recorderTLS(t, ca, ca) // one CA signs both sides
+	rec.testRecorder = startRecorderWith(t, 0, func(o *ServerOptions) {
+		o.Transports, o.TLS, o.Audit, o.Metrics = []string{"tls"}, conf, rec.audit, m
+	})
+	roots := ca.pool()
+	for _, tc := range []struct {
+		name string
+		edit func(*x509.Certificate)
+		ok   bool
+	}{
+		{"a node's client certificate", func(*x509.Certificate) {}, true},
+		{"the recorder's kind (serverAuth only)", func(c *x509.Certificate) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		}, false},
+		{"code signing only", func(c *x509.Certificate) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
+		}, false},
+		{"not yet valid", func(c *x509.Certificate) {
+			c.NotBefore, c.NotAfter = time.Now().Add(time.Hour), time.Now().Add(48*time.Hour)
+		}, false},
+		{"expired a second ago", func(c *x509.Certificate) {
+			c.NotAfter = time.Now().Add(-time.Second)
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pair := ca.issueWith(t, "node", tc.edit)
+			before := rec.refused(RefusedBadCert)
+			c := newTLSClientTimeout(t, rec.srv.Addr().String(), certs.ClientConfig("recorder.test", roots, pair), 500*time.Millisecond)
+			err := c.Ready()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Ready = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, recordings.ErrRecorderUnavailable) {
+				t.Fatalf("Ready = %v, want recorder unavailable", err)
+			}
+			waitFor(t, "refused{tls_bad_certificate} to grow", func() bool { return rec.refused(RefusedBadCert) > before })
+			if rec.srv.Open() != 0 {
+				t.Errorf("%d sessions open", rec.srv.Open())
+			}
+		})
 	}
 }
