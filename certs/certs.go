@@ -63,6 +63,9 @@ func (p *Pair) Reload() error {
 }
 
 func readPair(certFile, keyFile string) (*tls.Certificate, error) {
+	if err := CheckKeyFile(keyFile); err != nil {
+		return nil, err
+	}
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("certificate file: %w", err)
@@ -87,6 +90,21 @@ func readPair(certFile, keyFile string) (*tls.Certificate, error) {
 	}
 	cert.Leaf = leaf
 	return &cert, nil
+}
+
+// CheckKeyFile refuses a private key file (or the file its symlink names)
+// that every user of the host may read or write: whoever reads it can
+// impersonate the server to the whole LAN, whoever writes it can swap it.
+// Group access stays allowed (Debian's ssl-cert group, 0640).
+func CheckKeyFile(keyFile string) error {
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		return fmt.Errorf("key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		return fmt.Errorf("key file %s: mode %04o lets every user of this host read or write it: chmod o-rwx %s (0600, or 0640 for a group)", keyFile, perm, keyFile)
+	}
+	return nil
 }
 
 func statPair(certFile, keyFile string) (fileStamp, error) {

@@ -218,3 +218,57 @@ func TestOldTLSRefused(t *testing.T) {
 	}
 	<-errc
 }
+
+// TestKeyFileOpenToEveryUserRefused: a key any user of the host can read
+// (or swap) is refused at load and at reload, naming the file and the fix;
+// the certificate in service stays; owner and group modes load.
+func TestKeyFileOpenToEveryUserRefused(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writePair(t, dir, "a", "127.0.0.1")
+	link := filepath.Join(dir, "live.key") // certbot's live/ symlinks
+	if err := os.Symlink(kf, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		key  string
+		ok   bool
+	}{
+		{0o600, kf, true},
+		{0o640, kf, true},
+		{0o400, kf, true},
+		{0o644, kf, false},
+		{0o604, kf, false},
+		{0o602, kf, false},
+		{0o666, kf, false},
+		{0o644, link, false}, // the mode of what the link names
+		{0o600, link, true},
+	} {
+		if err := os.Chmod(kf, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(cf, tc.key)
+		if tc.ok != (err == nil) {
+			t.Errorf("mode %04o via %s: Load error %v, want ok=%v", tc.mode, filepath.Base(tc.key), err, tc.ok)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), "chmod o-rwx")) {
+			t.Errorf("mode %04o: error %v, want it to name %s and the fix", tc.mode, err, tc.key)
+		}
+		if CheckKeyFile(tc.key) == nil != tc.ok {
+			t.Errorf("mode %04o: CheckKeyFile disagrees with Load", tc.mode)
+		}
+	}
+	os.Chmod(kf, 0o600)
+	p, err := Load(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.Fingerprint()
+	os.Chmod(kf, 0o644)
+	if err := p.Reload(); err == nil {
+		t.Fatal("Reload took a key every user can read")
+	}
+	if p.Fingerprint() != before || p.Certificate() == nil {
+		t.Fatal("a refused reload left the server without its certificate")
+	}
+}
