@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"plateau/audit"
@@ -43,8 +44,15 @@ func (a *App) showLogin(w http.ResponseWriter, r *http.Request, status int, user
 }
 
 // safeNext keeps only local paths, so the login page is no open redirect.
+// Browsers drop tabs and newlines anywhere in a URL and read a backslash
+// as a slash ("/\t/evil" and "/\\evil" are //evil to them): a next with a
+// control character, a space or a backslash anywhere is refused whole.
 func safeNext(n string) string {
-	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.HasPrefix(n, "/\\") {
+	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") ||
+		strings.ContainsFunc(n, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '\\' }) {
+		return ""
+	}
+	if u, err := url.Parse(n); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return ""
 	}
 	return n
