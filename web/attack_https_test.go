@@ -91,3 +91,98 @@ func FuzzSafeNext(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionCookieNameTricks: a live session id under any other spelling
+// of the __Host- name (what a man in the middle on plain HTTP can plant:
+// case, encoding, spaces, a nameless cookie) opens nothing over HTTPS;
+// only the exact __Host- name does.
+func TestSessionCookieNameTricks(t *testing.T) {
+	f := newHTTPSFixture(t)
+	live := f.loginHTTPS(t, f.browser())
+	raw := &http.Client{Transport: f.browser().Transport}
+	me := func(cookieHeader string) int {
+		req, _ := http.NewRequest("GET", f.secure+"/api/v1/me", nil)
+		req.Header.Set("Cookie", cookieHeader)
+		res, err := raw.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	id := live.Value
+	for _, h := range []string{
+		"plateau_session=" + id,
+		"__host-plateau_session=" + id,
+		"__HOST-plateau_session=" + id,
+		"__Host-Plateau_Session=" + id,
+		"%5F%5FHost-plateau_session=" + id,
+		"__Host%2Dplateau_session=" + id,
+		"__Host-plateau_session%00=" + id,
+		" __Host-plateau_session =" + id + "x",
+		"=__Host-plateau_session=" + id,
+		"__Secure-plateau_session=" + id,
+		"__Host-plateau_login=" + id,
+		"__Host-plateau_session=\"" + id + "x\"",
+	} {
+		if got := me(h); got != http.StatusUnauthorized {
+			t.Errorf("Cookie: %s → %d, want 401", h, got)
+		}
+	}
+	if got := me("__Host-plateau_session=" + id); got != http.StatusOK {
+		t.Fatalf("the exact name: %d, want 200", got)
+	}
+	// A planted unprefixed cookie beside the real one changes nothing.
+	if got := me("plateau_session=planted; __Host-plateau_session=" + id); got != http.StatusOK {
+		t.Errorf("real session beside a planted one: %d, want 200", got)
+	}
+}
+
+// TestHSTSOnEveryHTTPSAnswer: whatever answers over HTTPS (a static file,
+// a directory listing refused, the mux's own redirects and 405s, a HEAD, a
+// failed login, an API error, HTTP/2), the answer says HSTS: the first
+// answer a browser gets may be any of them.
+func TestHSTSOnEveryHTTPSAnswer(t *testing.T) {
+	f := newHTTPSFixture(t)
+	hc := f.browser()
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: hc.Transport.(*http.Transport).TLSClientConfig.Clone(), ForceAttemptHTTP2: true},
+		CheckRedirect: hc.CheckRedirect}
+	for _, tc := range []struct {
+		client       *http.Client
+		method, path string
+		body         string
+		wantProto    int
+	}{
+		{hc, "GET", "/static/app.css", "", 1},
+		{hc, "GET", "/static/", "", 1},
+		{hc, "GET", "/static/../../etc/passwd", "", 1},
+		{hc, "GET", "/favicon.ico", "", 1},
+		{hc, "HEAD", "/login", "", 1},
+		{hc, "POST", "/healthz", "", 1},
+		{hc, "GET", "/api/v1/nowhere", "", 1},
+		{hc, "GET", "/operator", "", 1},
+		{hc, "POST", "/login", "username=101&password=x", 1},
+		{hc, "POST", "/api/v1/session", `{"username":"101","password":"x"}`, 1},
+		{hc, "GET", "//operator", "", 1},
+		{h2, "GET", "/login", "", 2},
+		{h2, "GET", "/nowhere", "", 2},
+	} {
+		req, _ := http.NewRequest(tc.method, f.secure+tc.path, strings.NewReader(tc.body))
+		if strings.HasPrefix(tc.body, "{") {
+			req.Header.Set("Content-Type", "application/json")
+		} else if tc.body != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		res, err := tc.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		res.Body.Close()
+		if res.ProtoMajor != tc.wantProto {
+			t.Errorf("%s %s: HTTP/%d, want HTTP/%d", tc.method, tc.path, res.ProtoMajor, tc.wantProto)
+		}
+		if got := res.Header.Get("Strict-Transport-Security"); got != hstsHeader {
+			t.Errorf("%s %s (%d, HTTP/%d): Strict-Transport-Security %q", tc.method, tc.path, res.StatusCode, res.ProtoMajor, got)
+		}
+	}
+}
