@@ -3,6 +3,9 @@ package e2e
 import (
 	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,4 +127,68 @@ func TestHTTPSHostileRenewals(t *testing.T) {
 	link("d")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the good renewal served", func() (bool, string) { got := served(); return got == good, got })
+}
+
+// TestPlainListenerLeaksNoPeople: after calls (one answered, one refused)
+// and failed logins, what the plain listener still serves to the whole LAN
+// (/metrics, /readyz, /healthz) names no person and no number: no
+// extension, dialled number, caller id or password in a label or a line.
+// What it does show (trunk names and states, counts, Go's runtime) is
+// the accepted part (docs/ARCHITECTURE.md, "What crosses the LAN").
+func TestPlainListenerLeaksNoPeople(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
+	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "1000")
+	op.mustSucceed(45 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+	startOperator(t, p, "uac_refused.xml", unapproved).mustSucceed(30 * time.Second)
+	base, tr := p.web("")
+	hc := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	for _, pass := range []string{"wrong-" + opPass, opPass + "x"} {
+		res, err := hc.Post(base+"/api/v1/session", "application/json", strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, opExt, pass)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+
+	secrets := []string{opExt, approved, unapproved, callerID, strings.TrimPrefix(approved, "+"), strings.TrimPrefix(unapproved, "+"), opPass}
+	labelRE := regexp.MustCompile(`\{([^}]*)\}`)
+	valueRE := regexp.MustCompile(`="((?:[^"\\]|\\.)*)"`)
+	for _, path := range []string{"/metrics", "/readyz", "/healthz"} {
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.httpPort, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || len(body) == 0 {
+			t.Fatalf("plain %s: %d", path, res.StatusCode)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			// Long numbers may appear as sample values (byte counts):
+			// look at label values, and at /readyz's words.
+			var texts []string
+			if path == "/metrics" {
+				for _, m := range labelRE.FindAllStringSubmatch(line, -1) {
+					for _, v := range valueRE.FindAllStringSubmatch(m[1], -1) {
+						texts = append(texts, v[1])
+					}
+				}
+				if strings.HasPrefix(line, "#") {
+					texts = append(texts, line)
+				}
+			} else {
+				texts = strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ':' || r == '(' || r == ')' || r == ',' })
+			}
+			for _, txt := range texts {
+				for _, s := range secrets {
+					if txt == s || strings.Contains(txt, s) && len(s) > 3 {
+						t.Errorf("plain %s shows %q: %s", path, s, line)
+					}
+				}
+			}
+		}
+	}
 }
