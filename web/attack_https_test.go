@@ -1,10 +1,16 @@
 package web
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestLoginNextIsNoOpenRedirect: the page a login goes on to (?next=, a
@@ -184,5 +190,55 @@ func TestHSTSOnEveryHTTPSAnswer(t *testing.T) {
 		if got := res.Header.Get("Strict-Transport-Security"); got != hstsHeader {
 			t.Errorf("%s %s (%d, HTTP/%d): Strict-Transport-Security %q", tc.method, tc.path, res.StatusCode, res.ProtoMajor, got)
 		}
+	}
+}
+
+// TestConnectionsPerHostBounded: one host (127.0.0.2) opens many more
+// connections than a browser ever needs, on the HTTPS and the plain
+// listener, and keeps them: beyond maxConnsPerSource they are closed at
+// once and counted, and another host (127.0.0.1) is still served.
+func TestConnectionsPerHostBounded(t *testing.T) {
+	f := newHTTPSFixture(t)
+	for _, target := range []string{f.host, strings.TrimPrefix(f.plain, "http://")} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 10 * time.Second}
+		var held []net.Conn
+		for range maxConnsPerSource + 20 {
+			c, err := d.Dial("tcp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		// The ones beyond the bound are closed by the server: a read
+		// ends (EOF or reset) well before the handshake/header timeout.
+		// All read at once, for 2 s (the server's own timeouts are 10 s).
+		var closed atomic.Int64
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(2 * time.Second)
+		for _, c := range held {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.SetReadDeadline(deadline)
+				var b [1]byte
+				if _, err := c.Read(b[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					closed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := closed.Load(); n != 20 {
+			t.Errorf("%s: %d of %d connections from one host closed at once, want the 20 beyond %d", target, n, len(held), maxConnsPerSource)
+		}
+		res, _ := send(t, f.browser(), "GET", f.secure+"/healthz", "", "")
+		if res.StatusCode != 200 {
+			t.Errorf("another host while 127.0.0.2 holds %d connections: %d", maxConnsPerSource, res.StatusCode)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+	}
+	if got := gathered(t, f.reg, "plateau_http_connections_refused_total"); got < 40 {
+		t.Errorf("plateau_http_connections_refused_total = %v, want at least 40", got)
 	}
 }
