@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -66,11 +67,11 @@ func readPair(certFile, keyFile string) (*tls.Certificate, error) {
 	if err := CheckKeyFile(keyFile); err != nil {
 		return nil, err
 	}
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := readPEMFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("certificate file: %w", err)
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := readPEMFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}
@@ -90,6 +91,34 @@ func readPair(certFile, keyFile string) (*tls.Certificate, error) {
 	}
 	cert.Leaf = leaf
 	return &cert, nil
+}
+
+// maxPEMFile bounds what is read as a certificate chain or a key.
+const maxPEMFile = 1 << 20
+
+// readPEMFile reads a regular file of at most maxPEMFile bytes: a FIFO or
+// a device put in a certificate's place (a renewal gone wrong, a swapped
+// symlink) must neither block the reload for ever nor fill the memory.
+func readPEMFile(path string) ([]byte, error) {
+	// Stat before open: opening a FIFO blocks until someone writes it.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxPEMFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a PEM certificate or key", path, maxPEMFile)
+	}
+	return b, nil
 }
 
 // CheckKeyFile refuses a private key file (or the file its symlink names)

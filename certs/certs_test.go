@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -270,5 +271,41 @@ func TestKeyFileOpenToEveryUserRefused(t *testing.T) {
 	}
 	if p.Fingerprint() != before || p.Certificate() == nil {
 		t.Fatal("a refused reload left the server without its certificate")
+	}
+}
+
+// TestLoadRefusesOddFiles: a FIFO, a device or a huge file where the
+// certificate or key should be is refused at once, naming it (a FIFO
+// would otherwise block the reload for ever, /dev/zero fill the memory).
+func TestLoadRefusesOddFiles(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writePair(t, dir, "a", "127.0.0.1")
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	huge := filepath.Join(dir, "huge.crt")
+	c, _ := os.ReadFile(cf)
+	if err := os.WriteFile(huge, append(c, make([]byte, 2<<20)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, cert, key, want string }{
+		{"FIFO certificate", fifo, kf, "not a regular file"},
+		{"FIFO key", cf, fifo, "not a regular file"},
+		{"device certificate", "/dev/zero", kf, "not a regular file"},
+		{"huge certificate", huge, kf, "larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { _, err := Load(tc.cert, tc.key); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Load error %v, want %q", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Load blocked on the file")
+			}
+		})
 	}
 }
