@@ -97,7 +97,7 @@ func TestHTTPSHostileRenewals(t *testing.T) {
 			os.Chmod(filepath.Join(archive, "c.key"), 0o600)
 			os.Remove(certFile)
 			os.Mkdir(certFile, 0o700)
-		}, "is a directory"},
+		}, "not a regular file"},
 		{"dangling links", func() {
 			os.Remove(certFile)
 			os.Symlink(filepath.Join(archive, "gone.crt"), certFile)
