@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,5 +188,93 @@ func TestTLSClientCertificateKinds(t *testing.T) {
 				t.Errorf("%d sessions open", rec.srv.Open())
 			}
 		})
+	}
+}
+
+// TestSourceIsTheSocketNotTheHeaders: a request whose Via (with received
+// and rport), Contact, From and X-Forwarded-For all name an allowed node,
+// sent from a host that is not one, is refused: the source is the
+// packet's, never what the message says about itself.
+func TestSourceIsTheSocketNotTheHeaders(t *testing.T) {
+	m, _ := NewMetrics(prometheus.NewRegistry())
+	audit := &memAudit{}
+	// The "node" the headers claim to be: 127.0.0.3, where the test
+	// listens too, to see where the answer goes.
+	node, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	nodeAddr := node.LocalAddr().String()
+	rec := startRecorderWith(t, 0, func(o *ServerOptions) {
+		o.AllowedSources, o.Audit, o.Metrics = []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}, audit, m
+	})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	to := net.UDPAddrFromAddrPort(rec.srv.Addr())
+	port := strings.Split(nodeAddr, ":")[1]
+	for i, tc := range []struct{ method, via string }{
+		{"OPTIONS", ";rport"},
+		{"INVITE", ";rport"},
+		{"OPTIONS", ";received=127.0.0.3;rport=" + port},
+		{"INVITE", ";received=127.0.0.3;rport=" + port},
+	} {
+		method := tc.method
+		msg := method + " sip:recorder@" + rec.srv.Addr().String() + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + nodeAddr + ";branch=z9hG4bK-spoof" + string(rune('a'+i)) + tc.via + "\r\n" +
+			"Max-Forwards: 70\r\n" +
+			"From: <sip:plateau@" + nodeAddr + ">;tag=spoof\r\n" +
+			"To: <sip:recorder@" + rec.srv.Addr().String() + ">\r\n" +
+			"Call-ID: spoof-" + method + "@127.0.0.3\r\n" +
+			"CSeq: 1 " + method + "\r\n" +
+			"Contact: <sip:plateau@" + nodeAddr + ">;+sip.src\r\n" +
+			"X-Forwarded-For: 127.0.0.3\r\n" +
+			"Require: siprec\r\n" +
+			"Content-Length: 0\r\n\r\n"
+		if _, err := conn.WriteToUDP([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+		// The 403 comes back to the real source, not to the node the
+		// headers (even a forged received/rport) name.
+		got := make(chan string, 2)
+		for _, c := range []*net.UDPConn{conn, node} {
+			go func() {
+				wait := 5 * time.Second
+				if c == node {
+					wait = 500 * time.Millisecond // nothing is expected there
+				}
+				c.SetReadDeadline(time.Now().Add(wait))
+				buf := make([]byte, 4096)
+				if n, err := c.Read(buf); err == nil {
+					got <- c.LocalAddr().String() + " " + strings.SplitN(string(buf[:n]), "\r\n", 2)[0]
+					return
+				}
+				got <- ""
+			}()
+		}
+		answers := []string{<-got, <-got}
+		t.Logf("%s via %s: answers %q", method, tc.via, answers)
+		for _, a := range answers {
+			if a != "" && !strings.Contains(a, "SIP/2.0 403") {
+				t.Errorf("%s with headers naming an allowed node: %q, want 403", method, a)
+			}
+		}
+		if answers[0]+answers[1] != conn.LocalAddr().String()+" SIP/2.0 403 Forbidden" {
+			t.Errorf("%s: answers %q, want a 403 to the real source", method, answers)
+		}
+	}
+	waitFor(t, "every refusal counted", func() bool { return counterValue(m.refused.WithLabelValues(RefusedSource)) == 4 })
+	audit.mu.Lock()
+	for _, e := range audit.entries {
+		if e.source != "127.0.0.1" {
+			t.Errorf("audited source %q, want the packet's 127.0.0.1", e.source)
+		}
+	}
+	audit.mu.Unlock()
+	if rec.srv.Open() != 0 {
+		t.Errorf("a spoofed request opened a session")
 	}
 }
