@@ -309,3 +309,45 @@ func TestLoadRefusesOddFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureSelfSignedRefusesAnOpenDirectory: the pair is not made in a
+// directory every user may write (any of them could swap it afterwards);
+// the same with the sticky bit (like /tmp) is fine.
+func TestEnsureSelfSignedRefusesAnOpenDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o700, true}, {0o755, true}, {0o777, false}, {0o773, false}, {0o777 | os.ModeSticky, true}} {
+		dir := filepath.Join(t.TempDir(), "tls")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, _, created, err := EnsureSelfSigned(dir, "https", []string{"127.0.0.1"}, now)
+		if tc.ok != (err == nil && created) {
+			t.Errorf("directory mode %v: created=%v err=%v, want ok=%v", tc.mode, created, err, tc.ok)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "chmod o-w")) {
+			t.Errorf("directory mode %v: error %v, want it to say chmod o-w", tc.mode, err)
+		}
+		if !tc.ok {
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("directory mode %v: files made anyway: %v", tc.mode, entries)
+			}
+		}
+	}
+}
+
+// An existing pair in a directory opened to every user since: refused too.
+func TestEnsureSelfSignedExistingPairInAnOpenDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	if _, _, _, err := EnsureSelfSigned(dir, "https", []string{"127.0.0.1"}, now); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	if _, _, _, err := EnsureSelfSigned(dir, "https", []string{"127.0.0.1"}, now); err == nil || !strings.Contains(err.Error(), "chmod o-w") {
+		t.Fatalf("existing pair in a 0777 directory: %v", err)
+	}
+}
