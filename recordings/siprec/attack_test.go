@@ -278,3 +278,49 @@ func TestSourceIsTheSocketNotTheHeaders(t *testing.T) {
 		t.Errorf("a spoofed request opened a session")
 	}
 }
+
+// TestDualStackListenerSeesIPv4Sources: a recorder listening on [::] sees
+// IPv4 clients as IPv4-mapped addresses; allowed_sources (IPv4) still
+// lets a listed node in and keeps another host out.
+func TestDualStackListenerSeesIPv4Sources(t *testing.T) {
+	if l, err := net.Listen("tcp6", "[::]:0"); err != nil {
+		t.Skip("no IPv6 here:", err)
+	} else {
+		l.Close()
+	}
+	plateauCA := newTestCA(t, "plateau CA")
+	good := plateauCA.issue(t, "plateau-good", nil, x509.ExtKeyUsageClientAuth, time.Now().Add(24*time.Hour))
+	for _, tc := range []struct {
+		allowed string
+		ok      bool
+	}{{"127.0.0.0/8", true}, {"10.99.0.0/16", false}} {
+		t.Run(tc.allowed, func(t *testing.T) {
+			m, _ := NewMetrics(prometheus.NewRegistry())
+			audit := &memAudit{}
+			ca := newTestCA(t, "recorder CA")
+			conf := recorderTLS(t, ca, plateauCA)
+			rec := startRecorderWith(t, 0, func(o *ServerOptions) {
+				o.Listen, o.Transports, o.TLS, o.Audit, o.Metrics = "[::]:0", []string{"tls"}, conf, audit, m
+				o.AllowedSources = []netip.Prefix{netip.MustParsePrefix(tc.allowed)}
+			})
+			addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), rec.srv.Addr().Port()).String()
+			c := newTLSClientTimeout(t, addr, certs.ClientConfig("recorder.test", ca.pool(), good), 1*time.Second)
+			err := c.Ready()
+			if tc.ok && err != nil {
+				t.Fatalf("a listed node over IPv4 to [::]: %v", err)
+			}
+			if !tc.ok {
+				if !errors.Is(err, recordings.ErrRecorderUnavailable) {
+					t.Fatalf("Ready = %v, want unavailable", err)
+				}
+				waitFor(t, "the refusal audited", func() bool { return audit.count(AuditSourceNotAllowed) == 1 })
+				audit.mu.Lock()
+				src := audit.entries[0].source
+				audit.mu.Unlock()
+				if src != "127.0.0.1" {
+					t.Errorf("audited source %q, want 127.0.0.1 (not its IPv4-mapped form)", src)
+				}
+			}
+		})
+	}
+}
