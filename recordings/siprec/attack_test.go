@@ -150,6 +150,15 @@ func TestTLSClientCertificateKinds(t *testing.T) {
 		o.Transports, o.TLS, o.Audit, o.Metrics = []string{"tls"}, conf, rec.audit, m
 	})
 	roots := ca.pool()
+	// The CA's own certificate as a client one passes (it chains to
+	// itself): accepted, as presenting it takes the CA's key, which
+	// mints client certificates anyway (docs/ARCHITECTURE.md).
+	caKey, _ := x509.MarshalPKCS8PrivateKey(ca.key)
+	caAsClient := writePair(t, ca.pem, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKey}))
+	c := newTLSClientTimeout(t, rec.srv.Addr().String(), certs.ClientConfig("recorder.test", roots, caAsClient), time.Second)
+	if err := c.Ready(); err != nil {
+		t.Errorf("the link CA's own certificate: %v (documented as accepted)", err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*x509.Certificate)
