@@ -2,8 +2,10 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -241,4 +243,41 @@ func TestConnectionsPerHostBounded(t *testing.T) {
 	if got := gathered(t, f.reg, "plateau_http_connections_refused_total"); got < 40 {
 		t.Errorf("plateau_http_connections_refused_total = %v, want at least 40", got)
 	}
+}
+
+// TestLockoutPerSourceIPv6Host: one IPv6 host picks any address of its /64
+// at will (SLAAC privacy addresses, or by hand): guessing passwords across
+// accounts from fresh addresses must still hit the per-source lockout.
+func TestLockoutPerSourceIPv6Host(t *testing.T) {
+	f := newFixture(t)
+	login := func(remote, user, pass string) int {
+		req := httptest.NewRequest("POST", "/api/v1/session", strings.NewReader(`{"username":"`+user+`","password":"`+pass+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		f.app.ServeHTTP(w, req)
+		return w.Code
+	}
+	// A new name each time: no per-user lock ever triggers, only the
+	// per-source one can stop the spray.
+	locked := -1
+	for i := range 60 {
+		remote := fmt.Sprintf("[2001:db8:0:7::%x]:40000", i+1)
+		if code := login(remote, fmt.Sprint(5000+i), "guess"); code == http.StatusTooManyRequests {
+			locked = i
+			break
+		}
+	}
+	if locked < 0 {
+		t.Fatal("60 guesses from 60 addresses of one /64 were never locked out")
+	}
+	// The lock holds for the whole /64, even with the right password,
+	// and not for another host's /64.
+	if code := login("[2001:db8:0:7::ffff]:1", "102", testPassword); code != http.StatusTooManyRequests {
+		t.Errorf("another address of the locked /64: %d, want 429", code)
+	}
+	if code := login("[2001:db8:0:8::1]:1", "102", testPassword); code != http.StatusOK && code != http.StatusCreated {
+		t.Errorf("a host of another /64: %d, want a session", code)
+	}
+	t.Logf("locked after %d guesses", locked)
 }
