@@ -213,10 +213,10 @@ func TestConnectionsPerHostBounded(t *testing.T) {
 		}
 		// The ones beyond the bound are closed by the server: a read
 		// ends (EOF or reset) well before the handshake/header timeout.
-		// All read at once, for 2 s (the server's own timeouts are 10 s).
+		// All read at once, for 5 s (the server's own timeouts are 10 s).
 		var closed atomic.Int64
 		var wg sync.WaitGroup
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.Now().Add(5 * time.Second)
 		for _, c := range held {
 			wg.Add(1)
 			go func() {
