@@ -269,7 +269,7 @@ func TestRemoteRecorderAndRecorder(t *testing.T) {
 		t.Errorf("defaults: remote %+v, recorder %+v", c.Recordings.Remote, c.Recorder)
 	}
 	remote := strings.Replace(base, "recordings: {notice_prompt: notice.wav}",
-		`recordings: {notice_prompt: notice.wav, remote: {address: "10.0.0.9:5070"}}`, 1)
+		`recordings: {notice_prompt: notice.wav, remote: {address: "127.0.0.9:5070"}}`, 1)
 	c, err = Parse([]byte(remote), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -278,10 +278,10 @@ func TestRemoteRecorderAndRecorder(t *testing.T) {
 		t.Errorf("remote defaults = %+v", r)
 	}
 	for key, doc := range map[string]string{
-		"recordings.remote.address":   strings.Replace(remote, `"10.0.0.9:5070"`, `"10.0.0.9"`, 1),
-		"recordings.remote.transport": strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", transport: sctp`, 1),
-		"recordings.remote.timeout":   strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", timeout: 5m`, 1),
-		"recordings.remote":           strings.Replace(remote, `address: "10.0.0.9:5070"`, `adress: "10.0.0.9:5070"`, 1),
+		"recordings.remote.address":   strings.Replace(remote, `"127.0.0.9:5070"`, `"127.0.0.9"`, 1),
+		"recordings.remote.transport": strings.Replace(remote, `address: "127.0.0.9:5070"`, `address: "127.0.0.9:5070", transport: sctp`, 1),
+		"recordings.remote.timeout":   strings.Replace(remote, `address: "127.0.0.9:5070"`, `address: "127.0.0.9:5070", timeout: 5m`, 1),
+		"recordings.remote":           strings.Replace(remote, `address: "127.0.0.9:5070"`, `adress: "127.0.0.9:5070"`, 1),
 		"recorder.listen":             base + "recorder: {listen: nowhere}\n",
 		"recorder.transports[0]":      base + "recorder: {transports: [sctp]}\n",
 		"recorder.rtp_timeout":        base + "recorder: {rtp_timeout: 10ms}\n",
@@ -442,7 +442,7 @@ func TestValidateRecorder(t *testing.T) {
 		{`{}`, true}, // the default listens on 0.0.0.0
 		{`{listen: "[::]:5070"}`, true},
 		{`{listen: "10.0.0.20:5070"}`, true},
-		{`{listen: "10.0.0.20:5070", allowed_sources: [10.0.0.10/32]}`, false},
+		{`{listen: "10.0.0.20:5070", allowed_sources: [10.0.0.10/32], tls: {listen: "10.0.0.20:5071", ` + tlsKeys + `}}`, false},
 		{`{listen: "127.0.0.1:5070", tls: {listen: "0.0.0.0:5071", ` + tlsKeys + `}}`, true},
 		{`{listen: "0.0.0.0:5070", tls: {listen: "127.0.0.1:5071", ` + tlsKeys + `}}`, false},
 		{`{tls: {` + tlsKeys + `}, allowed_sources: [10.0.0.10/32]}`, false},
