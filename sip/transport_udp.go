@@ -332,6 +332,7 @@ func (l *sourceLimiter) allowN(ip netip.Addr, n float64) bool {
 	if l == nil || l.rate <= 0 {
 		return true
 	}
+	ip = sourceKey(ip) // an IPv6 host by its /64, as the bans count it
 	now := l.now()
 	l.mu.Lock()
 	b := l.buckets[ip]
