@@ -70,9 +70,16 @@ type CallOptions struct {
 	TrunkTimeout    time.Duration      // no provisional from a trunk: fail over
 	Trunks          []psip.TrunkConfig
 	Region          string // default region of national numbers
+	// MinSessionExpires is the shortest session timer interval Plateau
+	// runs on any leg (sip.min_session_expires); 0: 90 s (RFC 4028).
+	MinSessionExpires time.Duration
 	// NewTimer makes the timers that end a call (max duration, window
 	// warning and close); nil: time.NewTimer. Tests inject a fake clock's.
 	NewTimer func(d time.Duration) Timer
+	// SDESWithoutTLS lets SDES keys travel over a trunk's UDP or TCP
+	// signalling. Tests only: check-config never allows it, and without it
+	// Plateau neither offers nor answers keys outside TLS (srtp.go).
+	SDESWithoutTLS bool
 }
 
 // B2BUA is the call layer: the one call pipeline, the egress gate, legs,
@@ -116,6 +123,9 @@ func New(s *psip.Server, opts CallOptions, decider Decider, windows WindowClock,
 	}
 	if opts.TrunkTimeout == 0 {
 		opts.TrunkTimeout = 5 * time.Second
+	}
+	if opts.MinSessionExpires <= 0 {
+		opts.MinSessionExpires = minSE
 	}
 	b := &B2BUA{
 		s: s, opts: opts, policy: decider, windows: windows, rec: rec, active: active,

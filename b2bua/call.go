@@ -52,6 +52,7 @@ type call struct {
 
 	hangupReason  hangupReason     // the outside party's BYE Reason (reason.go)
 	sessionTimers [2]*sessionTimer // RFC 4028, per leg (sessiontimer.go)
+	srtp          trunkSRTP        // SDES keys of the outside leg (srtp.go)
 
 	swapped chan struct{} // a transfer replaced the outside leg
 
@@ -113,14 +114,25 @@ func (c *call) current() (op, out *leg) {
 }
 
 // localSDP builds our SDP toward one leg with the negotiated codec.
+// Toward an SRTP outside leg it carries the negotiated key (srtp.go).
 func (c *call) localSDP(l media.Leg, codecs []media.Codec, dtmf uint8, dir media.Direction) []byte {
+	return c.buildSDP(l, codecs, dtmf, dir, nil)
+}
+
+// buildSDP is localSDP; offer, when set, are the a=crypto values of a new
+// INVITE to a trunk (newTrunkOffer) in place of the negotiated key.
+func (c *call) buildSDP(l media.Leg, codecs []media.Codec, dtmf uint8, dir media.Direction, offer []string) []byte {
 	c.mu.Lock()
 	c.sdpVer[l]++
 	ver, sess := c.sdpVer[l], c.sessID[l]
+	crypto := offer
+	if crypto == nil {
+		crypto = c.srtpAttrsLocked(l)
+	}
 	c.mu.Unlock()
 	body, err := media.BuildSDP(media.Local{
 		Addr: c.b.opts.MediaIP, Port: c.relay.LocalPort(l), Codecs: codecs, DTMFPT: dtmf,
-		Direction: dir, SessionID: sess, Version: ver,
+		Direction: dir, SessionID: sess, Version: ver, Crypto: crypto,
 	})
 	if err != nil {
 		// BuildSDP only fails on a programming error (no codec).
@@ -199,8 +211,6 @@ func (c *call) end(why string) {
 		for range slots {
 			c.b.active.remove(c.operator)
 		}
-		c.b.metrics.callsActive.Dec()
-		c.b.metrics.callsEnded.WithLabelValues(why).Inc()
 		actx := context.WithoutCancel(c.ctx)
 		// No outside leg may outlive its call: one that could not be hung
 		// up is a call nobody records any more.
@@ -221,8 +231,12 @@ func (c *call) end(why string) {
 				map[string]any{"call_id": c.id, "operator_keys": opKeys, "outside_keys": outKeys})
 		}
 		c.b.s.Audit(actx, "call.ended", c.operator, number, "ended", why, c.source,
-			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds()}))
+			c.hangupAudit(map[string]any{"call_id": c.id, "duration_ms": dur.Milliseconds(), "outside_srtp": c.outsideSecure()}))
 		c.log.Info("call ended", "why", why, "duration", dur.Round(time.Millisecond))
+		// Counted last: whoever watches the metrics sees a call ended once
+		// its audit entries are written.
+		c.b.metrics.callsActive.Dec()
+		c.b.metrics.callsEnded.WithLabelValues(why).Inc()
 	})
 }
 

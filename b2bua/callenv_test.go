@@ -395,6 +395,9 @@ func newCallEnvSetup(t testing.TB, setup envSetup, opts ...envOpt) *callEnv {
 		Trunks: []psip.TrunkConfig{{Name: "carrier", Address: e.carrier.addr().String(), Transport: "udp", CallerID: "+33240000000",
 			AllowedSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}},
 		Region: "FR",
+		// The tests' peers ask intervals of seconds; production's floor is
+		// 90 s (TestSessionTimerFloor sets its own).
+		MinSessionExpires: time.Second,
 	}
 	for _, o := range opts {
 		o(&co)

@@ -23,7 +23,10 @@ func (b *B2BUA) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *psi
 		b.refuse(site, &Refusal{Status: sip.StatusServiceUnavailable, Reason: ReasonDraining, Rule: ruleRequest, Detail: "the server is draining"})
 		return
 	}
-	offer, codec, ref := readOffer(req.Body())
+	offer, codec, keys, ref := readTrunkOffer(req.Body(), t.SRTP, nil) // trunks[].srtp (srtp.go)
+	if ref == nil && keys != nil && !b.sdesTransportOK(req.Transport()) {
+		ref = &Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonSRTPNeedsTLS, Rule: ruleMedia, Detail: "SDES keys offered over " + req.Transport() + ", not TLS"}
+	}
 	if ref != nil {
 		b.refuse(site, ref)
 		return
@@ -44,7 +47,7 @@ func (b *B2BUA) handleInbound(req *sip.Request, tx sip.ServerTransaction, t *psi
 	b.place(&callSpec{
 		kind: policy.KindInbound, operator: op, number: caller, source: req.Source(),
 		req: req, tx: tx, side: media.LegOutside, offer: offer, codec: codec, peer: b.trunkPeer(t, src),
-		latch: t.MediaLatch, binding: contact,
+		latch: t.MediaLatch, binding: contact, keys: keys, srtp: t.SRTP,
 	})
 }
 

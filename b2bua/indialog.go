@@ -180,7 +180,7 @@ func (b *B2BUA) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 		b.s.Respond(tx, req, res)
 		return
 	}
-	remote, codec, ref := readOffer(req.Body())
+	remote, codec, keys, ref := c.readLegOffer(l, req.Body()) // the trunk's SRTP policy (srtp.go)
 	if ref != nil {
 		b.refuse(site, ref)
 		return
@@ -191,7 +191,10 @@ func (b *B2BUA) answerOffer(c *call, l media.Leg, req *sip.Request, tx sip.Serve
 		b.refuse(site, &Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonMediaMismatch, Rule: ruleMedia, Detail: "SDP address is not the phone's own: " + remote.Addr.String()})
 		return
 	}
-	if err := relay.SetRemoteSDP(l, remote, codec); err != nil {
+	c.mu.Lock()
+	mode := c.srtp.mode
+	c.mu.Unlock()
+	if err := c.applyOffer(l, remote, codec, keys, mode); err != nil {
 		b.refuse(site, &Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonBadSDP, Rule: ruleMedia, Detail: err.Error()})
 		return
 	}

@@ -45,6 +45,8 @@ type callSpec struct {
 	codec media.Codec
 	peer  func(netip.Addr) bool // who may speak in that INVITE's dialog
 	latch media.LatchMode       // its RTP sources (a trunk's media_latch)
+	keys  *sdesKeys             // the SRTP keys the offer takes (srtp.go), nil: plain
+	srtp  media.SRTPMode        // the trunk's SRTP policy (an outside party calling in)
 
 	// The operator's phone to ring when the operator did not call in.
 	binding    psip.Binding
@@ -122,7 +124,7 @@ func (b *B2BUA) place(sp *callSpec) (*call, error) {
 	}
 	if sp.req != nil {
 		relay.SetLatch(sp.side, sp.latch)
-		if err := relay.SetRemoteSDP(sp.side, sp.offer, sp.codec); err != nil {
+		if err := c.applyOffer(sp.side, sp.offer, sp.codec, sp.keys, sp.srtp); err != nil {
 			return nil, b.refuse(site, &Refusal{Status: sip.StatusNotAcceptableHere, Reason: ReasonBadSDP, Rule: ruleMedia, Detail: err.Error()})
 		}
 	}
@@ -309,7 +311,20 @@ func (b *B2BUA) dialOut(ctx context.Context, c *call, pm Permit, onProvisional f
 		if ctx.Err() != nil {
 			return nil, 0, context.Canceled
 		}
-		l, st, err := b.tryTrunk(ctx, c, pm, t, onProvisional)
+		secure, serr := b.trunkOfferSecure(t) // srtp.go
+		if serr != nil {
+			status, lastErr = sip.StatusServiceUnavailable, serr
+			b.s.Log().Error("trunk skipped", "trunk", t.Name, "err", serr)
+			continue
+		}
+		l, st, err := b.tryTrunk(ctx, c, pm, t, onProvisional, secure)
+		if err != nil && secure && t.SRTP == media.SRTPOptional && carrierRefused(err, sip.StatusNotAcceptableHere) && ctx.Err() == nil {
+			// srtp: optional and the carrier refused RTP/SAVP itself:
+			// the same call once more in plain RTP (srtp.go).
+			b.s.Audit(context.WithoutCancel(ctx), "call.srtp_fallback", c.operator, pm.E164(), "plain_rtp", "SRTP_REFUSED_BY_CARRIER", c.source,
+				map[string]any{"call_id": c.id, "trunk": t.Name})
+			l, st, err = b.tryTrunk(ctx, c, pm, t, onProvisional, false)
+		}
 		if err == nil {
 			return l, 0, nil
 		}
@@ -332,10 +347,15 @@ func (b *B2BUA) dialOut(ctx context.Context, c *call, pm Permit, onProvisional f
 
 // tryTrunk sends the INVITE of an outside leg to one trunk (through the
 // egress gate) and waits for the answer: the one function that does so.
-func (b *B2BUA) tryTrunk(ctx context.Context, c *call, pm Permit, t *psip.Trunk, onProvisional func(*sip.Response)) (*leg, int, error) {
+// secure makes the offer RTP/SAVP with fresh SDES keys (srtp.go).
+func (b *B2BUA) tryTrunk(ctx context.Context, c *call, pm Permit, t *psip.Trunk, onProvisional func(*sip.Response), secure bool) (*leg, int, error) {
 	s := b.s
 	e164 := pm.E164()
-	offer := c.localSDP(media.LegOutside, media.DefaultCodecs(), 101, media.SendRecv)
+	crypto, err := c.newTrunkOffer(t.SRTP, secure)
+	if err != nil {
+		return nil, sip.StatusServiceUnavailable, err
+	}
+	offer := c.buildSDP(media.LegOutside, media.DefaultCodecs(), 101, media.SendRecv, crypto)
 	req := sip.NewRequest(sip.INVITE, t.URI(e164))
 	req.SetBody(offer)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -391,8 +411,9 @@ func (b *B2BUA) tryTrunk(ctx context.Context, c *call, pm Permit, t *psip.Trunk,
 	}
 	relay.SetEarly(false)
 	c.latchTrunkMedia(t, true)
-	if perr := c.applyRemote(media.LegOutside, d.InviteResponse.Body()); perr != nil {
+	if perr := c.applyTrunkAnswer(d.InviteResponse.Body()); perr != nil {
 		// An answer we cannot use: hang it up rather than bridge silence.
+		c.auditSRTPAnswer(perr, t.Name)
 		l.hangup(context.WithoutCancel(ctx), c.log)
 		return nil, sip.StatusNotAcceptableHere, perr
 	}
@@ -484,7 +505,7 @@ func (c *call) applyEarlyMedia(res *sip.Response) bool {
 		return false // a transfer's ringing party does not take over the media
 	}
 	relay.SetEarly(true)
-	return c.applyRemote(media.LegOutside, res.Body()) == nil
+	return c.applyTrunkAnswer(res.Body()) == nil
 }
 
 // mapFailure turns the outside leg's final status into the operator's.

@@ -35,6 +35,9 @@ func readOffer(body []byte) (media.Remote, media.Codec, *Refusal) {
 // applyRemote negotiates a peer's SDP (an answer, early media, an ACK's
 // answer) and points leg l of the relay at it.
 func (c *call) applyRemote(l media.Leg, body []byte) error {
+	if l == media.LegOutside {
+		return c.applyOutsideAnswer(body, false) // SRTP-aware (srtp.go)
+	}
 	remote, codec, err := negotiate(body)
 	if err != nil {
 		return fmt.Errorf("%s SDP: %w", l, err)

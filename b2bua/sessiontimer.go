@@ -56,6 +56,7 @@ type sessionLeg struct {
 	offer  func() []byte             // our SDP for a re-INVITE refresh
 	answer func([]byte) error        // applies a re-INVITE refresh's answer
 	end    func(why string)          // ends the session (audited by its owner)
+	floor  time.Duration             // the shortest interval run (sip.min_session_expires)
 	spawn  func(func())              // runs the timer's goroutine, tracked
 }
 
@@ -79,7 +80,12 @@ func (t *sessionTimer) get() (time.Duration, bool) {
 	return t.interval, t.weRefresh
 }
 
+// set runs the timer at interval, never below the floor: whatever a peer
+// wrote (Session-Expires: 1 in an INVITE, a 2xx or a refresh's answer),
+// Plateau neither refreshes nor expects refreshes more often than the
+// floor allows (RFC 4028 §4: no interval below Min-SE).
 func (t *sessionTimer) set(interval time.Duration, weRefresh bool) {
+	interval = max(interval, t.sl.floor, time.Second)
 	t.mu.Lock()
 	t.interval, t.weRefresh = interval, weRefresh
 	t.mu.Unlock()
@@ -149,11 +155,17 @@ func responseSessionExpires(res *sip.Response) (sessionExpires, bool) {
 // the timer of the dialog: the interval the UAC asked, the refresher it
 // named, else the UAC if it supports timers, else us (RFC 4028 §9). It
 // returns the response's headers; ok is false when req asks no timer.
-func uasSessionTimer(req *sip.Request) (se sessionExpires, hdrs []sip.Header, ok bool) {
+// An interval below floor is raised to floor, and the answer says so: a
+// request asking Session-Expires: 1 would otherwise have Plateau refresh
+// twice a second, or end the call unless the phone refreshes as often.
+// (RFC 4028 §9 lets a UAS refuse it with 422 instead; raising it keeps
+// the call and its recording, and a compliant UAC follows the answer.)
+func uasSessionTimer(req *sip.Request, floor time.Duration) (se sessionExpires, hdrs []sip.Header, ok bool) {
 	se, ok = requestSessionExpires(req)
 	if !ok {
 		return se, nil, false
 	}
+	se.Interval = max(se.Interval, floor)
 	supports := hasTag(headerValues(req, "Supported"), "timer") || hasTag(headerValues(req, "k"), "timer")
 	if se.Refresher == "" {
 		se.Refresher = "uas"
@@ -172,7 +184,7 @@ func uasSessionTimer(req *sip.Request) (se sessionExpires, hdrs []sip.Header, ok
 // with the session timer the INVITE asked for, and starts policing it.
 func (c *call) answerUAS(l media.Leg, ds *sipgo.DialogServerSession, sdp []byte) error {
 	res := sip.NewSDPResponseFromRequest(ds.InviteRequest, sdp)
-	se, hdrs, ok := uasSessionTimer(ds.InviteRequest)
+	se, hdrs, ok := uasSessionTimer(ds.InviteRequest, c.b.opts.MinSessionExpires)
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
@@ -271,7 +283,7 @@ func ringPhone(ctx context.Context, send func(interval time.Duration) (*sipgo.Di
 // or UPDATE) that is being answered with res: the answer carries the
 // timer and the leg's timer restarts.
 func (c *call) sessionRefreshed(l media.Leg, req *sip.Request, res *sip.Response) {
-	se, hdrs, ok := uasSessionTimer(req)
+	se, hdrs, ok := uasSessionTimer(req, c.b.opts.MinSessionExpires)
 	if !ok {
 		return
 	}
@@ -316,6 +328,7 @@ func (c *call) sessionLeg(l media.Leg) sessionLeg {
 		offer:  func() []byte { return c.localSDP(l, media.DefaultCodecs(), 101, media.SendRecv) },
 		answer: func(body []byte) error { return c.applyRemote(l, body) },
 		end:    c.end,
+		floor:  c.b.opts.MinSessionExpires,
 		spawn:  func(f func()) { c.b.goCall(c, "session_timer", f) },
 	}
 }
@@ -335,7 +348,7 @@ func (m *monitorSession) armSessionTimer(l *leg) {
 // sessionRefreshed handles a refresh (re-INVITE or UPDATE) from the
 // supervisor's phone being answered with res, as for a call's leg.
 func (m *monitorSession) sessionRefreshed(req *sip.Request, res *sip.Response) {
-	se, hdrs, ok := uasSessionTimer(req)
+	se, hdrs, ok := uasSessionTimer(req, m.b.opts.MinSessionExpires)
 	if !ok {
 		return
 	}
@@ -398,6 +411,7 @@ func (m *monitorSession) sessionLeg(ctx context.Context) sessionLeg {
 			return m.media.SetRemote(remote.Addr, codec, remote.DTMFPT)
 		},
 		end:   m.end,
+		floor: m.b.opts.MinSessionExpires,
 		spawn: func(f func()) { m.b.goCall(nil, "monitor_session_timer", f) },
 	}
 }

@@ -54,6 +54,10 @@ func TestUASSessionTimer(t *testing.T) {
 		{"proxy-inserted, UAC without timer: we refresh", map[string]string{"Session-Expires": "900"}, true, "900;refresher=uas", false},
 		{"compact forms", map[string]string{"x": "120", "k": "timer"}, true, "120;refresher=uac", true},
 		{"bad value ignored", map[string]string{"Session-Expires": "soon", "Supported": "timer"}, false, "", false},
+		// A refresh storm asked: held to the floor (Min-SE), and said so.
+		{"1 s raised to Min-SE", map[string]string{"Session-Expires": "1;refresher=uas", "Supported": "timer"}, true, "90;refresher=uas", true},
+		{"89 s raised to Min-SE", map[string]string{"Session-Expires": "89", "Supported": "timer"}, true, "90;refresher=uac", true},
+		{"Min-SE itself kept", map[string]string{"x": "90", "k": "timer"}, true, "90;refresher=uac", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +65,7 @@ func TestUASSessionTimer(t *testing.T) {
 			for k, v := range tt.hdrs {
 				req.AppendHeader(sip.NewHeader(k, v))
 			}
-			se, hdrs, ok := uasSessionTimer(req)
+			se, hdrs, ok := uasSessionTimer(req, minSE)
 			if ok != tt.wantOK {
 				t.Fatalf("ok %v, want %v", ok, tt.wantOK)
 			}
@@ -409,4 +413,71 @@ func TestSessionTimerClickToCall(t *testing.T) {
 	}
 	waitFor(t, "call.ended session_expired", func() bool { return len(e.audit.find("call.ended", "session_expired")) == 1 })
 	waitFor(t, "BYE to both legs", func() bool { return e.phone.received("BYE") == 1 && e.carrier.received("BYE") == 1 })
+}
+
+// A peer cannot set a session interval below the floor
+// (sip.min_session_expires): neither a refresh storm from Plateau
+// (refresher=uac, Session-Expires: 1 would refresh twice a second) nor a
+// call ended within a second because the peer "did not refresh".
+func TestSessionTimerFloor(t *testing.T) {
+	t.Run("set holds the interval to the floor", func(t *testing.T) {
+		for _, tt := range []struct{ in, floor, want time.Duration }{
+			{time.Second, 90 * time.Second, 90 * time.Second},
+			{0, 90 * time.Second, 90 * time.Second},
+			{89 * time.Second, 90 * time.Second, 90 * time.Second},
+			{2 * time.Hour, 90 * time.Second, 2 * time.Hour},
+			{0, 0, time.Second}, // never a zero timer, whatever the floor
+		} {
+			st := newSessionTimer(sessionLeg{floor: tt.floor})
+			st.set(tt.in, true)
+			if got, _ := st.get(); got != tt.want {
+				t.Errorf("set(%v) with floor %v runs %v, want %v", tt.in, tt.floor, got, tt.want)
+			}
+		}
+	})
+	const floor = 10 * time.Second
+	tests := []struct {
+		name   string
+		answer string // the rung phone's 2xx headers
+		check  func(t *testing.T, e *callEnv)
+	}{
+		{
+			name:   "Session-Expires: 1;refresher=uac: Plateau refreshes at half the floor, not twice a second",
+			answer: "Session-Expires: 1;refresher=uac\r\nRequire: timer\r\nAllow: INVITE, ACK, BYE, CANCEL, UPDATE\r\n",
+			check: func(t *testing.T, e *callEnv) {
+				time.Sleep(1500 * time.Millisecond) // the first refresh is due at floor/2 = 5 s
+				if n := e.phone.received("UPDATE") + e.phone.received("INVITE") - 1; n != 0 {
+					t.Fatalf("%d refreshes within 1.5 s of a 1 s interval; want none before %v", n, floor/2)
+				}
+				waitFor(t, "the refresh at half the floor", func() bool { return e.phone.received("UPDATE") >= 1 })
+				if e.b.findCall(testOperator) == nil {
+					t.Error("the call ended although Plateau refreshed")
+				}
+			},
+		},
+		{
+			name:   "Session-Expires: 1;refresher=uas: the call is not ended within a second",
+			answer: "Session-Expires: 1;refresher=uas\r\nRequire: timer\r\n",
+			check: func(t *testing.T, e *callEnv) {
+				time.Sleep(1500 * time.Millisecond) // expiry is due at floor - floor/3 ≈ 6.7 s
+				if e.b.findCall(testOperator) == nil || e.phone.received("BYE") != 0 {
+					t.Fatal("the call ended within 1.5 s on a peer's 1 s interval")
+				}
+				// The floor still polices the phone: no refresh, the call ends.
+				waitFor(t, "call.ended session_expired audited", func() bool { return len(e.audit.find("call.ended", "session_expired")) == 1 })
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newCallEnv(t, func(o *CallOptions) { o.MinSessionExpires = floor })
+			e.phone.mu.Lock()
+			e.phone.onInvite = func(int, string) (string, string) { return "", tt.answer }
+			e.phone.mu.Unlock()
+			if d, r := e.placeInbound("0240123456"); d == nil {
+				t.Fatalf("inbound call not answered: %q", r)
+			}
+			tt.check(t, e)
+		})
+	}
 }

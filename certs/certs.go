@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -63,11 +64,14 @@ func (p *Pair) Reload() error {
 }
 
 func readPair(certFile, keyFile string) (*tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
+	if err := CheckKeyFile(keyFile); err != nil {
+		return nil, err
+	}
+	certPEM, err := readPEMFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("certificate file: %w", err)
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := readPEMFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}
@@ -87,6 +91,49 @@ func readPair(certFile, keyFile string) (*tls.Certificate, error) {
 	}
 	cert.Leaf = leaf
 	return &cert, nil
+}
+
+// maxPEMFile bounds what is read as a certificate chain or a key.
+const maxPEMFile = 1 << 20
+
+// readPEMFile reads a regular file of at most maxPEMFile bytes: a FIFO or
+// a device put in a certificate's place (a renewal gone wrong, a swapped
+// symlink) must neither block the reload for ever nor fill the memory.
+func readPEMFile(path string) ([]byte, error) {
+	// Stat before open: opening a FIFO blocks until someone writes it.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxPEMFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a PEM certificate or key", path, maxPEMFile)
+	}
+	return b, nil
+}
+
+// CheckKeyFile refuses a private key file (or the file its symlink names)
+// that every user of the host may read or write: whoever reads it can
+// impersonate the server to the whole LAN, whoever writes it can swap it.
+// Group access stays allowed (Debian's ssl-cert group, 0640).
+func CheckKeyFile(keyFile string) error {
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		return fmt.Errorf("key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		return fmt.Errorf("key file %s: mode %04o lets every user of this host read or write it: chmod o-rwx %s (0600, or 0640 for a group)", keyFile, perm, keyFile)
+	}
+	return nil
 }
 
 func statPair(certFile, keyFile string) (fileStamp, error) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -217,4 +218,136 @@ func TestOldTLSRefused(t *testing.T) {
 		t.Fatal("a TLS 1.1 client got a session")
 	}
 	<-errc
+}
+
+// TestKeyFileOpenToEveryUserRefused: a key any user of the host can read
+// (or swap) is refused at load and at reload, naming the file and the fix;
+// the certificate in service stays; owner and group modes load.
+func TestKeyFileOpenToEveryUserRefused(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writePair(t, dir, "a", "127.0.0.1")
+	link := filepath.Join(dir, "live.key") // certbot's live/ symlinks
+	if err := os.Symlink(kf, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		key  string
+		ok   bool
+	}{
+		{0o600, kf, true},
+		{0o640, kf, true},
+		{0o400, kf, true},
+		{0o644, kf, false},
+		{0o604, kf, false},
+		{0o602, kf, false},
+		{0o666, kf, false},
+		{0o644, link, false}, // the mode of what the link names
+		{0o600, link, true},
+	} {
+		if err := os.Chmod(kf, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(cf, tc.key)
+		if tc.ok != (err == nil) {
+			t.Errorf("mode %04o via %s: Load error %v, want ok=%v", tc.mode, filepath.Base(tc.key), err, tc.ok)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), "chmod o-rwx")) {
+			t.Errorf("mode %04o: error %v, want it to name %s and the fix", tc.mode, err, tc.key)
+		}
+		if CheckKeyFile(tc.key) == nil != tc.ok {
+			t.Errorf("mode %04o: CheckKeyFile disagrees with Load", tc.mode)
+		}
+	}
+	os.Chmod(kf, 0o600)
+	p, err := Load(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.Fingerprint()
+	os.Chmod(kf, 0o644)
+	if err := p.Reload(); err == nil {
+		t.Fatal("Reload took a key every user can read")
+	}
+	if p.Fingerprint() != before || p.Certificate() == nil {
+		t.Fatal("a refused reload left the server without its certificate")
+	}
+}
+
+// TestLoadRefusesOddFiles: a FIFO, a device or a huge file where the
+// certificate or key should be is refused at once, naming it (a FIFO
+// would otherwise block the reload for ever, /dev/zero fill the memory).
+func TestLoadRefusesOddFiles(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writePair(t, dir, "a", "127.0.0.1")
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	huge := filepath.Join(dir, "huge.crt")
+	c, _ := os.ReadFile(cf)
+	if err := os.WriteFile(huge, append(c, make([]byte, 2<<20)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, cert, key, want string }{
+		{"FIFO certificate", fifo, kf, "not a regular file"},
+		{"FIFO key", cf, fifo, "not a regular file"},
+		{"device certificate", "/dev/zero", kf, "not a regular file"},
+		{"huge certificate", huge, kf, "larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { _, err := Load(tc.cert, tc.key); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Load error %v, want %q", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Load blocked on the file")
+			}
+		})
+	}
+}
+
+// TestEnsureSelfSignedRefusesAnOpenDirectory: the pair is not made in a
+// directory every user may write (any of them could swap it afterwards);
+// the same with the sticky bit (like /tmp) is fine.
+func TestEnsureSelfSignedRefusesAnOpenDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o700, true}, {0o755, true}, {0o777, false}, {0o773, false}, {0o777 | os.ModeSticky, true}} {
+		dir := filepath.Join(t.TempDir(), "tls")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, _, created, err := EnsureSelfSigned(dir, "https", []string{"127.0.0.1"}, now)
+		if tc.ok != (err == nil && created) {
+			t.Errorf("directory mode %v: created=%v err=%v, want ok=%v", tc.mode, created, err, tc.ok)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "chmod o-w")) {
+			t.Errorf("directory mode %v: error %v, want it to say chmod o-w", tc.mode, err)
+		}
+		if !tc.ok {
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("directory mode %v: files made anyway: %v", tc.mode, entries)
+			}
+		}
+	}
+}
+
+// An existing pair in a directory opened to every user since: refused too.
+func TestEnsureSelfSignedExistingPairInAnOpenDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	if _, _, _, err := EnsureSelfSigned(dir, "https", []string{"127.0.0.1"}, now); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	if _, _, _, err := EnsureSelfSigned(dir, "https", []string{"127.0.0.1"}, now); err == nil || !strings.Contains(err.Error(), "chmod o-w") {
+		t.Fatalf("existing pair in a 0777 directory: %v", err)
+	}
 }

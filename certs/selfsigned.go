@@ -28,6 +28,9 @@ const SelfSignedValidity = 825 * 24 * time.Hour
 func EnsureSelfSigned(dir, name string, hosts []string, now time.Time) (certFile, keyFile string, created bool, err error) {
 	certFile = filepath.Join(dir, name+".crt")
 	keyFile = filepath.Join(dir, name+".key")
+	if err := checkDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", "", false, err
+	}
 	_, cerr := os.Stat(certFile)
 	_, kerr := os.Stat(keyFile)
 	switch {
@@ -47,6 +50,9 @@ func EnsureSelfSigned(dir, name string, hosts []string, now time.Time) (certFile
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", false, err
 	}
+	if err := checkDir(dir); err != nil {
+		return "", "", false, err
+	}
 	// The key first, private from its first byte; the certificate last,
 	// so a crash in between leaves a pair that reports itself incomplete.
 	if err := writeNew(keyFile, keyPEM, 0o600); err != nil {
@@ -56,6 +62,19 @@ func EnsureSelfSigned(dir, name string, hosts []string, now time.Time) (certFile
 		return "", "", false, err
 	}
 	return certFile, keyFile, true, nil
+}
+
+// checkDir refuses a directory every user may write: any of them could
+// swap the pair (remove and recreate: the files' own modes do not stop it).
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if m := fi.Mode(); m.Perm()&0o002 != 0 && m&os.ModeSticky == 0 {
+		return fmt.Errorf("%s: mode %04o lets every user of this host replace the certificate: chmod o-w %s", dir, m.Perm(), dir)
+	}
+	return nil
 }
 
 func writeNew(path string, data []byte, mode os.FileMode) error {

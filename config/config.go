@@ -85,6 +85,11 @@ type SIP struct {
 	// "request_uri" (default: the Request-URI itself, RFC 3261 §22.4) or
 	// "server" (also a uri naming only this server, as SIPp writes it).
 	DigestURICheck string `yaml:"digest_uri_check"`
+	// MinSessionExpires is the shortest session timer interval (RFC 4028
+	// Min-SE) Plateau runs: a peer asking less is clamped to it, so that no
+	// phone or carrier makes Plateau refresh, or expect refreshes, every
+	// second. Default 90s, the RFC's minimum; lower only for tests.
+	MinSessionExpires Duration `yaml:"min_session_expires"`
 
 	trustedProxies []netip.Prefix
 
@@ -183,6 +188,11 @@ type Trunk struct {
 	// SDP carries a private address: the first source within the latch
 	// window).
 	MediaLatch string `yaml:"media_latch"`
+	// SRTP is the trunk leg's media protection (SDES, RFC 4568): "off"
+	// (plain RTP), "optional" (offer SRTP, fall back to RTP on 488; take
+	// either) or "required" (SRTP only, plain RTP refused with 488). SDES
+	// sends the keys in the SDP: anything but off needs transport tls.
+	SRTP string `yaml:"srtp"`
 	// RingTimeout is how long a call to this trunk may ring unanswered
 	// before Plateau CANCELs it (default 90s).
 	RingTimeout *Duration `yaml:"ring_timeout"`
@@ -459,6 +469,7 @@ func (c *Config) applyDefaults() {
 	defD(&c.SIP.DefaultExpires, time.Hour)
 	defI(&c.SIP.UDPBufferBytes, 4<<20)
 	defD(&c.SIP.DrainTimeout, 60*time.Second)
+	defD(&c.SIP.MinSessionExpires, 90*time.Second)
 	defI(&c.SIP.Limits.TCPConnections, 2048)
 	defI(&c.SIP.Limits.TCPConnectionsPerSource, 32)
 	defD(&c.SIP.Limits.TCPIdleTimeout, 2*time.Minute)
@@ -493,6 +504,7 @@ func (c *Config) applyDefaults() {
 		}
 		def(&t.NumberFormat, "e164")
 		def(&t.MediaLatch, "host")
+		def(&t.SRTP, "off")
 		if t.RingTimeout == nil {
 			d := Duration(90 * time.Second)
 			t.RingTimeout = &d

@@ -112,6 +112,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"trunk bad transport", "trunks: [{name: t, address: \"127.0.0.1:5070\", transport: sctp}]\n", "trunks[0].transport"},
 		{"trunk missing password file", "trunks: [{name: t, address: \"127.0.0.1:5070\", auth: {password_file: nope.secret}}]\n", "trunks[0].auth.password_file"},
 		{"trunk bad media latch", "trunks: [{name: t, address: \"127.0.0.1:5070\", media_latch: anywhere}]\n", "trunks[0].media_latch"},
+		{"trunk bad srtp", "trunks: [{name: t, address: \"127.0.0.1:5070\", srtp: mandatory}]\n", "trunks[0].srtp"},
+		{"trunk srtp over udp", "trunks: [{name: t, address: \"127.0.0.1:5070\", srtp: required}]\n", "trunks[0].srtp"},
+		{"trunk optional srtp over tcp", "trunks: [{name: t, address: \"127.0.0.1:5070\", transport: tcp, srtp: optional}]\n", "trunks[0].srtp"},
 		{"trunk bad number format", "trunks: [{name: t, address: \"127.0.0.1:5070\", number_format: local}]\n", "trunks[0].number_format"},
 		{"trunk ring timeout too short", "trunks: [{name: t, address: \"127.0.0.1:5070\", ring_timeout: 100ms}]\n", "trunks[0].ring_timeout"},
 		{"register without credentials", "trunks: [{name: t, address: \"127.0.0.1:5070\", register: {expires: 600s}}]\n", "trunks[0].register.username"},
@@ -143,6 +146,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"trusted proxies trusting everyone", "realm: plateau}", "realm: plateau, trusted_proxies: [\"::/0\"]}", "sip.trusted_proxies[0]"},
 		{"min above max expires", "realm: plateau}", "realm: plateau, min_expires: 2h, max_expires: 1h}", "sip.min_expires"},
 		{"nonce ttl too short", "realm: plateau}", "realm: plateau, nonce_ttl: 1s}", "sip.nonce_ttl"},
+		{"session interval floor zero", "realm: plateau}", "realm: plateau, min_session_expires: 500ms}", "sip.min_session_expires"},
+		{"session interval floor not whole seconds", "realm: plateau}", "realm: plateau, min_session_expires: 1500ms}", "sip.min_session_expires"},
+		{"session interval floor too long", "realm: plateau}", "realm: plateau, min_session_expires: 2h}", "sip.min_session_expires"},
 		{"tcp connections negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections: -1}}", "sip.limits.tcp_connections"},
 		{"per source above total", "realm: plateau}", "realm: plateau, limits: {tcp_connections: 10, tcp_connections_per_source: 11}}", "sip.limits.tcp_connections_per_source"},
 		{"per source negative", "realm: plateau}", "realm: plateau, limits: {tcp_connections_per_source: -2}}", "sip.limits.tcp_connections_per_source"},
@@ -263,7 +269,7 @@ func TestRemoteRecorderAndRecorder(t *testing.T) {
 		t.Errorf("defaults: remote %+v, recorder %+v", c.Recordings.Remote, c.Recorder)
 	}
 	remote := strings.Replace(base, "recordings: {notice_prompt: notice.wav}",
-		`recordings: {notice_prompt: notice.wav, remote: {address: "10.0.0.9:5070"}}`, 1)
+		`recordings: {notice_prompt: notice.wav, remote: {address: "127.0.0.9:5070"}}`, 1)
 	c, err = Parse([]byte(remote), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -272,10 +278,10 @@ func TestRemoteRecorderAndRecorder(t *testing.T) {
 		t.Errorf("remote defaults = %+v", r)
 	}
 	for key, doc := range map[string]string{
-		"recordings.remote.address":   strings.Replace(remote, `"10.0.0.9:5070"`, `"10.0.0.9"`, 1),
-		"recordings.remote.transport": strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", transport: sctp`, 1),
-		"recordings.remote.timeout":   strings.Replace(remote, `address: "10.0.0.9:5070"`, `address: "10.0.0.9:5070", timeout: 5m`, 1),
-		"recordings.remote":           strings.Replace(remote, `address: "10.0.0.9:5070"`, `adress: "10.0.0.9:5070"`, 1),
+		"recordings.remote.address":   strings.Replace(remote, `"127.0.0.9:5070"`, `"127.0.0.9"`, 1),
+		"recordings.remote.transport": strings.Replace(remote, `address: "127.0.0.9:5070"`, `address: "127.0.0.9:5070", transport: sctp`, 1),
+		"recordings.remote.timeout":   strings.Replace(remote, `address: "127.0.0.9:5070"`, `address: "127.0.0.9:5070", timeout: 5m`, 1),
+		"recordings.remote":           strings.Replace(remote, `address: "127.0.0.9:5070"`, `adress: "127.0.0.9:5070"`, 1),
 		"recorder.listen":             base + "recorder: {listen: nowhere}\n",
 		"recorder.transports[0]":      base + "recorder: {transports: [sctp]}\n",
 		"recorder.rtp_timeout":        base + "recorder: {rtp_timeout: 10ms}\n",
@@ -436,7 +442,7 @@ func TestValidateRecorder(t *testing.T) {
 		{`{}`, true}, // the default listens on 0.0.0.0
 		{`{listen: "[::]:5070"}`, true},
 		{`{listen: "10.0.0.20:5070"}`, true},
-		{`{listen: "10.0.0.20:5070", allowed_sources: [10.0.0.10/32]}`, false},
+		{`{listen: "10.0.0.20:5070", allowed_sources: [10.0.0.10/32], tls: {listen: "10.0.0.20:5071", ` + tlsKeys + `}}`, false},
 		{`{listen: "127.0.0.1:5070", tls: {listen: "0.0.0.0:5071", ` + tlsKeys + `}}`, true},
 		{`{listen: "0.0.0.0:5070", tls: {listen: "127.0.0.1:5071", ` + tlsKeys + `}}`, false},
 		{`{tls: {` + tlsKeys + `}, allowed_sources: [10.0.0.10/32]}`, false},
@@ -460,5 +466,15 @@ func TestValidateRecorder(t *testing.T) {
 	c, err := Parse([]byte(base), dir)
 	if err != nil || c.HasRecorder() {
 		t.Errorf("a config without a recorder section: HasRecorder = %v, %v", c != nil && c.HasRecorder(), err)
+	}
+}
+
+func TestTrunkSRTPDefaultOff(t *testing.T) {
+	c, err := Parse([]byte(base+"trunks: [{name: t, address: \"127.0.0.1:5070\"}]\n"), testDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Trunks[0].SRTP; got != "off" {
+		t.Fatalf("default trunks[0].srtp = %q, want off", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"plateau/certs"
 )
 
 // httpsHostRE is a DNS name (letters, digits, hyphens, dots).
@@ -85,6 +87,9 @@ func checkCertKeyFiles(certFile, keyFile string) (string, error) {
 	}
 	if !bytes.Contains(keyPEM, []byte("PRIVATE KEY-----")) {
 		return "key_file", fmt.Errorf("%s has no PEM private key in it", keyFile)
+	}
+	if err := certs.CheckKeyFile(keyFile); err != nil {
+		return "key_file", err // serve would refuse it (certs.Load)
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		return "key_file", fmt.Errorf("%s is not the key of %s: %v", keyFile, certFile, err)

@@ -69,6 +69,7 @@ func TestHTTPTLSErrorsNameTheKey(t *testing.T) {
 		{"certificate not PEM", `{cert_file: garbage, key_file: a.key}`, "http.tls.cert_file", "no PEM certificate"},
 		{"key not PEM", `{cert_file: a.crt, key_file: garbage}`, "http.tls.key_file", "no PEM private key"},
 		{"key of another certificate", `{cert_file: a.crt, key_file: b.key}`, "http.tls.key_file", "is not the key of"},
+		{"key every user can read", `{cert_file: a.crt, key_file: open.key}`, "http.tls.key_file", "chmod o-rwx"},
 		{"key given as the certificate", `{cert_file: a.key, key_file: a.key}`, "http.tls.cert_file", "no PEM certificate"},
 		{"bad listen", `{listen: "web.example:8443", self_signed: true}`, "http.tls.listen", "IP address"},
 		{"same port as http.listen", `{listen: "127.0.0.1:8080", self_signed: true}`, "http.tls.listen", "port of its own"},
@@ -83,6 +84,10 @@ func TestHTTPTLSErrorsNameTheKey(t *testing.T) {
 			writeCertPair(t, dir, "a")
 			writeCertPair(t, dir, "b")
 			os.WriteFile(filepath.Join(dir, "garbage"), []byte("hello"), 0o600)
+			if k, err := os.ReadFile(filepath.Join(dir, "a.key")); err != nil || os.WriteFile(filepath.Join(dir, "open.key"), k, 0o644) != nil {
+				t.Fatal("open.key", err)
+			}
+			os.Chmod(filepath.Join(dir, "open.key"), 0o644) // whatever the umask
 			locked := filepath.Join(dir, "locked.key")
 			os.WriteFile(locked, []byte("-----BEGIN PRIVATE KEY-----\n"), 0o000)
 			if tc.name == "unreadable key" && os.Geteuid() == 0 {

@@ -38,6 +38,9 @@ func (c *Config) validateRecorderLink() error {
 	bad := func(key, format string, args ...any) error {
 		return &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
+	if err := c.validateRemotePlain(); err != nil {
+		return err
+	}
 	r := c.Recordings.Remote
 	if r.Transport == "tls" {
 		if r.CAFile == "" {
@@ -87,11 +90,43 @@ func (c *Config) validateRecorderLink() error {
 		}
 	}
 	for i, s := range c.Recorder.AllowedSources {
-		if p, err := netip.ParsePrefix(s); err == nil && p.Bits() == 0 {
-			return bad(fmt.Sprintf("recorder.allowed_sources[%d]", i), "%q allows every address: list only the Plateau nodes' addresses", s)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			continue // reported by Validate
+		}
+		key := fmt.Sprintf("recorder.allowed_sources[%d]", i)
+		switch {
+		case p.Addr().Is4In6():
+			// Sources are compared as IPv4: this prefix would match
+			// nothing, and reads as if it allowed a node.
+			return bad(key, "%q is an IPv4-mapped IPv6 prefix: write the IPv4 form (e.g. %s/%d)", s, p.Addr().Unmap(), max(p.Bits()-96, 0))
+		case p.Bits() < minAllowedBits(p.Addr()):
+			// 0.0.0.0/1 + 128.0.0.0/1 is 0.0.0.0/0 again: no set of
+			// Plateau nodes spans more than a /8 (IPv6: a /32).
+			return bad(key, "%q allows too many addresses (shorter than /%d): list only the Plateau nodes' addresses", s, minAllowedBits(p.Addr()))
 		}
 	}
 	return nil
+}
+
+// minAllowedBits is the shortest prefix recorder.allowed_sources takes.
+func minAllowedBits(a netip.Addr) int {
+	if a.Is4() {
+		return 8
+	}
+	return 32
+}
+
+// validateRemotePlain refuses recordings.remote in clear beyond loopback:
+// the recorder refuses it (ValidateRecorder), and the audio of every call
+// would cross the LAN in clear.
+func (c *Config) validateRemotePlain() error {
+	r := c.Recordings.Remote
+	if r.Address == "" || r.Transport == "tls" || loopbackOnly(r.Address) {
+		return nil
+	}
+	return &FieldError{Key: "recordings.remote.transport", Msg: fmt.Sprintf(
+		"is %q but recordings.remote.address %q is beyond loopback: use tls (with ca_file, cert_file, key_file): in clear, the calls' audio crosses the LAN and anyone on it can forge the recorder's sources", r.Transport, r.Address)}
 }
 
 // RecorderListen is the SIP address `plateau recorder` listens on and the
@@ -113,11 +148,21 @@ func (c *Config) HasRecorder() bool { return c.hasRecorder }
 // recordings.
 func (c *Config) ValidateRecorder() error {
 	addr, key := c.RecorderListen()
-	if len(c.Recorder.AllowedSources) > 0 || loopbackOnly(addr) {
+	if loopbackOnly(addr) {
 		return nil
 	}
-	return &FieldError{Key: "recorder.allowed_sources", Msg: fmt.Sprintf(
-		"is empty but %s %q listens beyond loopback: list the Plateau nodes' addresses (e.g. [10.0.0.10/32]) or listen on 127.0.0.1", key, addr)}
+	if len(c.Recorder.AllowedSources) == 0 {
+		return &FieldError{Key: "recorder.allowed_sources", Msg: fmt.Sprintf(
+			"is empty but %s %q listens beyond loopback: list the Plateau nodes' addresses (e.g. [10.0.0.10/32]) or listen on 127.0.0.1", key, addr)}
+	}
+	if c.Recorder.TLS == nil {
+		// allowed_sources alone does not lock plain SIP: a UDP source is
+		// forged at will on the LAN, so is the RTP that fills a
+		// recording, and the calls' audio would cross the LAN in clear.
+		return &FieldError{Key: "recorder.tls", Msg: fmt.Sprintf(
+			"is required when %s %q listens beyond loopback: plain SIP and RTP sources are forged at will on the LAN and the audio crosses it in clear (see configs/recorder.yaml's tls block), or listen on 127.0.0.1", key, addr)}
+	}
+	return nil
 }
 
 // loopbackOnly reports whether a listen address is reachable from this

@@ -79,6 +79,9 @@ func (c *Config) Validate() error {
 	if c.SIP.MinExpires > c.SIP.MaxExpires {
 		return bad("sip.min_expires", "must not exceed sip.max_expires")
 	}
+	if d := c.SIP.MinSessionExpires.D(); d < time.Second || d > time.Hour || d%time.Second != 0 {
+		return bad("sip.min_session_expires", "%s is not a whole number of seconds from 1s to 1h (default 90s, RFC 4028's minimum)", d)
+	}
 	if c.SIP.NonceTTL.D() < 5*time.Second {
 		return bad("sip.nonce_ttl", "must be at least 5s")
 	}
@@ -173,6 +176,17 @@ func (c *Config) Validate() error {
 		case "host", "any":
 		default:
 			return bad(key+".media_latch", "%q is not host (RTP only from the host in the trunk's SDP) or any (carrier behind NAT)", t.MediaLatch)
+		}
+		switch t.SRTP {
+		case "off":
+		case "optional", "required":
+			// SDES keys travel in the SDP: over UDP or TCP anyone on the
+			// path reads them, and the SRTP protects nothing.
+			if t.Transport != "tls" {
+				return bad(key+".srtp", "%s needs %s.transport: tls (SDES sends the SRTP keys in the SDP, in clear over %s)", t.SRTP, key, t.Transport)
+			}
+		default:
+			return bad(key+".srtp", "%q is not off, optional or required", t.SRTP)
 		}
 	}
 	exts := map[string]bool{}

@@ -216,6 +216,7 @@ sip:
   min_expires: 60s
   max_expires: 1h
   default_expires: 1h
+  min_session_expires: 5s
 %smedia: {ip: 127.0.0.1, rtp_ports: "%d-%d"}
 http: {listen: "127.0.0.1:%d", tls: {listen: "127.0.0.1:%d", %s}}
 data_dir: %q

@@ -380,7 +380,7 @@ func (d *demoDir) baresipCall(t *testing.T, readme string) {
 	dir := t.TempDir()
 	for _, r := range [][2]string{
 		{"127.0.0.1:5060", fmt.Sprintf("127.0.0.1:%d", d.sipPort)},
-		{"127.0.0.1:5080", fmt.Sprintf("127.0.0.1:%d", freePort(t))},
+		{"127.0.0.1:5080", fmt.Sprintf("127.0.0.1:%d", baresipPort(t))},
 		{"/tmp/baresip-demo", dir},
 	} {
 		if !strings.Contains(block, r[0]) {

@@ -298,17 +298,24 @@ func TestRecorderRefusesSource(t *testing.T) {
 }
 
 // TestRecorderRefusesToStartOpen: plateau recorder (and check-config on
-// its file) will not listen beyond loopback with no allowed sources.
+// its file) will not listen beyond loopback with no allowed sources, nor in
+// clear (allowed_sources alone: a UDP source and the RTP are forged at
+// will on the LAN).
 func TestRecorderRefusesToStartOpen(t *testing.T) {
 	dir := t.TempDir()
-	for name, listen := range map[string]string{"any": "0.0.0.0", "lan": "192.0.2.10"} {
-		cfg := filepath.Join(dir, name+".yaml")
+	for _, tc := range []struct{ name, listen, extra, key string }{
+		{"any", "0.0.0.0", "", "recorder.allowed_sources"},
+		{"lan", "192.0.2.10", "", "recorder.allowed_sources"},
+		{"plain-sources", "0.0.0.0", ", allowed_sources: [192.0.2.0/24]", "recorder.tls"},
+		{"plain-tcp-sources", "192.0.2.10", ", transports: [tcp], allowed_sources: [192.0.2.11/32]", "recorder.tls"},
+	} {
+		cfg := filepath.Join(dir, tc.name+".yaml")
 		doc := fmt.Sprintf(`site: {name: open recorder, timezone: Europe/Paris}
-recorder: {listen: "%s:%d"}
+recorder: {listen: "%s:%d"%s}
 media: {ip: 127.0.0.1, rtp_ports: "40000-40019"}
 data_dir: %q
 recordings: {notice_prompt: %q}
-`, listen, freePort(t), filepath.Join(dir, "data-"+name), filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"))
+`, tc.listen, freePort(t), tc.extra, filepath.Join(dir, "data-"+tc.name), filepath.Join(repoRoot, "configs", "prompts", "notice-fr.wav"))
 		if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -316,12 +323,12 @@ recordings: {notice_prompt: %q}
 			cmd := exec.Command(plateauBin, args...)
 			out, err := cmd.CombinedOutput()
 			code := cmd.ProcessState.ExitCode()
-			if err == nil || code != 2 || !strings.Contains(string(out), "recorder.allowed_sources") {
-				t.Errorf("plateau %s on %s: exit %d, %s; want exit 2 naming recorder.allowed_sources", args[0], listen, code, out)
+			if err == nil || code != 2 || !strings.Contains(string(out), tc.key) {
+				t.Errorf("plateau %s (%s): exit %d, %s; want exit 2 naming %s", args[0], tc.name, code, out, tc.key)
 			}
 		}
-		if _, err := os.Stat(filepath.Join(dir, "data-"+name)); err == nil {
-			t.Errorf("plateau recorder created its data directory before refusing to start")
+		if _, err := os.Stat(filepath.Join(dir, "data-"+tc.name)); err == nil {
+			t.Errorf("plateau recorder (%s) created its data directory before refusing to start", tc.name)
 		}
 	}
 }

@@ -239,7 +239,7 @@ func TestBan(t *testing.T) {
 func testBaresip(t *testing.T, p *plateau, ext, pass string) {
 	bin := need(t, "baresip")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := baresipPort(t) // baresip also takes port+1 (TLS)
 	account := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;regint=600\n", ext, p.sipAddr(), pass)
 	// No audio device or UI module: account, menu and a codec are enough to
 	// register. net_interface keeps baresip on 127.0.0.1 (with an

@@ -346,7 +346,7 @@ func reasonIs(r *response, status int, code string) bool {
 func auditHas(t *testing.T, p *plateau, kind string, words ...string) {
 	t.Helper()
 	var got string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		got = auditLines(t, p, kind)
 		for _, line := range strings.Split(got, "\n") {
 			ok := true

@@ -63,3 +63,20 @@ func TestSessionTimerOperatorStopsRefreshing(t *testing.T) {
 	waitMetric(t, p, mEnded("session_expired"), 1)
 	waitMetric(t, p, mActive, 0)
 }
+
+// The operator's phone asks Session-Expires: 1 (a refresh storm, or a call
+// Plateau would end within a second): Plateau holds it to the floor
+// (sip.min_session_expires, 5 s here), says so in its answers, keeps the
+// call up past the phone's 1 s, and still ends it when refreshes stop.
+func TestSessionTimerOperatorAsksOneSecond(t *testing.T) {
+	carrierPort := freePort(t)
+	p := startCallServer(t, callOpts{trunkPorts: []int{carrierPort}})
+
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
+	op := startOperator(t, p, "uac_timer_storm.xml", approved)
+	op.mustSucceed(60 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+
+	waitMetric(t, p, mEnded("session_expired"), 1)
+	waitMetric(t, p, mActive, 0)
+}

@@ -241,7 +241,7 @@ func TestBaresipOverTLS(t *testing.T) {
 	p, tlsPort, own := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
 
 	bdir := t.TempDir()
-	port := freePort(t)
+	port := baresipPort(t) // baresip also takes port+1 (TLS)
 	account := fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=tls>;auth_pass=%s;regint=600;answermode=auto\n", opExt, tlsPort, opPass)
 	conf := fmt.Sprintf(`module_path /usr/lib/baresip/modules
 sip_listen 127.0.0.1:%d

@@ -75,10 +75,12 @@ func BenchmarkRelayHandleRTP(b *testing.B) {
 		name    string
 		op, out Codec
 		monitor bool
+		srtp    bool // the outside leg is SRTP: each frame is protected
 	}{
-		{"PCMU-PCMA", PCMU.Codec(), PCMA.Codec(), false},
-		{"PCMU96-PCMU", Codec{Encoding: PCMU, PayloadType: 96}, PCMU.Codec(), false},
-		{"PCMU-PCMA-monitored", PCMU.Codec(), PCMA.Codec(), true},
+		{"PCMU-PCMA", PCMU.Codec(), PCMA.Codec(), false, false},
+		{"PCMU96-PCMU", Codec{Encoding: PCMU, PayloadType: 96}, PCMU.Codec(), false, false},
+		{"PCMU-PCMA-monitored", PCMU.Codec(), PCMA.Codec(), true, false},
+		{"PCMU-PCMA-srtp", PCMU.Codec(), PCMA.Codec(), false, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			pool := testPool(b, 0, nil)
@@ -100,6 +102,13 @@ func BenchmarkRelayHandleRTP(b *testing.B) {
 			from := sink()
 			r.SetRemote(LegOperator, from, tc.op, 101)
 			r.SetRemote(LegOutside, sink(), tc.out, 101)
+			if tc.srtp {
+				rs, _ := srtpKeys(b)
+				remote := Remote{Addr: r.legs[LegOutside].sdpAddr, Codecs: []Codec{tc.out}, DTMFPT: 101}
+				if err := r.SetRemoteSRTP(LegOutside, remote, tc.out, rs); err != nil {
+					b.Fatal(err)
+				}
+			}
 			if tc.monitor {
 				m, err := NewMonitor(pool, lo, Listen)
 				if err != nil {

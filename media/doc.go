@@ -49,6 +49,16 @@
 // latch window. A stream that keeps its SSRC but restarts its sequence
 // numbers is a new segment, forwarded with continuous numbering.
 //
+// # SRTP
+//
+// A leg may run SRTP (SetRemoteSRTP, keys from package srtp; srtp.go).
+// Protection sits at the relay's two edges only: what comes from an SRTP
+// leg is authenticated and decrypted before anything else reads it (a
+// packet that fails is dropped, counted srtp_auth or srtp_replay, and
+// never latches the leg), and what goes to it is protected after the tap,
+// in the one write function, with the session the gate admitted it under:
+// the recording holds exactly the plaintext that was encrypted and sent.
+//
 // # How the call layer drives a Relay
 //
 //	r, _ := media.NewRelay(pool, ip, media.WithTap(rec), media.WithDetention(), ...)

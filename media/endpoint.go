@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"plateau/srtp"
 )
 
 // maxCapture bounds the PCM an Endpoint keeps (10 minutes): it exists for
@@ -35,6 +37,8 @@ type Endpoint struct {
 	ssrc     uint32
 	seq      uint16
 	ts       uint32
+	srtp     *srtp.Session // nil: plain RTP
+	srtpDrop int           // SRTP packets that did not authenticate
 
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -101,6 +105,22 @@ func (e *Endpoint) SetEcho(on bool) {
 	e.mu.Unlock()
 }
 
+// SetSRTP makes the endpoint speak SRTP with s (nil: plain RTP): what it
+// sends, echoes included, is protected; what it receives must
+// authenticate, else it is dropped and counted (SRTPDropped).
+func (e *Endpoint) SetSRTP(s *srtp.Session) {
+	e.mu.Lock()
+	e.srtp = s
+	e.mu.Unlock()
+}
+
+// SRTPDropped returns the number of received packets that failed SRTP.
+func (e *Endpoint) SRTPDropped() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.srtpDrop
+}
+
 // Received returns the number of RTP packets received.
 func (e *Endpoint) Received() int {
 	e.mu.Lock()
@@ -140,6 +160,7 @@ func (e *Endpoint) Reset() {
 func (e *Endpoint) Play(ctx context.Context, pcm []int16) error {
 	var (
 		buf    [12 + FrameSamples]byte
+		sbuf   [12 + FrameSamples + 64]byte
 		frame  [FrameSamples]int16
 		ticker = time.NewTicker(ptime)
 	)
@@ -148,7 +169,7 @@ func (e *Endpoint) Play(ctx context.Context, pcm []int16) error {
 		n := copy(frame[:], pcm[off:])
 		clear(frame[n:])
 		e.mu.Lock()
-		remote, codec := e.remote, e.codec
+		remote, codec, sec := e.remote, e.codec, e.srtp
 		e.seq++
 		e.ts += FrameSamples
 		writeHeader(buf[:12], codec.PayloadType, off == 0, e.seq, e.ts, e.ssrc)
@@ -157,7 +178,15 @@ func (e *Endpoint) Play(ctx context.Context, pcm []int16) error {
 			return fmt.Errorf("endpoint play: %w", ErrNoRemote)
 		}
 		encodeFrame(codec.Encoding, buf[12:], frame[:])
-		if _, err := e.conn.WriteToUDPAddrPort(buf[:], remote); errors.Is(err, net.ErrClosed) {
+		out := buf[:]
+		if sec != nil {
+			p, err := sec.ProtectRTP(sbuf[:0], out)
+			if err != nil {
+				return fmt.Errorf("endpoint play: %w", err)
+			}
+			out = p
+		}
+		if _, err := e.conn.WriteToUDPAddrPort(out, remote); errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("endpoint play: %w", ErrClosed)
 		}
 		select {
@@ -174,9 +203,11 @@ func (e *Endpoint) Play(ctx context.Context, pcm []int16) error {
 func (e *Endpoint) read() {
 	defer e.wg.Done()
 	var (
-		buf [1500]byte
-		pkt rtp.Packet
-		pcm [1500]int16
+		buf  [1500]byte
+		dec  [1500]byte
+		sbuf [1500 + 64]byte
+		pkt  rtp.Packet
+		pcm  [1500]int16
 	)
 	for {
 		n, from, err := e.conn.ReadFromUDPAddrPort(buf[:])
@@ -186,7 +217,21 @@ func (e *Endpoint) read() {
 			}
 			continue
 		}
-		if pkt.Unmarshal(buf[:n]) != nil {
+		b := buf[:n]
+		e.mu.Lock()
+		sec := e.srtp
+		e.mu.Unlock()
+		if sec != nil {
+			p, err := sec.UnprotectRTP(dec[:0], b)
+			if err != nil {
+				e.mu.Lock()
+				e.srtpDrop++
+				e.mu.Unlock()
+				continue
+			}
+			b = p
+		}
+		if pkt.Unmarshal(b) != nil {
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
@@ -212,7 +257,15 @@ func (e *Endpoint) read() {
 		echo := e.echo
 		e.mu.Unlock()
 		if echo {
-			e.conn.WriteToUDPAddrPort(buf[:n], from)
+			out := b
+			if sec != nil {
+				// Echoed under the endpoint's own key (SDES: each side
+				// protects what it sends with its key).
+				if out, err = sec.ProtectRTP(sbuf[:0], b); err != nil {
+					continue
+				}
+			}
+			e.conn.WriteToUDPAddrPort(out, from)
 		}
 	}
 }

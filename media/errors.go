@@ -17,7 +17,8 @@ var (
 	ErrAudioRejected = errors.New("media: audio stream rejected (port 0)")
 	// ErrNoConnection: neither session nor media level has a usable c= line.
 	ErrNoConnection = errors.New("media: SDP has no usable connection address (c=)")
-	// ErrUnsupportedTransport: e.g. RTP/SAVP (SRTP) — we only relay plain RTP.
+	// ErrUnsupportedTransport: e.g. RTP/SAVP (SRTP) on a leg not configured
+	// for it (ParseSDP), or UDP/TLS/RTP/SAVP (DTLS) anywhere.
 	ErrUnsupportedTransport = errors.New("media: unsupported media transport")
 	// ErrNoCommonCodec: the offer has neither PCMU nor PCMA. The B2BUA
 	// answers 488 Not Acceptable Here.

@@ -31,7 +31,19 @@ const (
 // other leg's codec.
 func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 	m := r.cfg.metrics
-	if err := l.pkt.Unmarshal(l.buf[:n]); err != nil || l.pkt.Version != 2 {
+	b := l.buf[:n]
+	if s := l.srtpIn.Load(); s != nil {
+		// SRTP leg: authenticate and decrypt before anything else looks
+		// at the packet, latching included (a forged packet must not
+		// latch the leg).
+		p, err := s.UnprotectRTP(l.dec[:0], b)
+		if err != nil {
+			m.drop(srtpDrop(err))
+			return
+		}
+		b = p
+	}
+	if err := l.pkt.Unmarshal(b); err != nil || l.pkt.Version != 2 {
 		m.drop(rMalformed)
 		return
 	}
@@ -195,7 +207,7 @@ func (r *Relay) forwardEvent(l, d *leg, seg uint32, now time.Time) {
 	b[13] = pl[1]&0x80 | 10 // end bit kept; volume fixed (-10 dBm0): not a free field
 	b[14], b[15] = pl[2], pl[3]
 	writeHeader(b[:12], pt, marker, seq, ts, ssrc)
-	if _, err := d.ports.RTP.WriteToUDPAddrPort(b, dest); err == nil {
+	if r.writeRTP(d, b, dest) {
 		m.packetsOut.Inc()
 	}
 }
@@ -208,22 +220,25 @@ func (r *Relay) forwardEvent(l, d *leg, seg uint32, now time.Time) {
 //	d outside, before answer      → early_media (one-way: outside → operator)
 //	d outside, notice not heard   → notice_pending, except the muted prompt (the notice itself)
 //	a muted prompt plays toward d → muted, except that prompt
-func (r *Relay) admitLocked(d *leg, src source) (netip.AddrPort, dropReason, bool) {
+//
+// The destination carries d's SRTP session as of the same instant, so the
+// frame is protected as the peer it goes to expects.
+func (r *Relay) admitLocked(d *leg, src source) (sendTo, dropReason, bool) {
 	switch {
 	case !d.hasRemote:
-		return netip.AddrPort{}, rNoDestination, false
+		return sendTo{}, rNoDestination, false
 	case !d.dir.Receives() || d.sdpAddr.Addr().IsUnspecified():
-		return netip.AddrPort{}, rHold, false
+		return sendTo{}, rHold, false
 	case d.id == LegOutside && r.early:
-		return netip.AddrPort{}, rEarlyMedia, false
+		return sendTo{}, rEarlyMedia, false
 	case d.id == LegOutside && r.noticePending && src != srcPrompt:
-		return netip.AddrPort{}, rNotice, false
+		return sendTo{}, rNotice, false
 	case d.muted > 0 && src != srcPrompt:
-		return netip.AddrPort{}, rMuted, false
+		return sendTo{}, rMuted, false
 	case d.latched:
-		return d.peer, 0, true
+		return sendTo{d.peer, d.srtp}, 0, true
 	}
-	return d.sdpAddr, 0, true
+	return sendTo{d.sdpAddr, d.srtp}, 0, true
 }
 
 // send records, then sends, one audio frame toward d: it is the only place
@@ -231,8 +246,9 @@ func (r *Relay) admitLocked(d *leg, src source) (netip.AddrPort, dropReason, boo
 // the header, then the payload in codec. The tap gets exactly those
 // payload bytes under the static payload type of their encoding, so the
 // recording is, frame by frame, what the party was sent; a frame the tap
-// refuses is not sent, and the call ends.
-func (r *Relay) send(d *leg, b []byte, codec Codec, seq uint16, ts uint32, marker bool, ssrc uint32, dest netip.AddrPort, tp *rtp.Packet, now time.Time) bool {
+// refuses is not sent, and the call ends. Toward an SRTP leg the tapped
+// plaintext is what writeRTP then protects and sends.
+func (r *Relay) send(d *leg, b []byte, codec Codec, seq uint16, ts uint32, marker bool, ssrc uint32, dest sendTo, tp *rtp.Packet, now time.Time) bool {
 	if r.cfg.tap != nil {
 		tp.Header = rtp.Header{Version: 2, PayloadType: codec.Encoding.Codec().PayloadType, Marker: marker, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc}
 		tp.Payload = b[12:]
@@ -242,7 +258,7 @@ func (r *Relay) send(d *leg, b []byte, codec Codec, seq uint16, ts uint32, marke
 		}
 	}
 	writeHeader(b[:12], codec.PayloadType, marker, seq, ts, ssrc)
-	if _, err := d.ports.RTP.WriteToUDPAddrPort(b, dest); err != nil {
+	if !r.writeRTP(d, b, dest) {
 		return false
 	}
 	r.cfg.metrics.packetsOut.Inc()

@@ -41,6 +41,9 @@ const (
 	DropEarlyMedia     = "early_media"     // before answer the path is outside → operator only
 	DropNoEvents       = "no_events"       // the destination negotiated no telephone-event
 	DropLate           = "late"            // older than the packet forwarding resynchronised on
+	DropSRTPAuth       = "srtp_auth"       // an SRTP/SRTCP packet that failed authentication (forged, tampered, wrong key)
+	DropSRTPReplay     = "srtp_replay"     // an SRTP/SRTCP packet already received, or older than the replay window
+	DropSRTPKey        = "srtp_key_exhausted"
 )
 
 type dropReason uint8
@@ -60,12 +63,16 @@ const (
 	rEarlyMedia
 	rNoEvents
 	rLate
+	rSRTPAuth
+	rSRTPReplay
+	rSRTPKey
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	DropUnknownSource, DropNoRemote, DropHold, DropNoDestination, DropMuted, DropMalformed,
 	DropUnknownPayload, DropComfortNoise, DropBadEvent, DropOversize, DropNotice, DropEarlyMedia, DropNoEvents, DropLate,
+	DropSRTPAuth, DropSRTPReplay, DropSRTPKey,
 }
 
 func (d dropReason) String() string { return dropNames[d] }

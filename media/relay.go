@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"plateau/srtp"
 )
 
 // Tap receives the call's audio for the recorder: every frame the relay
@@ -172,6 +174,10 @@ type leg struct {
 	muted     int // Plays toward this leg that mute forwarding
 	mix       [FrameSamples]int16
 	mixReady  bool
+	srtp      *srtp.Session // nil: plain RTP (srtp.go)
+
+	srtpIn atomic.Pointer[srtp.Session] // srtp, for the reader without the lock
+	enc    srtpOut                      // protected packets toward this leg
 
 	// reader-owned
 	buf     [1500]byte
@@ -180,6 +186,8 @@ type leg struct {
 	obuf    [12 + maxAudioBytes]byte
 	tapPkt  rtp.Packet
 	rtcpBuf [1500]byte
+	dec     [1500]byte // an SRTP packet decrypted
+	rtcpDec [1500]byte
 	events  eventTracker // DTMF digits reported (WithDigits)
 }
 
@@ -232,10 +240,12 @@ func (r *Relay) LocalPort(l Leg) int { return r.legs[l&1].ports.Port }
 // an unspecified address (c=0.0.0.0) means hold, and keeps accepting the
 // host already known.
 func (r *Relay) SetRemote(l Leg, addr netip.AddrPort, codec Codec, dtmfPT uint8) error {
-	return r.setRemote(l, addr, []Codec{codec}, codec, dtmfPT)
+	return r.setRemoteSec(l, addr, []Codec{codec}, codec, dtmfPT, nil, false)
 }
 
-func (r *Relay) setRemote(l Leg, addr netip.AddrPort, rx []Codec, codec Codec, dtmfPT uint8) error {
+// setRemoteSec applies a peer's address and codecs and, with setSec, its
+// SRTP session, under one lock (srtp.go).
+func (r *Relay) setRemoteSec(l Leg, addr netip.AddrPort, rx []Codec, codec Codec, dtmfPT uint8, sec *srtp.Session, setSec bool) error {
 	if l > LegOutside {
 		return fmt.Errorf("media: invalid leg %d", l)
 	}
@@ -248,6 +258,10 @@ func (r *Relay) setRemote(l Leg, addr netip.AddrPort, rx []Codec, codec Codec, d
 	lg := r.legs[l]
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if setSec {
+		lg.srtp = sec
+		lg.srtpIn.Store(sec)
+	}
 	lg.hasRemote = true
 	lg.sdpAddr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	if a := lg.sdpAddr.Addr(); a.IsValid() && !a.IsUnspecified() {
@@ -295,7 +309,7 @@ func (r *Relay) SetLatch(l Leg, m LatchMode) {
 // SetRemoteSDP is SetRemote then SetDirection from a parsed SDP; every
 // G.711 codec the peer listed is accepted from it, codec is what we send.
 func (r *Relay) SetRemoteSDP(l Leg, remote Remote, codec Codec) error {
-	if err := r.setRemote(l, remote.Addr, remote.Codecs, codec, remote.DTMFPT); err != nil {
+	if err := r.setRemoteSec(l, remote.Addr, remote.Codecs, codec, remote.DTMFPT, nil, false); err != nil {
 		return err
 	}
 	r.SetDirection(l, remote.Direction)

@@ -46,6 +46,15 @@ func (r *Relay) readRTCP(l *leg) {
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		b := l.rtcpBuf[:n]
+		if s := l.srtpIn.Load(); s != nil {
+			// SRTCP: authenticated and decrypted before it is read.
+			p, err := s.UnprotectRTCP(l.rtcpDec[:0], b)
+			if err != nil {
+				m.drop(srtpDrop(err))
+				continue
+			}
+			b = p
+		}
 		r.mu.Lock()
 		// RTCP comes from the RTP's host (usually port+1, but NATs
 		// rewrite ports), so the host is what we check.
@@ -102,11 +111,12 @@ func (r *Relay) sendReports(now time.Time) {
 		if ok {
 			n = l.buildReport(buf[:], now)
 		}
+		sec := l.srtp
 		r.mu.Unlock()
 		if !ok {
 			continue
 		}
-		if _, err := l.ports.RTCP.WriteToUDPAddrPort(buf[:n], dest); err == nil {
+		if r.writeRTCP(l, buf[:n], sendTo{dest, sec}) {
 			r.cfg.metrics.rtcpOut.Inc()
 		}
 	}

@@ -26,6 +26,11 @@ type Remote struct {
 	Direction Direction
 	// Ptime is the a=ptime packetisation, 0 if absent.
 	Ptime time.Duration
+	// Secure: the stream is RTP/SAVP (SRTP, RFC 3711), only from
+	// ParseSDPSRTP. Crypto holds its a=crypto values (RFC 4568), in the
+	// peer's order, for package srtp to select from.
+	Secure bool
+	Crypto []string
 }
 
 // OnHold reports whether the peer does not want media sent to it.
@@ -34,8 +39,21 @@ func (r Remote) OnHold() bool {
 }
 
 // ParseSDP extracts the first active audio stream of body. Errors wrap the
-// sentinels in errors.go and say what is wrong with the SDP.
-func ParseSDP(body []byte) (Remote, error) {
+// sentinels in errors.go and say what is wrong with the SDP. An RTP/SAVP
+// (SRTP) stream is ErrUnsupportedTransport: only a leg configured for
+// SRTP (ParseSDPSRTP) takes one.
+func ParseSDP(body []byte) (Remote, error) { return parseSDP(body, false) }
+
+// ParseSDPSRTP is ParseSDP for a leg that may run SRTP (a trunk with
+// trunks[].srtp optional or required): RTP/SAVP is accepted too, with
+// Secure set and its a=crypto values in Crypto. a=crypto lines on an
+// RTP/AVP stream are ignored (best-effort SRTP is not RFC 4568).
+func ParseSDPSRTP(body []byte) (Remote, error) { return parseSDP(body, true) }
+
+// maxCryptoLines bounds what a peer may list: real offers carry 1 to 4.
+const maxCryptoLines = 16
+
+func parseSDP(body []byte, allowSRTP bool) (Remote, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return Remote{}, fmt.Errorf("%w: empty body", ErrInvalidSDP)
 	}
@@ -65,7 +83,11 @@ func ParseSDP(body []byte) (Remote, error) {
 		return Remote{}, fmt.Errorf("%w: m=audio port %d out of range", ErrInvalidSDP, p)
 	}
 	proto := strings.Join(md.MediaName.Protos, "/")
-	if proto != "RTP/AVP" && proto != "RTP/AVPF" {
+	secure := allowSRTP && (proto == "RTP/SAVP" || proto == "RTP/SAVPF")
+	if proto != "RTP/AVP" && proto != "RTP/AVPF" && !secure {
+		if allowSRTP {
+			return Remote{}, fmt.Errorf("%w: m=audio uses %q, only RTP/AVP and RTP/SAVP are relayed", ErrUnsupportedTransport, proto)
+		}
 		return Remote{}, fmt.Errorf("%w: m=audio uses %q, only RTP/AVP is relayed (no SRTP)", ErrUnsupportedTransport, proto)
 	}
 
@@ -77,7 +99,17 @@ func ParseSDP(body []byte) (Remote, error) {
 	if err != nil {
 		return Remote{}, err
 	}
-	r := Remote{Addr: netip.AddrPortFrom(addr, uint16(md.MediaName.Port.Value))}
+	r := Remote{Addr: netip.AddrPortFrom(addr, uint16(md.MediaName.Port.Value)), Secure: secure}
+	if secure {
+		for _, a := range md.Attributes {
+			if a.Key == "crypto" {
+				if len(r.Crypto) == maxCryptoLines {
+					return Remote{}, fmt.Errorf("%w: more than %d a=crypto lines", ErrInvalidSDP, maxCryptoLines)
+				}
+				r.Crypto = append(r.Crypto, a.Value)
+			}
+		}
+	}
 
 	rtpmaps := map[uint8]string{}
 	for _, a := range md.Attributes {
@@ -185,6 +217,10 @@ type Local struct {
 	Direction Direction
 	SessionID uint64
 	Version   uint64 // bump on every re-INVITE (RFC 3264 §8)
+	// Crypto, when set, makes the stream RTP/SAVP with these a=crypto
+	// values (package srtp writes them): SDES keys, sent only on a leg
+	// whose signalling is encrypted.
+	Crypto []string
 }
 
 // BuildSDP renders l. It only ever offers PCMU, PCMA and telephone-event,
@@ -206,6 +242,9 @@ func BuildSDP(l Local) ([]byte, error) {
 	addr := l.Addr.Unmap().String()
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: l.Port}, Protos: []string{"RTP", "AVP"}},
+	}
+	if len(l.Crypto) > 0 {
+		md.MediaName.Protos = []string{"RTP", "SAVP"}
 	}
 	seen := map[uint8]bool{}
 	for _, c := range l.Codecs {
@@ -229,6 +268,12 @@ func BuildSDP(l Local) ([]byte, error) {
 		md.Attributes = append(md.Attributes,
 			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
 			sdp.NewAttribute("fmtp", pt+" 0-16"))
+	}
+	for _, c := range l.Crypto {
+		if c == "" || strings.ContainsAny(c, "\r\n") {
+			return nil, fmt.Errorf("%w: a=crypto value %q", ErrBadLocal, c)
+		}
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", c))
 	}
 	md.Attributes = append(md.Attributes,
 		sdp.NewAttribute("ptime", "20"),

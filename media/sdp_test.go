@@ -227,3 +227,57 @@ func FuzzParseSDP(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSDPSRTP(t *testing.T) {
+	savp := sdpHead + "c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n" +
+		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n" +
+		"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20\r\n"
+	// A leg not configured for SRTP refuses it, as before.
+	if _, err := ParseSDP([]byte(savp)); !errors.Is(err, ErrUnsupportedTransport) {
+		t.Fatalf("ParseSDP(RTP/SAVP) error = %v, want ErrUnsupportedTransport", err)
+	}
+	r, err := ParseSDPSRTP([]byte(savp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Secure || len(r.Crypto) != 2 || r.Crypto[0] != "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR" || r.DTMFPT != 101 {
+		t.Fatalf("ParseSDPSRTP = %+v", r)
+	}
+	// Plain RTP on an SRTP-capable leg: not secure, crypto lines ignored.
+	avp := sdpHead + "c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n"
+	r, err = ParseSDPSRTP([]byte(avp))
+	if err != nil || r.Secure || r.Crypto != nil {
+		t.Fatalf("ParseSDPSRTP(RTP/AVP with crypto) = %+v, %v; want plain", r, err)
+	}
+	// DTLS-SRTP is not SDES.
+	dtls := sdpHead + "c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 UDP/TLS/RTP/SAVP 0\r\n"
+	if _, err := ParseSDPSRTP([]byte(dtls)); !errors.Is(err, ErrUnsupportedTransport) {
+		t.Fatalf("ParseSDPSRTP(UDP/TLS/RTP/SAVP) error = %v", err)
+	}
+	many := sdpHead + "c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n"
+	for i := 0; i <= maxCryptoLines; i++ {
+		many += "a=crypto:1 X inline:x\r\n"
+	}
+	if _, err := ParseSDPSRTP([]byte(many)); !errors.Is(err, ErrInvalidSDP) {
+		t.Fatalf("ParseSDPSRTP(17 crypto lines) error = %v", err)
+	}
+}
+
+func TestBuildSDPSRTP(t *testing.T) {
+	c := "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+	body, err := BuildSDP(Local{Addr: netip.MustParseAddr("192.0.2.1"), Port: 4000, Codecs: DefaultCodecs(), DTMFPT: 101, Crypto: []string{c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseSDPSRTP(body)
+	if err != nil || !r.Secure || len(r.Crypto) != 1 || r.Crypto[0] != c {
+		t.Fatalf("round trip: %+v, %v\n%s", r, err, body)
+	}
+	if _, err := BuildSDP(Local{Addr: netip.MustParseAddr("192.0.2.1"), Port: 4000, Codecs: DefaultCodecs(), Crypto: []string{c + "\r\na=evil"}}); !errors.Is(err, ErrBadLocal) {
+		t.Fatalf("crypto with CRLF: %v", err)
+	}
+	plain, _ := BuildSDP(Local{Addr: netip.MustParseAddr("192.0.2.1"), Port: 4000, Codecs: DefaultCodecs()})
+	if r, err := ParseSDPSRTP(plain); err != nil || r.Secure {
+		t.Fatalf("plain local SDP parsed as %+v, %v", r, err)
+	}
+}

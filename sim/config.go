@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"plateau/config"
+	"plateau/media"
 )
 
 // Config is the pstn-sim configuration file.
@@ -32,6 +33,10 @@ type Config struct {
 	RingTime config.Duration `yaml:"ring_time"`
 	Answer   AnswerConfig    `yaml:"answer"`
 	Auth     AuthConfig      `yaml:"auth"`
+	// SRTP is the carrier's SDES policy, as a trunk's (sdes.go): off
+	// (plain RTP; RTP/SAVP offers get 488), optional (answers either,
+	// offers RTP/SAVP) or required (488 to RTP/AVP).
+	SRTP string `yaml:"srtp"`
 	// Rules are tried in order before the default rules (0486 busy, 0480
 	// no answer, 0404 not found, 0503 unavailable); the first match wins.
 	Rules []Rule `yaml:"rules"`
@@ -257,6 +262,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Registrar.MaxExpires < 0 {
 		return bad("registrar.max_expires", "must not be negative")
+	}
+	if _, err := media.ParseSRTPMode(c.SRTP); err != nil {
+		return bad("srtp", "%q is not off, optional or required", c.SRTP)
 	}
 	switch c.Answer.Mode {
 	case "echo":

@@ -36,6 +36,12 @@ type CallStats struct {
 	Start     time.Time
 	End       time.Time // zero while the call is up
 	HangupBy  string    // "remote", "pstn", "" (not answered)
+	// SRTP: the call's media ran SRTP (SDES); SRTPDropped counts received
+	// packets that failed authentication or replay and were dropped.
+	SRTP        bool
+	SRTPDropped int
+	// RTPTo is where the simulator sends the call's RTP (Plateau's port).
+	RTPTo string
 }
 
 // Option configures a PSTN or a Phone.

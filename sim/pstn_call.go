@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"plateau/media"
+	"plateau/srtp"
 )
 
 // byeTimeout bounds a BYE we send while shutting a call down.
@@ -40,6 +41,7 @@ type pstnCall struct {
 	holdRecv  int
 	playSent  int
 	remoteBye bool
+	keys      *sdes // SDES keys, nil for plain RTP (sdes.go)
 
 	mediaCancel context.CancelFunc
 	mediaWG     sync.WaitGroup
@@ -60,6 +62,7 @@ func (c *pstnCall) updateRTP() {
 		return
 	}
 	recv := ep.Received()
+	dropped := ep.SRTPDropped()
 	sent := c.playSent
 	if c.p.cfg.Answer.Mode == "echo" {
 		skip := c.echoSkip
@@ -69,7 +72,7 @@ func (c *pstnCall) updateRTP() {
 		sent = recv - skip
 	}
 	c.mu.Unlock()
-	c.p.update(func() { c.st.RTPRecv, c.st.RTPSent = recv, sent })
+	c.p.update(func() { c.st.RTPRecv, c.st.RTPSent, c.st.SRTPDropped = recv, sent, dropped })
 }
 
 // openMedia binds the RTP endpoint for the negotiated codec.
@@ -80,6 +83,9 @@ func (c *pstnCall) openMedia(offer media.Remote, codec media.Codec) error {
 	}
 	ep.SetRemote(offer.Addr)
 	c.mu.Lock()
+	if c.keys != nil {
+		ep.SetSRTP(c.keys.sess)
+	}
 	c.ep, c.codec, c.remote = ep, codec, offer.Addr
 	if offer.DTMFPT >= 96 && offer.DTMFPT <= 127 {
 		c.dtmfPT = offer.DTMFPT
@@ -88,6 +94,7 @@ func (c *pstnCall) openMedia(offer media.Remote, codec media.Codec) error {
 	c.hold = offer.OnHold()
 	c.holdRecv = 0
 	c.mu.Unlock()
+	c.p.update(func() { c.st.RTPTo = offer.Addr.String() })
 	return nil
 }
 
@@ -98,7 +105,7 @@ func (c *pstnCall) localSDP(dir media.Direction) ([]byte, error) {
 	l := c.ep.LocalAddr()
 	return media.BuildSDP(media.Local{
 		Addr: l.Addr(), Port: int(l.Port()), Codecs: []media.Codec{c.codec}, DTMFPT: c.dtmfPT,
-		Direction: dir, SessionID: c.sessID, Version: c.version,
+		Direction: dir, SessionID: c.sessID, Version: c.version, Crypto: cryptoAttrs(c.keys),
 	})
 }
 
@@ -185,6 +192,21 @@ func (c *pstnCall) applyRemote(offer media.Remote) {
 	c.version++
 }
 
+// setKeys applies the keys of a new offer or answer (nil: plain RTP).
+func (c *pstnCall) setKeys(k *sdes) {
+	c.mu.Lock()
+	c.keys = k
+	if c.ep != nil {
+		var s *srtp.Session
+		if k != nil {
+			s = k.sess
+		}
+		c.ep.SetSRTP(s)
+	}
+	c.mu.Unlock()
+	c.p.update(func() { c.st.SRTP = k != nil })
+}
+
 func answerDirection(d media.Direction) media.Direction {
 	switch d {
 	case media.SendOnly:
@@ -207,15 +229,17 @@ func (c *pstnCall) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
 		return
 	}
-	offer, err := media.ParseSDP(req.Body())
 	c.mu.Lock()
-	up := c.ep != nil
+	up, cur := c.ep != nil, c.keys
 	c.mu.Unlock()
+	offer, _, keys, err := c.p.readOffer(req.Body(), cur)
 	if err != nil || !up {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, "Not Acceptable Here", nil))
 		return
 	}
+	c.setKeys(keys)
 	c.applyRemote(offer)
+	c.p.update(func() { c.st.RTPTo = offer.Addr.String() })
 	body, err := c.localSDP(answerDirection(offer.Direction))
 	if err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
@@ -296,14 +320,12 @@ func (p *PSTN) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	offer, err := media.ParseSDP(req.Body())
-	var codec media.Codec
-	if err == nil {
-		codec, err = media.Negotiate(offer, media.DefaultCodecs())
-	}
+	offer, codec, keys, err := p.readOffer(req.Body(), nil) // srtp policy (sdes.go)
 	if err != nil {
-		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, "Not Acceptable Here", nil))
+		// Recorded before answering: a test reads the stats once its
+		// caller has the 488.
 		p.update(func() { st.Status = sip.StatusNotAcceptableHere })
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, "Not Acceptable Here", nil))
 		log.Info("→ 488 Not Acceptable Here", "err", err)
 		return
 	}
@@ -316,7 +338,8 @@ func (p *PSTN) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		p.update(func() { st.Status = sip.StatusBadRequest })
 		return
 	}
-	c := &pstnCall{p: p, id: id, log: log, st: st, srv: sess}
+	c := &pstnCall{p: p, id: id, log: log, st: st, srv: sess, keys: keys}
+	p.update(func() { st.SRTP = keys != nil })
 	p.mu.Lock()
 	p.calls[id] = c
 	p.mu.Unlock()
@@ -329,8 +352,10 @@ func (p *PSTN) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		st.End = p.now()
 		s := *st
 		p.mu.Unlock()
+		// Logged before Done: Close waits for it, so nothing logs after
+		// the simulator is closed (a test's logger would race its end).
+		log.Info("call ended", "status", s.Status, "answered", s.Answered, "hangup_by", s.HangupBy, "rtp_recv", s.RTPRecv, "rtp_sent", s.RTPSent, "srtp", s.SRTP)
 		p.wg.Done()
-		log.Info("call ended", "status", s.Status, "answered", s.Answered, "hangup_by", s.HangupBy, "rtp_recv", s.RTPRecv, "rtp_sent", s.RTPSent)
 	}()
 	c.runInbound(rule, offer, codec)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -21,6 +22,13 @@ import (
 // hangs up, hold elapses (then the PSTN sends BYE) or ctx ends. It must be
 // called while Serve runs. The returned stats describe the call.
 func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.Duration) (CallStats, error) {
+	return p.CallOver(ctx, "UDP", target, number, from, hold)
+}
+
+// CallOver is Call over transport: "UDP", "TCP", or "TLS" toward
+// Plateau's TLS listener (an SDES carrier's keys travel only over TLS).
+func (p *PSTN) CallOver(ctx context.Context, transport, target, number, from string, hold time.Duration) (CallStats, error) {
+	transport = strings.ToUpper(transport)
 	select {
 	case <-p.serving:
 	case <-ctx.Done():
@@ -33,8 +41,12 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	rport, _ := strconv.Atoi(port)
 	host = uriHost(host)
 	recipient := sip.Uri{Scheme: "sip", User: number, Host: host, Port: rport}
+	if transport != "UDP" {
+		recipient.UriParams = sip.NewParams()
+		recipient.UriParams.Add("transport", strings.ToLower(transport))
+	}
 	req := sip.NewRequest(sip.INVITE, recipient)
-	req.SetTransport("UDP")
+	req.SetTransport(transport)
 	id := sip.CallIDHeader(sip.GenerateTagN(24))
 	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: uriHost(p.addr.Addr().String())}, Params: sip.HeaderParams{}}
 	fh.Params.Add("tag", sip.GenerateTagN(12))
@@ -44,7 +56,7 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 
 	st := p.stat(string(id), func() *CallStats {
-		return &CallStats{Direction: "out", Transport: "UDP", Number: number, From: from, Start: p.now(), Auth: "none", Action: ActionRing}
+		return &CallStats{Direction: "out", Transport: transport, Number: number, From: from, Start: p.now(), Auth: "none", Action: ActionRing}
 	})
 	log := p.log.With("call", shortID(string(id)), "number", number, "from", from, "direction", "out")
 	c := &pstnCall{p: p, id: string(id), log: log, st: st}
@@ -54,7 +66,16 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	}
 	c.ep, c.codec, c.dtmfPT, c.sessID, c.version = ep, media.PCMU.Codec(), 101, rand.Uint64()>>1, 1
 	la := ep.LocalAddr()
-	offer, err := media.BuildSDP(media.Local{Addr: la.Addr(), Port: int(la.Port()), Codecs: media.DefaultCodecs(), DTMFPT: 101, SessionID: c.sessID, Version: 1})
+	key, err := p.offerKey() // RTP/SAVP with srtp optional or required (sdes.go)
+	if err != nil {
+		ep.Close()
+		return CallStats{}, err
+	}
+	var crypto []string
+	if key != nil {
+		crypto = []string{key.String()}
+	}
+	offer, err := media.BuildSDP(media.Local{Addr: la.Addr(), Port: int(la.Port()), Codecs: media.DefaultCodecs(), DTMFPT: 101, SessionID: c.sessID, Version: 1, Crypto: crypto})
 	if err != nil {
 		ep.Close()
 		return CallStats{}, err
@@ -78,7 +99,20 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	}()
 
 	log.Info("→ INVITE", "target", target)
-	sess, err := p.dialogUDP.WriteInvite(ctx, req)
+	dua := p.dialogFor(transport)
+	if transport != "UDP" {
+		// TCP and TLS connections leave from the simulator's own address
+		// (a trunk's allowed source), on any port: binding the listener's
+		// port would fail with "address already in use".
+		cli, err := sipgo.NewClient(p.ua, sipgo.WithClientHostname(uriHost(p.addr.Addr().String())),
+			sipgo.WithClientConnectionAddr(net.JoinHostPort(p.addr.Addr().String(), "0")), sipgo.WithClientLogger(p.log))
+		if err != nil {
+			return CallStats{}, fmt.Errorf("call: %w", err)
+		}
+		defer cli.Close()
+		dua = &sipgo.DialogUA{Client: cli, ContactHDR: dua.ContactHDR, RewriteContact: dua.RewriteContact}
+	}
+	sess, err := dua.WriteInvite(ctx, req)
 	if err != nil {
 		return *st, fmt.Errorf("call %s: %w", number, err)
 	}
@@ -97,11 +131,7 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 		}
 		return p.snapshot(st), fmt.Errorf("call %s: %w", number, err)
 	}
-	ans, err := media.ParseSDP(sess.InviteResponse.Body())
-	var codec media.Codec
-	if err == nil {
-		codec, err = media.Negotiate(ans, media.DefaultCodecs())
-	}
+	ans, codec, keys, err := readAnswer(sess.InviteResponse.Body(), key)
 	log.Info("→ ACK")
 	sess.Ack(ctx)
 	if err != nil {
@@ -112,7 +142,9 @@ func (p *PSTN) Call(ctx context.Context, target, number, from string, hold time.
 	c.mu.Lock()
 	c.codec = codec
 	c.mu.Unlock()
+	c.setKeys(keys)
 	c.applyRemote(ans)
+	p.update(func() { st.RTPTo = ans.Addr.String() })
 	p.update(func() { st.Answered = true })
 	c.startMedia(p.ctx)
 	t := time.NewTimer(hold)

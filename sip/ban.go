@@ -77,6 +77,18 @@ func newBanList(maxFailures int, window, duration time.Duration, now func() time
 	}
 }
 
+// sourceKey is the host a source address is counted on: the address
+// itself for IPv4, its /64 for IPv6, since one host holds a whole /64 and
+// could otherwise give each guess a fresh address.
+func sourceKey(src netip.Addr) netip.Addr {
+	src = src.Unmap()
+	if !src.Is6() {
+		return src
+	}
+	p, _ := src.Prefix(64)
+	return p.Addr()
+}
+
 func accountKey(account string) string {
 	if len(account) > maxAccountKey {
 		return account[:maxAccountKey]
@@ -86,6 +98,7 @@ func accountKey(account string) string {
 
 // sourceBanned reports whether src is currently banned.
 func (b *banList) sourceBanned(src netip.Addr) bool {
+	src = sourceKey(src)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s, ok := b.sources[src]
@@ -107,6 +120,9 @@ func (b *banList) accountBanned(account string) bool {
 func (b *banList) fail(account string, src netip.Addr) (srcBanned, accBanned, untracked bool) {
 	now := b.now()
 	account = accountKey(account)
+	if src.IsValid() {
+		src = sourceKey(src)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var ps *pairState
@@ -183,7 +199,7 @@ func (b *banList) succeed(account string, src netip.Addr) {
 	if !src.IsValid() || account == "" {
 		return
 	}
-	account = accountKey(account)
+	account, src = accountKey(account), sourceKey(src)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	key := banPair{account, src}

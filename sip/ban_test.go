@@ -236,3 +236,24 @@ func TestBanListBounded(t *testing.T) {
 		t.Fatal("a ban was evicted, or the maps grew, while full of bans")
 	}
 }
+
+// An IPv6 host holds a whole /64: guesses from fresh addresses of it count
+// as one source, and the ban covers the /64, not its neighbours.
+func TestBanListIPv6CountsTheHost(t *testing.T) {
+	clk := newClock()
+	b := newBanList(3, time.Minute, time.Minute, clk.now)
+	for i, a := range []string{"2001:db8::1", "2001:db8::2:3", "2001:db8::ffff:1"} {
+		srcBanned, _, _ := b.fail(fmt.Sprintf("10%d", i), netip.MustParseAddr(a))
+		if want := i == 2; srcBanned != want {
+			t.Fatalf("failure %d from %s: source banned = %v, want %v", i+1, a, srcBanned, want)
+		}
+	}
+	for a, want := range map[string]bool{
+		"2001:db8::99": true, "2001:db8:0:0:1::1": true, // same /64
+		"2001:db8:0:1::1": false, "192.0.2.1": false, "::ffff:192.0.2.1": false,
+	} {
+		if got := b.sourceBanned(netip.MustParseAddr(a)); got != want {
+			t.Errorf("sourceBanned(%s) = %v, want %v", a, got, want)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "plateau_sip_tcp_connections", Help: "Accepted SIP TCP connections open.",
 	})
 	m.tcpRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plateau_sip_tcp_connections_refused_total", Help: "SIP TCP connections closed at accept, by the limit reached (total, per_source).",
+		Name: "plateau_sip_tcp_connections_refused_total", Help: "SIP TCP connections closed at accept, by the limit reached (total, per_source, banned; tls_rate: a TLS connection beyond its source's handshake pace).",
 	}, []string{"limit"})
 	m.tcpIdleClosed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plateau_sip_tcp_idle_closed_total", Help: "SIP TCP connections closed after sip.limits.tcp_idle_timeout without traffic.",

@@ -96,9 +96,10 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 		delay = 0
 		ip := remoteIP(c)
 		if why := l.admit(ip); why != "" {
-			c.Close()
+			// Counted before the close the peer sees (tests read the metric then).
 			l.s.metrics.tcpRefused.WithLabelValues(why).Inc()
 			l.s.refusedSource(ip, "tcp_"+why)
+			c.Close()
 			continue
 		}
 		return &tcpConn{Conn: c, l: l, ip: ip, idle: l.limits.IdleTimeout}, nil

@@ -26,6 +26,11 @@ import (
 //     (certs.ServerConfig: TLS 1.2+, AEAD suites); a failed handshake is
 //     counted (plateau_sip_tls_handshake_failures_total{direction="in"})
 //     and ends the connection quietly;
+//   - a new connection costs tlsHandshakeCost messages of its source's
+//     rate (sip.limits.requests_per_source) and is closed before the
+//     handshake beyond it: a handshake costs Plateau a signature, and a
+//     phone connecting and closing in a loop, under the connection caps,
+//     would otherwise burn the CPU the calls need;
 //   - the per-source message rate is counted on the decrypted stream (TLS
 //     records hide the message ends).
 //
@@ -58,17 +63,34 @@ func (s *Server) newTLSListener(l net.Listener, cfg *tls.Config) *tlsListener {
 	return &tlsListener{tcpListener: tl, cfg: cfg}
 }
 
+// tlsHandshakeCost is what a new TLS connection takes from its source's
+// message rate: with the default 200 messages a second, 20 handshakes a
+// second (bursts of 40) from one address, far above what a phone needs
+// (one connection, kept) and far below what loads a core.
+const tlsHandshakeCost = 10
+
 // Accept returns the next connection within the limits, as TLS; its
 // handshake runs at its first read, on sipgo's reading goroutine.
 func (l *tlsListener) Accept() (net.Conn, error) {
-	c, err := l.tcpListener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.tcpListener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		raw := c.(*tcpConn)
+		if l.s.trusted.Contains(raw.ip) || l.s.limiter.allowN(raw.ip, tlsHandshakeCost) {
+			return l.wrap(raw), nil
+		}
+		raw.Close() // releases its slot; nothing was read or written
+		l.s.metrics.tcpRefused.WithLabelValues("tls_rate").Inc()
+		l.s.metrics.dropped.WithLabelValues("rate_limited").Inc()
 	}
-	raw := c.(*tcpConn)
+}
+
+func (l *tlsListener) wrap(raw *tcpConn) net.Conn {
 	sc := &tlsServerConn{Conn: tls.Server(raw, l.cfg), raw: raw, s: l.s}
 	l.s.tlsIn.add(sc)
-	return sc, nil
+	return sc
 }
 
 // tlsServerConn is an accepted TLS connection.
@@ -174,23 +196,47 @@ func (t *tlsInbound) remove(c *tlsServerConn) {
 }
 
 // lookup returns the remote address of the connection to send to for
-// dest: dest itself when a connection from it is open, else the newest
+// dest: dest itself when a connection from it is open, else the one
 // connection (its handshake done) from dest's host; "" when there is none.
 func (t *tlsInbound) lookup(dest netip.AddrPort) string {
+	if via := t.exact(dest); via != "" {
+		return via
+	}
+	return t.onlyFromHost(dest.Addr(), false)
+}
+
+// exact is the connection from dest itself, "" when none.
+func (t *tlsInbound) exact(dest netip.AddrPort) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	list := t.byHost[dest.Addr().Unmap()]
-	for _, c := range list {
+	for _, c := range t.byHost[dest.Addr().Unmap()] {
 		if a, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok && a.AddrPort().Port() == dest.Port() && c.handshakeDone() {
 			return c.raw.RemoteAddr().String()
 		}
 	}
-	for i := len(list) - 1; i >= 0; i-- {
-		if list[i].handshakeDone() {
-			return list[i].raw.RemoteAddr().String()
-		}
-	}
 	return ""
+}
+
+// onlyFromHost is the connection from host when it is the only one: with
+// two devices on one host (softphones on a PC, phones behind one NAT),
+// nothing but a registration (tlsRegistration) tells which connection is
+// whose, and the newest one may well be another phone's. With proxy
+// (host is a trusted proxy, which speaks for all its phones over any of its
+// connections), the newest.
+func (t *tlsInbound) onlyFromHost(host netip.Addr, proxy bool) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	only := ""
+	for _, c := range t.byHost[host.Unmap()] {
+		if !c.handshakeDone() {
+			continue
+		}
+		if only != "" && !proxy {
+			return ""
+		}
+		only = c.raw.RemoteAddr().String()
+	}
+	return only
 }
 
 func (c *tlsServerConn) handshakeDone() bool { return c.ready.Load() }

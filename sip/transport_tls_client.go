@@ -34,8 +34,11 @@ import (
 //     carrier's address and reads from it like any accepted connection;
 //   - a request to a phone over TLS goes over a connection the phone
 //     opened (tlsInbound), never a new one: phones present no certificate
-//     Plateau could verify. A phone whose connection is gone is unreachable
-//     until it registers again.
+//     Plateau could verify. That is the connection from its Contact's
+//     address, else the one its REGISTER of that Contact came on, else the
+//     only connection from its host (with several, another device's could
+//     be taken: the request fails instead). A phone whose connection is
+//     gone is unreachable until it registers again.
 //
 // A connection that fails verification ends the request before anything
 // is written: the call fails closed, and nothing is sent in clear instead.
@@ -358,9 +361,15 @@ func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
 		}
 		return s.tlsOut.ensure(ctx, dest, t)
 	}
-	via := s.tlsIn.lookup(dest)
+	// The phone's own connection first (from its Contact, or the one it
+	// registered that Contact on), and only then the one connection from
+	// its host: never another device's (a trusted proxy's: any of them).
+	via := s.tlsIn.exact(dest)
 	if via == "" {
 		via = s.tlsRegistration(dest)
+	}
+	if via == "" {
+		via = s.tlsIn.onlyFromHost(dest.Addr(), s.trusted.Contains(dest.Addr()))
 	}
 	if via == "" {
 		s.metrics.tlsHandshakeFailures.WithLabelValues("out", "no_connection").Inc()
@@ -376,9 +385,22 @@ func (s *Server) routeTLS(ctx context.Context, req *sip.Request) error {
 // tlsRegistration is, for a phone whose Contact is dest (a private address
 // behind NAT, say), the connection its REGISTER came over, when it is
 // still open: the device that registered that Contact. "" when none.
+// Another extension may have registered the same Contact (any address of
+// sip.phone_networks may be a Contact): the device at dest's own address
+// wins, and when several other devices claim it, none does: taking the
+// wrong one would hand a phone's calls to whoever registered its Contact.
 func (s *Server) tlsRegistration(dest netip.AddrPort) string {
 	if s.reg == nil {
 		return ""
+	}
+	var local, other []string // open connections that registered dest
+	add := func(list *[]string, via string) {
+		for _, v := range *list {
+			if v == via {
+				return
+			}
+		}
+		*list = append(*list, via)
 	}
 	for _, ext := range s.reg.extensions() {
 		for _, b := range s.reg.contacts(ext) {
@@ -402,10 +424,23 @@ func (s *Server) tlsRegistration(dest netip.AddrPort) string {
 				continue
 			}
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-			if via := s.tlsIn.lookup(src); via == src.String() {
-				return via
+			if via := s.tlsIn.exact(src); via != "" {
+				if src.Addr() == dest.Addr() {
+					add(&local, via)
+				} else {
+					add(&other, via)
+				}
 			}
 		}
+	}
+	switch {
+	case len(local) == 1:
+		return local[0]
+	case len(local) == 0 && len(other) == 1:
+		return other[0]
+	}
+	if len(local)+len(other) > 1 {
+		s.log.Warn("TLS Contact registered over several connections: none is used", "contact", dest.String(), "connections", append(local, other...))
 	}
 	return ""
 }

@@ -59,10 +59,13 @@ type tlsEnv struct {
 	ended chan error
 }
 
-func newTLSEnv(t *testing.T, limits TCPLimits) *tlsEnv {
+func newTLSEnv(t *testing.T, limits TCPLimits, setup ...func(*regEnv)) *tlsEnv {
 	t.Helper()
 	env := newRegEnv(t)
 	env.s.opts.TCP = limits
+	for _, f := range setup { // before the listener serves
+		f(env)
+	}
 	pair, roots := testPair(t, "127.0.0.1")
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -325,10 +325,14 @@ func newSourceLimiter(perSecond int, now func() time.Time) *sourceLimiter {
 }
 
 // allow takes a token from ip's bucket. A limiter with no rate allows all.
-func (l *sourceLimiter) allow(ip netip.Addr) bool {
+func (l *sourceLimiter) allow(ip netip.Addr) bool { return l.allowN(ip, 1) }
+
+// allowN takes n tokens at once (what costs n messages, a TLS handshake).
+func (l *sourceLimiter) allowN(ip netip.Addr, n float64) bool {
 	if l == nil || l.rate <= 0 {
 		return true
 	}
+	ip = sourceKey(ip) // an IPv6 host by its /64, as the bans count it
 	now := l.now()
 	l.mu.Lock()
 	b := l.buckets[ip]
@@ -344,10 +348,10 @@ func (l *sourceLimiter) allow(ip netip.Addr) bool {
 		b.tokens = min(l.burst, b.tokens+el*l.rate)
 	}
 	b.last = now
-	ok := b.tokens >= 1
+	ok := b.tokens >= n
 	first := false
 	if ok {
-		b.tokens--
+		b.tokens -= n
 		b.limited = false
 	} else if !b.limited {
 		b.limited, first = true, true

@@ -30,6 +30,8 @@ type TrunkConfig struct {
 	CountryCode     string             // e.g. "33", for national/international formats
 	RingTimeout     time.Duration      // unanswered this long: CANCEL; 0 means the call options' RingTimeout
 	Register        *TrunkRegistration // a registration trunk (trunkreg.go)
+	// SRTP is the trunk leg's media protection (trunks[].srtp, SDES).
+	SRTP media.SRTPMode
 	// MediaLatch is which sources the trunk's RTP is accepted from
 	// (trunks[].media_latch): its SDP's host, or any first source for a
 	// carrier behind NAT.

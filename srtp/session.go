@@ -38,6 +38,8 @@ type Session struct {
 	txRTCP  rtcp.Header
 
 	rxMu     sync.Mutex
+	window   uint
+	suite    Suite
 	rx       *pion.Context
 	rxLimit  uint64
 	rxUsed   uint64
@@ -72,7 +74,7 @@ func NewSession(local, remote Crypto, opts ...Option) (*Session, error) {
 	if local.Suite != remote.Suite {
 		return nil, fmt.Errorf("%w: %s and %s", ErrSuiteMismatch, local.Suite, remote.Suite)
 	}
-	s := &Session{txLimit: lifetime(local), rxLimit: lifetime(remote)}
+	s := &Session{txLimit: lifetime(local), rxLimit: lifetime(remote), window: o.window, suite: local.Suite}
 	var err error
 	if s.tx, err = newContext(local, nil, 0); err != nil {
 		return nil, fmt.Errorf("local key: %w", err)
@@ -82,6 +84,31 @@ func NewSession(local, remote Crypto, opts ...Option) (*Session, error) {
 	}
 	return s, nil
 }
+
+// SetRemote re-keys the receive side with the peer's new attribute (a
+// re-INVITE with a new key): packets under the old key fail
+// authentication from now on, and the replay window starts afresh with
+// the new key. The send side keeps its key and its packet index, so no
+// keystream is ever reused. The suite must not change.
+func (s *Session) SetRemote(remote Crypto) error {
+	if err := remote.Validate(); err != nil {
+		return fmt.Errorf("remote key: %w", err)
+	}
+	if remote.Suite != s.suite {
+		return fmt.Errorf("%w: %s and %s", ErrSuiteMismatch, s.suite, remote.Suite)
+	}
+	s.rxMu.Lock()
+	defer s.rxMu.Unlock()
+	rx, err := newContext(remote, &s.replayed, s.window)
+	if err != nil {
+		return fmt.Errorf("remote key: %w", err)
+	}
+	s.rx, s.rxLimit, s.rxUsed = rx, lifetime(remote), 0
+	return nil
+}
+
+// Suite is the session's crypto-suite.
+func (s *Session) Suite() Suite { return s.suite }
 
 func lifetime(c Crypto) uint64 {
 	if c.Lifetime == 0 {

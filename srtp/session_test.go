@@ -305,3 +305,30 @@ func BenchmarkSessionProtectUnprotectRTP(b *testing.B) {
 		}
 	}
 }
+
+func TestSessionSetRemote(t *testing.T) {
+	a, b := pair(t, AES_CM_128_HMAC_SHA1_80)
+	old, _ := a.ProtectRTP(nil, rtpPacket(t, 1, []byte("before")))
+	if _, err := b.UnprotectRTP(nil, old); err != nil {
+		t.Fatal(err)
+	}
+	// a's peer re-keys: a new key for what b receives.
+	nk, _ := NewCrypto(1, AES_CM_128_HMAC_SHA1_80)
+	peerKey := nk // what b now receives under
+	if err := b.SetRemote(peerKey); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := a.ProtectRTP(nil, rtpPacket(t, 2, []byte("stale")))
+	if _, err := b.UnprotectRTP(nil, stale); !errors.Is(err, ErrAuth) {
+		t.Fatalf("a packet under the old key after re-key: %v, want ErrAuth", err)
+	}
+	sender, _ := NewSession(peerKey, peerKey)
+	fresh, _ := sender.ProtectRTP(nil, rtpPacket(t, 3, []byte("fresh")))
+	if got, err := b.UnprotectRTP(nil, fresh); err != nil || !bytes.HasSuffix(got, []byte("fresh")) {
+		t.Fatalf("new key: %v", err)
+	}
+	g, _ := NewCrypto(1, AEAD_AES_128_GCM)
+	if err := b.SetRemote(g); !errors.Is(err, ErrSuiteMismatch) {
+		t.Fatalf("suite change: %v", err)
+	}
+}

@@ -48,6 +48,7 @@ type httpsState struct {
 	errorLog        *log.Logger
 
 	redirects, refused, plainCookies, handshakeFailures prometheus.Counter
+	connsRefused                                        prometheus.Counter
 	// Warnings about what came in clear, at most one a minute each: the
 	// plain listener takes anyone's requests, the log must not flood.
 	lastCookieWarn, lastRefusedWarn atomic.Int64 // unix seconds
@@ -75,8 +76,10 @@ func (s *Server) EnableHTTPS(h HTTPS, reg prometheus.Registerer) error {
 			Help: "Requests on the plain HTTP listener carrying a session cookie (ignored: a cookie seen in clear)."}),
 		handshakeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "plateau_http_tls_handshake_failures_total",
 			Help: "TLS handshakes refused on the HTTPS listener (old versions or ciphers, untrusted certificates, scans)."}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "plateau_http_connections_refused_total",
+			Help: "Connections closed at accept because their host already held the most allowed open (both listeners)."}),
 	}
-	cs := []prometheus.Collector{st.redirects, st.refused, st.plainCookies, st.handshakeFailures}
+	cs := []prometheus.Collector{st.redirects, st.refused, st.plainCookies, st.handshakeFailures, st.connsRefused}
 	if h.NotAfter != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plateau_http_tls_certificate_expiry_timestamp_seconds",
 			Help: "When the HTTPS certificate in service expires (Unix time); alert well before."},

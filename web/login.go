@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 
 	"plateau/audit"
@@ -43,8 +45,15 @@ func (a *App) showLogin(w http.ResponseWriter, r *http.Request, status int, user
 }
 
 // safeNext keeps only local paths, so the login page is no open redirect.
+// Browsers drop tabs and newlines anywhere in a URL and read a backslash
+// as a slash ("/\t/evil" and "/\\evil" are //evil to them): a next with a
+// control character, a space or a backslash anywhere is refused whole.
 func safeNext(n string) string {
-	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.HasPrefix(n, "/\\") {
+	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") ||
+		strings.ContainsFunc(n, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '\\' }) {
+		return ""
+	}
+	if u, err := url.Parse(n); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return ""
 	}
 	return n
@@ -137,7 +146,7 @@ func (a *App) signIn(r *http.Request, ext, pass string) signedIn {
 		return signedIn{status: http.StatusBadRequest, key: "login.failed"}
 	}
 
-	if a.locks.locked("source", src, now) || a.locks.locked("user", ext, now) {
+	if a.locks.locked("source", lockSource(src), now) || a.locks.locked("user", ext, now) {
 		rec.Outcome, rec.Reason = "refused", "locked"
 		a.audit(ctx, rec)
 		return signedIn{status: http.StatusTooManyRequests, key: "login.locked"}
@@ -190,10 +199,24 @@ func (a *App) failed(r *http.Request, ext, src string) {
 		a.audit(r.Context(), audit.Entry{Kind: "web.lockout", Actor: ext, Subject: ext, Outcome: "locked",
 			Reason: "user", Source: src, Details: map[string]any{"until": now.Add(a.deps.LockoutDuration).UTC().Format("2006-01-02T15:04:05Z")}})
 	}
-	if a.locks.fail("source", src, now) {
-		a.audit(r.Context(), audit.Entry{Kind: "web.lockout", Actor: ext, Subject: src, Outcome: "locked",
+	if a.locks.fail("source", lockSource(src), now) {
+		a.audit(r.Context(), audit.Entry{Kind: "web.lockout", Actor: ext, Subject: lockSource(src), Outcome: "locked",
 			Reason: "source", Source: src, Details: map[string]any{"until": now.Add(a.deps.LockoutDuration).UTC().Format("2006-01-02T15:04:05Z")}})
 	}
+}
+
+// lockSource is what the per-source lockout counts by: the address, or for
+// IPv6 its /64 (one host picks any address of its /64 at will).
+func lockSource(src string) string {
+	ip, err := netip.ParseAddr(src)
+	if err != nil {
+		return src
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {

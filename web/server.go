@@ -122,6 +122,10 @@ func (s *Server) serveBoth(ctx context.Context, l, tl net.Listener) error {
 	s.log.Info("https listening", "addr", tl.Addr().String(), "url", s.https.url)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Each host holds a bounded number of connections on either listener
+	// (limit.go).
+	l = limitPerSource(l, maxConnsPerSource, s.https.connsRefused, s.log)
+	tl = limitPerSource(tl, maxConnsPerSource, s.https.connsRefused, s.log)
 	errc := make(chan error, 2)
 	go func() { errc <- s.run(ctx, l, s.plain(), nil) }()
 	go func() { errc <- s.run(ctx, tl, s.secure(s.mux), s.https.tls) }()

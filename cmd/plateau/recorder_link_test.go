@@ -20,7 +20,10 @@ func TestCheckConfigRecorder(t *testing.T) {
 	}{
 		{"recorder: {listen: \"127.0.0.1:5070\"}\n", nil, ""},
 		{"recorder: {listen: \"0.0.0.0:5070\"}\n", nil, "recorder.allowed_sources"},
-		{"recorder: {listen: \"10.1.2.3:5070\", allowed_sources: [10.1.2.0/24]}\n", nil, ""},
+		{"recorder: {listen: \"127.0.0.1:5070\", allowed_sources: [10.1.2.0/24]}\n", nil, ""},
+		// Beyond loopback allowed_sources is not enough in clear: a UDP
+		// source (and the RTP) is forged at will on the LAN.
+		{"recorder: {listen: \"10.1.2.3:5070\", allowed_sources: [10.1.2.0/24]}\n", nil, "recorder.tls"},
 		{"", []string{"--recorder"}, "recorder.allowed_sources"}, // the default listen is 0.0.0.0
 		{"", nil, ""}, // plateau serve's file: the recorder section is not its concern
 		{"recorder: {allowed_sources: [10.0.0.1/32], tls: {cert_file: missing.crt, key_file: missing.key, client_ca_file: ca.crt}}\n", nil, "recorder.tls.cert_file"},

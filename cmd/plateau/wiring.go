@@ -109,6 +109,7 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (b
 		WindowWarning:     cfg.Policy.WindowWarning.D(),
 		WindowGrace:       cfg.Policy.WindowGrace.D(),
 		Region:            cfg.Site.DefaultRegion,
+		MinSessionExpires: cfg.SIP.MinSessionExpires.D(),
 		// Detention mode (the default) requires a notice (config), so the
 		// relay's notice gate always has one to open it.
 		Detention: cfg.DetentionMode() && cfg.Recordings.NoticePrompt != "",
@@ -142,6 +143,9 @@ func callOptions(cfg *config.Config, pool *media.PortPool, mm *media.Metrics) (b
 		}
 		if tc.MediaLatch, err = media.ParseLatchMode(t.MediaLatch); err != nil {
 			return opts, fmt.Errorf("trunks[%d].media_latch: %w", i, err)
+		}
+		if tc.SRTP, err = media.ParseSRTPMode(t.SRTP); err != nil {
+			return opts, fmt.Errorf("trunks[%d].srtp: %w", i, err)
 		}
 		if r := t.Register; r != nil {
 			rpass, err := cfg.Secret(r.Password, r.PasswordFile)

@@ -24,6 +24,8 @@ const (
 	AuditTLSNoCertificate = "TLS_NO_CERTIFICATE"
 	AuditTLSBadCert       = "TLS_BAD_CERTIFICATE"
 	AuditTLSHandshake     = "TLS_HANDSHAKE_FAILED"
+	// AuditHeldBack: the refusals a window did not log one by one.
+	AuditHeldBack = "REFUSALS_HELD_BACK"
 )
 
 var auditReason = map[string]string{
@@ -35,7 +37,12 @@ var auditReason = map[string]string{
 // refusal is counted; the log and the audit chain get the first refusal of
 // a source and reason per window, then one entry per window with the
 // number held back, so a host hammering the recorder cannot fill its audit
-// log (one SQLite write per packet) or its disk.
+// log (one SQLite write per packet) or its disk. A source is a host's
+// address, or its /64 for IPv6 (a host picks any address of its /64 at
+// will); and all sources together get at most maxAuditsPerWindow entries
+// a window, so forged UDP sources or a rotating address cannot buy one
+// audit write each: beyond it, one entry per window says how many
+// refusals were held back.
 type refusals struct {
 	log     *slog.Logger
 	audit   Auditor
@@ -45,11 +52,32 @@ type refusals struct {
 
 	mu   sync.Mutex
 	seen map[refusalKey]*refusalState
+	// The window's budget of entries, shared by every source.
+	budgetStart time.Time
+	budgetUsed  int
+	heldBack    int // refusals not logged for want of budget or of memory
 }
 
+// maxAuditsPerWindow bounds the log and audit entries of refusals a window,
+// whatever the number of sources (a real incident involves a few hosts).
+const maxAuditsPerWindow = 64
+
 type refusalKey struct {
-	src    netip.Addr
+	src    netip.Prefix // the host, or its /64 for IPv6
 	reason string
+}
+
+// sourceKey is what a refusal is rate-limited by: an IPv4 address, or an
+// IPv6 address's /64 (one LAN host has all of its /64: SLAAC privacy
+// addresses, or any address it assigns itself).
+func sourceKey(src netip.Addr) netip.Prefix {
+	src = src.Unmap()
+	if src.Is6() {
+		p, _ := src.Prefix(64)
+		return p
+	}
+	p, _ := src.Prefix(src.BitLen()) // BitLen is 0 for the zero Addr
+	return p
 }
 
 type refusalState struct {
@@ -71,8 +99,9 @@ func newRefusals(log *slog.Logger, audit Auditor, m *Metrics, now func() time.Ti
 func (r *refusals) refuse(src netip.Addr, reason, detail string, extra map[string]any) {
 	r.metrics.refuse(reason)
 	now := r.now()
-	k := refusalKey{src.Unmap(), reason}
+	k := refusalKey{sourceKey(src), reason}
 	r.mu.Lock()
+	heldBack := r.newBudget(now)
 	st := r.seen[k]
 	if st == nil {
 		if len(r.seen) >= maxRefusalKeys {
@@ -83,19 +112,32 @@ func (r *refusals) refuse(src netip.Addr, reason, detail string, extra map[strin
 			}
 		}
 		if len(r.seen) >= maxRefusalKeys {
+			r.heldBack++
 			r.mu.Unlock()
+			r.summarize(heldBack)
 			return
 		}
 		st = &refusalState{}
 		r.seen[k] = st
-	} else if now.Sub(st.last) < r.window && !now.Before(st.last) {
+	} else if now.Sub(st.last) < r.window && !now.Before(st.last) && !st.last.IsZero() {
 		st.suppressed++
 		r.mu.Unlock()
+		r.summarize(heldBack)
 		return
 	}
+	if r.budgetUsed >= maxAuditsPerWindow {
+		// st.last unchanged: this source gets its entry once budget is back.
+		st.suppressed++
+		r.heldBack++
+		r.mu.Unlock()
+		r.summarize(heldBack)
+		return
+	}
+	r.budgetUsed++
 	suppressed := st.suppressed
 	st.last, st.suppressed = now, 0
 	r.mu.Unlock()
+	r.summarize(heldBack)
 
 	details := map[string]any{"detail": detail}
 	for k, v := range extra {
@@ -107,6 +149,35 @@ func (r *refusals) refuse(src netip.Addr, reason, detail string, extra map[strin
 	r.log.Warn("recorder refused a client", "reason", reason, "source", src.String(), "detail", detail, "suppressed_before", suppressed)
 	if r.audit != nil {
 		r.audit.Audit(context.Background(), "recorder.refused", "", detail, "refused", auditReason[reason], src.String(), details)
+	}
+}
+
+// newBudget starts a new window's budget when the last one is over (or the
+// clock went back), returning the refusals the last window held back
+// (r.mu held).
+func (r *refusals) newBudget(now time.Time) int {
+	if !r.budgetStart.IsZero() && now.Sub(r.budgetStart) < r.window && !now.Before(r.budgetStart) {
+		return 0
+	}
+	held := r.heldBack
+	r.budgetStart, r.budgetUsed, r.heldBack = now, 0, 0
+	if held > 0 {
+		r.budgetUsed++ // the summary is an entry of the new window
+	}
+	return held
+}
+
+// summarize writes the one entry that says how many refusals a window held
+// back, from however many sources.
+func (r *refusals) summarize(heldBack int) {
+	if heldBack == 0 {
+		return
+	}
+	r.log.Warn("recorder refused more clients than it logs: refusals held back in the last window (all counted in plateau_recorder_refused_total)",
+		"held_back", heldBack)
+	if r.audit != nil {
+		r.audit.Audit(context.Background(), "recorder.refused", "", "refusals held back", "refused", AuditHeldBack, "",
+			map[string]any{"held_back": heldBack})
 	}
 }
 
@@ -155,8 +226,14 @@ func tlsRefusal(err error) string {
 // says nothing holds a slot no longer.
 const handshakeTimeout = 10 * time.Second
 
-// maxHandshakes bounds the handshakes in progress.
-const maxHandshakes = 64
+// maxHandshakes bounds the handshakes in progress; maxHandshakesPerSource
+// bounds one host's share (a host inside allowed_sources without a
+// certificate, holding connections open mute, must not take every slot
+// and lock the Plateau nodes out of their recorder).
+const (
+	maxHandshakes          = 64
+	maxHandshakesPerSource = 8
+)
 
 // gateListener is what sipgo's stream transports accept from: only
 // connections from allowed sources and, with TLS, only those whose client
@@ -177,11 +254,14 @@ type gateListener struct {
 	slots  chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	mu       sync.Mutex
+	inFlight map[netip.Prefix]int // handshakes in progress by sourceKey
 }
 
 func newGateListener(raw net.Listener, tlsConf *tls.Config, allowedSrc []netip.Prefix, ref *refusals, log *slog.Logger) *gateListener {
 	g := &gateListener{raw: raw, tlsConf: tlsConf, allowed: allowedSrc, ref: ref, log: log,
-		conns: make(chan net.Conn), slots: make(chan struct{}, maxHandshakes)}
+		conns: make(chan net.Conn), slots: make(chan struct{}, maxHandshakes), inFlight: map[netip.Prefix]int{}}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.wg.Add(1)
 	go g.run()
@@ -216,9 +296,8 @@ func (g *gateListener) run() {
 			g.deliver(c)
 			continue
 		}
-		select {
-		case g.slots <- struct{}{}:
-		default:
+		release, ok := g.acquire(src)
+		if !ok {
 			c.Close()
 			g.ref.refuse(src, RefusedBusy, "TLS handshake", nil)
 			continue
@@ -226,10 +305,37 @@ func (g *gateListener) run() {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			defer func() { <-g.slots }()
+			defer release()
 			g.handshake(c, src)
 		}()
 	}
+}
+
+// acquire takes a handshake slot for src, if the gate and src's share
+// have one free.
+func (g *gateListener) acquire(src netip.Addr) (release func(), ok bool) {
+	k := sourceKey(src)
+	g.mu.Lock()
+	if g.inFlight[k] >= maxHandshakesPerSource {
+		g.mu.Unlock()
+		return nil, false
+	}
+	select {
+	case g.slots <- struct{}{}:
+	default:
+		g.mu.Unlock()
+		return nil, false
+	}
+	g.inFlight[k]++
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		if g.inFlight[k]--; g.inFlight[k] == 0 {
+			delete(g.inFlight, k)
+		}
+		g.mu.Unlock()
+		<-g.slots
+	}, true
 }
 
 func (g *gateListener) handshake(c net.Conn, src netip.Addr) {

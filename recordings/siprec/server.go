@@ -620,11 +620,14 @@ func (s *Server) finish(rs *recSession, why string, bye bool) {
 			in.pp.Close()
 		}
 		rs.wg.Wait()
+		end := s.opts.Now()
+		err := rs.rec.Close(end)
+		// Out of the map only once closed: Serve finishes what the map
+		// holds, and its finish waits (once) for this one, so a recording
+		// closing on a BYE at shutdown is whole before the process exits.
 		s.mu.Lock()
 		delete(s.sessions, rs.callID)
 		s.mu.Unlock()
-		end := s.opts.Now()
-		err := rs.rec.Close(end)
 		if bye {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			if berr := s.bye(ctx, rs); berr != nil {

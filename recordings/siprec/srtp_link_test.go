@@ -228,7 +228,17 @@ func TestConnectRefusesDowngrade(t *testing.T) {
 }
 
 func TestTapRTPAllocsSRTP(t *testing.T) {
-	_, c := tlsPair(t)
+	plateauCA := newTestCA(t, "plateau CA")
+	rec := startTLSRecorder(t, plateauCA)
+	client := plateauCA.issue(t, "plateau-node1", nil, x509.ExtKeyUsageClientAuth, time.Now().Add(24*time.Hour))
+	// AllocsPerRun counts every goroutine's allocations: no readiness
+	// probe (OPTIONS) may run during the measurement.
+	c, err := NewClient(ClientOptions{Address: rec.srv.Addr().String(), Transport: "tls", Timeout: 2 * time.Second, Log: testLog(t),
+		TLS: certs.ClientConfig("recorder.test", rec.ca.pool(), client), ProbeInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	s, err := c.Start(context.Background(), recordings.Info{ID: "allocs-srtp", Operator: "101", Number: "+33123456789", Start: time.Now()})
 	if err != nil {
 		t.Fatal(err)
@@ -236,14 +246,23 @@ func TestTapRTPAllocsSRTP(t *testing.T) {
 	defer s.Close(time.Now())
 	pkts := tonePackets(ptPCMU, 440, 1, 7)
 	now := time.Now()
-	allocs := testing.AllocsPerRun(200, func() {
-		pkts[0].SequenceNumber++
-		pkts[0].Timestamp += 160
-		now = now.Add(20 * time.Millisecond)
-		if err := s.TapRTP(media.LegOutside, &pkts[0], now); err != nil {
-			t.Fatal(err)
+	// The least of a few measurements: what the recorder's goroutines or
+	// the runtime allocate meanwhile on a loaded machine is noise; an
+	// allocation in TapRTP shows in every one.
+	allocs := -1.0
+	for range 5 {
+		a := testing.AllocsPerRun(200, func() {
+			pkts[0].SequenceNumber++
+			pkts[0].Timestamp += 160
+			now = now.Add(20 * time.Millisecond)
+			if err := s.TapRTP(media.LegOutside, &pkts[0], now); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs < 0 || a < allocs {
+			allocs = a
 		}
-	})
+	}
 	if allocs != 0 {
 		t.Errorf("TapRTP over SRTP allocates %.1f times per packet, want 0", allocs)
 	}

@@ -1,0 +1,369 @@
+package e2e
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/zaf/g711"
+
+	"plateau/config"
+	"plateau/media"
+	"plateau/sim"
+	"plateau/srtp"
+)
+
+// SRTP with SDES keys on a TLS trunk (issue 13): pstn-sim as an SDES
+// carrier over TLS. The carrier's endpoint drops and counts every packet
+// that does not authenticate under the key Plateau signalled, so a clear
+// RTP packet reaching it would show in SRTPDropped.
+
+const (
+	mSRTPAuth = `plateau_rtp_dropped_packets_total{reason="srtp_auth"}`
+	noiseSeed = 4568
+)
+
+// noiseWAV writes frames×20 ms of seeded noise: every 160-sample frame is
+// unique, so a frame found in the recording is that frame.
+func noiseWAV(t *testing.T, dir string, frames int) (string, []int16) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(noiseSeed, 1))
+	pcm := make([]int16, frames*media.FrameSamples)
+	for i := range pcm {
+		pcm[i] = int16(r.IntN(16000) - 8000)
+	}
+	path := filepath.Join(dir, "noise.wav")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := media.WriteWAV(f, pcm); err != nil {
+		t.Fatal(err)
+	}
+	return path, pcm
+}
+
+// sdesCarrier is pstn-sim over TLS on 127.0.0.2 (as tlsCarrier) with
+// srtp mode, playing wav (echo when empty). freePort checks 127.0.0.1, so
+// a port another test binary holds on 127.0.0.2 is retried, not fatal.
+func sdesCarrier(t *testing.T, cert pemPair, mode, wav string) *sim.PSTN {
+	t.Helper()
+	var p *sim.PSTN
+	var err error
+	for range 5 {
+		cfg := sim.DefaultConfig()
+		cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
+		cfg.Media.IP = "127.0.0.2"
+		cfg.RingTime = config.Duration(100 * time.Millisecond)
+		cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key}
+		cfg.SRTP = mode
+		if wav != "" {
+			cfg.Answer = sim.AnswerConfig{Mode: "play", WAV: wav}
+		}
+		if err = cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if p, err = sim.New(cfg); err == nil {
+			break
+		}
+		t.Logf("pstn-sim: %v (retrying on another port)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("pstn-sim did not stop")
+		}
+	})
+	return p
+}
+
+// sdesPlateau starts plateau with SIP over TLS and one TLS trunk toward
+// carrier (its certificate's CA: caFile) with trunks[].srtp mode.
+func sdesPlateau(t *testing.T, carrier *sim.PSTN, caFile, mode string) (*plateau, int) {
+	t.Helper()
+	need(t, "sipp")
+	dir := t.TempDir()
+	own := writePair(t, dir, "plateau", "127.0.0.1")
+	tlsPort := freePort(t)
+	p := startPlateau(t, serverOpts{
+		users:      []user{{opExt, opPass}},
+		transports: "[udp, tcp, tls]",
+		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
+		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
+		extraYAML: fmt.Sprintf("trunks:\n  - {name: sdes, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: 0s, tls: {ca_file: %q}, srtp: %s}\n",
+			carrier.TLSAddr().String(), callerID, trunkSources, caFile, mode),
+	})
+	approve(t, p, approved)
+	return p, tlsPort
+}
+
+// liveCall waits for the carrier's answered call and returns its stats.
+func liveCall(t *testing.T, carrier *sim.PSTN) sim.CallStats {
+	t.Helper()
+	var c sim.CallStats
+	eventually(t, "the carrier's call answered", func() (bool, string) {
+		cs := carrier.Calls()
+		if len(cs) == 1 && cs[0].Answered && cs[0].RTPTo != "" {
+			c = cs[0]
+			return true, ""
+		}
+		return false, fmt.Sprintf("%+v", cs)
+	})
+	return c
+}
+
+// injectFromCarrierHost sends, from the carrier's host, what an attacker
+// on its path could: plain RTP carrying a loud 3 kHz tone, and SRTP under
+// a key nobody signalled. Both must be dropped as srtp_auth.
+func injectFromCarrierHost(t *testing.T, to string) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dst := netip.MustParseAddrPort(to)
+	k, _ := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
+	forger, _ := srtp.NewSession(k, k)
+	tone := media.Tone(3000, 20*time.Millisecond)
+	for i := range 5 {
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(40000 + i), Timestamp: uint32(i * 160), SSRC: 0xBAD}, Payload: make([]byte, 160)}
+		for j, s := range tone {
+			pkt.Payload[j] = g711.EncodeUlawFrame(s)
+		}
+		plain, _ := pkt.Marshal()
+		conn.WriteToUDPAddrPort(plain, dst)
+		forged, _ := forger.ProtectRTP(nil, plain)
+		conn.WriteToUDPAddrPort(forged, dst)
+	}
+}
+
+// rightChannel reads the recording's right channel (what the operator was
+// sent: the outside party).
+func rightChannel(t *testing.T, p *plateau) []int16 {
+	t.Helper()
+	var files map[string][]string
+	eventually(t, "the call recorded", func() (bool, string) {
+		files = recordingFiles(t, p)
+		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, fmt.Sprint(files)
+	})
+	wav, err := os.ReadFile(files[".wav"][0])
+	if err != nil || len(wav) < 44 {
+		t.Fatalf("read %v: %v", files[".wav"], err)
+	}
+	pcm := wav[44:]
+	out := make([]int16, len(pcm)/4)
+	for i := range out {
+		out[i] = int16(binary.LittleEndian.Uint16(pcm[i*4+2:]))
+	}
+	return out
+}
+
+// framesFound counts the frames of sent (the carrier's audio, frame k is
+// sent[k*160:]) found sample-exact in rec, through any G.711 path
+// (carrier codec, operator codec): the recording holds what the carrier
+// sent, decrypted, or it does not.
+func framesFound(sent, rec []int16, frames int) int {
+	const n = media.FrameSamples
+	type key [8]int16
+	at := map[key][]int{}
+	for i := 0; i+n <= len(rec); i++ {
+		k := key(rec[i : i+8])
+		at[k] = append(at[k], i)
+	}
+	paths := []func(int16) int16{
+		func(s int16) int16 { return g711.DecodeAlawFrame(g711.Ulaw2AlawFrame(g711.EncodeUlawFrame(s))) },
+		func(s int16) int16 { return g711.DecodeUlawFrame(g711.EncodeUlawFrame(s)) },
+		func(s int16) int16 { return g711.DecodeAlawFrame(g711.EncodeAlawFrame(s)) },
+		func(s int16) int16 { return g711.DecodeUlawFrame(g711.Alaw2UlawFrame(g711.EncodeAlawFrame(s))) },
+	}
+	found := 0
+	exp := make([]int16, n)
+	for f := range frames {
+		off := (f * n) % len(sent)
+		for _, path := range paths {
+			for i := range exp {
+				exp[i] = path(sent[off+i])
+			}
+			hit := false
+			for _, pos := range at[key(exp[:8])] {
+				if equal16(rec[pos:pos+n], exp) {
+					hit = true
+					break
+				}
+			}
+			if hit {
+				found++
+				break
+			}
+		}
+	}
+	return found
+}
+
+func equal16(a, b []int16) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// An operator's call to a required SDES trunk: offered RTP/SAVP over TLS,
+// answered by the carrier with its own key; everything that reached the
+// carrier authenticated under Plateau's key (no clear RTP); clear and
+// forged packets injected toward Plateau are dropped and counted, never
+// recorded; the recording's outside channel holds, frame by frame, what
+// the carrier sent, decrypted.
+func TestSRTPOutboundCallRecorded(t *testing.T) {
+	dir := t.TempDir()
+	wav, sent := noiseWAV(t, dir, 500) // 10 s: no frame repeats in the call
+	cert := writePair(t, dir, "carrier", "127.0.0.2")
+	carrier := sdesCarrier(t, cert, "required", wav)
+	p, _ := sdesPlateau(t, carrier, cert.cert, "required")
+
+	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
+	c := liveCall(t, carrier)
+	// Once Plateau applied the answer (its keys): before, the packets
+	// would be dropped for having no source yet, not for their keys.
+	waitMetric(t, p, mAnswer, 1)
+	injectFromCarrierHost(t, c.RTPTo)
+	eventually(t, "the injected packets dropped as srtp_auth", func() (bool, string) {
+		v := p.metricOf(mSRTPAuth)
+		return v >= 10, strconv.FormatFloat(v, 'f', -1, 64)
+	})
+	op.mustSucceed(45 * time.Second)
+	waitMetric(t, p, mActive, 0)
+
+	eventually(t, "the carrier's call ended", func() (bool, string) {
+		cs := carrier.Calls()
+		return len(cs) == 1 && !cs[0].End.IsZero(), fmt.Sprintf("%+v", cs)
+	})
+	c = carrier.Calls()[0]
+	t.Logf("carrier: %+v", c)
+	if !strings.EqualFold(c.Transport, "TLS") || !c.SRTP || !c.Answered {
+		t.Fatalf("carrier's call %+v: want answered SRTP over TLS", c)
+	}
+	if c.RTPRecv < 100 || c.SRTPDropped != 0 {
+		t.Errorf("carrier received %d packets, %d not authenticating: want the operator's audio, all SRTP under Plateau's key", c.RTPRecv, c.SRTPDropped)
+	}
+	rec := rightChannel(t, p)
+	found := framesFound(sent, rec, c.RTPSent)
+	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, c.RTPSent)
+	if c.RTPSent < 150 || found < c.RTPSent*8/10 {
+		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, c.RTPSent)
+	}
+	if g := media.Goertzel(rec, 3000); g > 1e6 {
+		t.Errorf("the injected 3 kHz tone reached the recording (Goertzel %.0f)", g)
+	}
+	if out, err := p.plateauCmd("recordings", "verify"); err != nil {
+		t.Errorf("recordings verify: %v\n%s", err, out)
+	}
+}
+
+// A carrier's SDES call over TLS is answered with SRTP under Plateau's own
+// key: the operator is rung, and what the carrier receives (the notice,
+// the operator) all authenticates; a carrier offering plain RTP to a
+// required trunk is refused 488 SRTP_REQUIRED, audited, ringing nobody.
+func TestSRTPInboundCall(t *testing.T) {
+	dir := t.TempDir()
+	wav, sent := noiseWAV(t, dir, 500)
+	cert := writePair(t, dir, "carrier", "127.0.0.2")
+	carrier := sdesCarrier(t, cert, "required", wav)
+	plain := sdesCarrier(t, cert, "off", "")
+	p, tlsPort := sdesPlateau(t, carrier, cert.cert, "required")
+
+	phonePort := strconv.Itoa(freePort(t))
+	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
+	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
+	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
+	eventually(t, "operator 101 registered", func() (bool, string) {
+		r := p.registered()
+		return r[opExt] != "" && r[opExt] != "-", fmt.Sprint(r)
+	})
+	target := fmt.Sprintf("127.0.0.1:%d", tlsPort)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+
+	// Plain RTP on a required trunk: refused before anyone is rung.
+	if st, err := plain.CallOver(ctx, "TLS", target, callerID, approved, time.Second); err == nil || st.Answered || st.Status != 488 {
+		t.Fatalf("plain RTP offer on a required trunk: %+v, %v; want 488", st, err)
+	}
+	waitMetric(t, p, mRefused("SRTP_REQUIRED"), 1)
+	if got := auditLines(t, p, "policy.decision"); !strings.Contains(got, "SRTP_REQUIRED") {
+		t.Errorf("the refusal is not audited:\n%s", got)
+	}
+
+	phone := startSipp(t, "operator phone answers", "uas_answer.xml", "-p", phonePort)
+	st, err := carrier.CallOver(ctx, "TLS", target, callerID, approved, 6*time.Second)
+	if err != nil {
+		t.Fatalf("SDES call in: %v (%+v)", err, st)
+	}
+	phone.mustSucceed(30 * time.Second)
+	waitMetric(t, p, mActive, 0)
+	t.Logf("carrier: %+v", st)
+	if !st.Answered || !st.SRTP || !strings.EqualFold(st.Transport, "TLS") {
+		t.Fatalf("carrier's call %+v: want answered SRTP over TLS", st)
+	}
+	if st.RTPRecv < 100 || st.SRTPDropped != 0 {
+		t.Errorf("carrier received %d packets, %d not authenticating", st.RTPRecv, st.SRTPDropped)
+	}
+	rec := rightChannel(t, p)
+	found := framesFound(sent, rec, st.RTPSent)
+	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, st.RTPSent)
+	if st.RTPSent < 150 || found < st.RTPSent*8/10 {
+		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, st.RTPSent)
+	}
+	auditVerify(t, p)
+}
+
+// A required trunk whose carrier refuses RTP/SAVP: the operator gets 488
+// and the call is not placed again in clear; an optional trunk places it
+// again in RTP/AVP, audited call.srtp_fallback.
+func TestSRTPCarrierWithoutSRTP(t *testing.T) {
+	for _, mode := range []string{"required", "optional"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			cert := writePair(t, dir, "carrier", "127.0.0.2")
+			carrier := sdesCarrier(t, cert, "off", "")
+			p, _ := sdesPlateau(t, carrier, cert.cert, mode)
+			if mode == "required" {
+				startOperator(t, p, "uac_488.xml", approved).mustSucceed(45 * time.Second)
+				waitMetric(t, p, mActive, 0)
+				if cs := carrier.Calls(); len(cs) != 1 || cs[0].Status != 488 || cs[0].Answered {
+					t.Fatalf("carrier saw %+v: want one INVITE, refused 488", cs)
+				}
+				return
+			}
+			startOperator(t, p, "uac_call.xml", approved).mustSucceed(45 * time.Second)
+			waitMetric(t, p, mActive, 0)
+			cs := carrier.Calls()
+			if len(cs) != 2 || cs[0].Status != 488 || !cs[1].Answered || cs[1].SRTP {
+				t.Fatalf("carrier saw %+v: want an RTP/SAVP INVITE refused 488, then a plain call answered", cs)
+			}
+			if got := auditLines(t, p, "call.srtp_fallback"); !strings.Contains(got, "SRTP_REFUSED_BY_CARRIER") {
+				t.Errorf("the downgrade is not audited:\n%s", got)
+			}
+		})
+	}
+}
