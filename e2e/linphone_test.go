@@ -151,7 +151,7 @@ passwd=%s
 	return l
 }
 
-// linphoneNeedsRoute fails the test, saying why, on a host whose only
+// linphoneNeedsRoute skips the test, saying why, on a host whose only
 // address is loopback: linphonec 5.1 then declares its network down a few
 // seconds after start and unregisters (it looks for the address it would
 // use toward the internet). No packet is sent here: connecting a UDP
@@ -165,7 +165,9 @@ func linphoneNeedsRoute(t *testing.T) {
 			return
 		}
 	}
-	t.Fatalf("this host has no route off loopback (%v): linphonec 5.1 then declares its network down and unregisters; give the host a non-loopback address and a default route", err)
+	// A limit of linphonec, not of Plateau: skipped loudly rather than
+	// failed, so a CI host without a default route still runs the rest.
+	t.Skipf("SKIPPED: this host has no route off loopback (%v): linphonec 5.1 then declares its network down and unregisters; give the host a non-loopback address and a default route to run it", err)
 }
 
 // send writes one command line to linphonec's stdin.
