@@ -126,6 +126,12 @@ func serveSim(t *testing.T, cfg sim.Config) *sim.PSTN {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runSim(t, p)
+}
+
+// runSim serves p until the test ends.
+func runSim(t *testing.T, p *sim.PSTN) *sim.PSTN {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx) }()

@@ -443,18 +443,7 @@ func playingCarrier(t *testing.T, tone string, hangup time.Duration) *sim.PSTN {
 			t.Logf("pstn-sim on %s: %v", cfg.Listen, err)
 			continue
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- pstn.Serve(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Error("pstn-sim did not stop")
-			}
-		})
-		return pstn
+		return runSim(t, pstn)
 	}
 	t.Fatalf("pstn-sim did not start: %v", err)
 	return nil

@@ -82,18 +82,7 @@ func sdesCarrier(t *testing.T, cert pemPair, mode, wav string) *sim.PSTN {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("pstn-sim did not stop")
-		}
-	})
-	return p
+	return runSim(t, p)
 }
 
 // sdesPlateau starts plateau with SIP over TLS and one TLS trunk toward
