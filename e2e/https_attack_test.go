@@ -75,7 +75,7 @@ func TestHTTPSHostileRenewals(t *testing.T) {
 	if got := served(); got != first {
 		t.Fatalf("served %s, want %s", got, first)
 	}
-	refusals := func() int { return strings.Count(p.logs.String(), "SIGHUP: https certificate not reloaded") }
+	refusals := func() int { return strings.Count(p.logs.String(), "SIGHUP: certificate not reloaded") }
 
 	for _, tc := range []struct {
 		name  string
