@@ -35,7 +35,7 @@ run: build
 test: deps
 	@echo "make test: go vet, then every test under the race detector (the first run compiles for a few minutes)"
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 	$(MAKE) fuzz
 
 # A short run of every fuzz target, on top of the committed corpora.
