@@ -120,39 +120,40 @@ func (b *B2BUA) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
 		return
 	}
+	c, l, ok := b.currentDialog(req, tx)
+	if !ok {
+		return
+	}
+	b.answerOffer(c, l.side, req, tx)
+}
+
+// currentDialog finds the call and current leg of an in-dialog offer or
+// refresh, checks its CSeq and counts it; otherwise it has answered.
+func (b *B2BUA) currentDialog(req *sip.Request, tx sip.ServerTransaction) (*call, *leg, bool) {
 	c, l := b.dialogOf(req, tx)
 	if c == nil {
-		return
+		return nil, nil, false
 	}
 	if !c.isCurrent(l) {
 		b.noDialog(req, tx)
-		return
+		return nil, nil, false
 	}
 	if err := l.d.ReadRequest(req, tx); err != nil {
 		b.s.Respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
-		return
+		return nil, nil, false
 	}
-	b.metrics.requestsInDialog.WithLabelValues("INVITE").Inc()
-	b.answerOffer(c, l.side, req, tx)
+	b.metrics.requestsInDialog.WithLabelValues(string(req.Method)).Inc()
+	return c, l, true
 }
 
 func (b *B2BUA) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	if b.monitorInDialog(req, tx) { // a supervisor's leg refreshing (monitor.go)
 		return
 	}
-	c, l := b.dialogOf(req, tx)
-	if c == nil {
+	c, l, ok := b.currentDialog(req, tx)
+	if !ok {
 		return
 	}
-	if !c.isCurrent(l) {
-		b.noDialog(req, tx)
-		return
-	}
-	if err := l.d.ReadRequest(req, tx); err != nil {
-		b.s.Respond(tx, req, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "CSeq out of order", nil))
-		return
-	}
-	b.metrics.requestsInDialog.WithLabelValues("UPDATE").Inc()
 	if len(req.Body()) == 0 { // a session refresh
 		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 		c.sessionRefreshed(l.side, req, res)
