@@ -47,7 +47,8 @@ func ScriptFields(script string) []ScriptField {
 // ParseFieldLine reads one field declaration line (see ScriptField).
 func ParseFieldLine(line string) (ScriptField, bool) {
 	m := fieldLine.FindStringSubmatch(strings.TrimSpace(line))
-	if m == nil {
+	if m == nil || strings.TrimSpace(m[1]) == "" {
+		// A blank label would show the operator an unnamed input box.
 		return ScriptField{}, false
 	}
 	kind := m[3]

@@ -16,6 +16,7 @@ func FuzzScriptAnswers(f *testing.F) {
 	f.Add("?[Courriel](courriel:email)", "courriel", "roux@exemple.fr")
 	f.Add("?[Courriel](courriel:email)", "courriel", "Roux <roux@exemple.fr>")
 	f.Add("?[a](b:phone)\n?[](x)\n?[ok](ok)\n?[ok](ok:email)", "ok", "\xff\xfe")
+	f.Add("?[\u00a0](ok)\n?[ ](blank)", "ok", "x")
 	f.Fuzz(func(t *testing.T, script, key, value string) {
 		fields := ScriptFields(script)
 		seen := map[string]bool{}
