@@ -13,6 +13,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	psip "plateau/sip"
+
 	"plateau/media"
 )
 
@@ -115,11 +117,11 @@ const maxSessionExpires = 24 * time.Hour
 // parseSessionExpires reads "1800;refresher=uac" (or the compact "x").
 func parseSessionExpires(v string) (sessionExpires, error) {
 	parts := strings.Split(v, ";")
-	n, err := strconv.Atoi(strings.TrimSpace(parts[0]))
-	if err != nil || n < 1 || time.Duration(n)*time.Second > maxSessionExpires {
-		return sessionExpires{}, fmt.Errorf("Session-Expires %q is not a number of seconds from 1 to 86400", v)
+	interval, err := psip.ParseSeconds(parts[0], maxSessionExpires)
+	if err != nil {
+		return sessionExpires{}, fmt.Errorf("Session-Expires: %w", err)
 	}
-	se := sessionExpires{Interval: time.Duration(n) * time.Second}
+	se := sessionExpires{Interval: interval}
 	for _, p := range parts[1:] {
 		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
 		if strings.EqualFold(strings.TrimSpace(k), "refresher") {

@@ -28,6 +28,8 @@ func TestParseSessionExpires(t *testing.T) {
 		{"-5", sessionExpires{}, true},
 		{"86401", sessionExpires{}, true},
 		{"99999999999999999999", sessionExpires{}, true},
+		{"10000000000", sessionExpires{}, true}, // overflows time.Duration once multiplied
+		{"9223372036", sessionExpires{}, true},
 		{"abc", sessionExpires{}, true},
 		{"90;refresher=proxy", sessionExpires{}, true},
 		{"", sessionExpires{}, true},

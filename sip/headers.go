@@ -1,9 +1,11 @@
 package sip
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -61,6 +63,20 @@ func SplitHostPort(hp string) (string, int, error) {
 	}
 	n, err := strconv.Atoi(p)
 	return strings.Trim(h, "[]"), n, err
+}
+
+// ParseSeconds reads a header's delta-seconds (Expires, Min-Expires,
+// Session-Expires…) as a duration from 1 s to max. A peer's value is
+// bounded before it is multiplied: 10000000000 seconds would overflow
+// time.Duration into a negative interval (a timer that fires at once,
+// forever).
+func ParseSeconds(v string, max time.Duration) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || strings.TrimLeft(v, "0123456789") != "" || n < 1 || n > int64(max/time.Second) {
+		return 0, fmt.Errorf("%q is not a number of seconds from 1 to %d", v, int64(max/time.Second))
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // HasTag reports whether values holds tag (an option tag), any case.

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -48,5 +49,31 @@ func TestGetHeaderMatchesSipgo(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(100, func() { getHeader(req, "authorization") }); a != 0 {
 		t.Errorf("getHeader allocates %v times", a)
+	}
+}
+
+func TestParseSeconds(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration // 0: an error
+	}{
+		{"1", time.Second},
+		{" 3600 ", time.Hour},
+		{"86400", 24 * time.Hour},
+		{"86401", 0},
+		{"0", 0},
+		{"-1", 0},
+		{"+60", 0},         // delta-seconds = 1*DIGIT
+		{"10000000000", 0}, // × 1e9 ns overflows int64
+		{"9223372036854775807", 0},
+		{"99999999999999999999", 0},
+		{"1e3", 0},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		got, err := ParseSeconds(tt.in, 24*time.Hour)
+		if got != tt.want || (err == nil) != (tt.want != 0) {
+			t.Errorf("ParseSeconds(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
 	}
 }

@@ -184,19 +184,21 @@ func (r *trunkRegistrar) register(ctx context.Context, expires time.Duration) (t
 		case res.StatusCode == sip.StatusIntervalToBrief && !briefTried:
 			briefTried = true
 			h := res.GetHeader("Min-Expires")
-			n := 0
-			if h != nil {
-				n, _ = strconv.Atoi(strings.TrimSpace(h.Value()))
+			if h == nil {
+				return 0, errors.New("REGISTER answered 423 without a Min-Expires")
 			}
-			if n <= 0 || time.Duration(n)*time.Second > 24*time.Hour {
-				return 0, errors.New("REGISTER answered 423 without a usable Min-Expires")
+			if expires, err = ParseSeconds(h.Value(), maxTrunkExpiry); err != nil {
+				return 0, fmt.Errorf("REGISTER answered 423 with an unusable Min-Expires: %w", err)
 			}
-			expires = time.Duration(n) * time.Second
 		default:
 			return 0, fmt.Errorf("REGISTER answered %d %s", res.StatusCode, res.Reason)
 		}
 	}
 }
+
+// maxTrunkExpiry bounds what a carrier may grant or demand: a longer
+// registration is refreshed no later than this anyway.
+const maxTrunkExpiry = 24 * time.Hour
 
 // grantedExpiry reads the expiry of our contact in a REGISTER's 2xx: its
 // expires parameter, else the Expires header, else what we asked.
@@ -211,14 +213,14 @@ func grantedExpiry(res *sip.Response, ours sip.Uri, asked time.Duration) time.Du
 			continue
 		}
 		if v, ok := c.Params.Get("expires"); ok {
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				return time.Duration(n) * time.Second
+			if d, err := ParseSeconds(v, maxTrunkExpiry); err == nil {
+				return d
 			}
 		}
 	}
 	if h := res.GetHeader("Expires"); h != nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
-			return time.Duration(n) * time.Second
+		if d, err := ParseSeconds(h.Value(), maxTrunkExpiry); err == nil {
+			return d
 		}
 	}
 	return asked

@@ -19,6 +19,8 @@ func TestGrantedExpiry(t *testing.T) {
 		{"ours among others", [][2]string{{"Contact", "<sip:other@198.51.100.1:5060>;expires=30, <sip:atelier@192.0.2.10:5060>;expires=90"}}, 90 * time.Second},
 		{"Expires header only", [][2]string{{"Expires", "300"}}, 300 * time.Second},
 		{"nothing: what we asked", nil, time.Hour},
+		{"overflowing values: what we asked", [][2]string{{"Contact", "<sip:atelier@192.0.2.10:5060>;expires=10000000000"}, {"Expires", "9223372036"}}, time.Hour},
+		{"longer than a day: the Expires header", [][2]string{{"Contact", "<sip:atelier@192.0.2.10:5060>;expires=86401"}, {"Expires", "86400"}}, 24 * time.Hour},
 		{"nonsense values: what we asked", [][2]string{{"Contact", "<sip:atelier@192.0.2.10:5060>;expires=soon"}, {"Expires", "-1"}}, time.Hour},
 	}
 	for _, tt := range tests {
