@@ -42,5 +42,11 @@ func Normalize(raw, region string) (string, error) {
 	if n.GetExtension() != "" || !phonenumbers.IsValidNumber(n) {
 		return "", fmt.Errorf("%w: %q is not a valid number in region %s", ErrInvalidNumber, raw, region)
 	}
-	return phonenumbers.Format(n, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(n, phonenumbers.E164)
+	if len(e164) > 16 {
+		// libphonenumber's metadata accepts some national numbers (DE) that
+		// make more than E.164's 15 digits: no carrier routes them.
+		return "", fmt.Errorf("%w: %q has more than 15 digits with its country code", ErrInvalidNumber, raw)
+	}
+	return e164, nil
 }

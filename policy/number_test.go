@@ -37,6 +37,8 @@ func TestNormalize(t *testing.T) {
 		{"02 40 12 34 56#", "FR", ""},
 		{"*31#0240123456", "FR", ""},
 		{"++33240123456", "FR", ""},
+		{"+4920100000000000", "FR", ""}, // valid for libphonenumber, 16 digits for E.164
+		{"+492010000000000", "FR", "+492010000000000"},
 		{"33+240123456", "FR", ""},
 		{"02 40 12 34 56", "", ""},   // no region: national numbers cannot be read
 		{"02 40 12 34 56", "ZZ", ""}, // unknown region
