@@ -244,9 +244,11 @@ func digestURIMatches(digestURI, requestURI string, serverURI bool) bool {
 	if sameURI(digestURI, requestURI) {
 		return true
 	}
+	// Same scheme first: sipgo writes a URI without one back as sip:,
+	// which would make ":host" match "sip:host".
 	var d, r sip.Uri
 	if sip.ParseUri(digestURI, &d) != nil || sip.ParseUri(requestURI, &r) != nil ||
-		(d.Scheme != "sip" && d.Scheme != "sips") || len(d.UriParams) > 0 || len(d.Headers) > 0 {
+		(d.Scheme != "sip" && d.Scheme != "sips") || r.Scheme != d.Scheme || len(d.UriParams) > 0 || len(d.Headers) > 0 {
 		return false
 	}
 	r.UriParams, r.Headers = nil, nil

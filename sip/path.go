@@ -33,9 +33,10 @@ func pathOf(req *sip.Request) (path []string, ok bool) {
 			return nil, false
 		}
 		// The entry is written back as a Route: nothing in it may end the
-		// name-addr or the header value early.
+		// name-addr or the header value early, and a proxy's URI has no
+		// password (sipgo would not write "user::" back as it read it).
 		us := u.String()
-		if strings.ContainsAny(us, "<>\", \t\r\n") || !validHost(u.Host) {
+		if strings.ContainsAny(us, "<>\", \t\r\n") || !validHost(u.Host) || u.Password != "" || strings.Contains(u.User, ":") {
 			return nil, false
 		}
 		path = append(path, "<"+us+">")
