@@ -282,14 +282,7 @@ func TestSRTPInboundCall(t *testing.T) {
 	plain := sdesCarrier(t, cert, "off", "")
 	p, tlsPort := sdesPlateau(t, carrier, cert.cert, "required")
 
-	phonePort := strconv.Itoa(freePort(t))
-	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
-	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
-	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
-	eventually(t, "operator 101 registered", func() (bool, string) {
-		r := p.registered()
-		return r[opExt] != "" && r[opExt] != "-", fmt.Sprint(r)
-	})
+	phonePort := registerSippPhone(t, p)
 	target := fmt.Sprintf("127.0.0.1:%d", tlsPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -232,7 +231,7 @@ func TestTLSTrunkClientCertificate(t *testing.T) {
 // connection (its Contact names a port where it does not listen for TLS).
 // Then the carrier calls in: Plateau rings the phone over TLS too.
 func TestBaresipOverTLS(t *testing.T) {
-	bin := need(t, "baresip")
+	need(t, "baresip")
 	dir := t.TempDir()
 	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
 	carrier := tlsCarrier(t, carrierCert, "", func(c *sim.Config) {
@@ -240,47 +239,17 @@ func TestBaresipOverTLS(t *testing.T) {
 	})
 	p, tlsPort, own := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
 
-	bdir := t.TempDir()
-	port := baresipPort(t) // baresip also takes port+1 (TLS)
-	account := fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=tls>;auth_pass=%s;regint=600;answermode=auto\n", opExt, tlsPort, opPass)
-	conf := fmt.Sprintf(`module_path /usr/lib/baresip/modules
-sip_listen 127.0.0.1:%d
-sip_cafile %s
-net_interface 127.0.0.1
-audio_source aufile,%s
-module g711.so
-module aufile.so
-module_app account.so
-module_app menu.so
-`, port, own, filepath.Join(repoRoot, "configs", "prompts", "notice-en.wav"))
-	for name, content := range map[string]string{"accounts": account, "config": conf} {
-		if err := os.WriteFile(filepath.Join(bdir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	out := &lockedBuffer{}
-	// -s: baresip traces every SIP message with its transport and addresses.
-	cmd := exec.CommandContext(ctx, bin, "-f", bdir, "-s", "-e", "/dial "+approved, "-t", "40")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Skipf("baresip cannot start here: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() || os.Getenv("E2E_SHOW") != "" {
-			t.Logf("baresip:\n%s", tail(out.String(), 12000))
-		}
-	}()
-	eventually(t, "baresip registered over TLS", func() (bool, string) {
-		reg := p.registered()[opExt]
-		return strings.Contains(strings.ToLower(reg), "transport=tls"), reg
+	b := startBaresip(t, baresipOpts{
+		account: fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=tls>;auth_pass=%s;regint=600;answermode=auto", opExt, tlsPort, opPass),
+		config: []string{"sip_cafile " + own, "audio_source aufile," + filepath.Join(repoRoot, "configs", "prompts", "notice-en.wav"),
+			"module aufile.so"},
+		// -s: baresip traces every SIP message with its transport and addresses.
+		args: []string{"-s", "-e", "/dial " + approved},
+		quit: 40 * time.Second, timeout: 90 * time.Second,
 	})
+	out := b.out
+	defer b.stop()
+	b.waitRegistered(p, opExt, "transport=tls", 15*time.Second)
 	waitMetric(t, p, mAnswer, 1)
 	fromPlateau := fmt.Sprintf("TLS 127.0.0.1:%d -> ", tlsPort)
 	eventually(t, "Plateau's BYE to the phone over TLS", func() (bool, string) {
