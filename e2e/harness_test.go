@@ -339,9 +339,17 @@ func (p *plateau) web(caFile string) (string, *http.Transport) {
 // metric reads one unlabelled sample from /metrics (-1 when absent).
 func (p *plateau) metric(name string) float64 {
 	p.t.Helper()
-	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p.httpPort))
+	return scrapeMetric(p.t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p.httpPort), name)
+}
+
+// scrapeMetric reads one sample, name with its labels as exposed (e.g.
+// plateau_recorder_refused_total{reason="source"}), from a Prometheus
+// text page at url; -1 when absent.
+func scrapeMetric(t *testing.T, url, name string) float64 {
+	t.Helper()
+	res, err := http.Get(url)
 	if err != nil {
-		p.t.Fatalf("GET /metrics: %v", err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
