@@ -17,7 +17,6 @@ import (
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
 
-	"plateau/config"
 	"plateau/media"
 	"plateau/sim"
 	"plateau/srtp"
@@ -54,54 +53,23 @@ func noiseWAV(t *testing.T, dir string, frames int) (string, []int16) {
 	return path, pcm
 }
 
-// sdesCarrier is pstn-sim over TLS on 127.0.0.2 (as tlsCarrier) with
-// srtp mode, playing wav (echo when empty). freePort checks 127.0.0.1, so
-// a port another test binary holds on 127.0.0.2 is retried, not fatal.
+// sdesCarrier is pstn-sim over TLS on 127.0.0.2 (tlsCarrier) with srtp
+// mode, playing wav (echo when empty).
 func sdesCarrier(t *testing.T, cert pemPair, mode, wav string) *sim.PSTN {
 	t.Helper()
-	var p *sim.PSTN
-	var err error
-	for range 5 {
-		cfg := sim.DefaultConfig()
-		cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
-		cfg.Media.IP = "127.0.0.2"
-		cfg.RingTime = config.Duration(100 * time.Millisecond)
-		cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key}
+	return tlsCarrier(t, cert, "", func(cfg *sim.Config) {
 		cfg.SRTP = mode
 		if wav != "" {
 			cfg.Answer = sim.AnswerConfig{Mode: "play", WAV: wav}
 		}
-		if err = cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		if p, err = sim.New(cfg); err == nil {
-			break
-		}
-		t.Logf("pstn-sim: %v (retrying on another port)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return runSim(t, p)
+	})
 }
 
 // sdesPlateau starts plateau with SIP over TLS and one TLS trunk toward
 // carrier (its certificate's CA: caFile) with trunks[].srtp mode.
 func sdesPlateau(t *testing.T, carrier *sim.PSTN, caFile, mode string) (*plateau, int) {
 	t.Helper()
-	need(t, "sipp")
-	dir := t.TempDir()
-	own := writePair(t, dir, "plateau", "127.0.0.1")
-	tlsPort := freePort(t)
-	p := startPlateau(t, serverOpts{
-		users:      []user{{opExt, opPass}},
-		transports: "[udp, tcp, tls]",
-		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
-		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
-		extraYAML: fmt.Sprintf("trunks:\n  - {name: sdes, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: 0s, tls: {ca_file: %q}, srtp: %s}\n",
-			carrier.TLSAddr().String(), callerID, trunkSources, caFile, mode),
-	})
-	approve(t, p, approved)
+	p, tlsPort, _ := tlsPlateauKeepalive(t, carrier, fmt.Sprintf("ca_file: %q", caFile), "0s", ", srtp: "+mode)
 	return p, tlsPort
 }
 

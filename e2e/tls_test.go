@@ -39,20 +39,24 @@ func writePair(t *testing.T, dir, name string, hosts ...string) pemPair {
 	return p
 }
 
+// sipTLS makes Plateau's own certificate for hosts and picks its SIP TLS
+// port: the sip.tls lines of serverOpts.sipYAML, the port and the pair.
+func sipTLS(t *testing.T, hosts ...string) (yaml string, port int, own pemPair) {
+	t.Helper()
+	own = writePair(t, t.TempDir(), "plateau", hosts...)
+	port = freePort(t)
+	return fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", port, own.cert, own.key), port, own
+}
+
 // tlsCarrier is pstn-sim on 127.0.0.2 (the trunk source of the call
 // tests) with a TLS listener presenting cert; clientCA, when set, is
 // demanded of clients (mutual TLS).
 func tlsCarrier(t *testing.T, cert pemPair, clientCA string, mod ...func(*sim.Config)) *sim.PSTN {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
-	cfg.Media.IP = "127.0.0.2"
-	cfg.RingTime = config.Duration(100 * time.Millisecond)
-	cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key, ClientCAFile: clientCA}
-	for _, m := range mod {
-		m(&cfg)
+	withTLS := func(c *sim.Config) {
+		c.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key, ClientCAFile: clientCA}
 	}
-	return serveSim(t, cfg)
+	return startSim(t, append([]func(*sim.Config){withTLS}, mod...)...)
 }
 
 // tlsPlateau starts plateau with SIP over TLS (its own certificate) and
@@ -67,13 +71,11 @@ func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (p *plateau, t
 func tlsPlateauKeepalive(t *testing.T, carrier *sim.PSTN, trunkTLS, interval string, extra ...string) (p *plateau, tlsPort int, ownCert string) {
 	t.Helper()
 	need(t, "sipp")
-	dir := t.TempDir()
-	own := writePair(t, dir, "plateau", "127.0.0.1")
-	tlsPort = freePort(t)
+	sipYAML, tlsPort, own := sipTLS(t, "127.0.0.1")
 	p = startPlateau(t, serverOpts{
 		users:      []user{{opExt, opPass}},
 		transports: "[udp, tcp, tls]",
-		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
+		sipYAML:    sipYAML,
 		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
 		extraYAML: fmt.Sprintf("trunks:\n  - {name: tlscarrier, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: %s, tls: {%s}%s}\n",
 			carrier.TLSAddr().String(), callerID, trunkSources, interval, trunkTLS, strings.Join(extra, "")),

@@ -21,13 +21,10 @@ import (
 // lasts at most maxExpires.
 func startRegistrar(t *testing.T, password string, maxExpires time.Duration) *sim.PSTN {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
-	cfg.Media.IP = "127.0.0.2"
-	cfg.RingTime = config.Duration(100 * time.Millisecond)
-	cfg.Auth = sim.AuthConfig{Username: "atelier", Password: password, Realm: "carrier"}
-	cfg.Registrar = sim.RegistrarConfig{Enabled: true, MaxExpires: config.Duration(maxExpires)}
-	return serveSim(t, cfg)
+	return startSim(t, func(cfg *sim.Config) {
+		cfg.Auth = sim.AuthConfig{Username: "atelier", Password: password, Realm: "carrier"}
+		cfg.Registrar = sim.RegistrarConfig{Enabled: true, MaxExpires: config.Duration(maxExpires)}
+	})
 }
 
 // startRegTrunkServer starts plateau with one registration trunk toward
