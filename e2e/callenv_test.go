@@ -248,7 +248,7 @@ func pcapPackets(t *testing.T, path string) int {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("pcap: %v", err)
+		skipOrFail(t, "pcap (from sip-tester): %v", err)
 	}
 	if len(b) < 24 {
 		t.Fatalf("%s: not a pcap", path)
