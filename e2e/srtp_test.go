@@ -135,6 +135,20 @@ func rightChannel(t *testing.T, p *plateau) []int16 {
 	return out
 }
 
+// carrierFramesRecorded checks that the recording's outside channel holds,
+// sample-exact, at least 80 % of the frames the carrier sent (sentFrames of
+// sent, at least 150), and returns that channel.
+func carrierFramesRecorded(t *testing.T, p *plateau, sent []int16, sentFrames int) []int16 {
+	t.Helper()
+	rec := rightChannel(t, p)
+	found := framesFound(sent, rec, sentFrames)
+	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, sentFrames)
+	if sentFrames < 150 || found < sentFrames*8/10 {
+		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, sentFrames)
+	}
+	return rec
+}
+
 // framesFound counts the frames of sent (the carrier's audio, frame k is
 // sent[k*160:]) found sample-exact in rec, through any G.711 path
 // (carrier codec, operator codec): the recording holds what the carrier
@@ -224,12 +238,7 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 	if c.RTPRecv < 100 || c.SRTPDropped != 0 {
 		t.Errorf("carrier received %d packets, %d not authenticating: want the operator's audio, all SRTP under Plateau's key", c.RTPRecv, c.SRTPDropped)
 	}
-	rec := rightChannel(t, p)
-	found := framesFound(sent, rec, c.RTPSent)
-	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, c.RTPSent)
-	if c.RTPSent < 150 || found < c.RTPSent*8/10 {
-		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, c.RTPSent)
-	}
+	rec := carrierFramesRecorded(t, p, sent, c.RTPSent)
 	if g := media.Goertzel(rec, 3000); g > 1e6 {
 		t.Errorf("the injected 3 kHz tone reached the recording (Goertzel %.0f)", g)
 	}
@@ -278,12 +287,7 @@ func TestSRTPInboundCall(t *testing.T) {
 	if st.RTPRecv < 100 || st.SRTPDropped != 0 {
 		t.Errorf("carrier received %d packets, %d not authenticating", st.RTPRecv, st.SRTPDropped)
 	}
-	rec := rightChannel(t, p)
-	found := framesFound(sent, rec, st.RTPSent)
-	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, st.RTPSent)
-	if st.RTPSent < 150 || found < st.RTPSent*8/10 {
-		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, st.RTPSent)
-	}
+	carrierFramesRecorded(t, p, sent, st.RTPSent)
 	auditVerify(t, p)
 }
 
