@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
@@ -252,8 +253,12 @@ recordings: {notice_prompt: %q}
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{{"recorder", "-c", cfg}, {"check-config", "-c", cfg}} {
-			cmd := exec.Command(plateauBin, args...)
+			// Bounded: a recorder that wrongly starts would otherwise run
+			// (and hang the test) until the package's timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			cmd := exec.CommandContext(ctx, plateauBin, args...)
 			out, err := cmd.CombinedOutput()
+			cancel()
 			code := cmd.ProcessState.ExitCode()
 			if err == nil || code != 2 || !strings.Contains(string(out), tc.key) {
 				t.Errorf("plateau %s (%s): exit %d, %s; want exit 2 naming %s", args[0], tc.name, code, out, tc.key)
