@@ -88,9 +88,35 @@ func liveCall(t *testing.T, carrier *sim.PSTN) sim.CallStats {
 	return c
 }
 
-// injectFromCarrierHost sends, from the carrier's host, what an attacker
-// on its path could: plain RTP carrying a loud 3 kHz tone, and SRTP under
-// a key nobody signalled. Both must be dropped as srtp_auth.
+// injectedRTP is what an attacker on the carrier's path sends: for each of
+// n frames, plain RTP carrying a loud 3 kHz tone in PCMU and in PCMA
+// (whichever the carrier's leg negotiated), and the same under an SRTP
+// key nobody signalled: 4n packets, all to be dropped as srtp_auth.
+func injectedRTP(n int) [][]byte {
+	k, _ := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
+	forger, _ := srtp.NewSession(k, k)
+	tone := media.Tone(3000, 20*time.Millisecond)
+	var out [][]byte
+	for i := range n {
+		for _, c := range []struct {
+			pt   uint8
+			ssrc uint32
+			enc  func(int16) uint8
+		}{{0, 0xBAD, g711.EncodeUlawFrame}, {8, 0xBAD8, g711.EncodeAlawFrame}} {
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: c.pt, SequenceNumber: uint16(40000 + i), Timestamp: uint32(i * 160), SSRC: c.ssrc}, Payload: make([]byte, 160)}
+			for j, s := range tone {
+				pkt.Payload[j] = c.enc(s)
+			}
+			plain, _ := pkt.Marshal()
+			forged, _ := forger.ProtectRTP(nil, plain)
+			out = append(out, plain, forged)
+		}
+	}
+	return out
+}
+
+// injectFromCarrierHost sends injectedRTP(5) from the carrier's host (a
+// port of its own) to Plateau's RTP address to.
 func injectFromCarrierHost(t *testing.T, to string) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
@@ -99,19 +125,33 @@ func injectFromCarrierHost(t *testing.T, to string) {
 	}
 	defer conn.Close()
 	dst := netip.MustParseAddrPort(to)
-	k, _ := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
-	forger, _ := srtp.NewSession(k, k)
-	tone := media.Tone(3000, 20*time.Millisecond)
-	for i := range 5 {
-		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(40000 + i), Timestamp: uint32(i * 160), SSRC: 0xBAD}, Payload: make([]byte, 160)}
-		for j, s := range tone {
-			pkt.Payload[j] = g711.EncodeUlawFrame(s)
-		}
-		plain, _ := pkt.Marshal()
-		conn.WriteToUDPAddrPort(plain, dst)
-		forged, _ := forger.ProtectRTP(nil, plain)
-		conn.WriteToUDPAddrPort(forged, dst)
+	for _, b := range injectedRTP(5) {
+		conn.WriteToUDPAddrPort(b, dst)
 	}
+}
+
+// carrierRTPSource is the carrier's RTP address as Plateau sees it: the
+// source port of the captured packets sent to Plateau's port (to).
+func carrierRTPSource(t *testing.T, capture *udpCapture, to string) netip.AddrPort {
+	t.Helper()
+	dst := netip.MustParseAddrPort(to)
+	var src netip.AddrPort
+	eventually(t, "the carrier's RTP captured", func() (bool, string) {
+		count := map[int]int{}
+		for _, p := range capture.packets() {
+			if p.dstPort == int(dst.Port()) {
+				count[p.srcPort]++
+			}
+		}
+		for port, n := range count {
+			if n >= 20 {
+				src = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port))
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(count)
+	})
+	return src
 }
 
 // rightChannel reads the recording's right channel (what the operator was
@@ -213,15 +253,28 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 	carrier := sdesCarrier(t, cert, "required", wav)
 	p, _ := sdesPlateau(t, carrier, cert.cert, "required")
 
+	capture := startUDPCapture(t)
 	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
 	c := liveCall(t, carrier)
 	// Once Plateau applied the answer (its keys): before, the packets
 	// would be dropped for having no source yet, not for their keys.
 	waitMetric(t, p, mAnswer, 1)
 	injectFromCarrierHost(t, c.RTPTo)
+	want := 20.0
+	// The same from the carrier's own RTP address and port (spoofed):
+	// only the SRTP authentication tells these from the carrier's audio
+	// (a second of tone, which the recording's check would hear).
+	if capture != nil {
+		src := carrierRTPSource(t, capture, c.RTPTo)
+		if spoofUDP(t, src, netip.MustParseAddrPort(c.RTPTo), injectedRTP(50)) {
+			t.Logf("200 packets sent from the carrier's RTP address %s (spoofed)", src)
+			want += 200
+		}
+	}
+	capture.stop()
 	eventually(t, "the injected packets dropped as srtp_auth", func() (bool, string) {
 		v := p.metricOf(mSRTPAuth)
-		return v >= 10, strconv.FormatFloat(v, 'f', -1, 64)
+		return v >= want, strconv.FormatFloat(v, 'f', -1, 64)
 	})
 	op.mustSucceed(45 * time.Second)
 	waitMetric(t, p, mActive, 0)
