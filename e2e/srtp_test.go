@@ -89,23 +89,24 @@ func liveCall(t *testing.T, carrier *sim.PSTN) sim.CallStats {
 }
 
 // injectedRTP is what an attacker on the carrier's path sends: for each of
-// n frames, plain RTP carrying a loud 3 kHz tone in PCMU and in PCMA
-// (whichever the carrier's leg negotiated), and the same under an SRTP
-// key nobody signalled: 4n packets, all to be dropped as srtp_auth.
-func injectedRTP(n int) [][]byte {
+// n frames and each payload type of pts, plain RTP carrying a loud 3 kHz
+// tone, and the same under an SRTP key nobody signalled: 2·n·len(pts)
+// packets, numbered on from seq and ts in stream ssrc, all to be dropped
+// as srtp_auth.
+func injectedRTP(n int, ssrc uint32, seq uint16, ts uint32, pts ...uint8) [][]byte {
 	k, _ := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
 	forger, _ := srtp.NewSession(k, k)
 	tone := media.Tone(3000, 20*time.Millisecond)
 	var out [][]byte
 	for i := range n {
-		for _, c := range []struct {
-			pt   uint8
-			ssrc uint32
-			enc  func(int16) uint8
-		}{{0, 0xBAD, g711.EncodeUlawFrame}, {8, 0xBAD8, g711.EncodeAlawFrame}} {
-			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: c.pt, SequenceNumber: uint16(40000 + i), Timestamp: uint32(i * 160), SSRC: c.ssrc}, Payload: make([]byte, 160)}
+		for _, pt := range pts {
+			enc := g711.EncodeUlawFrame
+			if pt == 8 {
+				enc = g711.EncodeAlawFrame
+			}
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq + uint16(i), Timestamp: ts + uint32(i*160), SSRC: ssrc}, Payload: make([]byte, 160)}
 			for j, s := range tone {
-				pkt.Payload[j] = c.enc(s)
+				pkt.Payload[j] = enc(s)
 			}
 			plain, _ := pkt.Marshal()
 			forged, _ := forger.ProtectRTP(nil, plain)
@@ -115,8 +116,8 @@ func injectedRTP(n int) [][]byte {
 	return out
 }
 
-// injectFromCarrierHost sends injectedRTP(5) from the carrier's host (a
-// port of its own) to Plateau's RTP address to.
+// injectFromCarrierHost sends, from the carrier's host (a port of its
+// own), 20 injected packets (PCMU and PCMA) to Plateau's RTP address to.
 func injectFromCarrierHost(t *testing.T, to string) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
@@ -125,33 +126,37 @@ func injectFromCarrierHost(t *testing.T, to string) {
 	}
 	defer conn.Close()
 	dst := netip.MustParseAddrPort(to)
-	for _, b := range injectedRTP(5) {
+	for _, b := range injectedRTP(5, 0xBAD, 40000, 0, 0, 8) {
 		conn.WriteToUDPAddrPort(b, dst)
 	}
 }
 
-// carrierRTPSource is the carrier's RTP address as Plateau sees it: the
-// source port of the captured packets sent to Plateau's port (to).
-func carrierRTPSource(t *testing.T, capture *udpCapture, to string) netip.AddrPort {
+// carrierStream is the carrier's RTP toward Plateau's port (to) as an
+// attacker on its path sees it, from the capture: its source address
+// and, SRTP leaving RTP headers in clear, the last header sent.
+func carrierStream(t *testing.T, capture *udpCapture, to string) (netip.AddrPort, rtp.Header) {
 	t.Helper()
 	dst := netip.MustParseAddrPort(to)
 	var src netip.AddrPort
+	var last rtp.Header
 	eventually(t, "the carrier's RTP captured", func() (bool, string) {
 		count := map[int]int{}
 		for _, p := range capture.packets() {
-			if p.dstPort == int(dst.Port()) {
-				count[p.srcPort]++
+			if p.dstPort != int(dst.Port()) {
+				continue
+			}
+			var h rtp.Header
+			if _, err := h.Unmarshal(p.payload); err != nil {
+				continue
+			}
+			count[p.srcPort]++
+			if count[p.srcPort] >= 20 {
+				src, last = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(p.srcPort)), h
 			}
 		}
-		for port, n := range count {
-			if n >= 20 {
-				src = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port))
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(count)
+		return src.IsValid(), fmt.Sprint(count)
 	})
-	return src
+	return src, last
 }
 
 // rightChannel reads the recording's right channel (what the operator was
@@ -281,10 +286,13 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 	// only the SRTP authentication tells these from the carrier's audio
 	// (a second of tone, which the recording's check would hear).
 	if capture != nil {
-		src := carrierRTPSource(t, capture, c.RTPTo)
-		if spoofUDP(t, src, netip.MustParseAddrPort(c.RTPTo), injectedRTP(50)) {
-			t.Logf("200 packets sent from the carrier's RTP address %s (spoofed)", src)
-			want += 200
+		// Its SSRC, payload type and numbering go on 100 packets ahead
+		// (2 s): to the relay, a plain packet would be the carrier's next.
+		src, h := carrierStream(t, capture, c.RTPTo)
+		pkts := injectedRTP(50, h.SSRC, h.SequenceNumber+100, h.Timestamp+100*160, h.PayloadType)
+		if spoofUDP(t, src, netip.MustParseAddrPort(c.RTPTo), pkts) {
+			t.Logf("%d packets sent as the carrier's stream from %s (spoofed), after its %+v", len(pkts), src, h)
+			want += float64(len(pkts))
 		}
 	}
 	capture.stop()
