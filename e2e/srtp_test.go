@@ -140,18 +140,21 @@ func carrierStream(t *testing.T, capture *udpCapture, to string) (netip.AddrPort
 	var src netip.AddrPort
 	var last rtp.Header
 	eventually(t, "the carrier's RTP captured", func() (bool, string) {
-		count := map[int]int{}
+		count, lastOf := map[int]int{}, map[int]rtp.Header{}
 		for _, p := range capture.packets() {
+			var h rtp.Header
 			if p.dstPort != int(dst.Port()) {
 				continue
 			}
-			var h rtp.Header
 			if _, err := h.Unmarshal(p.payload); err != nil {
 				continue
 			}
 			count[p.srcPort]++
-			if count[p.srcPort] >= 20 {
-				src, last = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(p.srcPort)), h
+			lastOf[p.srcPort] = h
+		}
+		for port, n := range count {
+			if n >= 20 && (!src.IsValid() || n > count[int(src.Port())]) {
+				src, last = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port)), lastOf[port]
 			}
 		}
 		return src.IsValid(), fmt.Sprint(count)
@@ -280,14 +283,13 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 	// Once Plateau applied the answer (its keys): before, the packets
 	// would be dropped for having no source yet, not for their keys.
 	waitMetric(t, p, mAnswer, 1)
-	injectFromCarrierHost(t, c.RTPTo)
 	want := 20.0
-	// The same from the carrier's own RTP address and port (spoofed):
-	// only the SRTP authentication tells these from the carrier's audio
-	// (a second of tone, which the recording's check would hear).
 	if capture != nil {
-		// Its SSRC, payload type and numbering go on 100 packets ahead
-		// (2 s): to the relay, a plain packet would be the carrier's next.
+		// The same from the carrier's own RTP address and port (spoofed),
+		// with its SSRC, payload type and numbering 100 packets (2 s)
+		// ahead: to the relay, a plain packet would be the carrier's next,
+		// and only SRTP authentication keeps its tone (a second) out of
+		// the recording. Read before anything else is sent to that port.
 		src, h := carrierStream(t, capture, c.RTPTo)
 		pkts := injectedRTP(50, h.SSRC, h.SequenceNumber+100, h.Timestamp+100*160, h.PayloadType)
 		if spoofUDP(t, src, netip.MustParseAddrPort(c.RTPTo), pkts) {
@@ -295,6 +297,7 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 			want += float64(len(pkts))
 		}
 	}
+	injectFromCarrierHost(t, c.RTPTo)
 	capture.stop()
 	eventually(t, "the injected packets dropped as srtp_auth", func() (bool, string) {
 		v := p.metricOf(mSRTPAuth)
