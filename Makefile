@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/plateau
 CONFIG  ?= configs/plateau.yaml
 PKGS    := ./...
-APT_PKGS := sip-tester baresip espeak-ng sox chromium sipvicious kamailio openssl linphone-cli
+APT_PKGS := sip-tester baresip espeak-ng sox chromium sipvicious kamailio openssl linphone-cli curl sqlite3
 
 .PHONY: all build deps run test unit e2e fuzz bench soak lint clean
 

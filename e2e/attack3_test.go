@@ -17,14 +17,11 @@ import (
 // each: here 10/s, so one handshake a second, bursts of two) and closes
 // the rest before any handshake; another source still connects.
 func TestAttackTLSHandshakeLoop(t *testing.T) {
-	dir := t.TempDir()
-	own := writePair(t, dir, "plateau", "127.0.0.1")
-	tlsPort := freePort(t)
+	sipYAML, tlsPort, own := sipTLS(t, "127.0.0.1")
 	p := startPlateau(t, serverOpts{
 		users:      []user{{opExt, opPass}},
 		transports: "[udp, tcp, tls]",
-		sipYAML: fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key) +
-			"  limits: {requests_per_source: 10}\n",
+		sipYAML:    sipYAML + "  limits: {requests_per_source: 10}\n",
 	})
 	roots, err := certs.LoadCAs(own.cert)
 	if err != nil {

@@ -248,7 +248,7 @@ func pcapPackets(t *testing.T, path string) int {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("pcap: %v", err)
+		skipOrFail(t, "pcap (from sip-tester): %v", err)
 	}
 	if len(b) < 24 {
 		t.Fatalf("%s: not a pcap", path)
@@ -344,20 +344,8 @@ func (u *rawUA) newInvite(from, number string, cseq int, callID, fromTag string)
 func (u *rawUA) invite(tx inviteTx, extra ...string) *response {
 	u.t.Helper()
 	local := u.conn.LocalAddr().(*net.UDPAddr)
-	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
-		local.IP, local.IP, local.Port+2)
-	var b strings.Builder
-	fmt.Fprintf(&b, "INVITE %s SIP/2.0\r\n", tx.uri)
-	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=%s;rport\r\n", local, tx.branch)
-	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\n", tx.from, local.IP, tx.fromTag)
-	fmt.Fprintf(&b, "To: <%s>\r\n", tx.uri)
-	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d INVITE\r\nMax-Forwards: 70\r\n", tx.callID, tx.cseq)
-	fmt.Fprintf(&b, "Contact: <sip:%s@%s>\r\n", tx.from, local)
-	for _, h := range extra {
-		b.WriteString(h + "\r\n")
-	}
-	fmt.Fprintf(&b, "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(sdp), sdp)
-	r := u.do(b.String(), 10*time.Second)
+	msg := inviteMessage(u.conn, tx, fmt.Sprintf("<sip:%s@%s>", tx.from, local), extra...)
+	r := u.do(msg, 10*time.Second)
 	if r != nil && r.status >= 300 {
 		var a strings.Builder
 		fmt.Fprintf(&a, "ACK %s SIP/2.0\r\n", tx.uri)
@@ -368,6 +356,26 @@ func (u *rawUA) invite(tx inviteTx, extra ...string) *response {
 		u.conn.WriteToUDP([]byte(a.String()), u.server)
 	}
 	return r
+}
+
+// inviteMessage is rawUA's INVITE from c's address with a PCMA offer, the
+// given Contact and extra header lines.
+func inviteMessage(c *net.UDPConn, tx inviteTx, contact string, extra ...string) string {
+	local := c.LocalAddr().(*net.UDPAddr)
+	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
+		local.IP, local.IP, local.Port+2)
+	var b strings.Builder
+	fmt.Fprintf(&b, "INVITE %s SIP/2.0\r\n", tx.uri)
+	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=%s;rport\r\n", local, tx.branch)
+	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\n", tx.from, local.IP, tx.fromTag)
+	fmt.Fprintf(&b, "To: <%s>\r\n", tx.uri)
+	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d INVITE\r\nMax-Forwards: 70\r\n", tx.callID, tx.cseq)
+	fmt.Fprintf(&b, "Contact: %s\r\n", contact)
+	for _, h := range extra {
+		b.WriteString(h + "\r\n")
+	}
+	fmt.Fprintf(&b, "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(sdp), sdp)
+	return b.String()
 }
 
 // do sends a request with UDP retransmissions until a final response.

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,7 +17,8 @@ import (
 // udpCapture records the UDP datagrams that cross the loopback interface,
 // as tcpdump -i lo would: what is really on the wire, not what a program
 // says it sent. It needs CAP_NET_RAW (CI runs as root); without it
-// startUDPCapture logs why and returns nil, and callers skip their check.
+// startUDPCapture logs why and returns nil, and callers skip their check
+// (under CI it fails the test instead).
 type udpCapture struct {
 	fd   int
 	mu   sync.Mutex
@@ -39,6 +42,9 @@ func startUDPCapture(t *testing.T) *udpCapture {
 	}
 	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(syscall.ETH_P_ALL)))
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no packet capture (it needs CAP_NET_RAW; CI runs as root): %v", err)
+		}
 		t.Logf("no packet capture (it needs CAP_NET_RAW): %v", err)
 		return nil
 	}
@@ -124,4 +130,45 @@ func (c *udpCapture) packets() []capturedUDP {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]capturedUDP(nil), c.pkts...)
+}
+
+// spoofUDP sends each payload as a UDP datagram from src to dst (IPv4
+// loopback addresses) through a raw socket: what an attacker on a
+// carrier's path does to pass for the carrier's own RTP address and port,
+// which a source check alone would then accept. It needs CAP_NET_RAW
+// like the capture; without it it logs why and returns false (under CI it
+// fails the test).
+func spoofUDP(t *testing.T, src, dst netip.AddrPort, payloads [][]byte) bool {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no raw socket (it needs CAP_NET_RAW; CI runs as root): %v", err)
+		}
+		t.Logf("no raw socket to spoof a source (it needs CAP_NET_RAW): %v", err)
+		return false
+	}
+	if err != nil {
+		t.Fatalf("raw socket: %v", err)
+	}
+	defer syscall.Close(fd)
+	to := &syscall.SockaddrInet4{Addr: dst.Addr().As4()}
+	for _, p := range payloads {
+		// IPPROTO_RAW implies IP_HDRINCL: the kernel fills in the IP
+		// checksum (and the ID when 0); a UDP checksum of 0 means none.
+		pkt := make([]byte, 20+8+len(p))
+		pkt[0], pkt[8], pkt[9] = 0x45, 64, syscall.IPPROTO_UDP
+		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+		s4, d4 := src.Addr().As4(), dst.Addr().As4()
+		copy(pkt[12:16], s4[:])
+		copy(pkt[16:20], d4[:])
+		binary.BigEndian.PutUint16(pkt[20:], src.Port())
+		binary.BigEndian.PutUint16(pkt[22:], dst.Port())
+		binary.BigEndian.PutUint16(pkt[24:], uint16(8+len(p)))
+		copy(pkt[28:], p)
+		if err := syscall.Sendto(fd, pkt, 0, to); err != nil {
+			t.Fatalf("spoofed send to %s: %v", dst, err)
+		}
+	}
+	return true
 }

@@ -2,7 +2,10 @@
 
 package e2e
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+)
 
 // udpCapture needs Linux's packet sockets; elsewhere there is none and
 // the tests skip their capture checks.
@@ -20,3 +23,8 @@ func startUDPCapture(t *testing.T) *udpCapture {
 
 func (c *udpCapture) stop()                  {}
 func (c *udpCapture) packets() []capturedUDP { return nil }
+
+func spoofUDP(t *testing.T, src, dst netip.AddrPort, payloads [][]byte) bool {
+	t.Log("no spoofed source: implemented on Linux only")
+	return false
+}

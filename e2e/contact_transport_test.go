@@ -38,13 +38,13 @@ func TestContactTransportHonoured(t *testing.T) {
 	ua.server, _ = net.ResolveUDPAddr("udp", p.sipAddr())
 	callID, tag := randHex(8)+"@e2e", randHex(4)
 	tx := ua.newInvite(opExt, approved, 1, callID, tag)
-	r := ua.do(contactInvite(udp, tx, contact), 10*time.Second)
+	r := ua.do(inviteMessage(udp, tx, contact), 10*time.Second)
 	if r == nil || r.status != 407 {
 		t.Fatalf("INVITE: %v, want 407", r)
 	}
 	ua.conn.WriteToUDP([]byte(contactAck(udp, tx, r)), ua.server)
 	tx = ua.newInvite(opExt, approved, 2, callID, tag)
-	r = ua.do(contactInvite(udp, tx, contact, authorization(r, opExt, opPass, tx.uri)), 20*time.Second)
+	r = ua.do(inviteMessage(udp, tx, contact, authorization(r, opExt, opPass, tx.uri)), 20*time.Second)
 	if r == nil || r.status != 200 {
 		t.Fatalf("authorized INVITE: %v, want 200", r)
 	}
@@ -107,26 +107,36 @@ func TestContactTransportHonoured(t *testing.T) {
 // udpCarrier is pstn-sim on 127.0.0.2 over UDP and TCP.
 func udpCarrier(t *testing.T, mod ...func(*sim.Config)) *sim.PSTN {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
-	cfg.Media.IP = "127.0.0.2"
-	cfg.RingTime = config.Duration(100 * time.Millisecond)
-	for _, m := range mod {
-		m(&cfg)
-	}
-	return serveSim(t, cfg)
+	return startSim(t, mod...)
 }
 
-func serveSim(t *testing.T, cfg sim.Config) *sim.PSTN {
+// startSim is the harness's one way to start pstn-sim: on 127.0.0.2 (the
+// call tests' trunk source) with a 100 ms ring, shaped by mod, served
+// until the test ends. freePort checks 127.0.0.1, so a port another
+// process holds on 127.0.0.2 (linphonec binds random ports on every
+// address) is retried on another port, not fatal.
+func startSim(t *testing.T, mod ...func(*sim.Config)) *sim.PSTN {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
+	var err error
+	for range 5 {
+		cfg := sim.DefaultConfig()
+		cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
+		cfg.Media.IP = "127.0.0.2"
+		cfg.RingTime = config.Duration(100 * time.Millisecond)
+		for _, m := range mod {
+			m(&cfg)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		var p *sim.PSTN
+		if p, err = sim.New(cfg); err == nil {
+			return runSim(t, p)
+		}
+		t.Logf("pstn-sim on %s: %v (retrying on another port)", cfg.Listen, err)
 	}
-	p, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return runSim(t, p)
+	t.Fatalf("pstn-sim did not start: %v", err)
+	return nil
 }
 
 // runSim serves p until the test ends.
@@ -164,25 +174,6 @@ func udpAndTCP(t *testing.T) (*net.UDPConn, *net.TCPListener) {
 	}
 	t.Fatal("no port free for both UDP and TCP")
 	return nil, nil
-}
-
-// contactInvite is rawUA's INVITE with a Contact of the test's choosing.
-func contactInvite(c *net.UDPConn, tx inviteTx, contact string, extra ...string) string {
-	local := c.LocalAddr().(*net.UDPAddr)
-	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
-		local.IP, local.IP, local.Port+2)
-	var b strings.Builder
-	fmt.Fprintf(&b, "INVITE %s SIP/2.0\r\n", tx.uri)
-	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=%s;rport\r\n", local, tx.branch)
-	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\n", tx.from, local.IP, tx.fromTag)
-	fmt.Fprintf(&b, "To: <%s>\r\n", tx.uri)
-	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d INVITE\r\nMax-Forwards: 70\r\n", tx.callID, tx.cseq)
-	fmt.Fprintf(&b, "Contact: %s\r\n", contact)
-	for _, h := range extra {
-		b.WriteString(h + "\r\n")
-	}
-	fmt.Fprintf(&b, "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(sdp), sdp)
-	return b.String()
 }
 
 // contactAck acknowledges a final response: a failure in its transaction, a

@@ -41,7 +41,8 @@ func servedFingerprint(t *testing.T, addr string, roots *x509.CertPool) (string,
 	return certs.Fingerprint(conn.ConnectionState().PeerCertificates[0].Raw), nil
 }
 
-func fileFingerprint(t *testing.T, certFile string) string {
+// certDER is the first PEM certificate of certFile.
+func certDER(t *testing.T, certFile string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(certFile)
 	if err != nil {
@@ -51,7 +52,12 @@ func fileFingerprint(t *testing.T, certFile string) string {
 	if blk == nil {
 		t.Fatalf("%s: no PEM", certFile)
 	}
-	return certs.Fingerprint(blk.Bytes)
+	return blk.Bytes
+}
+
+func fileFingerprint(t *testing.T, certFile string) string {
+	t.Helper()
+	return certs.Fingerprint(certDER(t, certFile))
 }
 
 // spkiPin is Chromium's --ignore-certificate-errors-spki-list value for
@@ -59,15 +65,7 @@ func fileFingerprint(t *testing.T, certFile string) string {
 // that one key, not every certificate.
 func spkiPin(t *testing.T, certFile string) string {
 	t.Helper()
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("%s: no PEM", certFile)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	c, err := x509.ParseCertificate(certDER(t, certFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,14 +18,7 @@ func TestCallsInbound(t *testing.T) {
 	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
 	// The operator's phone: SIPp registers its port, then a SIPp UAS on
 	// the same port answers what Plateau rings there.
-	phonePort := strconv.Itoa(freePort(t))
-	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
-	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
-	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
-	eventually(t, "operator 101 registered", func() (bool, string) {
-		r := p.registered()
-		return r[opExt] != "" && r[opExt] != "-", fmt.Sprint(r)
-	})
+	phonePort := registerSippPhone(t, p)
 	phone := startSipp(t, "operator phone answers", "uas_answer.xml", "-p", phonePort)
 
 	in := func(caller string) *sippProc {

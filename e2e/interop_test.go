@@ -1,10 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,22 +31,12 @@ func TestInteropHangupReasonRelayed(t *testing.T) {
 // (inactive), not sendrecv (RFC 3264 §6.1).
 func TestInteropInboundOfferDirection(t *testing.T) {
 	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
-	phonePort := strconv.Itoa(freePort(t))
-	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
-	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
-	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
-	eventually(t, "operator 101 registered", func() (bool, string) {
-		r := p.registered()
-		return r[opExt] != "" && r[opExt] != "-", fmt.Sprint(r)
-	})
+	phonePort := registerSippPhone(t, p)
 	for i, offer := range []string{"sendonly", "inactive"} {
 		t.Run(offer, func(t *testing.T) {
 			phone := startSipp(t, "operator phone answers", "uas_answer.xml", "-p", phonePort)
-			csv := filepath.Join(t.TempDir(), "in.csv")
-			os.WriteFile(csv, []byte(fmt.Sprintf("SEQUENTIAL\n%s;+33240000000\n", approved)), 0o600)
 			// The carrier checks the direction of Plateau's answer.
-			in := startSipp(t, "carrier call in "+offer, "carrier_call_in_"+offer+".xml", p.sipAddr(), "-inf", csv,
-				"-i", "127.0.0.2", "-mi", "127.0.0.2", "-p", strconv.Itoa(freePort(t)), "-d", "1000")
+			in := callIn(t, p, "carrier_call_in_"+offer+".xml", "-d", "1000")
 			in.mustSucceed(40 * time.Second)
 			phone.mustSucceed(20 * time.Second)
 			waitMetric(t, p, mAnswer, float64(i+1))
@@ -63,10 +49,7 @@ func TestInteropInboundOfferDirection(t *testing.T) {
 // a UAS (100rel) gets 420 with Unsupported, not an answer without it.
 func TestInteropRequireUnsupported(t *testing.T) {
 	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
-	csv := filepath.Join(t.TempDir(), "in.csv")
-	os.WriteFile(csv, []byte(fmt.Sprintf("SEQUENTIAL\n%s;+33240000000\n", approved)), 0o600)
-	in := startSipp(t, "carrier requires 100rel", "carrier_call_in_require.xml", p.sipAddr(), "-inf", csv,
-		"-i", "127.0.0.2", "-mi", "127.0.0.2", "-p", strconv.Itoa(freePort(t)))
+	in := callIn(t, p, "carrier_call_in_require.xml")
 	in.mustSucceed(30 * time.Second)
 	if v := p.metricOf(mActive); v != 0 {
 		t.Errorf("%s = %v, want 0", mActive, v)

@@ -174,7 +174,7 @@ func TestMediaHijackFromAnotherHostRefused(t *testing.T) {
 	attackerIP := net.IPv4(127, 0, 0, 2)
 	attacker, err := net.ListenUDP("udp", &net.UDPAddr{IP: attackerIP})
 	if err != nil {
-		t.Skipf("no second loopback address: %v", err)
+		skipOrFail(t, "no second loopback address: %v", err)
 	}
 	defer attacker.Close()
 	carrierPort := freePort(t)

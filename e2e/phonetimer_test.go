@@ -1,13 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,31 +12,6 @@ import (
 // same code). Before, Plateau's INVITE to the phone offered no timer and
 // a phone that died mid-call kept the call, and its recording, open until
 // the maximum duration.
-
-// registeredPhone registers operator 101 from a SIPp on a free port, then
-// runs scenario (a UAS) on that port to answer what Plateau rings there.
-func registeredPhone(t *testing.T, p *plateau, scenario string) *sippProc {
-	t.Helper()
-	phonePort := strconv.Itoa(freePort(t))
-	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
-	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
-	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
-	eventually(t, "operator 101 registered", func() (bool, string) {
-		r := p.registered()
-		return r[opExt] != "" && r[opExt] != "-", fmt.Sprint(r)
-	})
-	return startSipp(t, "operator phone "+scenario, scenario, "-p", phonePort)
-}
-
-// callIn has the carrier (from the trunk's source 127.0.0.2) call approved
-// with scenario; extra SIPp arguments follow (e.g. -d).
-func callIn(t *testing.T, p *plateau, scenario string, extra ...string) *sippProc {
-	t.Helper()
-	csv := filepath.Join(t.TempDir(), "in.csv")
-	os.WriteFile(csv, []byte(fmt.Sprintf("SEQUENTIAL\n%s;+33240000000\n", approved)), 0o600)
-	args := append([]string{p.sipAddr(), "-inf", csv, "-i", "127.0.0.2", "-mi", "127.0.0.2", "-p", strconv.Itoa(freePort(t))}, extra...)
-	return startSipp(t, "carrier "+scenario, scenario, args...)
-}
 
 // The phone makes Plateau the refresher (refresher=uac in its 200): Plateau
 // sends an UPDATE within each half interval and the call outlives it.
@@ -96,77 +65,22 @@ func TestSessionTimerRungPhone422(t *testing.T) {
 // answers without one (auto-answer), and the call works as before: no
 // timer, bridged and recorded until the carrier hangs up.
 func TestSessionTimerRungBaresip(t *testing.T) {
-	bin := need(t, "baresip")
+	need(t, "baresip")
 	p := startCallServer(t, callOpts{trunkPorts: []int{freePort(t)}})
-	dir := t.TempDir()
-	port := baresipPort(t)
-	account := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;regint=600;answermode=auto\n", opExt, p.sipAddr(), opPass)
 	// A sine as microphone, no speaker: enough to answer and send media.
-	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
-sip_listen 127.0.0.1:%d
-net_interface 127.0.0.1
-module g711.so
-module ausine.so
-audio_source ausine,440
-ausrc_srate 48000
-ausrc_channels 2
-module_app account.so
-module_app menu.so
-`, port)
-	for name, content := range map[string]string{"accounts": account, "config": config} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	out := &lockedBuffer{}
-	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-t", "80")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Skipf("baresip cannot start here: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("baresip:\n%s", out.String())
-		}
-	}()
-	eventually(t, "baresip registered", func() (bool, string) {
-		r := p.registered()[opExt]
-		return strings.Contains(r, fmt.Sprintf("@127.0.0.1:%d", port)), r + "\n" + out.String()
+	b := startBaresip(t, baresipOpts{
+		account: fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;regint=600;answermode=auto", opExt, p.sipAddr(), opPass),
+		config:  []string{"module ausine.so", "audio_source ausine,440", "ausrc_srate 48000", "ausrc_channels 2"},
+		quit:    80 * time.Second, timeout: 90 * time.Second,
 	})
+	b.waitRegistered(p, opExt, fmt.Sprintf("@127.0.0.1:%d", b.port), 15*time.Second)
 	callIn(t, p, "carrier_call_in.xml", "-d", "3000").mustSucceed(40 * time.Second)
 	waitMetric(t, p, mEnded("outside_hangup"), 1)
 	if v := p.metricOf(mAnswer); v != 1 {
-		t.Errorf("%s = %v, want 1:\n%s", mAnswer, v, out.String())
+		t.Errorf("%s = %v, want 1:\n%s", mAnswer, v, b.out.String())
 	}
 	eventually(t, "the recording closed", func() (bool, string) {
 		files := recordingFiles(t, p)
 		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, strings.Join(files[".json"], ", ")
 	})
-}
-
-// baresipPort is a free port whose next one is free too: baresip 1.0 also
-// listens for SIP/TLS on its sip_listen port + 1, and cannot be told not to.
-func baresipPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		p := freePort(t)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		portMu.Lock()
-		portUsed[p+1] = true
-		portMu.Unlock()
-		return p
-	}
-	t.Fatal("no two free ports in a row for baresip")
-	return 0
 }

@@ -89,10 +89,7 @@ func TestProxyKamailioPath(t *testing.T) {
 	// An inbound call rings the phone; the phone accepts it only through
 	// the edge proxy (its Record-Route), and the BYE comes the same way.
 	phone := startSipp(t, "operator phone answers via the edge", "uas_answer_via_proxy.xml", "-p", phonePort)
-	csv := filepath.Join(t.TempDir(), "in.csv")
-	os.WriteFile(csv, []byte(fmt.Sprintf("SEQUENTIAL\n%s;+33240000000\n", approved)), 0o600)
-	in := startSipp(t, "carrier call in", "carrier_call_in.xml", p.sipAddr(), "-inf", csv,
-		"-i", "127.0.0.2", "-mi", "127.0.0.2", "-p", strconv.Itoa(freePort(t)), "-d", "1500")
+	in := callIn(t, p, "carrier_call_in.xml", "-d", "1500")
 	in.mustSucceed(40 * time.Second)
 	phone.mustSucceed(20 * time.Second)
 	waitMetric(t, p, mAnswer, 1)

@@ -1,13 +1,12 @@
 package e2e
 
 import (
-	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,20 +57,7 @@ func tlsRemoteKeys(certDir, caDir string) string {
 // labels as exposed, e.g. plateau_recorder_refused_total{reason="source"}).
 func (r *recorderProc) metric(name string) float64 {
 	r.t.Helper()
-	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metricsPort))
-	if err != nil {
-		r.t.Fatalf("GET recorder /metrics: %v", err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && f[0] == name {
-			v, _ := strconv.ParseFloat(f[1], 64)
-			return v
-		}
-	}
-	return -1
+	return scrapeMetric(r.t, fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metricsPort), name)
 }
 
 // audit lists the recorder's audit entries of one kind.
@@ -82,22 +68,6 @@ func (r *recorderProc) audit(kind string) string {
 		r.t.Fatalf("plateau audit list on the recorder: %v\n%s", err, out)
 	}
 	return string(out)
-}
-
-// refusedCall places one call that Plateau must refuse with 403
-// RECORDER_UNAVAILABLE (the recorder would not take its recording).
-func refusedCall(t *testing.T, p *plateau) {
-	t.Helper()
-	ua := newRawUA(t, p, "127.0.0.1")
-	tx := ua.newInvite(opExt, approved, 1, "reclink-refused-"+randHex(4), randHex(4))
-	res := ua.invite(tx)
-	if res != nil && res.status == 407 {
-		tx.cseq, tx.branch = 2, "z9hG4bK"+randHex(6)
-		res = ua.invite(tx, authorization(res, opExt, opPass, tx.uri))
-	}
-	if res == nil || res.status != 403 || !strings.Contains(res.get("Reason"), "RECORDER_UNAVAILABLE") {
-		t.Fatalf("call: %+v, want 403 with Reason RECORDER_UNAVAILABLE", res)
-	}
 }
 
 // rtpPorts are the RTP ports the recorder answered with, from its log
@@ -151,43 +121,6 @@ func linkLeaks(pkts []capturedUDP, linkPorts map[int]bool) (link, leaks int) {
 		}
 	}
 	return link, leaks
-}
-
-// remoteRecordedCall places a 6 s SIPp call through p and returns the WAV and
-// sidecar the recorder wrote, checked as TestSIPRECRemoteRecorder does.
-func remoteRecordedCall(t *testing.T, p *plateau, rec *recorderProc, carrierPort int) (wav string) {
-	t.Helper()
-	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
-	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
-	op.mustSucceed(45 * time.Second)
-	carrier.mustSucceed(15 * time.Second)
-	waitMetric(t, p, mActive, 0)
-	var files map[string][]string
-	eventually(t, "recording on the recorder", func() (bool, string) {
-		files = rec.files()
-		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, fmt.Sprint(files)
-	})
-	if local := recordingFiles(t, p); len(local[".wav"]) != 0 {
-		t.Errorf("the gateway recorded locally too: %v", local)
-	}
-	side, _ := os.ReadFile(files[".json"][0])
-	for _, want := range []string{approved, `"operator": "` + opExt + `"`, `"sha256": "`} {
-		if !strings.Contains(string(side), want) {
-			t.Errorf("sidecar lacks %s:\n%s", want, side)
-		}
-	}
-	l, r, secs := channelRMS(t, files[".wav"][0])
-	t.Logf("recording %s: %.1f s, RMS left %.0f, right %.0f", filepath.Base(files[".wav"][0]), secs, l, r)
-	if secs < 5 || secs > 12 {
-		t.Errorf("recording lasts %.1f s, want the call's ~6-8 s", secs)
-	}
-	if l < 100 || r < 100 {
-		t.Errorf("a channel is silent: RMS left %.0f, right %.0f", l, r)
-	}
-	if out, err := exec.Command(plateauBin, "recordings", "verify", "-c", rec.cfg).CombinedOutput(); err != nil {
-		t.Errorf("plateau recordings verify on the recorder: %v\n%s", err, out)
-	}
-	return files[".wav"][0]
 }
 
 // TestRecorderLinkTLS: a call recorded over the TLS link; the recording is
@@ -320,8 +253,12 @@ recordings: {notice_prompt: %q}
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{{"recorder", "-c", cfg}, {"check-config", "-c", cfg}} {
-			cmd := exec.Command(plateauBin, args...)
+			// Bounded: a recorder that wrongly starts would otherwise run
+			// (and hang the test) until the package's timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			cmd := exec.CommandContext(ctx, plateauBin, args...)
 			out, err := cmd.CombinedOutput()
+			cancel()
 			code := cmd.ProcessState.ExitCode()
 			if err == nil || code != 2 || !strings.Contains(string(out), tc.key) {
 				t.Errorf("plateau %s (%s): exit %d, %s; want exit 2 naming %s", args[0], tc.name, code, out, tc.key)

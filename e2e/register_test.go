@@ -1,11 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -237,59 +233,14 @@ func TestBan(t *testing.T) {
 
 // testBaresip registers a real softphone, headless, and checks the binding.
 func testBaresip(t *testing.T, p *plateau, ext, pass string) {
-	bin := need(t, "baresip")
-	dir := t.TempDir()
-	port := baresipPort(t) // baresip also takes port+1 (TLS)
-	account := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;regint=600\n", ext, p.sipAddr(), pass)
-	// No audio device or UI module: account, menu and a codec are enough to
-	// register. net_interface keeps baresip on 127.0.0.1 (with an
-	// interface name it finds no address in a container).
-	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
-sip_listen 127.0.0.1:%d
-net_interface 127.0.0.1
-module g711.so
-module_app account.so
-module_app menu.so
-`, port)
-	for name, content := range map[string]string{"accounts": account, "config": config} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out := &lockedBuffer{}
-	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-t", "45")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Skipf("baresip cannot start here: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-	}()
+	b := startBaresip(t, baresipOpts{
+		account: fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;regint=600", ext, p.sipAddr(), pass),
+		quit:    45 * time.Second, timeout: 60 * time.Second,
+	})
+	defer b.stop()
 	// baresip writes its own user part in Contact (e.g. 101-0x55fd...).
-	want := fmt.Sprintf("@127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if reg := p.registered()[ext]; strings.Contains(reg, want) {
-			t.Logf("baresip registered: %s", reg)
-			break
-		}
-		select {
-		case <-done:
-			t.Fatalf("baresip exited before registering:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("baresip did not register within 20 s:\n%s", out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !strings.Contains(out.String(), "200 OK") {
-		t.Errorf("baresip did not report 200 OK:\n%s", out.String())
+	b.waitRegistered(p, ext, fmt.Sprintf("@127.0.0.1:%d", b.port), 20*time.Second)
+	if !strings.Contains(b.out.String(), "200 OK") {
+		t.Errorf("baresip did not report 200 OK:\n%s", b.out.String())
 	}
 }

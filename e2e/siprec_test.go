@@ -137,6 +137,61 @@ func startRemoteCallServerWith(t *testing.T, rec *recorderProc, carrierPort int,
 	return p
 }
 
+// refusedCall places one call that Plateau must refuse with 403
+// RECORDER_UNAVAILABLE (the recorder would not take its recording).
+func refusedCall(t *testing.T, p *plateau) {
+	t.Helper()
+	ua := newRawUA(t, p, "127.0.0.1")
+	tx := ua.newInvite(opExt, approved, 1, "reclink-refused-"+randHex(4), randHex(4))
+	res := ua.invite(tx)
+	if res != nil && res.status == 407 {
+		tx.cseq, tx.branch = 2, "z9hG4bK"+randHex(6)
+		res = ua.invite(tx, authorization(res, opExt, opPass, tx.uri))
+	}
+	if res == nil || res.status != 403 || !strings.Contains(res.get("Reason"), "RECORDER_UNAVAILABLE") {
+		t.Fatalf("call: %+v, want 403 with Reason RECORDER_UNAVAILABLE", res)
+	}
+}
+
+// remoteRecordedCall places a 6 s SIPp call through p, checks that its
+// recording is whole (both channels, ~6 s, a sidecar naming the
+// participants, verified) and on the recorder only, and returns its WAV.
+func remoteRecordedCall(t *testing.T, p *plateau, rec *recorderProc, carrierPort int) (wav string) {
+	t.Helper()
+	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
+	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
+	op.mustSucceed(45 * time.Second)
+	carrier.mustSucceed(15 * time.Second)
+	waitMetric(t, p, mActive, 0)
+	var files map[string][]string
+	eventually(t, "recording on the recorder", func() (bool, string) {
+		files = rec.files()
+		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, fmt.Sprint(files)
+	})
+	if local := recordingFiles(t, p); len(local[".wav"]) != 0 {
+		t.Errorf("the gateway recorded locally too: %v", local)
+	}
+	side, _ := os.ReadFile(files[".json"][0])
+	for _, want := range []string{approved, `"operator": "` + opExt + `"`, `"sha256": "`} {
+		if !strings.Contains(string(side), want) {
+			t.Errorf("sidecar lacks %s:\n%s", want, side)
+		}
+	}
+	l, r, secs := channelRMS(t, files[".wav"][0])
+	t.Logf("recording %s: %.1f s, RMS left %.0f, right %.0f", filepath.Base(files[".wav"][0]), secs, l, r)
+	if secs < 5 || secs > 12 {
+		t.Errorf("recording lasts %.1f s, want the call's ~6-8 s", secs)
+	}
+	// Both sides play the same pcap; the notice prompt is on the left too.
+	if l < 100 || r < 100 {
+		t.Errorf("a channel is silent: RMS left %.0f, right %.0f", l, r)
+	}
+	if out, err := exec.Command(plateauBin, "recordings", "verify", "-c", rec.cfg).CombinedOutput(); err != nil {
+		t.Errorf("plateau recordings verify on the recorder: %v\n%s", err, out)
+	}
+	return files[".wav"][0]
+}
+
 // channelRMS reads a stereo 16-bit WAV's channels' RMS levels.
 func channelRMS(t *testing.T, path string) (left, right float64, seconds float64) {
 	t.Helper()
@@ -174,11 +229,7 @@ func TestSIPRECRemoteRecorder(t *testing.T) {
 	// The capture's control: on this plain link the recording streams
 	// carry the call's audio as is (TestRecorderLinkTLS finds none).
 	capture := startUDPCapture(t)
-	carrier := startCarrier(t, carrierPort, "uas_answer.xml")
-	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
-	op.mustSucceed(45 * time.Second)
-	carrier.mustSucceed(15 * time.Second)
-	waitMetric(t, p, mActive, 0)
+	remoteRecordedCall(t, p, rec, carrierPort)
 	capture.stop()
 	if capture == nil {
 		// startUDPCapture logged why.
@@ -186,46 +237,10 @@ func TestSIPRECRemoteRecorder(t *testing.T) {
 		t.Errorf("plain recorder link: %d packets captured, %d with the call's audio; want most of ~600", link, leaks)
 	}
 
-	var files map[string][]string
-	eventually(t, "recording on the recorder", func() (bool, string) {
-		files = rec.files()
-		return len(files[".wav"]) == 1 && len(files[".json"]) == 1, fmt.Sprint(files)
-	})
-	if local := recordingFiles(t, p); len(local[".wav"]) != 0 {
-		t.Errorf("the gateway recorded locally too: %v", local)
-	}
-	side, _ := os.ReadFile(files[".json"][0])
-	for _, want := range []string{approved, `"operator": "` + opExt + `"`, `"sha256": "`} {
-		if !strings.Contains(string(side), want) {
-			t.Errorf("sidecar lacks %s:\n%s", want, side)
-		}
-	}
-	l, r, secs := channelRMS(t, files[".wav"][0])
-	t.Logf("recording %s: %.1f s, RMS left %.0f, right %.0f", filepath.Base(files[".wav"][0]), secs, l, r)
-	if secs < 5 || secs > 12 {
-		t.Errorf("recording lasts %.1f s, want the call's ~6-8 s", secs)
-	}
-	// Both sides play the same pcap; the notice prompt is on the left too.
-	if l < 100 || r < 100 {
-		t.Errorf("a channel is silent: RMS left %.0f, right %.0f", l, r)
-	}
-	if out, err := exec.Command(plateauBin, "recordings", "verify", "-c", rec.cfg).CombinedOutput(); err != nil {
-		t.Errorf("plateau recordings verify on the recorder: %v\n%s", err, out)
-	}
-
 	// The recorder goes away: the next call is refused before dialling.
 	rec.stop()
 	time.Sleep(1100 * time.Millisecond) // past the cached readiness
-	ua := newRawUA(t, p, "127.0.0.1")
-	tx := ua.newInvite(opExt, approved, 1, "siprec-refused-"+randHex(4), randHex(4))
-	res := ua.invite(tx)
-	if res != nil && res.status == 407 {
-		tx.cseq, tx.branch = 2, "z9hG4bK"+randHex(6)
-		res = ua.invite(tx, authorization(res, opExt, opPass, tx.uri))
-	}
-	if res == nil || res.status != 403 || !strings.Contains(res.get("Reason"), "RECORDER_UNAVAILABLE") {
-		t.Fatalf("call with the recorder down: %+v, want 403 with Reason RECORDER_UNAVAILABLE", res)
-	}
+	refusedCall(t, p)
 	if dec := auditLines(t, p, "policy.decision"); !strings.Contains(dec, "RECORDER_UNAVAILABLE") {
 		t.Errorf("audit has no RECORDER_UNAVAILABLE refusal:\n%s", dec)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
 
-	"plateau/config"
 	"plateau/media"
 	"plateau/sim"
 	"plateau/srtp"
@@ -54,54 +53,23 @@ func noiseWAV(t *testing.T, dir string, frames int) (string, []int16) {
 	return path, pcm
 }
 
-// sdesCarrier is pstn-sim over TLS on 127.0.0.2 (as tlsCarrier) with
-// srtp mode, playing wav (echo when empty). freePort checks 127.0.0.1, so
-// a port another test binary holds on 127.0.0.2 is retried, not fatal.
+// sdesCarrier is pstn-sim over TLS on 127.0.0.2 (tlsCarrier) with srtp
+// mode, playing wav (echo when empty).
 func sdesCarrier(t *testing.T, cert pemPair, mode, wav string) *sim.PSTN {
 	t.Helper()
-	var p *sim.PSTN
-	var err error
-	for range 5 {
-		cfg := sim.DefaultConfig()
-		cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
-		cfg.Media.IP = "127.0.0.2"
-		cfg.RingTime = config.Duration(100 * time.Millisecond)
-		cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key}
+	return tlsCarrier(t, cert, "", func(cfg *sim.Config) {
 		cfg.SRTP = mode
 		if wav != "" {
 			cfg.Answer = sim.AnswerConfig{Mode: "play", WAV: wav}
 		}
-		if err = cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		if p, err = sim.New(cfg); err == nil {
-			break
-		}
-		t.Logf("pstn-sim: %v (retrying on another port)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return runSim(t, p)
+	})
 }
 
 // sdesPlateau starts plateau with SIP over TLS and one TLS trunk toward
 // carrier (its certificate's CA: caFile) with trunks[].srtp mode.
 func sdesPlateau(t *testing.T, carrier *sim.PSTN, caFile, mode string) (*plateau, int) {
 	t.Helper()
-	need(t, "sipp")
-	dir := t.TempDir()
-	own := writePair(t, dir, "plateau", "127.0.0.1")
-	tlsPort := freePort(t)
-	p := startPlateau(t, serverOpts{
-		users:      []user{{opExt, opPass}},
-		transports: "[udp, tcp, tls]",
-		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
-		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
-		extraYAML: fmt.Sprintf("trunks:\n  - {name: sdes, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: 0s, tls: {ca_file: %q}, srtp: %s}\n",
-			carrier.TLSAddr().String(), callerID, trunkSources, caFile, mode),
-	})
-	approve(t, p, approved)
+	p, tlsPort, _ := tlsPlateauKeepalive(t, carrier, fmt.Sprintf("ca_file: %q", caFile), "0s", ", srtp: "+mode)
 	return p, tlsPort
 }
 
@@ -120,9 +88,36 @@ func liveCall(t *testing.T, carrier *sim.PSTN) sim.CallStats {
 	return c
 }
 
-// injectFromCarrierHost sends, from the carrier's host, what an attacker
-// on its path could: plain RTP carrying a loud 3 kHz tone, and SRTP under
-// a key nobody signalled. Both must be dropped as srtp_auth.
+// injectedRTP is what an attacker on the carrier's path sends: for each of
+// n frames and each payload type of pts, plain RTP carrying a loud 3 kHz
+// tone, and the same under an SRTP key nobody signalled: 2·n·len(pts)
+// packets, numbered on from seq and ts in stream ssrc, all to be dropped
+// as srtp_auth.
+func injectedRTP(n int, ssrc uint32, seq uint16, ts uint32, pts ...uint8) [][]byte {
+	k, _ := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
+	forger, _ := srtp.NewSession(k, k)
+	tone := media.Tone(3000, 20*time.Millisecond)
+	var out [][]byte
+	for i := range n {
+		for _, pt := range pts {
+			enc := g711.EncodeUlawFrame
+			if pt == 8 {
+				enc = g711.EncodeAlawFrame
+			}
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq + uint16(i), Timestamp: ts + uint32(i*160), SSRC: ssrc}, Payload: make([]byte, 160)}
+			for j, s := range tone {
+				pkt.Payload[j] = enc(s)
+			}
+			plain, _ := pkt.Marshal()
+			forged, _ := forger.ProtectRTP(nil, plain)
+			out = append(out, plain, forged)
+		}
+	}
+	return out
+}
+
+// injectFromCarrierHost sends, from the carrier's host (a port of its
+// own), 20 injected packets (PCMU and PCMA) to Plateau's RTP address to.
 func injectFromCarrierHost(t *testing.T, to string) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
@@ -131,19 +126,40 @@ func injectFromCarrierHost(t *testing.T, to string) {
 	}
 	defer conn.Close()
 	dst := netip.MustParseAddrPort(to)
-	k, _ := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
-	forger, _ := srtp.NewSession(k, k)
-	tone := media.Tone(3000, 20*time.Millisecond)
-	for i := range 5 {
-		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(40000 + i), Timestamp: uint32(i * 160), SSRC: 0xBAD}, Payload: make([]byte, 160)}
-		for j, s := range tone {
-			pkt.Payload[j] = g711.EncodeUlawFrame(s)
-		}
-		plain, _ := pkt.Marshal()
-		conn.WriteToUDPAddrPort(plain, dst)
-		forged, _ := forger.ProtectRTP(nil, plain)
-		conn.WriteToUDPAddrPort(forged, dst)
+	for _, b := range injectedRTP(5, 0xBAD, 40000, 0, 0, 8) {
+		conn.WriteToUDPAddrPort(b, dst)
 	}
+}
+
+// carrierStream is the carrier's RTP toward Plateau's port (to) as an
+// attacker on its path sees it, from the capture: its source address
+// and, SRTP leaving RTP headers in clear, the last header sent.
+func carrierStream(t *testing.T, capture *udpCapture, to string) (netip.AddrPort, rtp.Header) {
+	t.Helper()
+	dst := netip.MustParseAddrPort(to)
+	var src netip.AddrPort
+	var last rtp.Header
+	eventually(t, "the carrier's RTP captured", func() (bool, string) {
+		count, lastOf := map[int]int{}, map[int]rtp.Header{}
+		for _, p := range capture.packets() {
+			var h rtp.Header
+			if p.dstPort != int(dst.Port()) {
+				continue
+			}
+			if _, err := h.Unmarshal(p.payload); err != nil {
+				continue
+			}
+			count[p.srcPort]++
+			lastOf[p.srcPort] = h
+		}
+		for port, n := range count {
+			if n >= 20 && (!src.IsValid() || n > count[int(src.Port())]) {
+				src, last = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port)), lastOf[port]
+			}
+		}
+		return src.IsValid(), fmt.Sprint(count)
+	})
+	return src, last
 }
 
 // rightChannel reads the recording's right channel (what the operator was
@@ -165,6 +181,36 @@ func rightChannel(t *testing.T, p *plateau) []int16 {
 		out[i] = int16(binary.LittleEndian.Uint16(pcm[i*4+2:]))
 	}
 	return out
+}
+
+// carrierFramesRecorded checks that the recording's outside channel holds,
+// sample-exact, at least 80 % of the frames the carrier sent (sentFrames of
+// sent, at least 150), and returns that channel.
+func carrierFramesRecorded(t *testing.T, p *plateau, sent []int16, sentFrames int) []int16 {
+	t.Helper()
+	rec := rightChannel(t, p)
+	found := framesFound(sent, rec, sentFrames)
+	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, sentFrames)
+	if sentFrames < 150 || found < sentFrames*8/10 {
+		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, sentFrames)
+	}
+	return rec
+}
+
+// toneWindows counts the 10 ms windows of pcm dominated by a tone at hz
+// (an injected frame's steady part fills at least one): a tone of the
+// injections' level there scores about 2.5e7, the carrier's noise about
+// 2.6e5 (its variance over 80 samples). Over a whole call, a second of
+// tone would not stand out of ten of noise.
+func toneWindows(pcm []int16, hz float64) int {
+	const n = media.FrameSamples / 2
+	found := 0
+	for i := 0; i+n <= len(pcm); i += n {
+		if media.Goertzel(pcm[i:i+n], hz) > 5e6 {
+			found++
+		}
+	}
+	return found
 }
 
 // framesFound counts the frames of sent (the carrier's audio, frame k is
@@ -231,15 +277,31 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 	carrier := sdesCarrier(t, cert, "required", wav)
 	p, _ := sdesPlateau(t, carrier, cert.cert, "required")
 
+	capture := startUDPCapture(t)
 	op := startOperator(t, p, "uac_talk.xml", approved, "-d", "6000")
 	c := liveCall(t, carrier)
 	// Once Plateau applied the answer (its keys): before, the packets
 	// would be dropped for having no source yet, not for their keys.
 	waitMetric(t, p, mAnswer, 1)
+	want := 20.0
+	if capture != nil {
+		// The same from the carrier's own RTP address and port (spoofed),
+		// with its SSRC, payload type and numbering 100 packets (2 s)
+		// ahead: to the relay, a plain packet would be the carrier's next,
+		// and only SRTP authentication keeps its tone (a second) out of
+		// the recording. Read before anything else is sent to that port.
+		src, h := carrierStream(t, capture, c.RTPTo)
+		pkts := injectedRTP(50, h.SSRC, h.SequenceNumber+100, h.Timestamp+100*160, h.PayloadType)
+		if spoofUDP(t, src, netip.MustParseAddrPort(c.RTPTo), pkts) {
+			t.Logf("%d packets sent as the carrier's stream from %s (spoofed), after its %+v", len(pkts), src, h)
+			want += float64(len(pkts))
+		}
+	}
 	injectFromCarrierHost(t, c.RTPTo)
+	capture.stop()
 	eventually(t, "the injected packets dropped as srtp_auth", func() (bool, string) {
 		v := p.metricOf(mSRTPAuth)
-		return v >= 10, strconv.FormatFloat(v, 'f', -1, 64)
+		return v >= want, strconv.FormatFloat(v, 'f', -1, 64)
 	})
 	op.mustSucceed(45 * time.Second)
 	waitMetric(t, p, mActive, 0)
@@ -256,14 +318,9 @@ func TestSRTPOutboundCallRecorded(t *testing.T) {
 	if c.RTPRecv < 100 || c.SRTPDropped != 0 {
 		t.Errorf("carrier received %d packets, %d not authenticating: want the operator's audio, all SRTP under Plateau's key", c.RTPRecv, c.SRTPDropped)
 	}
-	rec := rightChannel(t, p)
-	found := framesFound(sent, rec, c.RTPSent)
-	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, c.RTPSent)
-	if c.RTPSent < 150 || found < c.RTPSent*8/10 {
-		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, c.RTPSent)
-	}
-	if g := media.Goertzel(rec, 3000); g > 1e6 {
-		t.Errorf("the injected 3 kHz tone reached the recording (Goertzel %.0f)", g)
+	rec := carrierFramesRecorded(t, p, sent, c.RTPSent)
+	if n := toneWindows(rec, 3000); n != 0 {
+		t.Errorf("the injected 3 kHz tone reached the recording (%d windows of 10 ms)", n)
 	}
 	if out, err := p.plateauCmd("recordings", "verify"); err != nil {
 		t.Errorf("recordings verify: %v\n%s", err, out)
@@ -282,14 +339,7 @@ func TestSRTPInboundCall(t *testing.T) {
 	plain := sdesCarrier(t, cert, "off", "")
 	p, tlsPort := sdesPlateau(t, carrier, cert.cert, "required")
 
-	phonePort := strconv.Itoa(freePort(t))
-	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
-	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
-	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
-	eventually(t, "operator 101 registered", func() (bool, string) {
-		r := p.registered()
-		return r[opExt] != "" && r[opExt] != "-", fmt.Sprint(r)
-	})
+	phonePort := registerSippPhone(t, p)
 	target := fmt.Sprintf("127.0.0.1:%d", tlsPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -317,12 +367,7 @@ func TestSRTPInboundCall(t *testing.T) {
 	if st.RTPRecv < 100 || st.SRTPDropped != 0 {
 		t.Errorf("carrier received %d packets, %d not authenticating", st.RTPRecv, st.SRTPDropped)
 	}
-	rec := rightChannel(t, p)
-	found := framesFound(sent, rec, st.RTPSent)
-	t.Logf("%d of the %d frames the carrier sent found sample-exact in the recording", found, st.RTPSent)
-	if st.RTPSent < 150 || found < st.RTPSent*8/10 {
-		t.Errorf("the recording's outside channel holds %d of the carrier's %d frames", found, st.RTPSent)
-	}
+	carrierFramesRecorded(t, p, sent, st.RTPSent)
 	auditVerify(t, p)
 }
 

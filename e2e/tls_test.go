@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,20 +39,24 @@ func writePair(t *testing.T, dir, name string, hosts ...string) pemPair {
 	return p
 }
 
+// sipTLS makes Plateau's own certificate for hosts and picks its SIP TLS
+// port: the sip.tls lines of serverOpts.sipYAML, the port and the pair.
+func sipTLS(t *testing.T, hosts ...string) (yaml string, port int, own pemPair) {
+	t.Helper()
+	own = writePair(t, t.TempDir(), "plateau", hosts...)
+	port = freePort(t)
+	return fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", port, own.cert, own.key), port, own
+}
+
 // tlsCarrier is pstn-sim on 127.0.0.2 (the trunk source of the call
 // tests) with a TLS listener presenting cert; clientCA, when set, is
 // demanded of clients (mutual TLS).
 func tlsCarrier(t *testing.T, cert pemPair, clientCA string, mod ...func(*sim.Config)) *sim.PSTN {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
-	cfg.Media.IP = "127.0.0.2"
-	cfg.RingTime = config.Duration(100 * time.Millisecond)
-	cfg.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key, ClientCAFile: clientCA}
-	for _, m := range mod {
-		m(&cfg)
+	withTLS := func(c *sim.Config) {
+		c.TLS = sim.TLSConfig{Listen: "127.0.0.2:0", CertFile: cert.cert, KeyFile: cert.key, ClientCAFile: clientCA}
 	}
-	return serveSim(t, cfg)
+	return startSim(t, append([]func(*sim.Config){withTLS}, mod...)...)
 }
 
 // tlsPlateau starts plateau with SIP over TLS (its own certificate) and
@@ -68,13 +71,11 @@ func tlsPlateau(t *testing.T, carrier *sim.PSTN, trunkTLS string) (p *plateau, t
 func tlsPlateauKeepalive(t *testing.T, carrier *sim.PSTN, trunkTLS, interval string, extra ...string) (p *plateau, tlsPort int, ownCert string) {
 	t.Helper()
 	need(t, "sipp")
-	dir := t.TempDir()
-	own := writePair(t, dir, "plateau", "127.0.0.1")
-	tlsPort = freePort(t)
+	sipYAML, tlsPort, own := sipTLS(t, "127.0.0.1")
 	p = startPlateau(t, serverOpts{
 		users:      []user{{opExt, opPass}},
 		transports: "[udp, tcp, tls]",
-		sipYAML:    fmt.Sprintf("  tls: {listen: \"127.0.0.1:%d\", cert_file: %q, key_file: %q}\n", tlsPort, own.cert, own.key),
+		sipYAML:    sipYAML,
 		policyYAML: "  windows: [{days: mon-sun, from: \"00:00\", to: \"24:00\"}]\n",
 		extraYAML: fmt.Sprintf("trunks:\n  - {name: tlscarrier, address: %q, transport: tls, caller_id: %q, allowed_sources: [%q], options_interval: %s, tls: {%s}%s}\n",
 			carrier.TLSAddr().String(), callerID, trunkSources, interval, trunkTLS, strings.Join(extra, "")),
@@ -232,7 +233,7 @@ func TestTLSTrunkClientCertificate(t *testing.T) {
 // connection (its Contact names a port where it does not listen for TLS).
 // Then the carrier calls in: Plateau rings the phone over TLS too.
 func TestBaresipOverTLS(t *testing.T) {
-	bin := need(t, "baresip")
+	need(t, "baresip")
 	dir := t.TempDir()
 	carrierCert := writePair(t, dir, "carrier", "127.0.0.2")
 	carrier := tlsCarrier(t, carrierCert, "", func(c *sim.Config) {
@@ -240,47 +241,17 @@ func TestBaresipOverTLS(t *testing.T) {
 	})
 	p, tlsPort, own := tlsPlateau(t, carrier, fmt.Sprintf("ca_file: %q", carrierCert.cert))
 
-	bdir := t.TempDir()
-	port := baresipPort(t) // baresip also takes port+1 (TLS)
-	account := fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=tls>;auth_pass=%s;regint=600;answermode=auto\n", opExt, tlsPort, opPass)
-	conf := fmt.Sprintf(`module_path /usr/lib/baresip/modules
-sip_listen 127.0.0.1:%d
-sip_cafile %s
-net_interface 127.0.0.1
-audio_source aufile,%s
-module g711.so
-module aufile.so
-module_app account.so
-module_app menu.so
-`, port, own, filepath.Join(repoRoot, "configs", "prompts", "notice-en.wav"))
-	for name, content := range map[string]string{"accounts": account, "config": conf} {
-		if err := os.WriteFile(filepath.Join(bdir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	out := &lockedBuffer{}
-	// -s: baresip traces every SIP message with its transport and addresses.
-	cmd := exec.CommandContext(ctx, bin, "-f", bdir, "-s", "-e", "/dial "+approved, "-t", "40")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Skipf("baresip cannot start here: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() || os.Getenv("E2E_SHOW") != "" {
-			t.Logf("baresip:\n%s", tail(out.String(), 12000))
-		}
-	}()
-	eventually(t, "baresip registered over TLS", func() (bool, string) {
-		reg := p.registered()[opExt]
-		return strings.Contains(strings.ToLower(reg), "transport=tls"), reg
+	b := startBaresip(t, baresipOpts{
+		account: fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=tls>;auth_pass=%s;regint=600;answermode=auto", opExt, tlsPort, opPass),
+		config: []string{"sip_cafile " + own, "audio_source aufile," + filepath.Join(repoRoot, "configs", "prompts", "notice-en.wav"),
+			"module aufile.so"},
+		// -s: baresip traces every SIP message with its transport and addresses.
+		args: []string{"-s", "-e", "/dial " + approved},
+		quit: 40 * time.Second, timeout: 90 * time.Second,
 	})
+	out := b.out
+	defer b.stop()
+	b.waitRegistered(p, opExt, "transport=tls", 15*time.Second)
 	waitMetric(t, p, mAnswer, 1)
 	fromPlateau := fmt.Sprintf("TLS 127.0.0.1:%d -> ", tlsPort)
 	eventually(t, "Plateau's BYE to the phone over TLS", func() (bool, string) {

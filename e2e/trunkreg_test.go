@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,13 +21,10 @@ import (
 // lasts at most maxExpires.
 func startRegistrar(t *testing.T, password string, maxExpires time.Duration) *sim.PSTN {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.Listen = fmt.Sprintf("127.0.0.2:%d", freePort(t))
-	cfg.Media.IP = "127.0.0.2"
-	cfg.RingTime = config.Duration(100 * time.Millisecond)
-	cfg.Auth = sim.AuthConfig{Username: "atelier", Password: password, Realm: "carrier"}
-	cfg.Registrar = sim.RegistrarConfig{Enabled: true, MaxExpires: config.Duration(maxExpires)}
-	return serveSim(t, cfg)
+	return startSim(t, func(cfg *sim.Config) {
+		cfg.Auth = sim.AuthConfig{Username: "atelier", Password: password, Realm: "carrier"}
+		cfg.Registrar = sim.RegistrarConfig{Enabled: true, MaxExpires: config.Duration(maxExpires)}
+	})
 }
 
 // startRegTrunkServer starts plateau with one registration trunk toward
@@ -83,10 +78,7 @@ func TestRegistrationTrunk(t *testing.T) {
 
 	// In: the carrier calls the registered contact; Plateau takes it as an
 	// inbound call of the trunk and rings the operator.
-	phonePort := strconv.Itoa(freePort(t))
-	phoneCSV := filepath.Join(t.TempDir(), "phone.csv")
-	os.WriteFile(phoneCSV, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;3600\n", opExt, opPass)), 0o600)
-	startSipp(t, "operator phone registers", "register_auth.xml", p.sipAddr(), "-inf", phoneCSV, "-p", phonePort).mustSucceed(30 * time.Second)
+	phonePort := registerSippPhone(t, p)
 	phone := startSipp(t, "operator phone answers", "uas_answer.xml", "-p", phonePort)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
