@@ -142,8 +142,13 @@ func (b *B2BUA) invitePhone(ctx context.Context, c *call, ext string, bnd psip.B
 		req.AppendHeader(sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"))
 		req.AppendHeader(sip.NewHeader("Alert-Info", "<http://"+b.s.ExternalAddress()+">;info=alert-autoanswer"))
 	}
-	if bnd.Transport == "tls" {
-		req.SetTransport("TLS") // a phone registered over TLS is rung over TLS
+	// A phone is rung over the transport it registered on (over TLS, on
+	// the connection it opened: sip/transport_tls_client.go).
+	switch bnd.Transport {
+	case "tls":
+		req.SetTransport("TLS")
+	case "tcp":
+		req.SetTransport("TCP")
 	}
 	return b.dialogsFor(req).WriteInvite(ctx, req)
 }

@@ -94,9 +94,6 @@ func (b *B2BUA) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 		return nil, err
 	}
 	invite := phoneInvite(target, "Monitor "+m.operator, "monitor-"+m.operator, m.supervisor, b.s.ExternalAddress())
-	if contact.Transport == "tcp" {
-		invite.SetTransport("TCP")
-	}
 	body := m.localSDP(media.DefaultCodecs(), 101)
 	host, _ := netip.ParseAddr(target.Host)
 	var l *leg
@@ -113,8 +110,8 @@ func (b *B2BUA) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 	if err != nil {
 		return nil, err
 	}
+	err = b.checkPhoneAnswer(nil, m.supervisor, contact, cs) // targetguard.go, before the leg counts as answered
 	l.setAnswered()
-	err = b.checkPhoneAnswer(nil, m.supervisor, contact, cs) // targetguard.go
 	answer, codec, nerr := negotiate(cs.InviteResponse.Body())
 	if err == nil {
 		err = nerr

@@ -430,9 +430,6 @@ func (b *B2BUA) ringOperator(ctx context.Context, c *call, bnd psip.Binding, aut
 	}
 	body := c.localSDP(media.LegOperator, media.DefaultCodecs(), 101, media.SendRecv)
 	invite := phoneInvite(target, c.number, c.number, c.operator, b.s.ExternalAddress())
-	if bnd.Transport == "tcp" {
-		invite.SetTransport("TCP")
-	}
 	ctx, cancel := ringContext(ctx, c.ctx, b.opts.RingTimeout)
 	defer cancel()
 	host, _ := netip.ParseAddr(target.Host)
@@ -455,8 +452,11 @@ func (b *B2BUA) ringOperator(ctx context.Context, c *call, bnd psip.Binding, aut
 	if err != nil {
 		return nil, err
 	}
-	l.setAnswered()
+	// The answer's dialog target is checked before the leg counts as
+	// answered: until then a teardown sends it no BYE, so no request ever
+	// follows an unchecked Contact or Record-Route.
 	err = b.checkPhoneAnswer(c, c.operator, bnd, cs) // targetguard.go: ACK and BYE go to the phone only
+	l.setAnswered()
 	if err == nil {
 		err = c.applyRemote(media.LegOperator, cs.InviteResponse.Body())
 	}
