@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // mediaAt is a call layer without calls whose media address is a.
@@ -96,5 +98,64 @@ func TestAttackRegisterContactSpecialHosts(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("phoneAddrAllowed(%s) = %v, want ok=%v", tt.host, err, tt.ok)
 		}
+	}
+}
+
+// The dialog target of a phone's INVITE or answer (where Plateau sends
+// the dialog's ACK, BYE, NOTIFY and refreshes): the phone itself, or
+// through trusted proxies only; never a trunk, another host, a second
+// Contact or an untrusted hop anywhere in the route set.
+func TestDialogTargetAllowed(t *testing.T) {
+	s := &Server{
+		trusted:    NewTrustedProxies([]netip.Prefix{netip.MustParsePrefix("10.30.0.0/24")}),
+		trunks:     []*Trunk{newTrunk(TrunkConfig{Name: "t", AllowedSources: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/28")}})},
+		trunkAddrs: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.5:5060")},
+	}
+	src := netip.MustParseAddr("192.168.1.50")
+	extra := netip.MustParseAddr("192.168.1.60") // the binding's own Contact host
+	many := ""
+	for range maxPathEntries + 1 {
+		many += "<sip:10.30.0.1;lr>,"
+	}
+	tests := []struct {
+		name    string
+		headers []string // name: value
+		extra   netip.Addr
+		ok      bool
+	}{
+		{"the phone itself", []string{"Contact: <sip:101@192.168.1.50:5062>"}, netip.Addr{}, true},
+		{"the binding's own Contact host", []string{"Contact: <sip:101@192.168.1.60>"}, extra, true},
+		{"another host", []string{"Contact: <sip:101@192.168.1.51>"}, netip.Addr{}, false},
+		{"the trunk", []string{"Contact: <sip:101@203.0.113.5:5060>"}, netip.Addr{}, false},
+		{"the trunk, as the binding's host", []string{"Contact: <sip:101@203.0.113.5:5060>"}, netip.MustParseAddr("203.0.113.5"), false},
+		{"a trunk's allowed source", []string{"Contact: <sip:101@198.51.100.2>"}, netip.Addr{}, false},
+		{"a host name", []string{"Contact: <sip:101@phone.example>"}, netip.Addr{}, false},
+		{"no Contact", nil, netip.Addr{}, false},
+		{"two Contacts", []string{"Contact: <sip:101@192.168.1.50>", "Contact: <sip:101@192.168.1.51>"}, netip.Addr{}, false},
+		{"wildcard", []string{"Contact: *"}, netip.Addr{}, false},
+		{"through a trusted proxy", []string{"Record-Route: <sip:10.30.0.1;lr>", "Contact: <sip:101@172.16.0.9>"}, netip.Addr{}, true},
+		{"Record-Route at an untrusted host", []string{"Record-Route: <sip:192.168.1.51;lr>", "Contact: <sip:101@192.168.1.50>"}, netip.Addr{}, false},
+		{"Record-Route at the trunk", []string{"Record-Route: <sip:203.0.113.5;lr>", "Contact: <sip:101@192.168.1.50>"}, netip.Addr{}, false},
+		{"an untrusted hop after a trusted one", []string{"Record-Route: <sip:10.30.0.1;lr>, <sip:192.0.2.7;lr>", "Contact: <sip:101@192.168.1.50>"}, netip.Addr{}, false},
+		{"an untrusted hop in a second header", []string{"Record-Route: <sip:10.30.0.1;lr>", "Record-Route: <sip:192.0.2.7;lr>", "Contact: <sip:101@192.168.1.50>"}, netip.Addr{}, false},
+		{"a route set too long", []string{"Record-Route: " + many[:len(many)-1], "Contact: <sip:101@192.168.1.50>"}, netip.Addr{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := "INVITE sip:plateau@192.168.1.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50;branch=z9hG4bK1\r\n" +
+				"From: <sip:101@192.168.1.1>;tag=a\r\nTo: <sip:x@192.168.1.1>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n"
+			for _, h := range tt.headers {
+				raw += h + "\r\n"
+			}
+			raw += "Content-Length: 0\r\n\r\n"
+			msg, err := sip.ParseMessage([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.DialogTargetAllowed(msg.(*sip.Request), src, tt.extra)
+			if (err == nil) != tt.ok {
+				t.Errorf("DialogTargetAllowed = %v, want ok=%v", err, tt.ok)
+			}
+		})
 	}
 }
