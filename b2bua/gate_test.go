@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/emiago/sipgo/siptest"
 
+	"plateau/media"
 	"plateau/policy"
 	psip "plateau/sip"
 )
@@ -371,6 +372,35 @@ func TestInvitePhoneOnlyToOwnBinding(t *testing.T) {
 	}
 	if n := e.carrier.received("INVITE") + e.attacker.received("INVITE") + e.phone.received("INVITE"); n != 0 {
 		t.Errorf("%d INVITEs sent", n)
+	}
+}
+
+// A REFER's NOTIFY goes to the operator's phone only: never to the
+// trunk (the phone and the carrier share 127.0.0.1 here: host and port
+// tell them apart), another host, or a host name.
+func TestNotifyPhoneOnlyToThePhone(t *testing.T) {
+	e := newCallEnv(t)
+	c := e.b.newCall(testOperator, testApproved, "test")
+	defer c.cancel()
+	op := &leg{side: media.LegOperator, peerOK: hostIs(e.phone.addr().Addr())}
+	for _, target := range []string{
+		"sip:" + testOperator + "@" + e.carrier.addr().String(),
+		"sip:" + testOperator + "@" + e.attacker.addr().String(),
+		"sip:" + testOperator + "@phone.example",
+	} {
+		var u sip.Uri
+		if err := sip.ParseUri(target, &u); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.b.notifyPhone(c.ctx, c, op, sip.NewRequest(sip.NOTIFY, u)); !errors.Is(err, errEgress) {
+			t.Errorf("NOTIFY to %s: %v, want refused by the gate", target, err)
+		}
+	}
+	if n := e.carrier.received("NOTIFY") + e.attacker.received("NOTIFY"); n != 0 {
+		t.Errorf("%d NOTIFYs sent", n)
+	}
+	if got := len(e.audit.find("egress.refused", "")); got != 3 {
+		t.Errorf("egress.refused entries %d, want 3", got)
 	}
 }
 
