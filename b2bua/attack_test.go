@@ -64,13 +64,7 @@ func sdpAt(a netip.AddrPort) string {
 // and reports whether sink received any of it.
 func sendOutsideAudio(t *testing.T, e *callEnv, sink *rtpSink, wait time.Duration) bool {
 	t.Helper()
-	c := e.b.findCall(testOperator)
-	if c == nil {
-		t.Fatal("no call")
-	}
-	c.mu.Lock()
-	relay := c.relay
-	c.mu.Unlock()
+	relay := e.relayOf(t) // srtp_test.go
 	src := &net.UDPAddr{IP: net.ParseIP("127.0.0.2"), Port: int(e.trunkSrc.addr().Port()) + 1}
 	conn, err := net.ListenUDP("udp", src)
 	if err != nil {
@@ -283,17 +277,7 @@ func TestAttackCarrierAnswerRedirectsDialog(t *testing.T) {
 			at := att.addr().String()
 			liar := lyingPhone(t, netip.MustParseAddrPort("127.0.0.1:4002"), strings.ReplaceAll(tc.contact, "ATTACKER", at), strings.ReplaceAll(tc.extra, "ATTACKER", at))
 			e := newCallEnv(t, func(o *CallOptions) { o.Trunks[0].Address = liar.LocalAddr().String() })
-			outcome := make(chan Outcome, 1)
-			id, err := e.b.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
-				func(o Outcome) { outcome <- o })
-			if err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-outcome:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no outcome")
-			}
+			id, _ := clickToCall(t, e) // srtp_test.go
 			e.b.Hangup(id, testOperator)
 			waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
 			time.Sleep(200 * time.Millisecond) // a BYE sent to the attacker arrives at once
@@ -449,17 +433,8 @@ func TestAttackAutoAnswerOnlyToTheRegisteringDevice(t *testing.T) {
 	}
 	// The registering device itself still gets auto-answer.
 	e.s.ApplyBindingsForTest(testOperator, nil, []psip.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, oa)}})
-	if _, err := e.b.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
-		func(o Outcome) { outcome <- o }); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case o := <-outcome:
-		if !o.Answered {
-			t.Fatalf("own phone: %+v", o)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no outcome")
+	if _, o := clickToCall(t, e); !o.Answered {
+		t.Fatalf("own phone: %+v", o)
 	}
 }
 
@@ -478,10 +453,7 @@ func TestAttackHoldAddressThenLatchFromAnotherHost(t *testing.T) {
 	if d == nil {
 		t.Fatalf("inbound call not answered: %q", r)
 	}
-	c := e.b.findCall(testOperator)
-	c.mu.Lock()
-	relay := c.relay
-	c.mu.Unlock()
+	relay := e.relayOf(t) // srtp_test.go
 	laptop := newRTPSink(t, "127.0.0.3")
 	opPort := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: relay.LocalPort(media.LegOperator)}
 	for seq := uint16(1); seq < 20; seq++ {
