@@ -10,10 +10,12 @@ package b2bua
 //     trunk's address (host and port) or a host in its allowed_sources. Checked at REGISTER (sip/registrar.go)
 //     and again here, at use.
 //
-// gate_test.go greps this package and the signalling layer (../sip) for WriteInvite, TransactionRequest and
-// dialTrunkLeg outside this file (trunkleg.go's own in-dialog requests and
-// the INVITE transaction it runs for inviteTrunk excepted), so a new call
-// path cannot bypass it.
+// Both mark the INVITE's context (psip.ThroughEgressGate): the client
+// every request passes (../sip/transport_client.go) sends no new INVITE
+// without it. gate_test.go greps this package and the signalling layer
+// (../sip) for WriteInvite, TransactionRequest and dialTrunkLeg outside
+// this file, and parses both for every send path
+// (TestEverySendPathIsReviewed), so a new call path cannot bypass it.
 
 import (
 	"context"
@@ -97,7 +99,7 @@ func (b *B2BUA) inviteTrunk(ctx context.Context, p Permit, c *call, t *psip.Trun
 	}
 	b.s.Audit(b.s.Context(), "call.dial", c.operator, p.p.decision.E164, "sent", string(p.p.kind), c.source,
 		map[string]any{"call_id": c.id, "trunk": t.Name, "leg_call_id": req.CallID().Value()})
-	return dialTrunkLeg(ctx, b.client, *b.contactFor(req), req, opts)
+	return dialTrunkLeg(psip.ThroughEgressGate(ctx), b.client, *b.contactFor(req), req, opts)
 }
 
 // invitePhone sends an INVITE to a registered phone of ext (the
@@ -150,7 +152,7 @@ func (b *B2BUA) invitePhone(ctx context.Context, c *call, ext string, bnd psip.B
 	case "tcp":
 		req.SetTransport("TCP")
 	}
-	return b.dialogsFor(req).WriteInvite(ctx, req)
+	return b.dialogsFor(req).WriteInvite(psip.ThroughEgressGate(ctx), req)
 }
 
 // notifyPhone sends an in-dialog NOTIFY (the result of a REFER) on the

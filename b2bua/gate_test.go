@@ -89,6 +89,10 @@ func TestEverySendPathIsReviewed(t *testing.T) {
 		"gate.go B2BUA.inviteTrunk dialTrunkLeg": "Permit from admit; Request-URI = the trunk's URI for the permitted number",
 		"gate.go B2BUA.invitePhone WriteInvite":  "the binding of ext, PhoneBindingAllowed, Request-URI = the binding, Path through trusted proxies",
 		"gate.go B2BUA.notifyPhone Do":           "the operator's dialog target (checked at creation) from its peer, never a trunk",
+		// The gate's mark, without which the client sends no new INVITE
+		// (../sip/transport_client.go): minted here only.
+		"gate.go B2BUA.inviteTrunk ThroughEgressGate": "the mark of a trunk INVITE the gate let out",
+		"gate.go B2BUA.invitePhone ThroughEgressGate": "the mark of a phone INVITE the gate let out",
 		// Requests in a phone dialog: its Contact and route set were
 		// checked when it was created (phoneInviteRefusal for an INVITE
 		// Plateau received, checkPhoneAnswer for one it sent).
@@ -125,6 +129,7 @@ func TestEverySendPathIsReviewed(t *testing.T) {
 		"Do": true, "DoDigestAuth": true, "TransactionDigestAuth": true, "WriteMsg": true, "WriteBye": true,
 		"WriteAck": true, "Bye": true, "Ack": true, "dialTrunkLeg": true,
 		"Dial": true, "DialContext": true, "DialUDP": true, "DialTCP": true, "DialTimeout": true,
+		"ThroughEgressGate": true,
 	}
 	var files []string
 	for _, glob := range []string{"*.go", "../sip/*.go"} {

@@ -2,8 +2,13 @@ package sip
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/netip"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -157,5 +162,101 @@ func TestDialogTargetAllowed(t *testing.T) {
 				t.Errorf("DialogTargetAllowed = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// Every request Plateau sends passes clientBinding.Request: a new INVITE
+// without the egress gate's mark is refused there (counted, audited) and
+// nothing reaches the wire; with the mark it leaves, and so do in-dialog
+// INVITEs (re-INVITEs of a dialog the gate, or a peer, opened).
+func TestClientSendsNoUngatedInvite(t *testing.T) {
+	e := newRegEnv(t)
+	peer, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	var mu sync.Mutex
+	var got []string
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, _, err := peer.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	received := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
+	}
+	port := peer.LocalAddr().(*net.UDPAddr).Port
+	invite := func(callID, toTag string) *sip.Request {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "x", Host: "127.0.0.1", Port: port})
+		via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: 5060, Params: sip.NewParams()}
+		via.Params.Add("branch", sip.GenerateBranch())
+		req.AppendHeader(via)
+		from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "plateau", Host: "127.0.0.1"}, Params: sip.NewParams()}
+		from.Params.Add("tag", "ours")
+		to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "x", Host: "127.0.0.1"}, Params: sip.NewParams()}
+		if toTag != "" {
+			to.Params.Add("tag", toTag)
+		}
+		id := sip.CallIDHeader(callID)
+		req.AppendHeader(from)
+		req.AppendHeader(to)
+		req.AppendHeader(&id)
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+		req.SetBody(nil)
+		return req
+	}
+	c := clientBinding{e.s}
+	for _, ctx := range []context.Context{context.Background(), context.TODO()} {
+		if _, err := c.Request(ctx, invite("refused", "")); !errors.Is(err, ErrUngated) {
+			t.Errorf("a new INVITE without the gate's mark: %v, want ErrUngated", err)
+		}
+	}
+	if v := metricValue(e.s.metrics.ungatedInvites); v != 2 {
+		t.Errorf("plateau_sip_ungated_invites_total %v, want 2", v)
+	}
+	e.audit.mu.Lock()
+	audited := strings.Count(strings.Join(e.audit.kinds, " "), "egress.refused:NOT_THROUGH_GATE")
+	e.audit.mu.Unlock()
+	if audited != 2 {
+		t.Errorf("egress.refused NOT_THROUGH_GATE audited %d times, want 2", audited)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	arrived := func(callID string) bool {
+		for _, m := range received() {
+			if strings.Contains(m, "Call-ID: "+callID+"\r\n") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		ctx           context.Context
+		callID, toTag string
+	}{{ThroughEgressGate(ctx), "gated", ""}, {ctx, "reinvite", "theirs"}} {
+		tx, err := c.Request(tc.ctx, invite(tc.callID, tc.toTag))
+		if err != nil {
+			t.Fatalf("INVITE %s: %v", tc.callID, err)
+		}
+		defer tx.Terminate()
+		for deadline := time.Now().Add(10 * time.Second); !arrived(tc.callID); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("INVITE %s never reached the peer", tc.callID)
+			}
+		}
+	}
+	// The refused INVITEs were refused before the allowed ones were sent.
+	if arrived("refused") {
+		t.Error("a refused INVITE reached the peer")
 	}
 }
