@@ -23,11 +23,13 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
+	"plateau/media"
 	"plateau/policy"
 	psip "plateau/sip"
 )
@@ -153,6 +155,35 @@ func (b *B2BUA) invitePhone(ctx context.Context, c *call, ext string, bnd psip.B
 		req.SetTransport("TCP")
 	}
 	return b.dialogsFor(req).WriteInvite(psip.ThroughEgressGate(ctx), req)
+}
+
+// ringBinding rings ext's binding bnd through invitePhone (again on a
+// 422: ringPhone, sessiontimer.go) and waits for the answer. The answer's
+// dialog target is checked (checkPhoneAnswer) before the leg counts as
+// answered: until then a teardown sends it no BYE, so no request ever
+// follows an unchecked Contact or Record-Route. targetErr is that check's
+// refusal (the answer's target is then the binding: the caller ACKs and
+// hangs up); err, a ring that did not end in an answer. add registers the
+// leg with its call (false: the call ended; nil: nothing to register).
+func (b *B2BUA) ringBinding(ctx context.Context, c *call, ext string, bnd psip.Binding, invite *phoneINVITE, body []byte, autoAnswer bool,
+	add func(*leg) bool, opts sipgo.AnswerOptions) (l *leg, cs *sipgo.DialogClientSession, targetErr, err error) {
+	host, _ := netip.ParseAddr(strings.Trim(invite.target.Host, "[]"))
+	cs, err = ringPhone(ctx, func(interval time.Duration) (*sipgo.DialogClientSession, error) { // sessiontimer.go
+		return b.invitePhone(ctx, c, ext, bnd, invite.next(body, interval), autoAnswer)
+	}, func(cs *sipgo.DialogClientSession) bool {
+		if l != nil {
+			l.redial(cs) // a 422 retry: same Call-ID and tags
+			return true
+		}
+		l = uacLeg(media.LegOperator, cs, phonePeer(bnd, host))
+		return add == nil || add(l)
+	}, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	targetErr = b.checkPhoneAnswer(c, ext, bnd, cs) // targetguard.go
+	l.setAnswered()
+	return l, cs, targetErr, nil
 }
 
 // notifyPhone sends an in-dialog NOTIFY (the result of a REFER) on the

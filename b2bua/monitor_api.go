@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -95,23 +94,11 @@ func (b *B2BUA) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 	}
 	invite := phoneInvite(target, "Monitor "+m.operator, "monitor-"+m.operator, m.supervisor, b.s.ExternalAddress())
 	body := m.localSDP(media.DefaultCodecs(), 101)
-	host, _ := netip.ParseAddr(target.Host)
-	var l *leg
-	cs, err := ringPhone(ctx, func(interval time.Duration) (*sipgo.DialogClientSession, error) { // sessiontimer.go
-		return b.invitePhone(ctx, nil, m.supervisor, contact, invite.next(body, interval), false)
-	}, func(cs *sipgo.DialogClientSession) bool {
-		if l != nil {
-			l.redial(cs) // a 422 retry: same Call-ID and tags
-		} else {
-			l = uacLeg(media.LegOperator, cs, phonePeer(contact, host))
-		}
-		return true
-	}, sipgo.AnswerOptions{})
+	l, cs, targetErr, err := b.ringBinding(ctx, nil, m.supervisor, contact, invite, body, false, nil, sipgo.AnswerOptions{})
 	if err != nil {
 		return nil, err
 	}
-	err = b.checkPhoneAnswer(nil, m.supervisor, contact, cs) // targetguard.go, before the leg counts as answered
-	l.setAnswered()
+	err = targetErr // the answer pointed elsewhere: ACK, then hang up
 	answer, codec, nerr := negotiate(cs.InviteResponse.Body())
 	if err == nil {
 		err = nerr
