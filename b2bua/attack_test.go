@@ -111,7 +111,29 @@ func TestAttackAckSDPMovesOperatorMedia(t *testing.T) {
 // headers, and every other request with 200.
 func lyingPhone(t *testing.T, media netip.AddrPort, contact, extra string) *net.UDPConn {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return serveRawUDP(t, "127.0.0.1", func(self netip.AddrPort, msg string, reply func(string)) {
+		first, _, _ := strings.Cut(msg, "\r\n")
+		method, _, _ := strings.Cut(first, " ")
+		switch method {
+		case "ACK", "SIP/2.0":
+		case "INVITE":
+			ct := contact
+			if ct == "" {
+				ct = "sip:101@" + self.String()
+			}
+			reply(replyTo(msg, "200 OK", "liar", fmt.Sprintf("Contact: <%s>\r\n%sContent-Type: application/sdp\r\n", ct, extra), sdpAt(media)))
+		default:
+			reply(replyTo(msg, "200 OK", "", "", ""))
+		}
+	})
+}
+
+// serveRawUDP reads SIP messages on a UDP socket of ip until the test
+// ends, handing each to handle with the socket's address and a way to
+// answer its sender.
+func serveRawUDP(t *testing.T, ip string, handle func(self netip.AddrPort, msg string, reply func(string))) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,20 +146,7 @@ func lyingPhone(t *testing.T, media netip.AddrPort, contact, extra string) *net.
 			if err != nil {
 				return
 			}
-			msg := string(buf[:n])
-			first, _, _ := strings.Cut(msg, "\r\n")
-			method, _, _ := strings.Cut(first, " ")
-			switch method {
-			case "ACK", "SIP/2.0":
-			case "INVITE":
-				ct := contact
-				if ct == "" {
-					ct = "sip:101@" + self.String()
-				}
-				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "liar", fmt.Sprintf("Contact: <%s>\r\n%sContent-Type: application/sdp\r\n", ct, extra), sdpAt(media))), from)
-			default:
-				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "", "", "")), from)
-			}
+			handle(self, string(buf[:n]), func(r string) { conn.WriteToUDP([]byte(r), from) })
 		}
 	}()
 	return conn
@@ -357,31 +366,18 @@ type rawCapture struct {
 
 func newRawCapture(t *testing.T, ip string) *rawCapture {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &rawCapture{conn: conn}
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := conn.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			msg := string(buf[:n])
-			if strings.HasPrefix(msg, "SIP/2.0") {
-				continue
-			}
-			c.mu.Lock()
-			c.msgs = append(c.msgs, msg)
-			c.mu.Unlock()
-			if strings.HasPrefix(msg, "INVITE ") {
-				conn.WriteToUDP([]byte(replyTo(msg, "486 Busy Here", "busy", "", "")), from)
-			}
+	c := &rawCapture{}
+	c.conn = serveRawUDP(t, ip, func(_ netip.AddrPort, msg string, reply func(string)) {
+		if strings.HasPrefix(msg, "SIP/2.0") {
+			return
 		}
-	}()
+		c.mu.Lock()
+		c.msgs = append(c.msgs, msg)
+		c.mu.Unlock()
+		if strings.HasPrefix(msg, "INVITE ") {
+			reply(replyTo(msg, "486 Busy Here", "busy", "", ""))
+		}
+	})
 	return c
 }
 
