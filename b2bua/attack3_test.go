@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -20,13 +21,33 @@ import (
 func TestAttackForkedAnswers(t *testing.T) {
 	// The attacker's host: anything arriving here is a request Plateau
 	// sent outside the trunk.
-	attacker, err := net.ListenPacket("udp", "127.0.0.9:0")
-	if err != nil {
-		t.Skipf("no 127.0.0.9 on this host: %v", err)
+	// The attacker listens on UDP and on TCP, on one port: a request
+	// steered there over either transport is seen.
+	var attacker net.PacketConn
+	var attackerTCP net.Listener
+	for try := 0; attackerTCP == nil; try++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.9:0")
+		if err != nil {
+			t.Skipf("no 127.0.0.9 on this host: %v", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			if try == 20 {
+				t.Fatalf("no UDP and TCP port pair on 127.0.0.9: %v", err)
+			}
+			continue
+		}
+		attacker, attackerTCP = pc, ln
 	}
-	t.Cleanup(func() { attacker.Close() })
+	t.Cleanup(func() { attacker.Close(); attackerTCP.Close() })
 	var amu sync.Mutex
 	var atAttacker []string
+	seen := func(msg string) {
+		amu.Lock()
+		atAttacker = append(atAttacker, msg)
+		amu.Unlock()
+	}
 	go func() {
 		buf := make([]byte, 65535)
 		for {
@@ -34,9 +55,17 @@ func TestAttackForkedAnswers(t *testing.T) {
 			if err != nil {
 				return
 			}
-			amu.Lock()
-			atAttacker = append(atAttacker, string(buf[:n]))
-			amu.Unlock()
+			seen(string(buf[:n]))
+		}
+	}()
+	go func() {
+		for {
+			c, err := attackerTCP.Accept()
+			if err != nil {
+				return
+			}
+			seen("a TCP connection from " + c.RemoteAddr().String())
+			c.Close()
 		}
 	}()
 	attackerAddr := attacker.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -86,6 +115,20 @@ func TestAttackForkedAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			carrier := startFakeCarrier(t, func(f *fakeCarrier, n int, req *sip.Request, tx sip.ServerTransaction) {
 				for i := range tt.forks {
+					if i == 1 {
+						// Fork 0 is the answer taken: the others come once
+						// it is acknowledged, so that they are the forks.
+						// (On the server's goroutine: no Fatal here.)
+						for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+							if _, _, acks, _, _ := f.counts(); acks > 0 {
+								break
+							}
+							if time.Now().After(deadline) {
+								t.Error("the first answer was never acknowledged")
+								return
+							}
+						}
+					}
 					res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", []byte("v=0\r\n"))
 					res.To().Params.Remove("tag")
 					res.To().Params.Add("tag", fmt.Sprintf("fork%d", i))

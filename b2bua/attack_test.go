@@ -64,13 +64,7 @@ func sdpAt(a netip.AddrPort) string {
 // and reports whether sink received any of it.
 func sendOutsideAudio(t *testing.T, e *callEnv, sink *rtpSink, wait time.Duration) bool {
 	t.Helper()
-	c := e.b.findCall(testOperator)
-	if c == nil {
-		t.Fatal("no call")
-	}
-	c.mu.Lock()
-	relay := c.relay
-	c.mu.Unlock()
+	relay := e.relayOf(t) // srtp_test.go
 	src := &net.UDPAddr{IP: net.ParseIP("127.0.0.2"), Port: int(e.trunkSrc.addr().Port()) + 1}
 	conn, err := net.ListenUDP("udp", src)
 	if err != nil {
@@ -117,7 +111,29 @@ func TestAttackAckSDPMovesOperatorMedia(t *testing.T) {
 // headers, and every other request with 200.
 func lyingPhone(t *testing.T, media netip.AddrPort, contact, extra string) *net.UDPConn {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return serveRawUDP(t, "127.0.0.1", func(self netip.AddrPort, msg string, reply func(string)) {
+		first, _, _ := strings.Cut(msg, "\r\n")
+		method, _, _ := strings.Cut(first, " ")
+		switch method {
+		case "ACK", "SIP/2.0":
+		case "INVITE":
+			ct := contact
+			if ct == "" {
+				ct = "sip:101@" + self.String()
+			}
+			reply(replyTo(msg, "200 OK", "liar", fmt.Sprintf("Contact: <%s>\r\n%sContent-Type: application/sdp\r\n", ct, extra), sdpAt(media)))
+		default:
+			reply(replyTo(msg, "200 OK", "", "", ""))
+		}
+	})
+}
+
+// serveRawUDP reads SIP messages on a UDP socket of ip until the test
+// ends, handing each to handle with the socket's address and a way to
+// answer its sender.
+func serveRawUDP(t *testing.T, ip string, handle func(self netip.AddrPort, msg string, reply func(string))) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,20 +146,7 @@ func lyingPhone(t *testing.T, media netip.AddrPort, contact, extra string) *net.
 			if err != nil {
 				return
 			}
-			msg := string(buf[:n])
-			first, _, _ := strings.Cut(msg, "\r\n")
-			method, _, _ := strings.Cut(first, " ")
-			switch method {
-			case "ACK", "SIP/2.0":
-			case "INVITE":
-				ct := contact
-				if ct == "" {
-					ct = "sip:101@" + self.String()
-				}
-				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "liar", fmt.Sprintf("Contact: <%s>\r\n%sContent-Type: application/sdp\r\n", ct, extra), sdpAt(media))), from)
-			default:
-				conn.WriteToUDP([]byte(replyTo(msg, "200 OK", "", "", "")), from)
-			}
+			handle(self, string(buf[:n]), func(r string) { conn.WriteToUDP([]byte(r), from) })
 		}
 	}()
 	return conn
@@ -283,17 +286,7 @@ func TestAttackCarrierAnswerRedirectsDialog(t *testing.T) {
 			at := att.addr().String()
 			liar := lyingPhone(t, netip.MustParseAddrPort("127.0.0.1:4002"), strings.ReplaceAll(tc.contact, "ATTACKER", at), strings.ReplaceAll(tc.extra, "ATTACKER", at))
 			e := newCallEnv(t, func(o *CallOptions) { o.Trunks[0].Address = liar.LocalAddr().String() })
-			outcome := make(chan Outcome, 1)
-			id, err := e.b.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
-				func(o Outcome) { outcome <- o })
-			if err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-outcome:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no outcome")
-			}
+			id, _ := clickToCall(t, e) // srtp_test.go
 			e.b.Hangup(id, testOperator)
 			waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 && e.active.Site() == 0 })
 			time.Sleep(200 * time.Millisecond) // a BYE sent to the attacker arrives at once
@@ -373,31 +366,18 @@ type rawCapture struct {
 
 func newRawCapture(t *testing.T, ip string) *rawCapture {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &rawCapture{conn: conn}
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := conn.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			msg := string(buf[:n])
-			if strings.HasPrefix(msg, "SIP/2.0") {
-				continue
-			}
-			c.mu.Lock()
-			c.msgs = append(c.msgs, msg)
-			c.mu.Unlock()
-			if strings.HasPrefix(msg, "INVITE ") {
-				conn.WriteToUDP([]byte(replyTo(msg, "486 Busy Here", "busy", "", "")), from)
-			}
+	c := &rawCapture{}
+	c.conn = serveRawUDP(t, ip, func(_ netip.AddrPort, msg string, reply func(string)) {
+		if strings.HasPrefix(msg, "SIP/2.0") {
+			return
 		}
-	}()
+		c.mu.Lock()
+		c.msgs = append(c.msgs, msg)
+		c.mu.Unlock()
+		if strings.HasPrefix(msg, "INVITE ") {
+			reply(replyTo(msg, "486 Busy Here", "busy", "", ""))
+		}
+	})
 	return c
 }
 
@@ -449,17 +429,8 @@ func TestAttackAutoAnswerOnlyToTheRegisteringDevice(t *testing.T) {
 	}
 	// The registering device itself still gets auto-answer.
 	e.s.ApplyBindingsForTest(testOperator, nil, []psip.Binding{{Extension: testOperator, Contact: fmt.Sprintf("sip:%s@%s", testOperator, oa)}})
-	if _, err := e.b.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
-		func(o Outcome) { outcome <- o }); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case o := <-outcome:
-		if !o.Answered {
-			t.Fatalf("own phone: %+v", o)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no outcome")
+	if _, o := clickToCall(t, e); !o.Answered {
+		t.Fatalf("own phone: %+v", o)
 	}
 }
 
@@ -478,10 +449,7 @@ func TestAttackHoldAddressThenLatchFromAnotherHost(t *testing.T) {
 	if d == nil {
 		t.Fatalf("inbound call not answered: %q", r)
 	}
-	c := e.b.findCall(testOperator)
-	c.mu.Lock()
-	relay := c.relay
-	c.mu.Unlock()
+	relay := e.relayOf(t) // srtp_test.go
 	laptop := newRTPSink(t, "127.0.0.3")
 	opPort := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: relay.LocalPort(media.LegOperator)}
 	for seq := uint16(1); seq < 20; seq++ {

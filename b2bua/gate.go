@@ -10,10 +10,12 @@ package b2bua
 //     trunk's address (host and port) or a host in its allowed_sources. Checked at REGISTER (sip/registrar.go)
 //     and again here, at use.
 //
-// gate_test.go greps this package and the signalling layer (../sip) for WriteInvite, TransactionRequest and
-// dialTrunkLeg outside this file (trunkleg.go's own in-dialog requests and
-// the INVITE transaction it runs for inviteTrunk excepted), so a new call
-// path cannot bypass it.
+// Both mark the INVITE's context (psip.ThroughEgressGate): the client
+// every request passes (../sip/transport_client.go) sends no new INVITE
+// without it. gate_test.go greps this package and the signalling layer
+// (../sip) for WriteInvite, TransactionRequest and dialTrunkLeg outside
+// this file, and parses both for every send path
+// (TestEverySendPathIsReviewed), so a new call path cannot bypass it.
 
 import (
 	"context"
@@ -21,11 +23,13 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
+	"plateau/media"
 	"plateau/policy"
 	psip "plateau/sip"
 )
@@ -97,7 +101,7 @@ func (b *B2BUA) inviteTrunk(ctx context.Context, p Permit, c *call, t *psip.Trun
 	}
 	b.s.Audit(b.s.Context(), "call.dial", c.operator, p.p.decision.E164, "sent", string(p.p.kind), c.source,
 		map[string]any{"call_id": c.id, "trunk": t.Name, "leg_call_id": req.CallID().Value()})
-	return dialTrunkLeg(ctx, b.client, *b.contactFor(req), req, opts)
+	return dialTrunkLeg(psip.ThroughEgressGate(ctx), b.client, *b.contactFor(req), req, opts)
 }
 
 // invitePhone sends an INVITE to a registered phone of ext (the
@@ -142,10 +146,44 @@ func (b *B2BUA) invitePhone(ctx context.Context, c *call, ext string, bnd psip.B
 		req.AppendHeader(sip.NewHeader("Call-Info", "<"+self.String()+">;answer-after=0"))
 		req.AppendHeader(sip.NewHeader("Alert-Info", "<http://"+b.s.ExternalAddress()+">;info=alert-autoanswer"))
 	}
-	if bnd.Transport == "tls" {
-		req.SetTransport("TLS") // a phone registered over TLS is rung over TLS
+	// A phone is rung over the transport it registered on (over TLS, on
+	// the connection it opened: sip/transport_tls_client.go).
+	switch bnd.Transport {
+	case "tls":
+		req.SetTransport("TLS")
+	case "tcp":
+		req.SetTransport("TCP")
 	}
-	return b.dialogsFor(req).WriteInvite(ctx, req)
+	return b.dialogsFor(req).WriteInvite(psip.ThroughEgressGate(ctx), req)
+}
+
+// ringBinding rings ext's binding bnd through invitePhone (again on a
+// 422: ringPhone, sessiontimer.go) and waits for the answer. The answer's
+// dialog target is checked (checkPhoneAnswer) before the leg counts as
+// answered: until then a teardown sends it no BYE, so no request ever
+// follows an unchecked Contact or Record-Route. targetErr is that check's
+// refusal (the answer's target is then the binding: the caller ACKs and
+// hangs up); err, a ring that did not end in an answer. add registers the
+// leg with its call (false: the call ended; nil: nothing to register).
+func (b *B2BUA) ringBinding(ctx context.Context, c *call, ext string, bnd psip.Binding, invite *phoneINVITE, body []byte, autoAnswer bool,
+	add func(*leg) bool, opts sipgo.AnswerOptions) (l *leg, cs *sipgo.DialogClientSession, targetErr, err error) {
+	host, _ := netip.ParseAddr(strings.Trim(invite.target.Host, "[]"))
+	cs, err = ringPhone(ctx, func(interval time.Duration) (*sipgo.DialogClientSession, error) { // sessiontimer.go
+		return b.invitePhone(ctx, c, ext, bnd, invite.next(body, interval), autoAnswer)
+	}, func(cs *sipgo.DialogClientSession) bool {
+		if l != nil {
+			l.redial(cs) // a 422 retry: same Call-ID and tags
+			return true
+		}
+		l = uacLeg(media.LegOperator, cs, phonePeer(bnd, host))
+		return add == nil || add(l)
+	}, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	targetErr = b.checkPhoneAnswer(c, ext, bnd, cs) // targetguard.go
+	l.setAnswered()
+	return l, cs, targetErr, nil
 }
 
 // notifyPhone sends an in-dialog NOTIFY (the result of a REFER) on the

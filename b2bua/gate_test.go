@@ -3,6 +3,9 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/emiago/sipgo/siptest"
 
+	"plateau/media"
 	"plateau/policy"
 	psip "plateau/sip"
 )
@@ -69,6 +73,130 @@ func TestOnlyTheGateSendsInvites(t *testing.T) {
 				continue // OPTIONS keepalive, REGISTER of a registration trunk
 			}
 			t.Errorf("%s:%d sends a request outside the egress gate (gate.go): %s", f, i+1, strings.TrimSpace(line))
+		}
+	}
+}
+
+// Every place in both layers that puts a request (or a connection) on the
+// wire, found by parsing the sources rather than grepping lines: each is
+// listed here with the check that decides where it goes. A new send path
+// fails this test until it is reviewed and listed; a listed one that is
+// gone fails too, so the list stays the true inventory. Responses are not
+// requests (they follow the request's Via) and are not listed.
+func TestEverySendPathIsReviewed(t *testing.T) {
+	reviewed := map[string]string{
+		// The egress gate (this file's subject): new dialogs.
+		"gate.go B2BUA.inviteTrunk dialTrunkLeg": "Permit from admit; Request-URI = the trunk's URI for the permitted number",
+		"gate.go B2BUA.invitePhone WriteInvite":  "the binding of ext, PhoneBindingAllowed, Request-URI = the binding, Path through trusted proxies",
+		"gate.go B2BUA.notifyPhone Do":           "the operator's dialog target (checked at creation) from its peer, never a trunk",
+		// The gate's mark, without which the client sends no new INVITE
+		// (../sip/transport_client.go): minted here only.
+		"gate.go B2BUA.inviteTrunk ThroughEgressGate": "the mark of a trunk INVITE the gate let out",
+		"gate.go B2BUA.invitePhone ThroughEgressGate": "the mark of a phone INVITE the gate let out",
+		// Requests in a phone dialog: its Contact and route set were
+		// checked when it was created (phoneInviteRefusal for an INVITE
+		// Plateau received, checkPhoneAnswer for one it sent).
+		"pipeline.go B2BUA.ringOperator Ack":                    "checkPhoneAnswer before the ACK",
+		"monitor_api.go B2BUA.inviteSupervisor Ack":             "checkPhoneAnswer before the ACK",
+		"reason.go byeWith Bye":                                 "the leg's checked dialog target (phone, or trunk: TargetOK / trunkInviteRefusal)",
+		"reason.go byeWith WriteBye":                            "the leg's checked dialog target",
+		"sessiontimer.go sessionTimer.sendRefresh Do":           "the leg's checked dialog target",
+		"sessiontimer.go sessionTimer.sendRefresh WriteRequest": "the ACK of the refresh, same target",
+		"sessiontimer.go ackClientReinvite WriteRequest":        "the re-INVITE's own destination",
+		"sessiontimer.go trunkDialog.ackReinvite WriteRequest":  "trunkDialog.build: the target TargetOK accepted",
+		// The trunk leg (trunkleg.go): the INVITE that only inviteTrunk
+		// starts, then requests to the target TargetOK accepted (learn).
+		"trunkleg.go legRun.send TransactionRequest":     "the INVITE inviteTrunk checked (dialTrunkLeg is called from gate.go only)",
+		"trunkleg.go trunkDialog.Do TransactionRequest":  "trunkDialog.build: the target TargetOK accepted",
+		"trunkleg.go trunkDialog.bye Do":                 "trunkDialog.Do",
+		"trunkleg.go trunkDialog.writeAck WriteRequest":  "trunkDialog.build",
+		"trunkleg.go trunkDialog.resendAck WriteRequest": "the ACK writeAck built",
+		"trunkleg.go legRun.prack Do":                    "trunkDialog.Do, after learn checked the 1xx",
+		"trunkleg.go legRun.giveUp Do":                   "CANCEL: the INVITE's own destination",
+		"trunkleg.go legRun.hangUpFork Bye":              "the fork's dialog, learn checked by TargetOK",
+		"trunkleg.go legRun.lateAnswer Bye":              "trunkDialog.Do, after learn checked the 2xx",
+		// The signalling layer's own requests: to a trunk's configured
+		// address only, never an INVITE.
+		"../sip/trunk.go Trunk.ping Do":                             "OPTIONS to the trunk's configured address",
+		"../sip/trunkreg.go trunkRegistrar.register Do":             "REGISTER to the trunk's configured address",
+		"../sip/transport_client.go clientBinding.Request WriteMsg": "where every request above passes: transport (chooseTransport), TLS connection (routeTLS)",
+		"../sip/transport_tls_client.go dialTCP DialContext":        "a TLS trunk's address only (routeTLS → tlsOutbound.ensure)",
+	}
+	// What puts a request or a connection on the wire: sipgo's client,
+	// dialog and transport calls, the trunk leg's dialler, net's.
+	sends := map[string]bool{
+		"WriteInvite": true, "Invite": true, "ReInvite": true, "TransactionRequest": true, "WriteRequest": true,
+		"Do": true, "DoDigestAuth": true, "TransactionDigestAuth": true, "WriteMsg": true, "WriteBye": true,
+		"WriteAck": true, "Bye": true, "Ack": true, "dialTrunkLeg": true,
+		"Dial": true, "DialContext": true, "DialUDP": true, "DialTCP": true, "DialTimeout": true,
+		"ThroughEgressGate": true,
+	}
+	var files []string
+	for _, glob := range []string{"*.go", "../sip/*.go"} {
+		fs, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fs...)
+	}
+	found := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			fd, ok := n.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				return true
+			}
+			fn := fd.Name.Name
+			if fd.Recv != nil && len(fd.Recv.List) > 0 {
+				rt := fd.Recv.List[0].Type
+				if st, ok := rt.(*ast.StarExpr); ok {
+					rt = st.X
+				}
+				if id, ok := rt.(*ast.Ident); ok {
+					fn = id.Name + "." + fn
+				}
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				ce, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				name := ""
+				switch x := ce.Fun.(type) {
+				case *ast.SelectorExpr:
+					name = x.Sel.Name
+				case *ast.Ident:
+					name = x.Name
+				}
+				if !sends[name] {
+					return true
+				}
+				if len(ce.Args) == 1 {
+					if _, ok := ce.Args[0].(*ast.FuncLit); ok {
+						return true // sync.Once.Do
+					}
+				}
+				site := f + " " + fn + " " + name
+				found[site] = true
+				if _, ok := reviewed[site]; !ok {
+					t.Errorf("%s: %s sends with %s, a path nobody reviewed: route it through the egress gate (gate.go) or a dialog whose target was checked, then list it here", fset.Position(ce.Pos()), fn, name)
+				}
+				return true
+			})
+			return false
+		})
+	}
+	for site := range reviewed {
+		if !found[site] {
+			t.Errorf("%s is listed but sends nothing any more: remove it from the list", site)
 		}
 	}
 }
@@ -249,6 +377,35 @@ func TestInvitePhoneOnlyToOwnBinding(t *testing.T) {
 	}
 	if n := e.carrier.received("INVITE") + e.attacker.received("INVITE") + e.phone.received("INVITE"); n != 0 {
 		t.Errorf("%d INVITEs sent", n)
+	}
+}
+
+// A REFER's NOTIFY goes to the operator's phone only: never to the
+// trunk (the phone and the carrier share 127.0.0.1 here: host and port
+// tell them apart), another host, or a host name.
+func TestNotifyPhoneOnlyToThePhone(t *testing.T) {
+	e := newCallEnv(t)
+	c := e.b.newCall(testOperator, testApproved, "test")
+	defer c.cancel()
+	op := &leg{side: media.LegOperator, peerOK: hostIs(e.phone.addr().Addr())}
+	for _, target := range []string{
+		"sip:" + testOperator + "@" + e.carrier.addr().String(),
+		"sip:" + testOperator + "@" + e.attacker.addr().String(),
+		"sip:" + testOperator + "@phone.example",
+	} {
+		var u sip.Uri
+		if err := sip.ParseUri(target, &u); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.b.notifyPhone(c.ctx, c, op, sip.NewRequest(sip.NOTIFY, u)); !errors.Is(err, errEgress) {
+			t.Errorf("NOTIFY to %s: %v, want refused by the gate", target, err)
+		}
+	}
+	if n := e.carrier.received("NOTIFY") + e.attacker.received("NOTIFY"); n != 0 {
+		t.Errorf("%d NOTIFYs sent", n)
+	}
+	if got := len(e.audit.find("egress.refused", "")); got != 3 {
+		t.Errorf("egress.refused entries %d, want 3", got)
 	}
 }
 

@@ -65,10 +65,7 @@ func (b *B2BUA) noDialog(req *sip.Request, tx sip.ServerTransaction, why ...stri
 }
 
 func (b *B2BUA) handleAck(req *sip.Request, tx sip.ServerTransaction) {
-	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
-		return
-	}
-	c, l := b.dialogOf(req, tx)
+	c, l := b.callDialogOf(req, tx)
 	if c == nil {
 		return
 	}
@@ -84,10 +81,7 @@ func (b *B2BUA) handleAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *B2BUA) handleBye(req *sip.Request, tx sip.ServerTransaction) {
-	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
-		return
-	}
-	c, l := b.dialogOf(req, tx)
+	c, l := b.callDialogOf(req, tx)
 	if c == nil {
 		return
 	}
@@ -117,9 +111,6 @@ func (b *B2BUA) handleStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
 // change) to the leg's side of the relay and answers it locally: media is
 // anchored, so the other side need not know.
 func (b *B2BUA) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
-		return
-	}
 	c, l, ok := b.currentDialog(req, tx)
 	if !ok {
 		return
@@ -127,10 +118,20 @@ func (b *B2BUA) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	b.answerOffer(c, l.side, req, tx)
 }
 
+// callDialogOf is dialogOf for a request a supervisor's dialog may also
+// receive (monitor.go handles those, and it returns a nil call then).
+func (b *B2BUA) callDialogOf(req *sip.Request, tx sip.ServerTransaction) (*call, *leg) {
+	if b.monitorInDialog(req, tx) {
+		return nil, nil
+	}
+	return b.dialogOf(req, tx)
+}
+
 // currentDialog finds the call and current leg of an in-dialog offer or
-// refresh, checks its CSeq and counts it; otherwise it has answered.
+// refresh (a supervisor's: monitor.go), checks its CSeq and counts it;
+// otherwise it has answered.
 func (b *B2BUA) currentDialog(req *sip.Request, tx sip.ServerTransaction) (*call, *leg, bool) {
-	c, l := b.dialogOf(req, tx)
+	c, l := b.callDialogOf(req, tx)
 	if c == nil {
 		return nil, nil, false
 	}
@@ -147,9 +148,6 @@ func (b *B2BUA) currentDialog(req *sip.Request, tx sip.ServerTransaction) (*call
 }
 
 func (b *B2BUA) handleUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	if b.monitorInDialog(req, tx) { // a supervisor's leg refreshing (monitor.go)
-		return
-	}
 	c, l, ok := b.currentDialog(req, tx)
 	if !ok {
 		return
@@ -236,10 +234,7 @@ func (b *B2BUA) mediaAddrAllowed(req *sip.Request, remote media.Remote) bool {
 // handleInfo accepts in-call signalling; DTMF sent as SIP INFO is audited
 // (digits sent to a carrier's second-dial service must leave a trace).
 func (b *B2BUA) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if b.monitorInDialog(req, tx) { // a supervisor's leg (monitor.go)
-		return
-	}
-	c, _ := b.dialogOf(req, tx)
+	c, _ := b.callDialogOf(req, tx)
 	if c == nil {
 		return
 	}

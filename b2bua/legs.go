@@ -225,12 +225,11 @@ func (l *leg) redial(cs *sipgo.DialogClientSession) {
 // takes the next CSeq (RFC 3261 §8.1.3.5, RFC 4028 §7.4), so the leg's
 // Call-ID registered with the call stays right.
 type phoneINVITE struct {
-	target    sip.Uri
-	from      sip.FromHeader
-	to        sip.ToHeader
-	callID    sip.CallIDHeader
-	seq       uint32
-	transport string
+	target sip.Uri
+	from   sip.FromHeader
+	to     sip.ToHeader
+	callID sip.CallIDHeader
+	seq    uint32
 }
 
 func phoneInvite(target sip.Uri, fromName, fromUser, toUser, host string) *phoneINVITE {
@@ -244,9 +243,6 @@ func phoneInvite(target sip.Uri, fromName, fromUser, toUser, host string) *phone
 	return p
 }
 
-// SetTransport sends the INVITEs over transport ("TCP").
-func (p *phoneINVITE) SetTransport(transport string) { p.transport = transport }
-
 // next is the next INVITE, with body and a session timer offer of interval.
 func (p *phoneINVITE) next(body []byte, interval time.Duration) *sip.Request {
 	p.seq++
@@ -259,8 +255,5 @@ func (p *phoneINVITE) next(body []byte, interval time.Duration) *sip.Request {
 	offerSessionTimer(req, interval)
 	req.SetBody(body)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	if p.transport != "" {
-		req.SetTransport(p.transport)
-	}
 	return req
 }

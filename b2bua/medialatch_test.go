@@ -1,7 +1,6 @@
 package b2bua
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -39,13 +38,7 @@ func sendRTPFrom(t *testing.T, ip string, to netip.AddrPort, n int) netip.AddrPo
 // any latches it, host drops every packet.
 func checkLatch(t *testing.T, e *callEnv, mode media.LatchMode) {
 	t.Helper()
-	c := e.b.findCall(testOperator)
-	if c == nil {
-		t.Fatal("no call")
-	}
-	c.mu.Lock()
-	relay := c.relay
-	c.mu.Unlock()
+	relay := e.relayOf(t) // srtp_test.go
 	port := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(relay.LocalPort(media.LegOutside)))
 	const n = 3
 	src := sendRTPFrom(t, "127.0.0.3", port, n)
@@ -77,19 +70,9 @@ func TestTrunkMediaLatchOutbound(t *testing.T) {
 	for _, mode := range []media.LatchMode{media.LatchHost, media.LatchAny} {
 		t.Run(mode.String(), func(t *testing.T) {
 			e := newCallEnv(t, withTrunkLatch(mode))
-			outcome := make(chan Outcome, 1)
-			id, err := e.b.ClickToCall(context.Background(), ClickToCallRequest{Operator: testOperator, Number: testApproved, Source: "web"},
-				func(o Outcome) { outcome <- o })
-			if err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case o := <-outcome:
-				if !o.Answered {
-					t.Fatalf("outcome %+v", o)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("no outcome")
+			id, o := clickToCall(t, e) // srtp_test.go
+			if !o.Answered {
+				t.Fatalf("outcome %+v", o)
 			}
 			checkLatch(t, e, mode)
 			if err := e.b.Hangup(id, testOperator); err != nil {

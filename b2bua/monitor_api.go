@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -94,27 +93,12 @@ func (b *B2BUA) inviteSupervisor(ctx context.Context, m *monitorSession, contact
 		return nil, err
 	}
 	invite := phoneInvite(target, "Monitor "+m.operator, "monitor-"+m.operator, m.supervisor, b.s.ExternalAddress())
-	if contact.Transport == "tcp" {
-		invite.SetTransport("TCP")
-	}
 	body := m.localSDP(media.DefaultCodecs(), 101)
-	host, _ := netip.ParseAddr(target.Host)
-	var l *leg
-	cs, err := ringPhone(ctx, func(interval time.Duration) (*sipgo.DialogClientSession, error) { // sessiontimer.go
-		return b.invitePhone(ctx, nil, m.supervisor, contact, invite.next(body, interval), false)
-	}, func(cs *sipgo.DialogClientSession) bool {
-		if l != nil {
-			l.redial(cs) // a 422 retry: same Call-ID and tags
-		} else {
-			l = uacLeg(media.LegOperator, cs, phonePeer(contact, host))
-		}
-		return true
-	}, sipgo.AnswerOptions{})
+	l, cs, targetErr, err := b.ringBinding(ctx, nil, m.supervisor, contact, invite, body, false, nil, sipgo.AnswerOptions{})
 	if err != nil {
 		return nil, err
 	}
-	l.setAnswered()
-	err = b.checkPhoneAnswer(nil, m.supervisor, contact, cs) // targetguard.go
+	err = targetErr // the answer pointed elsewhere: ACK, then hang up
 	answer, codec, nerr := negotiate(cs.InviteResponse.Body())
 	if err == nil {
 		err = nerr

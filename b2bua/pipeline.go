@@ -430,23 +430,9 @@ func (b *B2BUA) ringOperator(ctx context.Context, c *call, bnd psip.Binding, aut
 	}
 	body := c.localSDP(media.LegOperator, media.DefaultCodecs(), 101, media.SendRecv)
 	invite := phoneInvite(target, c.number, c.number, c.operator, b.s.ExternalAddress())
-	if bnd.Transport == "tcp" {
-		invite.SetTransport("TCP")
-	}
 	ctx, cancel := ringContext(ctx, c.ctx, b.opts.RingTimeout)
 	defer cancel()
-	host, _ := netip.ParseAddr(target.Host)
-	var l *leg
-	cs, err := ringPhone(ctx, func(interval time.Duration) (*sipgo.DialogClientSession, error) { // sessiontimer.go
-		return b.invitePhone(ctx, c, c.operator, bnd, invite.next(body, interval), autoAnswer)
-	}, func(cs *sipgo.DialogClientSession) bool {
-		if l != nil {
-			l.redial(cs) // a 422 retry: same Call-ID and tags
-			return true
-		}
-		l = uacLeg(media.LegOperator, cs, phonePeer(bnd, host))
-		return c.addLeg(l)
-	}, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+	l, cs, targetErr, err := b.ringBinding(ctx, c, c.operator, bnd, invite, body, autoAnswer, c.addLeg, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		if res.StatusCode == sip.StatusRinging && onRinging != nil {
 			onRinging()
 		}
@@ -455,8 +441,7 @@ func (b *B2BUA) ringOperator(ctx context.Context, c *call, bnd psip.Binding, aut
 	if err != nil {
 		return nil, err
 	}
-	l.setAnswered()
-	err = b.checkPhoneAnswer(c, c.operator, bnd, cs) // targetguard.go: ACK and BYE go to the phone only
+	err = targetErr // the answer pointed elsewhere: ACK, then hang up
 	if err == nil {
 		err = c.applyRemote(media.LegOperator, cs.InviteResponse.Body())
 	}

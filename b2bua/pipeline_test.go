@@ -288,13 +288,7 @@ func TestDetentionNoticeGate(t *testing.T) {
 	if d == nil {
 		t.Fatalf("not answered: %q", r)
 	}
-	c := e.b.findCall(testOperator)
-	if c == nil {
-		t.Fatal("no call")
-	}
-	c.mu.Lock()
-	relay := c.relay
-	c.mu.Unlock()
+	relay := e.relayOf(t) // srtp_test.go
 	waitFor(t, "the notice played to the caller", func() bool { return !relay.NoticePending() })
 	e.phone.send(e.addr, e.phoneRequest(e.phone, "REFER", 30, referTo(testApproved2), "", ""))
 	if r := e.phone.final("REFER", 5*time.Second); statusOf(r) != "202" {

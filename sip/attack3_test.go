@@ -1,15 +1,9 @@
 package sip
 
 import (
-	"context"
-	"fmt"
-	"net"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
 )
 
 // Each TLS connection costs Plateau a handshake (a signature with the
@@ -59,49 +53,32 @@ func TestAttackTLSHandshakeFlood(t *testing.T) {
 
 // Two TLS devices on one host (two softphones on a PC, phones behind one
 // NAT): a request to one phone's Contact must go over that phone's own
-// connection (the one its REGISTER came on), never over the other
-// device's, however new; with several connections from the host and none
-// that registered the Contact, nothing tells which is the phone: the
+// connection (the one its REGISTER came on, or the one from the Contact's
+// very address), never over the other device's, however new; with several
+// connections from the host and nothing that tells which is the phone, the
 // request fails rather than reach the wrong device.
 func TestAttackTLSConnectionOfAnotherPhone(t *testing.T) {
 	e := newTLSEnv(t, TCPLimits{MaxConnections: 100, MaxConnectionsPerSource: 32, IdleTimeout: 5 * time.Second})
-	dial := func() netip.AddrPort {
-		c, err := e.dialTLS("127.0.0.1")
-		if err != nil {
-			t.Fatalf("handshake: %v", err)
-		}
-		// The server marks the handshake done at its first read: send one
-		// message and wait until it was read.
-		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
-		c.Write([]byte(msg))
-		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.plaintext(), msg); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the server did not read the message")
-			}
-		}
-		return c.LocalAddr().(*net.TCPAddr).AddrPort()
-	}
-	victim := dial()
+	victim := e.phoneConn("127.0.0.1")
 	contact := "sip:101@127.0.0.1:5061;transport=tls"
-	route := func() (string, error) {
-		var u sip.Uri
-		sip.ParseUri(contact, &u)
-		req := sip.NewRequest(sip.INVITE, u)
-		req.SetTransport("TLS")
-		err := e.env.s.routeTLS(context.Background(), req)
-		return req.Destination(), err
-	}
 	// One device on the host: its connection, as before.
-	if dest, err := route(); err != nil || dest != victim.String() {
+	if dest, err := e.routeTo(contact); err != nil || dest != victim.String() {
 		t.Fatalf("one connection from the host: %s, %v; want %s", dest, err, victim)
 	}
-	attacker := dial() // newer, from the same host
-	if dest, err := route(); err == nil {
+	attacker := e.phoneConn("127.0.0.1") // newer, from the same host
+	if dest, err := e.routeTo(contact); err == nil {
 		t.Errorf("two devices on the host, no binding: routed to %s, want no_connection (ambiguous)", dest)
+	}
+	// A Contact at a connection's very address is that connection, however
+	// many others the host has.
+	for _, c := range []netip.AddrPort{victim, attacker} {
+		if dest, err := e.routeTo("sip:101@" + c.String() + ";transport=tls"); err != nil || dest != c.String() {
+			t.Errorf("a Contact at the connection %s: routed to %s (%v)", c, dest, err)
+		}
 	}
 	e.env.s.ApplyBindingsForTest("101", []Binding{{Extension: "101", Contact: contact, Source: victim.String(),
 		Transport: "tls", ExpiresAt: e.env.clk.now().Add(time.Hour)}}, nil)
-	if dest, err := route(); err != nil || dest != victim.String() {
+	if dest, err := e.routeTo(contact); err != nil || dest != victim.String() {
 		t.Errorf("phone 101 registered over %s: routed to %s (%v), want its own connection, not %s", victim, dest, err, attacker)
 	}
 }
@@ -114,29 +91,7 @@ func TestAttackTLSConnectionOfAnotherPhone(t *testing.T) {
 // address wins, and when nothing tells which is the phone, none is.
 func TestAttackTLSContactRegisteredByAnother(t *testing.T) {
 	e := newTLSEnv(t, TCPLimits{MaxConnections: 100, MaxConnectionsPerSource: 32, IdleTimeout: 5 * time.Second})
-	dial := func(ip string) netip.AddrPort {
-		c, err := e.dialTLS(ip)
-		if err != nil {
-			t.Fatalf("handshake: %v", err)
-		}
-		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
-		c.Write([]byte(msg))
-		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.plaintext(), msg); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the server did not read the message")
-			}
-		}
-		return c.LocalAddr().(*net.TCPAddr).AddrPort()
-	}
-	victim, attacker := dial("127.0.0.1"), dial("127.0.0.2")
-	route := func(contact string) (string, error) {
-		var u sip.Uri
-		sip.ParseUri(contact, &u)
-		req := sip.NewRequest(sip.INVITE, u)
-		req.SetTransport("TLS")
-		err := e.env.s.routeTLS(context.Background(), req)
-		return req.Destination(), err
-	}
+	victim, attacker := e.phoneConn("127.0.0.1"), e.phoneConn("127.0.0.2")
 	bind := func(ext, contact string, src netip.AddrPort) {
 		e.env.s.ApplyBindingsForTest(ext, []Binding{{Extension: ext, Contact: contact, Source: src.String(),
 			Transport: "tls", ExpiresAt: e.env.clk.now().Add(time.Hour)}}, nil)
@@ -146,7 +101,7 @@ func TestAttackTLSContactRegisteredByAnother(t *testing.T) {
 	own := "sip:101@127.0.0.1:5061;transport=tls"
 	bind("101", own, victim)
 	bind("100", own, attacker)
-	if dest, err := route(own); err != nil || dest != victim.String() {
+	if dest, err := e.routeTo(own); err != nil || dest != victim.String() {
 		t.Errorf("the victim's Contact: routed to %s (%v), want the victim's connection %s, never the attacker's %s", dest, err, victim, attacker)
 	}
 	// A Contact at a private address (a phone behind NAT) registered by
@@ -154,7 +109,7 @@ func TestAttackTLSContactRegisteredByAnother(t *testing.T) {
 	nat := "sip:101@10.9.9.9:5061;transport=tls"
 	bind("101", nat, victim)
 	bind("100", nat, attacker)
-	if dest, err := route(nat); err == nil {
+	if dest, err := e.routeTo(nat); err == nil {
 		t.Errorf("a Contact registered by two devices: routed to %s, want no_connection", dest)
 	}
 }
@@ -166,26 +121,8 @@ func TestTLSTrustedProxyConnections(t *testing.T) {
 	e := newTLSEnv(t, TCPLimits{MaxConnections: 100, MaxConnectionsPerSource: 32, IdleTimeout: 5 * time.Second}, func(env *regEnv) {
 		env.s.trusted = NewTrustedProxies([]netip.Prefix{netip.MustParsePrefix("127.0.0.5/32")})
 	})
-	var conns []string
-	for range 2 {
-		c, err := e.dialTLS("127.0.0.5")
-		if err != nil {
-			t.Fatalf("handshake: %v", err)
-		}
-		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
-		c.Write([]byte(msg))
-		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.plaintext(), msg); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the server did not read the message")
-			}
-		}
-		conns = append(conns, c.LocalAddr().String())
-	}
-	var u sip.Uri
-	sip.ParseUri("sip:127.0.0.5:5061;transport=tls;lr", &u)
-	req := sip.NewRequest(sip.INVITE, u)
-	req.SetTransport("TLS")
-	if err := e.env.s.routeTLS(context.Background(), req); err != nil || (req.Destination() != conns[0] && req.Destination() != conns[1]) {
-		t.Errorf("to a trusted proxy with two connections: %s (%v), want one of %v", req.Destination(), err, conns)
+	conns := []string{e.phoneConn("127.0.0.5").String(), e.phoneConn("127.0.0.5").String()}
+	if dest, err := e.routeTo("sip:127.0.0.5:5061;transport=tls;lr"); err != nil || (dest != conns[0] && dest != conns[1]) {
+		t.Errorf("to a trusted proxy with two connections: %s (%v), want one of %v", dest, err, conns)
 	}
 }

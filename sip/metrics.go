@@ -37,6 +37,8 @@ type metrics struct {
 
 	trunkUp         *prometheus.GaugeVec
 	trunkRegistered *prometheus.GaugeVec // trunkreg.go
+
+	ungatedInvites prometheus.Counter // transport_client.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -123,6 +125,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "plateau_sip_ban_untracked_total", Help: "Authentication failures the ban list could not count: its maps were full of bans (a flood).",
 	})
 	reg.MustRegister(m.accountBans, m.bannedAccounts, m.banUntracked)
+	m.ungatedInvites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plateau_sip_ungated_invites_total", Help: "New INVITEs refused at the transport because they did not come through the egress gate (a bug if ever non-zero; each is logged and audited).",
+	})
+	reg.MustRegister(m.ungatedInvites)
 	return m
 }
 

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -19,12 +20,36 @@ import (
 // ephemeral port.
 //
 // Every request also gets its transport here (transport_route.go), and a
-// TLS one its connection (transport_tls_client.go).
+// TLS one its connection (transport_tls_client.go); a new INVITE is sent
+// only with the egress gate's mark (ThroughEgressGate).
 type clientBinding struct{ s *Server }
+
+// gateMark is the context value of ThroughEgressGate.
+type gateMark struct{}
+
+// ThroughEgressGate marks the context of an INVITE the egress gate
+// (package b2bua, gate.go) decided to send. Every request Plateau sends
+// passes clientBinding.Request, which refuses a new INVITE (no To tag)
+// without this mark: a call path that skips the gate fails closed at run
+// time, not only in review. Only gate.go calls it (b2bua's
+// TestEverySendPathIsReviewed checks).
+func ThroughEgressGate(ctx context.Context) context.Context {
+	return context.WithValue(ctx, gateMark{}, true)
+}
+
+// ErrUngated is a new INVITE that did not come through the egress gate.
+var ErrUngated = errors.New("sip: INVITE not sent through the egress gate")
 
 // Request is sipgo's ClientTransactionRequester: the client calls it for
 // every transaction, and for ACKs (which have none).
 func (c clientBinding) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	if req.Method == sip.INVITE && !inDialog(req) && (ctx == nil || ctx.Value(gateMark{}) == nil) {
+		c.s.metrics.ungatedInvites.Inc()
+		c.s.log.Error("INVITE outside the egress gate refused", "to", req.Recipient.String())
+		c.s.audit.Audit(c.s.ctx, "egress.refused", "", req.Recipient.String(), "refused", "NOT_THROUGH_GATE", "",
+			map[string]any{"detail": "a new INVITE did not come through the egress gate"})
+		return nil, ErrUngated
+	}
 	if err := c.s.chooseTransport(req); err != nil {
 		return nil, err
 	}

@@ -31,12 +31,20 @@ func newTCPEnv(t *testing.T, limits TCPLimits) *tcpEnv {
 		t.Fatal(err)
 	}
 	e := &tcpEnv{t: t, env: env, l: env.s.newTCPListener(raw), addr: raw.Addr().String(), ended: make(chan error, 100)}
+	serveTestListener(t, e.l, e.ended, nil)
+	return e
+}
+
+// serveTestListener reads every connection l accepts until its Read
+// fails (then closes it and sends the error on ended), handing what it
+// read to read (nil: dropped), until the test ends.
+func serveTestListener(t *testing.T, l net.Listener, ended chan<- error, read func([]byte)) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
-			c, err := e.l.Accept()
+			c, err := l.Accept()
 			if err != nil {
 				return
 			}
@@ -45,17 +53,20 @@ func newTCPEnv(t *testing.T, limits TCPLimits) *tcpEnv {
 				defer wg.Done()
 				buf := make([]byte, 512)
 				for {
-					if _, err := c.Read(buf); err != nil {
+					n, err := c.Read(buf)
+					if n > 0 && read != nil {
+						read(buf[:n])
+					}
+					if err != nil {
 						c.Close()
-						e.ended <- err
+						ended <- err
 						return
 					}
 				}
 			}()
 		}
 	}()
-	t.Cleanup(func() { e.l.Close(); wg.Wait() })
-	return e
+	t.Cleanup(func() { l.Close(); wg.Wait() })
 }
 
 // dial connects from ip and reports whether the server keeps the

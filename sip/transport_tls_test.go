@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -72,36 +73,11 @@ func newTLSEnv(t *testing.T, limits TCPLimits, setup ...func(*regEnv)) *tlsEnv {
 		t.Fatal(err)
 	}
 	e := &tlsEnv{t: t, env: env, l: env.s.newTLSListener(raw, certs.ServerConfig(pair, nil)), addr: raw.Addr().String(), roots: roots, ended: make(chan error, 100)}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := e.l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 512)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						e.mu.Lock()
-						e.read = append(e.read, string(buf[:n]))
-						e.mu.Unlock()
-					}
-					if err != nil {
-						c.Close()
-						e.ended <- err
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() { e.l.Close(); wg.Wait() })
+	serveTestListener(t, e.l, e.ended, func(b []byte) {
+		e.mu.Lock()
+		e.read = append(e.read, string(b))
+		e.mu.Unlock()
+	})
 	return e
 }
 
@@ -112,6 +88,38 @@ func (e *tlsEnv) dialTLS(ip string) (*tls.Conn, error) {
 		e.t.Cleanup(func() { c.Close() })
 	}
 	return c, err
+}
+
+// phoneConn opens a TLS connection from ip, as a phone would, and
+// returns its address once the server has read a message on it (the
+// server marks a handshake done at its first read).
+func (e *tlsEnv) phoneConn(ip string) netip.AddrPort {
+	e.t.Helper()
+	c, err := e.dialTLS(ip)
+	if err != nil {
+		e.t.Fatalf("handshake: %v", err)
+	}
+	msg := fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
+	c.Write([]byte(msg))
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.plaintext(), msg); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the server did not read the message")
+		}
+	}
+	return c.LocalAddr().(*net.TCPAddr).AddrPort()
+}
+
+// routeTo routes an INVITE to target over TLS as the client does and
+// returns where it would be written (a connection's remote address).
+func (e *tlsEnv) routeTo(target string) (string, error) {
+	var u sip.Uri
+	if err := sip.ParseUri(target, &u); err != nil {
+		e.t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.INVITE, u)
+	req.SetTransport("TLS")
+	err := e.env.s.routeTLS(context.Background(), req)
+	return req.Destination(), err
 }
 
 func (e *tlsEnv) plaintext() string {
