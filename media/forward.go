@@ -336,6 +336,12 @@ func (o *outStream) advance(now time.Time) uint32 {
 	return uint32(max(int64(s), FrameSamples))
 }
 
+// syncTrail is how far the resync point may trail the newest packet
+// forwarded. A packet of a segment is never more than maxMisorder behind
+// its newest (recvStats calls anything older a restart, a new segment),
+// so a point this far behind refuses nothing but what it refused before.
+const syncTrail = 1 << 14
+
 // forward numbers a packet of the source segment seg (see recvStats.seg).
 // A new segment (SSRC change, sequence restart), or the first packet after
 // generated ones, continues our numbering with a marker. A packet older
@@ -355,6 +361,12 @@ func (o *outStream) forward(seg uint32, seq uint16, ts uint32, now time.Time, au
 		o.srcSeg, o.synced, o.syncSeq = seg, true, seq
 	}
 	outSeq, outTS = seq+o.seqOff, ts+o.tsOff
+	if int16(seq-o.syncSeq) > syncTrail {
+		// Keep the resync point within reach of the 16-bit comparison
+		// above: left behind, after 32768 packets (11 minutes) every
+		// in-order packet would look older than it and be dropped.
+		o.syncSeq = seq - syncTrail
+	}
 	if !o.started || int16(outSeq-o.seq) > 0 {
 		o.seq, o.ts = outSeq, outTS
 	}
