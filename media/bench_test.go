@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	dto "github.com/prometheus/client_model/go"
+
+	"plateau/srtp"
 )
 
 type nopTap struct{}
@@ -70,17 +73,26 @@ func BenchmarkRelayForward(b *testing.B) {
 // the receive syscall: latch check, payload-type map, stats, the gate,
 // transcoding into a fresh packet, the tap, and the send (one sendto).
 // Run against main's relay the same way to see what the invariant costs.
+// The srtp-in cases receive from an SRTP carrier: srtp-in authenticates
+// and decrypts genuine packets (made before the timer runs), srtp-forged
+// and srtp-replayed are an attacker's packets refused on the drop path,
+// which must allocate nothing either (a flood of them must not feed the
+// garbage collector).
 func BenchmarkRelayHandleRTP(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
 		op, out Codec
 		monitor bool
-		srtp    bool // the outside leg is SRTP: each frame is protected
+		srtp    bool   // the outside leg is SRTP: each frame is protected
+		in      string // "": the operator sends; else what the SRTP carrier sends: genuine, forged, replayed
 	}{
-		{"PCMU-PCMA", PCMU.Codec(), PCMA.Codec(), false, false},
-		{"PCMU96-PCMU", Codec{Encoding: PCMU, PayloadType: 96}, PCMU.Codec(), false, false},
-		{"PCMU-PCMA-monitored", PCMU.Codec(), PCMA.Codec(), true, false},
-		{"PCMU-PCMA-srtp", PCMU.Codec(), PCMA.Codec(), false, true},
+		{"PCMU-PCMA", PCMU.Codec(), PCMA.Codec(), false, false, ""},
+		{"PCMU96-PCMU", Codec{Encoding: PCMU, PayloadType: 96}, PCMU.Codec(), false, false, ""},
+		{"PCMU-PCMA-monitored", PCMU.Codec(), PCMA.Codec(), true, false, ""},
+		{"PCMU-PCMA-srtp", PCMU.Codec(), PCMA.Codec(), false, true, ""},
+		{"PCMA-PCMU-srtp-in", PCMU.Codec(), PCMA.Codec(), false, true, "genuine"},
+		{"srtp-forged", PCMU.Codec(), PCMA.Codec(), false, true, "forged"},
+		{"srtp-replayed", PCMU.Codec(), PCMA.Codec(), false, true, "replayed"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			pool := testPool(b, 0, nil)
@@ -99,11 +111,13 @@ func BenchmarkRelayHandleRTP(b *testing.B) {
 				b.Cleanup(func() { c.Close() })
 				return c.LocalAddr().(*net.UDPAddr).AddrPort()
 			}
-			from := sink()
-			r.SetRemote(LegOperator, from, tc.op, 101)
-			r.SetRemote(LegOutside, sink(), tc.out, 101)
+			opAddr, outAddr := sink(), sink()
+			r.SetRemote(LegOperator, opAddr, tc.op, 101)
+			r.SetRemote(LegOutside, outAddr, tc.out, 101)
+			var carrier *srtp.Session
 			if tc.srtp {
-				rs, _ := srtpKeys(b)
+				var rs *srtp.Session
+				rs, carrier = srtpKeys(b)
 				remote := Remote{Addr: r.legs[LegOutside].sdpAddr, Codecs: []Codec{tc.out}, DTMFPT: 101}
 				if err := r.SetRemoteSRTP(LegOutside, remote, tc.out, rs); err != nil {
 					b.Fatal(err)
@@ -119,25 +133,97 @@ func BenchmarkRelayHandleRTP(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			l := r.legs[LegOperator]
-			pkt := rawRTP(tc.op.PayloadType, 0, 0, 1234, make([]byte, FrameSamples))
-			encodeFrame(tc.op.Encoding, pkt[12:], Tone(440, 20*time.Millisecond))
+			l, from, codec := r.legs[LegOperator], opAddr, tc.op
+			if tc.in != "" {
+				l, from, codec = r.legs[LegOutside], outAddr, tc.out
+			}
+			pkt := rawRTP(codec.PayloadType, 0, 0, 1234, make([]byte, FrameSamples))
+			encodeFrame(codec.Encoding, pkt[12:], Tone(440, 20*time.Millisecond))
+			number := func(i int) []byte {
+				ts := uint32(i) * FrameSamples
+				pkt[2], pkt[3] = byte(i>>8), byte(i)
+				pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+				return pkt
+			}
+			protect := func(dst []byte, i int) []byte {
+				p, err := carrier.ProtectRTP(dst[:0], number(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				return p
+			}
+			var fixed []byte // the one packet an attacker case sends again and again
+			want := rSRTPAuth
+			switch tc.in {
+			case "forged":
+				// Under a key the carrier never signalled, on the carrier's
+				// SSRC (known to the relay) and ahead of its replay window:
+				// only the authentication tag refuses it.
+				r.handleRTP(l, copy(l.buf[:], protect(nil, 1)), from, time.Now())
+				_, carrier = srtpKeys(b)
+				fixed = protect(nil, 100)
+			case "replayed":
+				want = rSRTPReplay
+				fixed = protect(nil, 1)
+				r.handleRTP(l, copy(l.buf[:], fixed), from, time.Now())
+			}
+			// genuine: the carrier's packets are protected in batches with
+			// the timer stopped (an SRTP index passes once), and the CPU
+			// that takes is not counted.
+			var batch [4096][]byte
+			var genCPU time.Duration
+			next := func(i int) []byte {
+				switch {
+				case fixed != nil:
+					return fixed
+				case tc.in == "":
+					return number(i)
+				case i%len(batch) == 0:
+					b.StopTimer()
+					c0 := cpuTime()
+					for k := range batch {
+						batch[k] = protect(batch[k], i+k)
+					}
+					genCPU += cpuTime() - c0
+					b.StartTimer()
+				}
+				return batch[i%len(batch)]
+			}
+			drops := func(only ...dropReason) (n float64) {
+				for i, c := range r.cfg.metrics.drops {
+					var m dto.Metric
+					c.Write(&m)
+					if len(only) == 0 || dropReason(i) == only[0] {
+						n += m.GetCounter().GetValue()
+					}
+				}
+				return n
+			}
+			all0, want0 := drops(), drops(want)
 			now := time.Now()
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuTime()
+			n := 0
 			defer func() {
 				// CPU time (user+system, every thread) per packet: steadier
 				// than ns/op on a host shared with other jobs.
-				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(cpuTime()-cpu0-genCPU)/float64(n), "cpu-ns/op")
+				// The benchmark measures what its name says: every packet
+				// sent on, or every attacker's packet refused for its reason.
+				all, refused := drops()-all0, drops(want)-want0
+				switch {
+				case fixed != nil && (refused != float64(n) || all != refused):
+					b.Fatalf("%s: %v of %d packets refused for %s, %v dropped in all", tc.in, refused, n, want, all)
+				case fixed == nil && all != 0:
+					b.Fatalf("%v of %d packets dropped, want none", all, n)
+				}
 			}()
 			for i := 0; b.Loop(); i++ {
-				pkt[2], pkt[3] = byte(i>>8), byte(i)
-				ts := uint32(i) * FrameSamples
-				pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
-				n := copy(l.buf[:], pkt)
+				m := copy(l.buf[:], next(i))
 				now = now.Add(ptime)
-				r.handleRTP(l, n, from, now)
+				r.handleRTP(l, m, from, now)
+				n++
 			}
 		})
 	}
