@@ -237,13 +237,16 @@ func (s *Session) UnprotectRTCP(dst, pkt []byte) ([]byte, error) {
 // classify maps a pion decrypt error to this package's reasons. Only a
 // verified authentication failure is ErrAuth; a replay is what the
 // detector refused; anything else (short packet, unknown MKI, a header
-// pion cannot take) is malformed. All three mean: drop the packet.
+// pion cannot take) is malformed. All three mean: drop the packet. A
+// forgery or a replay is returned as the bare sentinel: an attacker's
+// flood of them must not allocate an error per packet, and pion's detail
+// (the index) tells the caller nothing it acts on.
 func (s *Session) classify(err error) error {
 	switch {
 	case s.replayed:
-		return fmt.Errorf("%w: %v", ErrReplay, err)
+		return ErrReplay
 	case errors.Is(err, pion.ErrFailedToVerifyAuthTag):
-		return fmt.Errorf("%w: %v", ErrAuth, err)
+		return ErrAuth
 	default:
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
