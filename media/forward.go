@@ -32,7 +32,7 @@ const (
 func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 	m := r.cfg.metrics
 	b := l.buf[:n]
-	if s := l.srtpIn.Load(); s != nil {
+	if s := l.srtp.Load(); s != nil {
 		// SRTP leg: authenticate and decrypt before anything else looks
 		// at the packet, latching included (a forged packet must not
 		// latch the leg).
@@ -236,9 +236,9 @@ func (r *Relay) admitLocked(d *leg, src source) (sendTo, dropReason, bool) {
 	case d.muted > 0 && src != srcPrompt:
 		return sendTo{}, rMuted, false
 	case d.latched:
-		return sendTo{d.peer, d.srtp}, 0, true
+		return sendTo{d.peer, d.srtp.Load()}, 0, true
 	}
-	return sendTo{d.sdpAddr, d.srtp}, 0, true
+	return sendTo{d.sdpAddr, d.srtp.Load()}, 0, true
 }
 
 // send records, then sends, one audio frame toward d: it is the only place

@@ -94,9 +94,7 @@ func (r *Relay) SetRemoteSRTP(l Leg, remote Remote, codec Codec, s *srtp.Session
 
 // SRTP returns leg l's current SRTP session, nil for plain RTP.
 func (r *Relay) SRTP(l Leg) *srtp.Session {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.legs[l&1].srtp
+	return r.legs[l&1].srtp.Load()
 }
 
 // srtpDrop maps an Unprotect error to its drop reason.
