@@ -169,17 +169,7 @@ func (f *flagDetector) Accept(tok replaydetector.Token) bool { return f.d.Accept
 // else afterwards than what was just protected: the caller hands its
 // plaintext to the recording tap before calling this.
 func (s *Session) ProtectRTP(dst, pkt []byte) ([]byte, error) {
-	s.txMu.Lock()
-	defer s.txMu.Unlock()
-	if s.txUsed >= s.txLimit {
-		return nil, ErrKeyExhausted
-	}
-	out, err := s.tx.EncryptRTP(dst[:0], pkt, &s.txHdr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: protect: %v", ErrMalformed, err)
-	}
-	s.txUsed++
-	return out, nil
+	return s.protect(func() ([]byte, error) { return s.tx.EncryptRTP(dst[:0], pkt, &s.txHdr) })
 }
 
 // UnprotectRTP authenticates and decrypts one SRTP packet into dst[:0].
@@ -187,46 +177,47 @@ func (s *Session) ProtectRTP(dst, pkt []byte) ([]byte, error) {
 // tampered or wrong key), ErrReplay (index already seen or too old),
 // ErrMalformed or ErrKeyExhausted.
 func (s *Session) UnprotectRTP(dst, pkt []byte) ([]byte, error) {
-	s.rxMu.Lock()
-	defer s.rxMu.Unlock()
-	if s.rxUsed >= s.rxLimit {
-		return nil, ErrKeyExhausted
-	}
-	s.replayed = false
-	out, err := s.rx.DecryptRTP(dst[:0], pkt, &s.rxHdr)
-	if err != nil {
-		return nil, s.classify(err)
-	}
-	s.rxUsed++
-	return out, nil
+	return s.unprotect(func() ([]byte, error) { return s.rx.DecryptRTP(dst[:0], pkt, &s.rxHdr) })
 }
 
 // ProtectRTCP encrypts (SRTCP E flag set) and authenticates one compound
 // RTCP packet into dst[:0].
 func (s *Session) ProtectRTCP(dst, pkt []byte) ([]byte, error) {
-	s.txMu.Lock()
-	defer s.txMu.Unlock()
-	if s.txUsed >= s.txLimit {
-		return nil, ErrKeyExhausted
-	}
-	out, err := s.tx.EncryptRTCP(dst[:0], pkt, &s.txRTCP)
-	if err != nil {
-		return nil, fmt.Errorf("%w: protect rtcp: %v", ErrMalformed, err)
-	}
-	s.txUsed++
-	return out, nil
+	return s.protect(func() ([]byte, error) { return s.tx.EncryptRTCP(dst[:0], pkt, &s.txRTCP) })
 }
 
 // UnprotectRTCP authenticates and decrypts one SRTCP packet into dst[:0];
 // errors as UnprotectRTP.
 func (s *Session) UnprotectRTCP(dst, pkt []byte) ([]byte, error) {
+	return s.unprotect(func() ([]byte, error) { return s.rx.DecryptRTCP(dst[:0], pkt, &s.rxRTCP) })
+}
+
+// protect runs one encryption under the send lock, within the local
+// key's lifetime, which SRTP and SRTCP packets count against alike.
+func (s *Session) protect(encrypt func() ([]byte, error)) ([]byte, error) {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	if s.txUsed >= s.txLimit {
+		return nil, ErrKeyExhausted
+	}
+	out, err := encrypt()
+	if err != nil {
+		return nil, fmt.Errorf("%w: protect: %v", ErrMalformed, err)
+	}
+	s.txUsed++
+	return out, nil
+}
+
+// unprotect runs one decryption under the receive lock, within the
+// remote key's lifetime, and classifies a refusal.
+func (s *Session) unprotect(decrypt func() ([]byte, error)) ([]byte, error) {
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
 	if s.rxUsed >= s.rxLimit {
 		return nil, ErrKeyExhausted
 	}
 	s.replayed = false
-	out, err := s.rx.DecryptRTCP(dst[:0], pkt, &s.rxRTCP)
+	out, err := decrypt()
 	if err != nil {
 		return nil, s.classify(err)
 	}
