@@ -235,3 +235,85 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// The per-packet path allocates nothing: forwarding (plain and toward an
+// SRTP leg), receiving SRTP, and refusing a forged SRTP packet. The
+// benchmark above shows allocs/op; this fails when one appears. Under
+// -race pion/srtp's encryption and decryption are not counted: it pools
+// buffers, and sync.Pool drops items at random under the race detector
+// (a forged packet is refused before it decrypts anything).
+func TestRelayHandleRTPAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		srtp bool
+		in   string // "": the operator sends toward the outside leg; genuine or forged: the SRTP carrier sends
+	}{
+		{"plain", false, ""},
+		{"srtp-out", true, ""},
+		{"srtp-in", true, "genuine"},
+		{"srtp-forged", true, "forged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.srtp && tc.in != "forged" && raceEnabled {
+				t.Skip("pion/srtp's sync.Pool allocates at random under -race")
+			}
+			r, err := NewRelay(testPool(t, 0, nil), lo, WithTap(nopTap{}), WithRTCPInterval(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			sink := func() netip.AddrPort {
+				c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c.LocalAddr().(*net.UDPAddr).AddrPort()
+			}
+			opAddr, outAddr := sink(), sink()
+			r.SetRemote(LegOperator, opAddr, PCMU.Codec(), 101)
+			r.SetRemote(LegOutside, outAddr, PCMA.Codec(), 101)
+			var carrier *srtp.Session
+			if tc.srtp {
+				var rs *srtp.Session
+				rs, carrier = srtpKeys(t)
+				if err := r.SetRemoteSRTP(LegOutside, Remote{Addr: outAddr, Codecs: []Codec{PCMA.Codec()}, DTMFPT: 101}, PCMA.Codec(), rs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, from, codec := r.legs[LegOperator], opAddr, PCMU.Codec()
+			if tc.in != "" {
+				l, from, codec = r.legs[LegOutside], outAddr, PCMA.Codec()
+			}
+			const runs = 200
+			pkts := make([][]byte, runs+2) // AllocsPerRun calls once more to warm up
+			for i := range pkts {
+				p := rawRTP(codec.PayloadType, uint16(i), uint32(i)*FrameSamples, 1234, make([]byte, FrameSamples))
+				if carrier != nil && tc.in != "" {
+					if p, err = carrier.ProtectRTP(nil, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+				pkts[i] = p
+			}
+			if tc.in == "forged" {
+				r.handleRTP(l, copy(l.buf[:], pkts[0]), from, time.Now()) // the carrier's SSRC is known
+				_, other := srtpKeys(t)
+				forged, _ := other.ProtectRTP(nil, rawRTP(codec.PayloadType, 100, 0, 1234, make([]byte, FrameSamples)))
+				for i := range pkts {
+					pkts[i] = forged
+				}
+			}
+			i := 0
+			now := time.Now()
+			allocs := testing.AllocsPerRun(runs, func() {
+				now = now.Add(ptime)
+				r.handleRTP(l, copy(l.buf[:], pkts[i]), from, now)
+				i++
+			})
+			if allocs != 0 {
+				t.Fatalf("%.1f allocations per packet, want 0", allocs)
+			}
+		})
+	}
+}
