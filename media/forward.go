@@ -35,8 +35,8 @@ func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 	if s := l.srtp.Load(); s != nil {
 		// SRTP leg: authenticate and decrypt before anything else looks
 		// at the packet, latching included (a forged packet must not
-		// latch the leg).
-		p, err := s.UnprotectRTP(l.dec[:0], b)
+		// latch the leg). In place: the ciphertext is not needed after.
+		p, err := s.UnprotectRTP(b[:0], b)
 		if err != nil {
 			m.drop(srtpDrop(err))
 			return

@@ -189,8 +189,6 @@ type leg struct {
 	obuf    [12 + maxAudioBytes]byte
 	tapPkt  rtp.Packet
 	rtcpBuf [1500]byte
-	dec     [1500]byte // an SRTP packet decrypted
-	rtcpDec [1500]byte
 	events  eventTracker // DTMF digits reported (WithDigits)
 }
 

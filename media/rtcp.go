@@ -48,7 +48,7 @@ func (r *Relay) readRTCP(l *leg) {
 		b := l.rtcpBuf[:n]
 		if s := l.srtp.Load(); s != nil {
 			// SRTCP: authenticated and decrypted before it is read.
-			p, err := s.UnprotectRTCP(l.rtcpDec[:0], b)
+			p, err := s.UnprotectRTCP(b[:0], b) // in place
 			if err != nil {
 				m.drop(srtpDrop(err))
 				continue

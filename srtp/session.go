@@ -157,7 +157,8 @@ func (s *Session) ProtectRTP(dst, pkt []byte) ([]byte, error) {
 	return s.protect(func() ([]byte, error) { return s.tx.EncryptRTP(dst[:0], pkt, &s.txHdr) })
 }
 
-// UnprotectRTP authenticates and decrypts one SRTP packet into dst[:0].
+// UnprotectRTP authenticates and decrypts one SRTP packet into dst[:0]
+// (pkt[:0] decrypts in place).
 // On error the packet must be dropped; the error wraps ErrAuth (forged,
 // tampered or wrong key), ErrReplay (index already seen or too old),
 // ErrMalformed or ErrKeyExhausted.

@@ -191,6 +191,31 @@ func TestUnprotectRefuses(t *testing.T) {
 	}
 }
 
+// The relay decrypts in place, into the buffer it read the packet into:
+// every suite must give the same plaintext that way, RTP and RTCP.
+func TestUnprotectInPlace(t *testing.T) {
+	for _, suite := range Suites() {
+		a, b := pair(t, suite)
+		plain := rtpPacket(t, 7, bytes.Repeat([]byte("in place"), 20))
+		p, err := a.ProtectRTP(nil, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.UnprotectRTP(p[:0], p)
+		if err != nil || !bytes.Equal(got, plain) || &got[0] != &p[0] {
+			t.Fatalf("%s: in place: %x, %v; want the plaintext in the packet's own buffer", suite, got, err)
+		}
+		rr := unhex(t, "81c90007 00001234 00005678 00000000 00000000 00000000 00000000 00000000")
+		pr, err := a.ProtectRTCP(nil, rr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.UnprotectRTCP(pr[:0], pr); err != nil || !bytes.Equal(got, rr) {
+			t.Fatalf("%s: SRTCP in place: %x, %v", suite, got, err)
+		}
+	}
+}
+
 func TestSRTCPRefuses(t *testing.T) {
 	a, b := pair(t, AES_CM_128_HMAC_SHA1_80)
 	rr := unhex(t, "81c90007 00001234 00005678 00000000 00000000 00000000 00000000 00000000")
