@@ -101,17 +101,7 @@ func BenchmarkRelayHandleRTP(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer r.Close()
-			// Sinks nobody reads: the kernel drops what overflows, and no
-			// test goroutine's work is counted.
-			sink := func() netip.AddrPort {
-				c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { c.Close() })
-				return c.LocalAddr().(*net.UDPAddr).AddrPort()
-			}
-			opAddr, outAddr := sink(), sink()
+			opAddr, outAddr := sink(b), sink(b)
 			r.SetRemote(LegOperator, opAddr, tc.op, 101)
 			r.SetRemote(LegOutside, outAddr, tc.out, 101)
 			var carrier *srtp.Session
@@ -229,6 +219,18 @@ func BenchmarkRelayHandleRTP(b *testing.B) {
 	}
 }
 
+// sink is the address of a socket nobody reads, closed at the end of the
+// test: the kernel drops what overflows, and no test goroutine's work is
+// counted in a benchmark.
+func sink(t testing.TB) netip.AddrPort {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
 // cpuTime is the process's user+system CPU time.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -262,15 +264,7 @@ func TestRelayHandleRTPAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			sink := func() netip.AddrPort {
-				c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				return c.LocalAddr().(*net.UDPAddr).AddrPort()
-			}
-			opAddr, outAddr := sink(), sink()
+			opAddr, outAddr := sink(t), sink(t)
 			r.SetRemote(LegOperator, opAddr, PCMU.Codec(), 101)
 			r.SetRemote(LegOutside, outAddr, PCMA.Codec(), 101)
 			var carrier *srtp.Session

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -142,17 +141,9 @@ func TestRelayLongCallKeepsFlowing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	sink := func() netip.AddrPort {
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c.LocalAddr().(*net.UDPAddr).AddrPort()
-	}
-	op := sink()
+	op := sink(t)
 	r.SetRemote(LegOperator, op, PCMU.Codec(), 101)
-	r.SetRemote(LegOutside, sink(), PCMU.Codec(), 101)
+	r.SetRemote(LegOutside, sink(t), PCMU.Codec(), 101)
 	l := r.legs[LegOperator]
 	pkt := rawRTP(0, 0, 0, 1234, make([]byte, FrameSamples))
 	now := time.Now()

@@ -194,24 +194,7 @@ func TestRelaySRTPPromptsAndMonitorProtected(t *testing.T) {
 	}
 	waitFor(t, "the notice at the carrier", func() bool { return g.out.count() == 5 })
 
-	m, err := NewMonitor(testPool(t, 0, nil), lo, Barge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	sup := newPeer(t, lo)
-	m.SetRemote(sup.addr(), PCMU.Codec(), 0)
-	if err := m.Attach(g.r); err != nil {
-		t.Fatal(err)
-	}
-	supAddr := netip.AddrPortFrom(lo, uint16(m.LocalPort()))
-	pcm := Tone(hzSup, 600*time.Millisecond)
-	for i := 0; i+FrameSamples <= len(pcm); i += FrameSamples {
-		sup.send(supAddr, audioPacket(PCMU.Codec(), uint16(i/FrameSamples), uint32(i), 77, pcm[i:i+FrameSamples]))
-		time.Sleep(20 * time.Millisecond)
-	}
-	m.Detach()
-	g.settle(t)
+	g.supervise(t, Barge, Tone(hzSup, 600*time.Millisecond))
 
 	got := decrypted(t, g.out, cs)
 	checkRecordedAsSent(t, g.tap, LegOperator, got, g.outCodec, 101)
