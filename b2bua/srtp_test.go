@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"plateau/media"
 	"plateau/srtp"
@@ -25,7 +26,8 @@ type sdesCarrier struct {
 	t     testing.TB
 	conn  *net.UDPConn
 	media *net.UDPConn
-	how   string // "answer" (SRTP for SRTP, RTP for RTP), "refuse_savp" (488 to RTP/SAVP), "plain" (RTP/AVP answer whatever the offer)
+	how   string // "answer" (SRTP for SRTP, RTP for RTP), "refuse_savp" (488 to RTP/SAVP), "plain" (RTP/AVP answer whatever the offer),
+	// "wrong_tag" (SRTP, under a tag Plateau did not offer), "savp_always" (SRTP with a key of its own whatever the offer)
 
 	mu     sync.Mutex
 	offers []string
@@ -123,7 +125,11 @@ func (c *sdesCarrier) serve() {
 				continue
 			}
 			crypto := ""
-			if secure && c.how == "answer" {
+			if !secure && c.how == "savp_always" {
+				k, _ := srtp.NewCrypto(1, srtp.AES_CM_128_HMAC_SHA1_80)
+				crypto = k.String()
+			}
+			if secure && (c.how == "answer" || c.how == "wrong_tag") {
 				var attrs []string
 				for _, l := range strings.Split(body, "\r\n") {
 					if v, ok := strings.CutPrefix(l, "a=crypto:"); ok {
@@ -136,6 +142,9 @@ func (c *sdesCarrier) serve() {
 					continue
 				}
 				mine, _ := srtp.Answer(offered)
+				if c.how == "wrong_tag" {
+					mine.Tag++
+				}
 				sess, err := srtp.NewSession(mine, offered)
 				if err != nil {
 					c.t.Error(err)
@@ -201,7 +210,8 @@ func (e *callEnv) relayOf(t *testing.T) *media.Relay {
 // Plateau's offered key, never in clear.
 func TestSRTPOutboundRequired(t *testing.T) {
 	carrier := newSDESCarrier(t, "answer")
-	e := newCallEnv(t, withSDESTrunk(carrier, media.SRTPRequired))
+	reg := prometheus.NewRegistry()
+	e := newCallEnv(t, withSDESTrunk(carrier, media.SRTPRequired), withMediaMetrics(reg))
 	id, o := clickToCall(t, e)
 	if !o.Answered {
 		t.Fatalf("outcome %+v", o)
@@ -255,7 +265,14 @@ func TestSRTPOutboundRequired(t *testing.T) {
 	bad[len(bad)-1] ^= 1
 	carrier.media.WriteToUDPAddrPort(bad, outPort)
 	carrier.media.WriteToUDPAddrPort(sp, outPort)
-	waitFor(t, "the carrier's packet accepted", func() bool { return relay.Stats(media.LegOutside).Packets == 1 })
+	// Both counted: the tampered packet was refused, not taken for the
+	// one packet accepted (the relay reads them in order).
+	waitFor(t, "the carrier's packet accepted, the tampered one refused", func() bool {
+		return relay.Stats(media.LegOutside).Packets == 1 && mediaDrops(reg, media.DropSRTPAuth) == 1
+	})
+	if n := relay.Stats(media.LegOutside).Packets; n != 1 {
+		t.Fatalf("%d packets of the carrier accepted, want 1", n)
+	}
 	if err := e.b.Hangup(id, testOperator); err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +281,32 @@ func TestSRTPOutboundRequired(t *testing.T) {
 	if ended := e.audit.find("call.ended", ""); len(ended) != 1 || ended[0].details["outside_srtp"] != true {
 		t.Fatalf("call.ended audit %+v: want outside_srtp true", ended)
 	}
+}
+
+// withMediaMetrics counts the relays' media on reg.
+func withMediaMetrics(reg *prometheus.Registry) envOpt {
+	return func(co *CallOptions) { co.MediaMetrics = media.NewMetrics(reg) }
+}
+
+// mediaDrops is plateau_rtp_dropped_packets_total{reason} on reg.
+func mediaDrops(reg *prometheus.Registry, reason string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "plateau_rtp_dropped_packets_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // optional: a carrier that refuses RTP/SAVP with 488 gets the call again
@@ -321,6 +364,36 @@ func TestSRTPAnswerWithoutSRTPHungUp(t *testing.T) {
 	waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 })
 }
 
+// An answer must accept what was offered (RFC 4568 7.1.2, 7.1.3): a key
+// under a tag Plateau did not offer, or RTP/SAVP answering a plain RTP/AVP
+// offer, is hung up, never bridged (audited).
+func TestSRTPAnswerNotMatchingTheOfferHungUp(t *testing.T) {
+	for _, tc := range []struct {
+		how    string
+		secure bool // whether Plateau's offer is SRTP (keys allowed over UDP)
+	}{
+		{"wrong_tag", true},
+		{"savp_always", false},
+	} {
+		t.Run(tc.how, func(t *testing.T) {
+			carrier := newSDESCarrier(t, tc.how)
+			e := newCallEnv(t, withSDESTrunk(carrier, media.SRTPOptional), func(co *CallOptions) { co.SDESWithoutTLS = tc.secure })
+			_, o := clickToCall(t, e)
+			if o.Answered {
+				t.Fatalf("outcome %+v: an answer that does not match the offer was bridged", o)
+			}
+			offers := carrier.offersGot()
+			if len(offers) != 1 || strings.Contains(offers[0], "RTP/SAVP") != tc.secure {
+				t.Fatalf("want one offer, SRTP %v; got %d:\n%s", tc.secure, len(offers), offers)
+			}
+			if len(e.audit.find("call.srtp_refused", "SRTP_ANSWER_MISMATCH")) != 1 {
+				t.Fatal("the refused answer is not audited")
+			}
+			waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 })
+		})
+	}
+}
+
 // Without TLS, and without the test override, no key is offered: required
 // refuses to use the trunk, optional offers plain RTP.
 func TestSRTPNeverOffersKeysWithoutTLS(t *testing.T) {
@@ -375,7 +448,8 @@ func withSDESInbound(mode media.SRTPMode) envOpt {
 func TestSRTPInbound(t *testing.T) {
 	theirs, _ := srtp.NewCrypto(7, srtp.AES_CM_128_HMAC_SHA1_80)
 	t.Run("required answers SRTP", func(t *testing.T) {
-		e := newCallEnv(t, withSDESInbound(media.SRTPRequired))
+		reg := prometheus.NewRegistry()
+		e := newCallEnv(t, withSDESInbound(media.SRTPRequired), withMediaMetrics(reg))
 		d, r := e.inboundSDES(t, "3 F8_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\na=crypto:"+theirs.String())
 		if !strings.HasPrefix(r, "SIP/2.0 200") {
 			t.Fatalf("SRTP offer: %q", statusOf(r))
@@ -390,9 +464,33 @@ func TestSRTPInbound(t *testing.T) {
 			t.Fatalf("answer crypto %q: want tag 7, same suite, Plateau's own key (%v)", remote.Crypto[0], err)
 		}
 		waitFor(t, "the call connected", func() bool { return e.b.findCall(testOperator) != nil })
-		if e.relayOf(t).SRTP(media.LegOutside) == nil {
+		relay := e.relayOf(t)
+		if relay.SRTP(media.LegOutside) == nil {
 			t.Fatal("the outside leg runs plain RTP")
 		}
+		// The relay receives under the carrier's key: a packet under
+		// Plateau's own key (what a session keyed the wrong way round
+		// would take) is refused, the carrier's is accepted.
+		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(relay.LocalPort(media.LegOutside)))
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		send := func(k srtp.Crypto, seq uint16) {
+			sender, _ := srtp.NewSession(k, k)
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: seq, Timestamp: 160 * uint32(seq), SSRC: 5}, Payload: make([]byte, 160)}
+			b, _ := pkt.Marshal()
+			p, _ := sender.ProtectRTP(nil, b)
+			conn.WriteToUDPAddrPort(p, to)
+		}
+		send(ours, 10)
+		waitFor(t, "a packet under Plateau's own key refused", func() bool { return mediaDrops(reg, media.DropSRTPAuth) == 1 })
+		if n := relay.Stats(media.LegOutside).Packets; n != 0 {
+			t.Fatalf("a packet under Plateau's own key was accepted (%d)", n)
+		}
+		send(theirs, 11)
+		waitFor(t, "the carrier's packet accepted", func() bool { return relay.Stats(media.LegOutside).Packets == 1 })
 		e.trunkSrc.send(e.addr, e.request(e.trunkSrc, "BYE", d, "0240123456", "", "", ""))
 		waitFor(t, "teardown", func() bool { return e.callsLeft() == 0 })
 	})

@@ -32,11 +32,11 @@ const (
 func (r *Relay) handleRTP(l *leg, n int, from netip.AddrPort, now time.Time) {
 	m := r.cfg.metrics
 	b := l.buf[:n]
-	if s := l.srtpIn.Load(); s != nil {
+	if s := l.srtp.Load(); s != nil {
 		// SRTP leg: authenticate and decrypt before anything else looks
 		// at the packet, latching included (a forged packet must not
-		// latch the leg).
-		p, err := s.UnprotectRTP(l.dec[:0], b)
+		// latch the leg). In place: the ciphertext is not needed after.
+		p, err := s.UnprotectRTP(b[:0], b)
 		if err != nil {
 			m.drop(srtpDrop(err))
 			return
@@ -236,9 +236,9 @@ func (r *Relay) admitLocked(d *leg, src source) (sendTo, dropReason, bool) {
 	case d.muted > 0 && src != srcPrompt:
 		return sendTo{}, rMuted, false
 	case d.latched:
-		return sendTo{d.peer, d.srtp}, 0, true
+		return sendTo{d.peer, d.srtp.Load()}, 0, true
 	}
-	return sendTo{d.sdpAddr, d.srtp}, 0, true
+	return sendTo{d.sdpAddr, d.srtp.Load()}, 0, true
 }
 
 // send records, then sends, one audio frame toward d: it is the only place
@@ -336,6 +336,12 @@ func (o *outStream) advance(now time.Time) uint32 {
 	return uint32(max(int64(s), FrameSamples))
 }
 
+// syncTrail is how far the resync point may trail the newest packet
+// forwarded. A packet of a segment is never more than maxMisorder behind
+// its newest (recvStats calls anything older a restart, a new segment),
+// so a point this far behind refuses nothing but what it refused before.
+const syncTrail = 1 << 14
+
 // forward numbers a packet of the source segment seg (see recvStats.seg).
 // A new segment (SSRC change, sequence restart), or the first packet after
 // generated ones, continues our numbering with a marker. A packet older
@@ -355,6 +361,12 @@ func (o *outStream) forward(seg uint32, seq uint16, ts uint32, now time.Time, au
 		o.srcSeg, o.synced, o.syncSeq = seg, true, seq
 	}
 	outSeq, outTS = seq+o.seqOff, ts+o.tsOff
+	if int16(seq-o.syncSeq) > syncTrail {
+		// Keep the resync point within reach of the 16-bit comparison
+		// above: left behind, after 32768 packets (11 minutes) every
+		// in-order packet would look older than it and be dropped.
+		o.syncSeq = seq - syncTrail
+	}
 	if !o.started || int16(outSeq-o.seq) > 0 {
 		o.seq, o.ts = outSeq, outTS
 	}

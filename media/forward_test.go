@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The sequence rules of RFC 3550 A.1 as the relay applies them: loss and
@@ -80,6 +82,84 @@ func TestOutStreamForward(t *testing.T) {
 	}
 	if _, _, _, ok := o.forward(2, 7, 99, now.Add(4*ptime), true); ok {
 		t.Fatal("a packet older than the resync point was numbered")
+	}
+}
+
+// A call longer than 32768 packets (11 minutes of 20 ms frames) keeps
+// flowing: the resync point stays comparable with the newest packet, so
+// in-order packets are never taken as older than it (they were, for the
+// next 32768 packets, once the 16-bit distance wrapped), across several
+// wraps of the sender's sequence number, with or without a resync first.
+func TestOutStreamForwardLongCall(t *testing.T) {
+	for _, inject := range []bool{false, true} {
+		now := time.Unix(0, 0)
+		var o outStream
+		if inject {
+			o.inject(now) // the notice before the first forwarded packet
+		}
+		var last uint16
+		for i := range 3*65536 + 10 {
+			seq := uint16(40000 + i)
+			now = now.Add(ptime)
+			out, _, _, ok := o.forward(1, seq, uint32(i)*FrameSamples, now, true)
+			if !ok {
+				t.Fatalf("inject %v: in-order packet %d (seq %d) refused as late", inject, i, seq)
+			}
+			if i > 0 && out != last+1 {
+				t.Fatalf("inject %v: packet %d numbered %d after %d", inject, i, out, last)
+			}
+			last = out
+		}
+		// Reordering just behind the newest is still forwarded; a packet
+		// from before the resync point still is not (its number was used).
+		if _, _, _, ok := o.forward(1, last-o.seqOff-50, 0, now, true); !ok {
+			t.Fatalf("inject %v: a packet 50 behind the newest refused", inject)
+		}
+	}
+	var o outStream
+	now := time.Unix(0, 0)
+	o.forward(1, 100, 0, now, true)
+	o.inject(now.Add(ptime))
+	o.forward(1, 101, 160, now.Add(2*ptime), true)
+	for seq := uint16(102); seq != 101+40000; seq++ {
+		o.forward(1, seq, 0, now, true)
+	}
+	if _, _, _, ok := o.forward(1, 100, 0, now, true); ok {
+		t.Fatal("a packet older than the resync point was numbered after a long run")
+	}
+}
+
+// The same through the relay: 40000 in-order packets of one operator
+// stream (13 minutes of audio) are all sent on and recorded, none dropped
+// as late. Packets go straight into handleRTP with a simulated clock, so
+// the test takes a second, not 13 minutes.
+func TestRelayLongCallKeepsFlowing(t *testing.T) {
+	tap := &recTap{}
+	reg := prometheus.NewRegistry()
+	r, err := NewRelay(testPool(t, 0, nil), lo, WithTap(tap), WithMetrics(NewMetrics(reg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	op := sink(t)
+	r.SetRemote(LegOperator, op, PCMU.Codec(), 101)
+	r.SetRemote(LegOutside, sink(t), PCMU.Codec(), 101)
+	l := r.legs[LegOperator]
+	pkt := rawRTP(0, 0, 0, 1234, make([]byte, FrameSamples))
+	now := time.Now()
+	const n = 40000
+	for i := range n {
+		seq, ts := uint16(1000+i), uint32(i)*FrameSamples
+		pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+		pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+		now = now.Add(ptime)
+		r.handleRTP(l, copy(l.buf[:], pkt), op, now)
+	}
+	if late := counter(t, reg, "plateau_rtp_dropped_packets_total", "reason", DropLate); late != 0 {
+		t.Fatalf("%v of %d in-order packets dropped as late", late, n)
+	}
+	if got := tap.count(LegOperator); got != n {
+		t.Fatalf("%d of %d packets recorded", got, n)
 	}
 }
 

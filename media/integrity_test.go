@@ -360,24 +360,7 @@ func TestRelayMonitorWithMutedOperatorIsRecorded(t *testing.T) {
 	for _, mode := range []MonitorMode{Whisper, Barge} {
 		t.Run(mode.String(), func(t *testing.T) {
 			g := newRig(t, PCMU.Codec(), PCMA.Codec())
-			m, err := NewMonitor(testPool(t, 0, nil), lo, mode)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			sup := newPeer(t, lo)
-			m.SetRemote(sup.addr(), PCMU.Codec(), 0)
-			if err := m.Attach(g.r); err != nil {
-				t.Fatal(err)
-			}
-			supAddr := netip.AddrPortFrom(lo, uint16(m.LocalPort()))
-			pcm := Tone(hzSup, 600*time.Millisecond)
-			for i := 0; i+FrameSamples <= len(pcm); i += FrameSamples {
-				sup.send(supAddr, audioPacket(PCMU.Codec(), uint16(i/FrameSamples), uint32(i), 77, pcm[i:i+FrameSamples]))
-				time.Sleep(20 * time.Millisecond)
-			}
-			m.Detach() // stop the clock's frames before comparing
-			g.settle(t)
+			g.supervise(t, mode, Tone(hzSup, 600*time.Millisecond))
 			checkRecordedAsSent(t, g.tap, LegOperator, g.out, g.outCodec, 101)
 			checkRecordedAsSent(t, g.tap, LegOutside, g.op, g.opCodec, 101)
 			outHeard := pcmOf(g.tap.get(LegOperator))
@@ -389,6 +372,31 @@ func TestRelayMonitorWithMutedOperatorIsRecorded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// supervise attaches a monitor in mode to the rig's relay, has the
+// supervisor say pcm at the real pace (the monitor's clock mixes it),
+// then detaches it, so that no clock frame is in flight when the test
+// compares, and waits for the relay to settle.
+func (g *rig) supervise(t *testing.T, mode MonitorMode, pcm []int16) {
+	t.Helper()
+	m, err := NewMonitor(testPool(t, 0, nil), lo, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sup := newPeer(t, lo)
+	m.SetRemote(sup.addr(), PCMU.Codec(), 0)
+	if err := m.Attach(g.r); err != nil {
+		t.Fatal(err)
+	}
+	supAddr := netip.AddrPortFrom(lo, uint16(m.LocalPort()))
+	for i := 0; i+FrameSamples <= len(pcm); i += FrameSamples {
+		sup.send(supAddr, audioPacket(PCMU.Codec(), uint16(i/FrameSamples), uint32(i), 77, pcm[i:i+FrameSamples]))
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.Detach()
+	g.settle(t)
 }
 
 // Early media is one-way: the operator hears the outside party; nothing

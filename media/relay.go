@@ -174,10 +174,13 @@ type leg struct {
 	muted     int // Plays toward this leg that mute forwarding
 	mix       [FrameSamples]int16
 	mixReady  bool
-	srtp      *srtp.Session // nil: plain RTP (srtp.go)
 
-	srtpIn atomic.Pointer[srtp.Session] // srtp, for the reader without the lock
-	enc    srtpOut                      // protected packets toward this leg
+	// The leg's SRTP session, nil for plain RTP (srtp.go). Written under
+	// Relay.mu with the address (the gate reads both there, so a frame is
+	// protected as the peer it goes to expects); the readers load it
+	// without the lock, to unprotect before anything else.
+	srtp atomic.Pointer[srtp.Session]
+	enc  srtpOut // protected packets toward this leg
 
 	// reader-owned
 	buf     [1500]byte
@@ -186,8 +189,6 @@ type leg struct {
 	obuf    [12 + maxAudioBytes]byte
 	tapPkt  rtp.Packet
 	rtcpBuf [1500]byte
-	dec     [1500]byte // an SRTP packet decrypted
-	rtcpDec [1500]byte
 	events  eventTracker // DTMF digits reported (WithDigits)
 }
 
@@ -259,8 +260,7 @@ func (r *Relay) setRemoteSec(l Leg, addr netip.AddrPort, rx []Codec, codec Codec
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if setSec {
-		lg.srtp = sec
-		lg.srtpIn.Store(sec)
+		lg.srtp.Store(sec)
 	}
 	lg.hasRemote = true
 	lg.sdpAddr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())

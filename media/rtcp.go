@@ -46,9 +46,9 @@ func (r *Relay) readRTCP(l *leg) {
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		b := l.rtcpBuf[:n]
-		if s := l.srtpIn.Load(); s != nil {
+		if s := l.srtp.Load(); s != nil {
 			// SRTCP: authenticated and decrypted before it is read.
-			p, err := s.UnprotectRTCP(l.rtcpDec[:0], b)
+			p, err := s.UnprotectRTCP(b[:0], b) // in place
 			if err != nil {
 				m.drop(srtpDrop(err))
 				continue
@@ -111,7 +111,7 @@ func (r *Relay) sendReports(now time.Time) {
 		if ok {
 			n = l.buildReport(buf[:], now)
 		}
-		sec := l.srtp
+		sec := l.srtp.Load()
 		r.mu.Unlock()
 		if !ok {
 			continue

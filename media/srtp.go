@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -71,8 +72,9 @@ type sendTo struct {
 	srtp *srtp.Session
 }
 
-// srtpOut is a leg's buffer for protected packets: sends toward one leg
-// come from several goroutines (the other leg's reader, Play, a monitor).
+// srtpOut is a leg's buffer for protected packets, RTP and RTCP: sends
+// toward one leg come from several goroutines (the other leg's reader,
+// Play, a monitor, the RTCP reports).
 type srtpOut struct {
 	mu  sync.Mutex
 	buf [1500 + 64]byte
@@ -94,9 +96,7 @@ func (r *Relay) SetRemoteSRTP(l Leg, remote Remote, codec Codec, s *srtp.Session
 
 // SRTP returns leg l's current SRTP session, nil for plain RTP.
 func (r *Relay) SRTP(l Leg) *srtp.Session {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.legs[l&1].srtp
+	return r.legs[l&1].srtp.Load()
 }
 
 // srtpDrop maps an Unprotect error to its drop reason.
@@ -116,33 +116,26 @@ func srtpDrop(err error) dropReason {
 // when to.srtp is set. It is the only place RTP is written toward a
 // party; b stays plaintext (the caller tapped it).
 func (r *Relay) writeRTP(d *leg, b []byte, to sendTo) bool {
-	if to.srtp == nil {
-		_, err := d.ports.RTP.WriteToUDPAddrPort(b, to.addr)
-		return err == nil
-	}
-	d.enc.mu.Lock()
-	defer d.enc.mu.Unlock()
-	p, err := to.srtp.ProtectRTP(d.enc.buf[:0], b)
-	if err != nil {
-		r.cfg.metrics.drop(srtpDrop(err))
-		return false
-	}
-	_, err = d.ports.RTP.WriteToUDPAddrPort(p, to.addr)
-	return err == nil
+	return r.write(d, d.ports.RTP, b, to, (*srtp.Session).ProtectRTP)
 }
 
 // writeRTCP writes one of Plateau's compound reports toward l's peer.
 func (r *Relay) writeRTCP(l *leg, b []byte, to sendTo) bool {
-	if to.srtp == nil {
-		_, err := l.ports.RTCP.WriteToUDPAddrPort(b, to.addr)
-		return err == nil
+	return r.write(l, l.ports.RTCP, b, to, (*srtp.Session).ProtectRTCP)
+}
+
+// write sends b on conn to to.addr, in clear toward a plain leg, else
+// protected into l's buffer under its lock.
+func (r *Relay) write(l *leg, conn *net.UDPConn, b []byte, to sendTo, protect func(*srtp.Session, []byte, []byte) ([]byte, error)) bool {
+	if to.srtp != nil {
+		l.enc.mu.Lock()
+		defer l.enc.mu.Unlock()
+		var err error
+		if b, err = protect(to.srtp, l.enc.buf[:0], b); err != nil {
+			r.cfg.metrics.drop(srtpDrop(err))
+			return false
+		}
 	}
-	var buf [256]byte
-	p, err := to.srtp.ProtectRTCP(buf[:0], b)
-	if err != nil {
-		r.cfg.metrics.drop(srtpDrop(err))
-		return false
-	}
-	_, err = l.ports.RTCP.WriteToUDPAddrPort(p, to.addr)
+	_, err := conn.WriteToUDPAddrPort(b, to.addr)
 	return err == nil
 }

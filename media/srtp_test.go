@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -151,22 +152,58 @@ func TestRelaySRTPIngressDropsWhatDoesNotAuthenticate(t *testing.T) {
 
 // A packet that does not authenticate must not latch the leg: with
 // media_latch any, an attacker's forged first packet would otherwise take
-// the carrier's place.
+// the carrier's place. The carrier sends from behind a NAT (another port
+// than its SDP's, the case media_latch any exists for), so its signalled
+// address cannot win the leg back: only refusing the forgery before
+// latching keeps the leg for it.
 func TestRelaySRTPForgedPacketDoesNotLatch(t *testing.T) {
 	g := newRig(t, PCMU.Codec(), PCMU.Codec(), WithLatch(LegOutside, LatchAny))
 	rs, cs := srtpKeys(t)
 	g.secureOutside(t, rs)
-	attacker := newPeer(t, lo)
+	attacker, nat := newPeer(t, lo), newPeer(t, lo)
 	to := g.relayAddr(LegOutside)
 	other, _ := srtpKeys(t)
 	forged, _ := other.ProtectRTP(nil, audioPacket(g.outCodec, 1, 160, 0xC, make([]int16, FrameSamples)))
 	attacker.send(to, forged)
 	waitFor(t, "the forged packet refused", func() bool { return g.drops(DropSRTPAuth) == 1 })
+	if src := g.r.Stats(LegOutside).Source; src.IsValid() {
+		t.Fatalf("a forged packet latched the leg to %v", src)
+	}
 	genuine, _ := cs.ProtectRTP(nil, audioPacket(g.outCodec, 2, 320, 0xB, make([]int16, FrameSamples)))
-	g.out.send(to, genuine)
+	nat.send(to, genuine)
 	waitFor(t, "the carrier's packet forwarded", func() bool { return g.op.count() == 1 })
-	if src := g.r.Stats(LegOutside).Source; src != g.out.addr() {
-		t.Fatalf("leg latched to %v, want the carrier %v", src, g.out.addr())
+	if src := g.r.Stats(LegOutside).Source; src != nat.addr() {
+		t.Fatalf("leg latched to %v, want the carrier %v", src, nat.addr())
+	}
+}
+
+// Everything Plateau itself sends toward an SRTP leg is protected the
+// same way as forwarded audio, and recorded as the plaintext of what was
+// encrypted: the notice (a muted prompt, Play) and a barging supervisor's
+// mix (the monitor's frame clock). Each has its own call of the one send
+// function; a prompt or a mix sent in clear to the carrier would be heard
+// by anyone on the path, and the carrier would drop it as unauthentic.
+func TestRelaySRTPPromptsAndMonitorProtected(t *testing.T) {
+	g := newRig(t, PCMU.Codec(), PCMA.Codec(), WithDetention())
+	rs, cs := srtpKeys(t)
+	g.secureOutside(t, rs)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.r.PlayNotice(ctx, Tone(800, 100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the notice at the carrier", func() bool { return g.out.count() == 5 })
+
+	g.supervise(t, Barge, Tone(hzSup, 600*time.Millisecond))
+
+	got := decrypted(t, g.out, cs)
+	checkRecordedAsSent(t, g.tap, LegOperator, got, g.outCodec, 101)
+	rec := pcmOf(g.tap.get(LegOperator))
+	if len(rec) < 5*FrameSamples || !hears(rec[:5*FrameSamples], 800) {
+		t.Fatal("the notice is not what the carrier got first")
+	}
+	if !hears(rec[5*FrameSamples:], hzSup) {
+		t.Fatal("the barging supervisor did not reach the carrier")
 	}
 }
 

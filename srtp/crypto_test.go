@@ -54,6 +54,7 @@ func TestParseCrypto(t *testing.T) {
 		{name: "unknown mandatory param", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40 + " FOO=1", err: ErrUnsupportedParam, inErr: "FOO"},
 		{name: "short key", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40[:36], err: ErrCrypto, inErr: "27 bytes"},
 		{name: "GCM key on CM suite", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + gcm, err: ErrCrypto, inErr: "needs 30"},
+		{name: "key longer than the suite's", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + k256, err: ErrCrypto, inErr: "46 bytes"},
 		{name: "not base64", in: "1 AES_CM_128_HMAC_SHA1_80 inline:!!!!" + key40[4:], err: ErrCrypto, inErr: "base64"},
 		{name: "empty key", in: "1 AES_CM_128_HMAC_SHA1_80 inline:", err: ErrCrypto},
 		{name: "missing key", in: "1 AES_CM_128_HMAC_SHA1_80", err: ErrCrypto},
@@ -61,6 +62,7 @@ func TestParseCrypto(t *testing.T) {
 		{name: "negative tag", in: "-1 AES_CM_128_HMAC_SHA1_80 inline:" + key40, err: ErrCrypto, inErr: "tag"},
 		{name: "lifetime zero", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40 + "|0", err: ErrCrypto, inErr: "lifetime"},
 		{name: "lifetime above 2^48", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40 + "|2^49", err: ErrCrypto, inErr: "lifetime"},
+		{name: "decimal lifetime above 2^48", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40 + "|281474976710657", err: ErrCrypto, inErr: "lifetime"},
 		{name: "lifetime after MKI", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40 + "|1:4|2^20", err: ErrCrypto, inErr: "before the MKI"},
 		{name: "two lifetimes", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40 + "|2^20|2^20", err: ErrCrypto},
 		{name: "MKI length 0", in: "1 AES_CM_128_HMAC_SHA1_80 inline:" + key40 + "|1:0", err: ErrCrypto, inErr: "MKI"},
@@ -156,12 +158,47 @@ func TestSelect(t *testing.T) {
 	if !errors.Is(err, ErrNoCrypto) || !strings.Contains(err.Error(), "F8_128") {
 		t.Fatalf("Select error = %v, want ErrNoCrypto naming the refused suite", err)
 	}
+	// Two usable attributes: the offer's order is its preference.
+	gcm := "3 AEAD_AES_128_GCM inline:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 28))
+	if c, err := Select([]string{gcm, good}); err != nil || c.Tag != 3 || c.Suite != AEAD_AES_128_GCM {
+		t.Fatalf("Select = %+v, %v; want the first usable (tag 3)", c, err)
+	}
 	if _, err := Select(nil); !errors.Is(err, ErrNoCrypto) {
 		t.Fatalf("Select(nil) error = %v", err)
 	}
 	ans, err := Answer(c)
 	if err != nil || ans.Tag != c.Tag || ans.Suite != c.Suite || ans.Equal(c) {
 		t.Fatalf("Answer = %+v, %v: want same tag and suite, fresh key", ans, err)
+	}
+}
+
+// Equal is "the same keying": a re-offer that is Equal keeps the running
+// session, so every field that changes the packets on the wire counts,
+// and only those.
+func TestCryptoEqual(t *testing.T) {
+	base, _ := NewCrypto(1, AES_CM_128_HMAC_SHA1_80)
+	base.MKI = []byte{0, 1}
+	other, _ := NewCrypto(1, AES_CM_128_HMAC_SHA1_80)
+	for _, tt := range []struct {
+		name   string
+		change func(c *Crypto)
+		equal  bool
+	}{
+		{"same", func(c *Crypto) {}, true},
+		{"other tag", func(c *Crypto) { c.Tag = 2 }, true},
+		{"other lifetime", func(c *Crypto) { c.Lifetime = 1 << 20 }, true},
+		{"other WSH", func(c *Crypto) { c.WSH = 128 }, true},
+		{"other suite", func(c *Crypto) { c.Suite = AES_CM_128_HMAC_SHA1_32 }, false},
+		{"other key", func(c *Crypto) { c.Key = other.Key }, false},
+		{"other salt", func(c *Crypto) { c.Salt = other.Salt }, false},
+		{"other MKI", func(c *Crypto) { c.MKI = []byte{0, 2} }, false},
+		{"no MKI", func(c *Crypto) { c.MKI = nil }, false},
+	} {
+		c := base
+		tt.change(&c)
+		if got := base.Equal(c); got != tt.equal {
+			t.Errorf("%s: Equal = %v, want %v", tt.name, got, tt.equal)
+		}
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 
 // DefaultReplayWindow is the SRTP replay window in packets: RFC 3711 asks
 // for at least 64; 1024 (20 s of 20 ms audio) keeps packets reordered on
-// a long internet path while still refusing every replay.
+// a long internet path while still refusing every replay. (A peer's WSH
+// hint is parsed but not applied: 1024 is above what anyone asks.)
 const DefaultReplayWindow = 1024
 
 // srtcpReplayWindow: RTCP is a few packets per call-minute.
@@ -38,7 +39,6 @@ type Session struct {
 	txRTCP  rtcp.Header
 
 	rxMu     sync.Mutex
-	window   uint
 	suite    Suite
 	rx       *pion.Context
 	rxLimit  uint64
@@ -48,23 +48,11 @@ type Session struct {
 	replayed bool // set by the replay detector during one unprotect
 }
 
-// Option configures a Session.
-type Option func(*options)
-
-type options struct{ window uint }
-
-// WithReplayWindow sets the SRTP replay window (packets, at least 64).
-func WithReplayWindow(n uint) Option { return func(o *options) { o.window = max(n, 64) } }
-
 // NewSession keys a Session: local is the attribute Plateau signalled
 // (its key protects what Plateau sends), remote the peer's (its key
 // unprotects what Plateau receives). Both must be of the same suite, as
 // RFC 4568 7.1.2 requires of an answer. Replay protection is always on.
-func NewSession(local, remote Crypto, opts ...Option) (*Session, error) {
-	o := options{window: DefaultReplayWindow}
-	for _, f := range opts {
-		f(&o)
-	}
+func NewSession(local, remote Crypto) (*Session, error) {
 	if err := local.Validate(); err != nil {
 		return nil, fmt.Errorf("local key: %w", err)
 	}
@@ -74,12 +62,12 @@ func NewSession(local, remote Crypto, opts ...Option) (*Session, error) {
 	if local.Suite != remote.Suite {
 		return nil, fmt.Errorf("%w: %s and %s", ErrSuiteMismatch, local.Suite, remote.Suite)
 	}
-	s := &Session{txLimit: lifetime(local), rxLimit: lifetime(remote), window: o.window, suite: local.Suite}
+	s := &Session{txLimit: lifetime(local), rxLimit: lifetime(remote), suite: local.Suite}
 	var err error
-	if s.tx, err = newContext(local, nil, 0); err != nil {
+	if s.tx, err = newContext(local, nil); err != nil {
 		return nil, fmt.Errorf("local key: %w", err)
 	}
-	if s.rx, err = newContext(remote, &s.replayed, o.window); err != nil {
+	if s.rx, err = newContext(remote, &s.replayed); err != nil {
 		return nil, fmt.Errorf("remote key: %w", err)
 	}
 	return s, nil
@@ -99,16 +87,13 @@ func (s *Session) SetRemote(remote Crypto) error {
 	}
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
-	rx, err := newContext(remote, &s.replayed, s.window)
+	rx, err := newContext(remote, &s.replayed)
 	if err != nil {
 		return fmt.Errorf("remote key: %w", err)
 	}
 	s.rx, s.rxLimit, s.rxUsed = rx, lifetime(remote), 0
 	return nil
 }
-
-// Suite is the session's crypto-suite.
-func (s *Session) Suite() Suite { return s.suite }
 
 func lifetime(c Crypto) uint64 {
 	if c.Lifetime == 0 {
@@ -120,7 +105,7 @@ func lifetime(c Crypto) uint64 {
 // newContext builds a pion context; with flag set, replay protection is on
 // and the detector raises *flag when it refuses an index, so Unprotect
 // can tell a replay from a forgery.
-func newContext(c Crypto, flag *bool, window uint) (*pion.Context, error) {
+func newContext(c Crypto, flag *bool) (*pion.Context, error) {
 	var opts []pion.ContextOption
 	if len(c.MKI) > 0 {
 		opts = append(opts, pion.MasterKeyIndicator(c.MKI))
@@ -128,7 +113,7 @@ func newContext(c Crypto, flag *bool, window uint) (*pion.Context, error) {
 	if flag != nil {
 		opts = append(opts,
 			pion.SRTPReplayDetectorFactory(func() replaydetector.ReplayDetector {
-				return newFlagDetector(replaydetector.New(window, maxSRTPIndex), flag)
+				return newFlagDetector(replaydetector.New(DefaultReplayWindow, maxSRTPIndex), flag)
 			}),
 			pion.SRTCPReplayDetectorFactory(func() replaydetector.ReplayDetector {
 				return newFlagDetector(replaydetector.New(srtcpReplayWindow, maxSRTCPIndex), flag)
@@ -169,12 +154,39 @@ func (f *flagDetector) Accept(tok replaydetector.Token) bool { return f.d.Accept
 // else afterwards than what was just protected: the caller hands its
 // plaintext to the recording tap before calling this.
 func (s *Session) ProtectRTP(dst, pkt []byte) ([]byte, error) {
+	return s.protect(func() ([]byte, error) { return s.tx.EncryptRTP(dst[:0], pkt, &s.txHdr) })
+}
+
+// UnprotectRTP authenticates and decrypts one SRTP packet into dst[:0]
+// (pkt[:0] decrypts in place).
+// On error the packet must be dropped; the error wraps ErrAuth (forged,
+// tampered or wrong key), ErrReplay (index already seen or too old),
+// ErrMalformed or ErrKeyExhausted.
+func (s *Session) UnprotectRTP(dst, pkt []byte) ([]byte, error) {
+	return s.unprotect(func() ([]byte, error) { return s.rx.DecryptRTP(dst[:0], pkt, &s.rxHdr) })
+}
+
+// ProtectRTCP encrypts (SRTCP E flag set) and authenticates one compound
+// RTCP packet into dst[:0].
+func (s *Session) ProtectRTCP(dst, pkt []byte) ([]byte, error) {
+	return s.protect(func() ([]byte, error) { return s.tx.EncryptRTCP(dst[:0], pkt, &s.txRTCP) })
+}
+
+// UnprotectRTCP authenticates and decrypts one SRTCP packet into dst[:0];
+// errors as UnprotectRTP.
+func (s *Session) UnprotectRTCP(dst, pkt []byte) ([]byte, error) {
+	return s.unprotect(func() ([]byte, error) { return s.rx.DecryptRTCP(dst[:0], pkt, &s.rxRTCP) })
+}
+
+// protect runs one encryption under the send lock, within the local
+// key's lifetime, which SRTP and SRTCP packets count against alike.
+func (s *Session) protect(encrypt func() ([]byte, error)) ([]byte, error) {
 	s.txMu.Lock()
 	defer s.txMu.Unlock()
 	if s.txUsed >= s.txLimit {
 		return nil, ErrKeyExhausted
 	}
-	out, err := s.tx.EncryptRTP(dst[:0], pkt, &s.txHdr)
+	out, err := encrypt()
 	if err != nil {
 		return nil, fmt.Errorf("%w: protect: %v", ErrMalformed, err)
 	}
@@ -182,51 +194,16 @@ func (s *Session) ProtectRTP(dst, pkt []byte) ([]byte, error) {
 	return out, nil
 }
 
-// UnprotectRTP authenticates and decrypts one SRTP packet into dst[:0].
-// On error the packet must be dropped; the error wraps ErrAuth (forged,
-// tampered or wrong key), ErrReplay (index already seen or too old),
-// ErrMalformed or ErrKeyExhausted.
-func (s *Session) UnprotectRTP(dst, pkt []byte) ([]byte, error) {
+// unprotect runs one decryption under the receive lock, within the
+// remote key's lifetime, and classifies a refusal.
+func (s *Session) unprotect(decrypt func() ([]byte, error)) ([]byte, error) {
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
 	if s.rxUsed >= s.rxLimit {
 		return nil, ErrKeyExhausted
 	}
 	s.replayed = false
-	out, err := s.rx.DecryptRTP(dst[:0], pkt, &s.rxHdr)
-	if err != nil {
-		return nil, s.classify(err)
-	}
-	s.rxUsed++
-	return out, nil
-}
-
-// ProtectRTCP encrypts (SRTCP E flag set) and authenticates one compound
-// RTCP packet into dst[:0].
-func (s *Session) ProtectRTCP(dst, pkt []byte) ([]byte, error) {
-	s.txMu.Lock()
-	defer s.txMu.Unlock()
-	if s.txUsed >= s.txLimit {
-		return nil, ErrKeyExhausted
-	}
-	out, err := s.tx.EncryptRTCP(dst[:0], pkt, &s.txRTCP)
-	if err != nil {
-		return nil, fmt.Errorf("%w: protect rtcp: %v", ErrMalformed, err)
-	}
-	s.txUsed++
-	return out, nil
-}
-
-// UnprotectRTCP authenticates and decrypts one SRTCP packet into dst[:0];
-// errors as UnprotectRTP.
-func (s *Session) UnprotectRTCP(dst, pkt []byte) ([]byte, error) {
-	s.rxMu.Lock()
-	defer s.rxMu.Unlock()
-	if s.rxUsed >= s.rxLimit {
-		return nil, ErrKeyExhausted
-	}
-	s.replayed = false
-	out, err := s.rx.DecryptRTCP(dst[:0], pkt, &s.rxRTCP)
+	out, err := decrypt()
 	if err != nil {
 		return nil, s.classify(err)
 	}
@@ -237,13 +214,16 @@ func (s *Session) UnprotectRTCP(dst, pkt []byte) ([]byte, error) {
 // classify maps a pion decrypt error to this package's reasons. Only a
 // verified authentication failure is ErrAuth; a replay is what the
 // detector refused; anything else (short packet, unknown MKI, a header
-// pion cannot take) is malformed. All three mean: drop the packet.
+// pion cannot take) is malformed. All three mean: drop the packet. A
+// forgery or a replay is returned as the bare sentinel: an attacker's
+// flood of them must not allocate an error per packet, and pion's detail
+// (the index) tells the caller nothing it acts on.
 func (s *Session) classify(err error) error {
 	switch {
 	case s.replayed:
-		return fmt.Errorf("%w: %v", ErrReplay, err)
+		return ErrReplay
 	case errors.Is(err, pion.ErrFailedToVerifyAuthTag):
-		return fmt.Errorf("%w: %v", ErrAuth, err)
+		return ErrAuth
 	default:
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

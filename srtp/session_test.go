@@ -150,6 +150,13 @@ func TestUnprotectRefuses(t *testing.T) {
 			if _, err := b.UnprotectRTP(nil, p1); !errors.Is(err, ErrReplay) || Reason(err) != "replay" {
 				t.Fatalf("replayed: err = %v, want ErrReplay", err)
 			}
+			// A replay says nothing of the next packet: a forgery right
+			// after one is a forgery (under a fresh index, so that only its
+			// tag refuses it).
+			forged2, _ := x.ProtectRTP(nil, rtpPacket(t, 5000, []byte("forged")))
+			if _, err := b.UnprotectRTP(nil, forged2); !errors.Is(err, ErrAuth) {
+				t.Fatalf("forged after a replay: err = %v, want ErrAuth", err)
+			}
 			// Reordering inside the window is fine; far behind it is a replay.
 			var late [][]byte
 			for seq := uint16(101); seq < 101+DefaultReplayWindow+10; seq++ {
@@ -160,6 +167,12 @@ func TestUnprotectRefuses(t *testing.T) {
 				}
 				if _, err := b.UnprotectRTP(nil, p); err != nil {
 					t.Fatalf("seq %d: %v", seq, err)
+				}
+				if seq == 104+DefaultReplayWindow-10 {
+					// 10 inside the window's far edge: still accepted.
+					if _, err := b.UnprotectRTP(nil, late[3]); err != nil {
+						t.Fatalf("a packet %d behind, inside the window: %v", DefaultReplayWindow-10, err)
+					}
 				}
 			}
 			if _, err := b.UnprotectRTP(nil, late[0]); !errors.Is(err, ErrReplay) {
@@ -175,6 +188,31 @@ func TestUnprotectRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The relay decrypts in place, into the buffer it read the packet into:
+// every suite must give the same plaintext that way, RTP and RTCP.
+func TestUnprotectInPlace(t *testing.T) {
+	for _, suite := range Suites() {
+		a, b := pair(t, suite)
+		plain := rtpPacket(t, 7, bytes.Repeat([]byte("in place"), 20))
+		p, err := a.ProtectRTP(nil, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.UnprotectRTP(p[:0], p)
+		if err != nil || !bytes.Equal(got, plain) || &got[0] != &p[0] {
+			t.Fatalf("%s: in place: %x, %v; want the plaintext in the packet's own buffer", suite, got, err)
+		}
+		rr := unhex(t, "81c90007 00001234 00005678 00000000 00000000 00000000 00000000 00000000")
+		pr, err := a.ProtectRTCP(nil, rr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.UnprotectRTCP(pr[:0], pr); err != nil || !bytes.Equal(got, rr) {
+			t.Fatalf("%s: SRTCP in place: %x, %v", suite, got, err)
+		}
 	}
 }
 
@@ -220,14 +258,22 @@ func TestMKISession(t *testing.T) {
 	}
 }
 
+// A key's lifetime (RFC 4568 a=crypto |2^n|, RFC 3711 9.2) counts every
+// packet it protects or unprotects, SRTP and SRTCP alike; past it the key
+// is refused both ways, and a re-key starts the count afresh.
 func TestLifetime(t *testing.T) {
 	ka, _ := NewCrypto(1, AES_CM_128_HMAC_SHA1_80)
-	ka.Lifetime = 3
+	ka.Lifetime = 5
 	kb, _ := Answer(ka)
 	kb.Lifetime = 2
 	a, _ := NewSession(ka, kb)
-	b, _ := NewSession(kb, ka)
-	var sent [][]byte
+	// b knows a's key with a shorter lifetime than a gives it: b's receive
+	// side runs out first.
+	short := ka
+	short.Lifetime = 3
+	b, _ := NewSession(kb, short)
+	rr := unhex(t, "81c90001 00001234")
+	var sent, reports [][]byte
 	for i := range 3 {
 		p, err := a.ProtectRTP(nil, rtpPacket(t, uint16(i), []byte{1}))
 		if err != nil {
@@ -235,14 +281,54 @@ func TestLifetime(t *testing.T) {
 		}
 		sent = append(sent, p)
 	}
-	if _, err := a.ProtectRTP(nil, rtpPacket(t, 3, []byte{1})); !errors.Is(err, ErrKeyExhausted) {
-		t.Fatalf("4th packet under a 3-packet key: %v", err)
+	for i := range 2 { // the 4th and 5th packets under ka
+		p, err := a.ProtectRTCP(nil, rr)
+		if err != nil {
+			t.Fatalf("RTCP %d: %v", i, err)
+		}
+		reports = append(reports, p)
 	}
-	// b's receive key is a's key (lifetime 3): three pass.
-	for i, p := range sent {
+	if _, err := a.ProtectRTP(nil, rtpPacket(t, 3, []byte{1})); !errors.Is(err, ErrKeyExhausted) {
+		t.Fatalf("6th packet (RTP) under a 5-packet key: %v", err)
+	}
+	if _, err := a.ProtectRTCP(nil, rr); !errors.Is(err, ErrKeyExhausted) {
+		t.Fatalf("6th packet (RTCP) under a 5-packet key: %v", err)
+	}
+	// b receives under ka as a 3-packet key: two RTP and one RTCP pass,
+	// then neither the third RTP nor the second RTCP (both fresh indexes).
+	for i, p := range sent[:2] {
 		if _, err := b.UnprotectRTP(nil, p); err != nil {
 			t.Fatalf("receive %d: %v", i, err)
 		}
+	}
+	if _, err := b.UnprotectRTCP(nil, reports[0]); err != nil {
+		t.Fatalf("receive RTCP: %v", err)
+	}
+	if _, err := b.UnprotectRTP(nil, sent[2]); !errors.Is(err, ErrKeyExhausted) {
+		t.Fatalf("4th packet received under a 3-packet key: %v", err)
+	}
+	if _, err := b.UnprotectRTCP(nil, reports[1]); !errors.Is(err, ErrKeyExhausted) {
+		t.Fatalf("RTCP received past the key's lifetime: %v", err)
+	}
+	// kb's 2 packets: b's send side too.
+	for i := range 2 {
+		if _, err := b.ProtectRTP(nil, rtpPacket(t, uint16(i), []byte{1})); err != nil {
+			t.Fatalf("b packet %d: %v", i, err)
+		}
+	}
+	if _, err := b.ProtectRTP(nil, rtpPacket(t, 2, []byte{1})); !errors.Is(err, ErrKeyExhausted) {
+		t.Fatalf("3rd packet under a 2-packet key: %v", err)
+	}
+	// The peer re-keys: the new key's lifetime starts from zero.
+	nk, _ := NewCrypto(1, AES_CM_128_HMAC_SHA1_80)
+	nk.Lifetime = 1
+	if err := b.SetRemote(nk); err != nil {
+		t.Fatal(err)
+	}
+	sender, _ := NewSession(nk, nk)
+	p, _ := sender.ProtectRTP(nil, rtpPacket(t, 9, []byte{1}))
+	if _, err := b.UnprotectRTP(nil, p); err != nil {
+		t.Fatalf("first packet under the new key: %v", err)
 	}
 }
 
@@ -265,6 +351,8 @@ func TestNewSessionRefuses(t *testing.T) {
 // The per-packet path allocates nothing once the caller gives buffers.
 func TestProtectAllocs(t *testing.T) {
 	if raceEnabled {
+		// Under -race sync.Pool drops items at random (pion pools
+		// buffers): counts vary run to run there.
 		t.Skip("the race detector allocates")
 	}
 	a, b := pair(t, AES_CM_128_HMAC_SHA1_80)
@@ -286,6 +374,45 @@ func TestProtectAllocs(t *testing.T) {
 	if allocs > 0 {
 		t.Fatalf("%.1f allocations per protect+unprotect, want 0", allocs)
 	}
+	// Refusals are the attacker's path: a flood of forged packets
+	// allocates nothing, and a replay only pion's own error (the
+	// detector's refusal is reported by pion as a fresh error value).
+	x, _ := pair(t, AES_CM_128_HMAC_SHA1_80)
+	forged, _ := x.ProtectRTP(nil, rtpPacket(t, 9000, make([]byte, 160)))
+	seen := append([]byte(nil), a.lastProtected(t, enc, plain)...)
+	if _, err := b.UnprotectRTP(dec, seen); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		want error
+		max  float64
+	}{
+		{"forged", forged, ErrAuth, 0},
+		{"replayed", seen, ErrReplay, 1},
+	} {
+		allocs := testing.AllocsPerRun(200, func() {
+			if _, err := b.UnprotectRTP(dec, tc.pkt); !errors.Is(err, tc.want) {
+				t.Fatalf("%s: %v, want %v", tc.name, err, tc.want)
+			}
+		})
+		if allocs > tc.max {
+			t.Errorf("%s: %.1f allocations per refused packet, want at most %v", tc.name, allocs, tc.max)
+		}
+	}
+}
+
+// lastProtected protects plain once more under the next sequence number.
+func (s *Session) lastProtected(t *testing.T, dst, plain []byte) []byte {
+	t.Helper()
+	seq := uint16(plain[2])<<8 | uint16(plain[3]) + 1
+	plain[2], plain[3] = byte(seq>>8), byte(seq)
+	p, err := s.ProtectRTP(dst, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func BenchmarkSessionProtectUnprotectRTP(b *testing.B) {
