@@ -595,17 +595,22 @@ func metricValue(m prometheus.Metric) float64 {
 // panicsIn is plateau_panics_total{where} (the signalling layer's counter,
 // on the test's registry).
 func panicsIn(g prometheus.Gatherer, where string) float64 {
+	return counterValue(g, "plateau_panics_total", "where", where)
+}
+
+// counterValue is the counter name{label="value"} on g, 0 when absent.
+func counterValue(g prometheus.Gatherer, name, label, value string) float64 {
 	mfs, err := g.Gather()
 	if err != nil {
 		panic(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "plateau_panics_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "where" && l.GetValue() == where {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}

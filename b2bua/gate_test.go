@@ -27,14 +27,7 @@ import (
 // (../sip/trunk.go, ../sip/trunkreg.go) may send requests, but never an
 // INVITE.
 func TestOnlyTheGateSendsInvites(t *testing.T) {
-	var files []string
-	for _, glob := range []string{"*.go", "../sip/*.go"} {
-		fs, err := filepath.Glob(glob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, fs...)
-	}
+	files := callLayerSources(t)
 	if len(files) < 40 {
 		t.Fatalf("only %d source files found: the test must run in the b2bua directory", len(files))
 	}
@@ -131,14 +124,7 @@ func TestEverySendPathIsReviewed(t *testing.T) {
 		"Dial": true, "DialContext": true, "DialUDP": true, "DialTCP": true, "DialTimeout": true,
 		"ThroughEgressGate": true,
 	}
-	var files []string
-	for _, glob := range []string{"*.go", "../sip/*.go"} {
-		fs, err := filepath.Glob(glob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, fs...)
-	}
+	files := callLayerSources(t)
 	found := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -424,4 +410,19 @@ func TestClickToCallRefusal(t *testing.T) {
 	if n := e.phone.received("INVITE"); n != 0 {
 		t.Errorf("the phone was rung %d times for a refused call", n)
 	}
+}
+
+// callLayerSources lists the Go files of this package and of the
+// signalling layer (../sip), tests included.
+func callLayerSources(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, glob := range []string{"*.go", "../sip/*.go"} {
+		fs, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fs...)
+	}
+	return files
 }

@@ -290,23 +290,7 @@ func withMediaMetrics(reg *prometheus.Registry) envOpt {
 
 // mediaDrops is plateau_rtp_dropped_packets_total{reason} on reg.
 func mediaDrops(reg *prometheus.Registry, reason string) float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		panic(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "plateau_rtp_dropped_packets_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return counterValue(reg, "plateau_rtp_dropped_packets_total", "reason", reason)
 }
 
 // optional: a carrier that refuses RTP/SAVP with 488 gets the call again
